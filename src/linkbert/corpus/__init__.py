@@ -1,0 +1,76 @@
+"""Readers: one per corpus format, each streaming the same ``Document`` record.
+
+A reader is split in two so that ``linkbert prepare`` can parallelise the expensive part:
+
+* ``records()`` runs in the main process, in order: cheap, I/O only, constant memory. Each
+  record it yields is a small picklable value (a line, a page's raw fields, a file's bytes).
+* ``parse(record)`` is pure and runs in worker processes: it turns one record into a
+  ``Document``, a ``Redirect`` or a ``Skipped`` (a counted, non-error skip such as a page
+  outside the main namespace). Malformed input raises ``BadInput`` naming file and record.
+
+Links are resolved after the whole corpus is read, through two key functions every reader
+defines: ``document_keys(doc)`` (the keys a document can be found under: its id, its
+normalised title) and ``link_keys(target)`` (the keys a raw link target may mean, in order
+of preference). Normalisation (MediaWiki titles, URL decoding, relative URLs) lives there.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One document: a unique id, a title, clean text and raw link targets as the source gives them."""
+
+    id: str
+    title: str
+    text: str
+    links: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """A page that only points elsewhere: a link to ``key`` lands on whatever ``target`` resolves to."""
+
+    key: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A record that is not a document by design (another namespace, ...), counted under ``reason``."""
+
+    reason: str
+
+
+class Reader(Protocol):
+    path: str
+
+    def records(self) -> Iterator[object]: ...
+
+    def parse(self, record: object) -> Document | Redirect | Skipped: ...
+
+    def document_keys(self, doc: Document) -> Iterable[str]: ...
+
+    def link_keys(self, target: str) -> Iterable[str]: ...
+
+
+# format name -> "module:class"; imported on demand so a reader's dependencies load only when used
+READERS = {
+    "jsonl": "linkbert.corpus.jsonl:JsonlReader",
+    "wikipedia-xml": "linkbert.corpus.wikipedia:WikipediaXmlReader",
+    "wikispeedia": "linkbert.corpus.wikispeedia:WikispeediaReader",
+    "pubmed-xml": "linkbert.corpus.pubmed:PubmedXmlReader",
+    "html": "linkbert.corpus.html:HtmlSiteReader",
+}
+
+
+def open_reader(fmt: str, path: str) -> Reader:
+    """The reader for ``fmt`` over ``path`` (a file or folder, as the format expects)."""
+    if fmt not in READERS:
+        raise ValueError(f"unknown corpus format {fmt!r}; expected one of {', '.join(READERS)}")
+    module_name, class_name = READERS[fmt].split(":")
+    return getattr(importlib.import_module(module_name), class_name)(path)

@@ -1,0 +1,55 @@
+"""Test settings: markers for tests that need real data, are slow, or need a GPU.
+
+* ``@pytest.mark.data``: reads the real corpora from ``$LINKBERT_DATA`` (the shared data
+  folder); skipped with a reason when the variable is unset or the folder is missing.
+  Use the ``shared_data`` fixture to get the folder as a ``Path``.
+* ``@pytest.mark.slow``: skipped unless ``--runslow`` is given (CI gives it).
+* ``@pytest.mark.gpu``: skipped unless CUDA is available.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
+
+
+def _data_root() -> Path | None:
+    root = os.environ.get("LINKBERT_DATA")
+    return Path(root) if root and Path(root).is_dir() else None
+
+
+def pytest_collection_modifyitems(config, items):
+    data_root = _data_root()
+    for item in items:
+        if "data" in item.keywords and data_root is None:
+            item.add_marker(pytest.mark.skip(
+                reason="needs the real corpora: set LINKBERT_DATA to the shared data folder"))
+        if "slow" in item.keywords and not config.getoption("--runslow"):
+            item.add_marker(pytest.mark.skip(reason="slow: run with --runslow"))
+        if "gpu" in item.keywords:
+            import torch
+
+            if not torch.cuda.is_available():
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared data folder (``$LINKBERT_DATA``); tests using it must be marked ``data``."""
+    root = _data_root()
+    if root is None:
+        pytest.skip("needs the real corpora: set LINKBERT_DATA to the shared data folder")
+    return root
+
+
+def require(path: Path) -> Path:
+    """Skip with a reason if one file of the shared data is missing."""
+    if not path.exists():
+        pytest.skip(f"missing {path}")
+    return path
