@@ -1,0 +1,49 @@
+"""The ``linkbert`` command: ``linkbert prepare | finetune | evaluate ...``.
+
+Each subcommand lives in its own module, which defines ``configure(parser)`` (its arguments)
+and ``main(args) -> int`` (its exit status). Modules are imported only when their command
+runs, so ``linkbert --help`` stays fast and a command's heavy dependencies load only for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from linkbert.errors import BadInput
+
+# command -> (module, one-line help)
+COMMANDS = {
+    "prepare": ("linkbert.prepare", "read a linked corpus, build its document graph and tokenized segment store"),
+    "finetune": ("linkbert.finetune.command", "fine-tune a BERT checkpoint on a downstream task"),
+    "evaluate": ("linkbert.evaluate", "score predictions and collect runs into BLURB / MRQA tables"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="linkbert", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == only:
+            importlib.import_module(module_name).configure(command_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    # configure only the command being run: the others' modules are not imported
+    parser = build_parser(only=command)
+    args = parser.parse_args(argv)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.main(args) or 0)
+    except BadInput as e:
+        print(f"linkbert {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
