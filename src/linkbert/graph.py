@@ -1,0 +1,160 @@
+"""DocGraph: the directed document graph in compressed sparse row (CSR) form.
+
+Node ``i`` is document ``i`` of the segment store. Edge ``i -> j``: document i links to (or
+cites) document j. Rows are sorted, with no duplicates and no self-links. Memory: 8 bytes per
+node for ``indptr`` and 4 per edge for ``indices`` (+4 per node for the cached in-degree), so
+Wikipedia's 6.5M documents and 150M links take about 0.68 GB, memory-mapped on load.
+
+Diversity sampling (SPEC §1): the linked document j is drawn with probability proportional
+to 1 / in-degree(j) among the out-neighbours of i. ``linked_probabilities`` gives that
+distribution; the pair sampler draws from it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+INDPTR = "indptr.npy"
+INDICES = "indices.npy"
+IN_DEGREE = "in_degree.npy"
+META = "graph.json"
+
+
+class DocGraph:
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, in_degree: np.ndarray | None = None):
+        self.indptr = indptr
+        self.indices = indices
+        self.num_nodes = len(indptr) - 1
+        self.in_degree = (np.bincount(indices, minlength=self.num_nodes).astype(np.int32)
+                          if in_degree is None else in_degree)
+
+    # -- building ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_edges(cls, src: np.ndarray, dst: np.ndarray, num_nodes: int) -> "DocGraph":
+        """Build from edge lists (any order, duplicates and self-links allowed: both are dropped).
+
+        Sorting one int64 key per edge keeps peak memory near 24 bytes per edge: 150M edges
+        need about 3.6 GB while building and 0.6 GB once built.
+        """
+        src = np.asarray(src)
+        dst = np.asarray(dst)
+        if len(src) != len(dst):
+            raise ValueError("src and dst must have the same length")
+        if len(src) and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= num_nodes):
+            raise ValueError(f"edge endpoints must lie in [0, {num_nodes})")
+        keep = src != dst
+        key = src[keep].astype(np.int64) * num_nodes
+        key += dst[keep]
+        del keep
+        key = np.unique(key)  # sorts by (src, dst) and drops duplicates in one pass
+        rows = (key // num_nodes).astype(np.int32)
+        indices = (key % num_nodes).astype(np.int32)
+        del key
+        indptr = np.zeros(num_nodes + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=num_nodes), out=indptr[1:])
+        return cls(indptr, indices)
+
+    @classmethod
+    def from_rows(cls, rows: list[np.ndarray]) -> "DocGraph":
+        """Build from one array of targets per node (each cleaned by ``clean_row``)."""
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(r) for r in rows], out=indptr[1:])
+        indices = np.concatenate(rows).astype(np.int32) if rows else np.zeros(0, np.int32)
+        return cls(indptr, indices)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.indptr[-1])
+
+    @property
+    def out_degree(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def neighbors(self, i: int) -> np.ndarray:
+        """Out-neighbours of node ``i``, sorted."""
+        return self.indices[self.indptr[i]:self.indptr[i + 1]]
+
+    def linked_probabilities(self, i: int, scheme: str = "inverse_indegree") -> np.ndarray:
+        """P(j | i) over ``neighbors(i)``: ∝ 1/in-degree(j) (diversity sampling) or uniform.
+
+        Every neighbour has in-degree >= 1 (the edge from i), so the weights are finite.
+        Returns an empty array for a node without out-links.
+        """
+        neighbors = self.neighbors(i)
+        if scheme == "uniform":
+            return np.full(len(neighbors), 1.0 / len(neighbors)) if len(neighbors) else np.zeros(0)
+        if scheme != "inverse_indegree":
+            raise ValueError(f"unknown linked-document sampling {scheme!r}; expected inverse_indegree or uniform")
+        weights = 1.0 / self.in_degree[neighbors].astype(np.float64)
+        return weights / weights.sum() if len(weights) else weights
+
+    def validate(self) -> None:
+        """Check the CSR invariants; raises ``ValueError`` naming the first one broken."""
+        n = self.num_nodes
+        if self.indptr[0] != 0 or (np.diff(self.indptr) < 0).any() or self.indptr[-1] != len(self.indices):
+            raise ValueError("indptr must start at 0, never decrease and end at the number of edges")
+        if len(self.indices) and (self.indices.min() < 0 or self.indices.max() >= n):
+            raise ValueError("an edge points outside the graph")
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.indptr))
+        if (rows == self.indices).any():
+            raise ValueError("the graph has a self-link")
+        same_row = rows[1:] == rows[:-1]
+        if (self.indices[1:][same_row] <= self.indices[:-1][same_row]).any():
+            raise ValueError("a row is not strictly increasing (unsorted or duplicate link)")
+        if not np.array_equal(self.in_degree, np.bincount(self.indices, minlength=n)):
+            raise ValueError("the stored in-degree does not match the edges")
+
+    def stats(self) -> dict:
+        out = self.out_degree
+        return {
+            "nodes": self.num_nodes,
+            "edges": self.num_edges,
+            "docs_without_outlinks": int((out == 0).sum()),
+            "docs_without_inlinks": int((self.in_degree == 0).sum()),
+            "out_degree_mean": round(float(out.mean()), 3) if self.num_nodes else 0.0,
+            "out_degree_max": int(out.max()) if self.num_nodes else 0,
+            "in_degree_max": int(self.in_degree.max()) if self.num_nodes else 0,
+            "in_degree_percentiles": _percentiles(self.in_degree),
+        }
+
+    # -- files ------------------------------------------------------------------------------
+
+    def save(self, graph_dir: str | Path) -> None:
+        graph_dir = Path(graph_dir)
+        graph_dir.mkdir(parents=True, exist_ok=True)
+        np.save(graph_dir / INDPTR, self.indptr)
+        np.save(graph_dir / INDICES, self.indices)
+        np.save(graph_dir / IN_DEGREE, self.in_degree)
+        (graph_dir / META).write_text(json.dumps({"nodes": self.num_nodes, "edges": self.num_edges}) + "\n")
+
+    @classmethod
+    def load(cls, graph_dir: str | Path, mmap: bool = True) -> "DocGraph":
+        graph_dir = Path(graph_dir)
+        if not (graph_dir / META).exists():
+            raise FileNotFoundError(f"{graph_dir} holds no document graph ({META} missing)")
+        mode = "r" if mmap else None
+        load = lambda name: np.load(graph_dir / name, mmap_mode=mode, allow_pickle=False)  # noqa: E731
+        return cls(load(INDPTR), load(INDICES), load(IN_DEGREE))
+
+
+def clean_row(source: int, targets: list[int]) -> tuple[np.ndarray, int, int]:
+    """One node's targets sorted and unique, without ``source``; also how many self-links and
+    duplicates were dropped."""
+    row = np.asarray(targets, dtype=np.int64)
+    n_self = int((row == source).sum())
+    row = row[row != source]
+    unique = np.unique(row)
+    return unique.astype(np.int32), n_self, len(row) - len(unique)
+
+
+def _percentiles(values: np.ndarray) -> dict:
+    if len(values) == 0:
+        return {}
+    qs = (50, 90, 99)
+    return {f"p{q}": float(v) for q, v in zip(qs, np.percentile(values, qs))}
