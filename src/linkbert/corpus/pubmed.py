@@ -11,9 +11,8 @@ and yields them as a ``Citation``; ``parse()`` checks them and builds the ``Docu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 from lxml import etree
 
@@ -39,9 +38,12 @@ CITED_PMIDS = etree.XPath(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Citation:
-    """The fields of one ``PubmedArticle``, small and picklable, as ``records()`` yields them."""
+class Citation(NamedTuple):
+    """The fields of one ``PubmedArticle``, small and picklable, as ``records()`` yields them.
+
+    A tuple rather than a dataclass so that ``linkbert prepare`` can size its worker chunks
+    by the record's text, as it does for every tuple record.
+    """
 
     path: str  # the file it came from, for error messages
     number: int  # 1-based position among the file's PubmedArticle records
