@@ -53,3 +53,23 @@ def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"missing {path}")
     return path
+
+
+TINY_TEXTS = [
+    "The quick brown fox jumps over the lazy dog. Dogs and foxes are animals!",
+    "Paris is the capital of France. France is a country in Europe; its capital is Paris.",
+    "Graphs have nodes and edges. A directed edge goes from one document to another.",
+    "Language models learn from text. Linked documents give knowledge across documents?",
+    "Proteins fold into structures. Cells contain proteins, and genes encode them.",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory) -> Path:
+    """A small uncased WordPiece tokenizer trained in-process (no downloads), saved as a folder."""
+    from linkbert.tokenization import train_wordpiece
+
+    tokenizer = train_wordpiece(TINY_TEXTS * 20, vocab_size=300)
+    out = tmp_path_factory.mktemp("tokenizer")
+    tokenizer.save_pretrained(out)
+    return out

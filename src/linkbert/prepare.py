@@ -120,14 +120,22 @@ def _segment_document(doc: Document, encoding, reader) -> tuple:
     return ("doc", doc.id, doc.title, doc.links, keys, tokens, np.asarray(lengths, np.int64), text)
 
 
-def _chunks(records: Iterable, chunk_bytes: int) -> Iterator[list]:
+def _chunks(records: Iterable, chunk_bytes: int, failure: list) -> Iterator[list]:
+    """Records grouped into chunks of about ``chunk_bytes``.
+
+    A fatal input error (a truncated archive) ends the chunks after the records read before
+    it; the error goes to ``failure`` so the caller can decide once everything before it is done.
+    """
     chunk, size = [], 0
-    for record in records:
-        chunk.append(record)
-        size += _record_size(record)
-        if size >= chunk_bytes:
-            yield chunk
-            chunk, size = [], 0
+    try:
+        for record in records:
+            chunk.append(record)
+            size += _record_size(record)
+            if size >= chunk_bytes:
+                yield chunk
+                chunk, size = [], 0
+    except BadInput as e:
+        failure.append(e)
     if chunk:
         yield chunk
 
@@ -145,17 +153,17 @@ def _outcomes(config: PrepareConfig, reader, tokenizer_json: str, keep_text: boo
 
     At most two chunks per worker are in flight, so reading never runs ahead of tokenizing
     (a plain ``Pool.imap`` would read the whole input into its queue). A fatal input error
-    (truncated archive) ends the reading; with ``skip_bad`` it is counted and what came before
-    is kept.
+    (truncated archive) ends the reading; everything read before it is processed first, then
+    the error is raised, or with ``skip_bad`` counted.
     """
-    chunks = _chunks(reader.records(), config.chunk_bytes)
+    failure: list[BadInput] = []
+    chunks = _chunks(reader.records(), config.chunk_bytes, failure)
     init_args = (reader, tokenizer_json, config.segment_budget, keep_text)
-    try:
-        if config.workers <= 1:
-            _init_worker(*init_args, parallel_tokenizer=True)
-            for chunk in chunks:
-                yield from _process_chunk(chunk)
-            return
+    if config.workers <= 1:
+        _init_worker(*init_args, parallel_tokenizer=True)
+        for chunk in chunks:
+            yield from _process_chunk(chunk)
+    else:
         context = mp.get_context("spawn")  # fork would copy the parent's tokenizer threads and locks
         with ProcessPoolExecutor(config.workers, mp_context=context, initializer=_init_worker,
                                  initargs=(*init_args, False)) as pool:
@@ -166,11 +174,11 @@ def _outcomes(config: PrepareConfig, reader, tokenizer_json: str, keep_text: boo
                     yield from pending.popleft().result()
             while pending:
                 yield from pending.popleft().result()
-    except BadInput as e:
-        if not (config.skip_bad and e.fatal and e.reason != "missing_path"):
-            raise
-        counts[e.reason] += 1
-        print(f"linkbert prepare: warning: {e}; stopped reading there, keeping what came before", file=sys.stderr)
+    for error in failure:
+        if not (config.skip_bad and error.reason != "missing_path"):
+            raise error
+        counts[error.reason] += 1
+        print(f"linkbert prepare: warning: {error}; stopped reading there, keeping what came before", file=sys.stderr)
 
 
 class _Corpus:

@@ -59,6 +59,8 @@ def segment_lengths(sentence_tokens: np.ndarray, continuation: np.ndarray, budge
     ``continuation`` (n_tokens,): True where a token continues a word. The lengths sum to
     n_tokens and each is at most ``budget``; whole sentences are packed greedily.
     """
+    if budget < 1:
+        raise ValueError(f"the segment budget must be at least 1 token, got {budget}")
     n = len(continuation)
     if n == 0:
         return []
