@@ -1,0 +1,523 @@
+"""Convert raw downstream data to the released LinkBERT JSON-lines format.
+
+Writes ``OUT/{seqcls,tokcls,qa,mc}/<name>_hf/<split>.json``: one JSON object per line, with the
+fields, field order and ``json.dumps`` spelling of the files the original LinkBERT preprocessing
+wrote (checked byte for byte against the shipped ``_hf`` files where raw and ``_hf`` both exist).
+
+Sources and what each does (the released BLURB preprocessing is not public; its semantics were
+reconstructed from the BLURB ``data_generation`` tsv files and the shipped ``_hf`` files):
+
+* NER, ``BC5CDR-chem BC5CDR-disease NCBI-disease BC2GM JNLPBA ebmnlp`` (a folder with
+  ``{train,dev,test}.tsv``) -> tokcls ``{"tokens", "ner_tags", "id"}``: ``token<TAB>tag`` lines,
+  sentences split at blank lines, ``-DOCSTART-`` lines dropped, ids a running counter per split
+  as strings ("0", "1", ...). Tags are kept as they are (``B``/``I``/``O``; EBM-PICO ``I-INT`` etc.).
+* ``chemprot DDI GAD`` -> seqcls ``{"id", "sentence", "label"}``; a label containing "false"
+  becomes "0" (the negative class of ``metrics.prf1``). Sentences are kept byte for byte
+  (DDI's trailing space included).
+* ``BIOSSES`` -> ``{"id", "sentence1", "sentence2", "label": float}``.
+* ``HoC`` -> ``{"sentence", "label", "id"}`` per abstract: the tsv has one row per sentence
+  (``labels, sentence, index`` with index ``<abstract>_s<k>``); rows are grouped by the index
+  prefix before "_" in order of appearance, sentences joined with one space, labels ("k_v" for
+  k = 0..9) OR-ed into a 10-dim 0/1 list.
+* ``bioasq pubmedqa`` -> ``{"id", "sentence1", "sentence2", "label"}`` from
+  ``id, question, context, label``; both texts are ``str.strip()``-ed, as in the shipped BioASQ
+  files (PubMedQA is assumed to share BioASQ's BLURB tsv layout: no PubMedQA tsv to check against).
+* ``squad`` (a SQuAD v1.1 JSON file) and ``mrqa`` (an MRQA ``.jsonl.gz``) -> qa
+  ``{"id", "question", "context", "answers": {"answer_start", "text"}}`` (+ ``"title"`` for
+  SQuAD), question stripped, as ``scripts/preprocess_mrqa.py`` writes them. An MRQA dev file is
+  split into in-house dev/test by the paragraph indices of ``inhouse_split_<name>.json`` (indices
+  count paragraph lines after the header line). MRQA answers are ``detected_answers`` texts with
+  the start of their first char span; MRQA's detected text may differ from the span's text
+  (case, spacing: an upstream tokenizer artefact), so only the span is checked against the context.
+* ``mmlu`` (headerless CSV ``question,A,B,C,D,answer``) and ``medqa`` (jsonl with ``question``,
+  ``options`` {A..D}, ``answer_idx``) -> mc ``{"id", "sent1", "sent2": "", "ending0".."ending3",
+  "label"}``. MMLU keeps its own split names (dev = the 5 few-shot examples, val, test) and the
+  released ids ``<subject>_<split>-00000``, but is written to ``mc/mmlu_hf/<split>.json`` rather
+  than the released ``mc/mmlu_hf/<subject>/``, to keep one ``<name>_hf`` folder per dataset.
+
+Header rows: the GAD, BIOSSES and HoC files start with a header row (``index sentence label``,
+``pair_id sent1 sent2 score``, ``labels sentence index``); the ChemProt and DDI files of the shared
+copy have none (the shipped DDI ``_hf`` files have exactly one example per tsv line). The original
+scripts kept a GAD/ChemProt/DDI/BIOSSES header as a bogus first example (a GAD "sentence" with
+label "label"); we **skip** a first row that equals a known header instead. (The shipped HoC files
+have no header example either.)
+Bad input (wrong number of columns, a label outside the task's set, an answer outside its context,
+a split without examples) raises ``BadInput`` naming the file and line.
+
+Usage: ``python -m linkbert.finetune.convert SOURCE INPUT OUT [--split S] [--name N] [--inhouse-split F]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import io
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from linkbert.errors import BadInput
+
+SPLITS = ("train", "dev", "test")
+NER_TASKS = ("BC5CDR-chem", "BC5CDR-disease", "NCBI-disease", "BC2GM", "JNLPBA", "ebmnlp")
+_BIO = frozenset({"B", "I", "O"})
+_PICO = frozenset({"O"} | {f"{p}-{t}" for p in "BI" for t in ("INT", "PAR", "OUT")})
+RELATION_LABELS = {
+    "chemprot": frozenset({"false", "CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9"}),
+    "DDI": frozenset({"DDI-false", "DDI-advise", "DDI-effect", "DDI-int", "DDI-mechanism"}),
+    "GAD": frozenset({"0", "1"}),
+}
+YES_NO_LABELS = {"bioasq": frozenset({"yes", "no"}), "pubmedqa": frozenset({"yes", "no", "maybe"})}
+HOC_CLASSES = 10
+_HEADERS = {  # known header rows; the first row is skipped only when it is one of these
+    "relation": {("index", "sentence", "label")},
+    "BIOSSES": {("pair_id", "sent1", "sent2", "score")},
+    "HoC": {("labels", "sentence", "index")},
+    "yes_no": {("id", "question", "context", "label")},
+}
+# MRQA header dataset (or file name) prefix -> our name, as in the in-house split files
+_MRQA_NAMES = {"squad": "squad", "newsqa": "newsqa", "triviaqa": "triviaqa", "searchqa": "searchqa",
+               "hotpotqa": "hotpot", "naturalquestions": "naturalqa"}
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its newline); gzip when the name ends in .gz."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                try:
+                    yield number, raw.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError:
+                    raise BadInput(path, f"line {number}", "invalid_utf8", "not UTF-8 text") from None
+    except FileNotFoundError:
+        raise BadInput(path, "", "missing_file", "no such file", fatal=True) from None
+    except (OSError, EOFError) as e:  # a damaged gzip stream
+        raise BadInput(path, "", "truncated_file", str(e), fatal=True) from None
+
+
+def _tsv_rows(path: Path, n_fields: int, headers: set[tuple[str, ...]]) -> Iterator[tuple[int, list[str]]]:
+    """Rows of a tab-separated file (no quoting: quotes are text), header row skipped."""
+    for number, line in _iter_lines(path):
+        fields = line.split("\t")
+        if number == 1 and tuple(fields) in headers:
+            continue
+        if len(fields) != n_fields:
+            raise BadInput(path, f"line {number}", "wrong_columns",
+                           f"expected {n_fields} tab-separated fields, got {len(fields)}")
+        yield number, fields
+
+
+def _json_line(path: Path, number: int, line: str):
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise BadInput(path, f"line {number}", "malformed_json", e.msg) from None
+
+
+def _require(record: dict, name: str, kind: type, path: Path, where: str):
+    if not isinstance(record, dict) or not isinstance(record.get(name), kind):
+        raise BadInput(path, where, "missing_field", f"expected a field {name!r} of type {kind.__name__}")
+    return record[name]
+
+
+def _nonempty(records: list[dict], path: Path) -> list[dict]:
+    if not records:
+        raise BadInput(path, "", "empty_split", "no examples")
+    return records
+
+
+def _check_label(label: str, allowed: frozenset, path: Path, number: int) -> str:
+    if label not in allowed:
+        raise BadInput(path, f"line {number}", "unknown_label",
+                       f"label {label!r} is not one of {', '.join(sorted(allowed))}")
+    return label
+
+
+# ---------------------------------------------------------------- BLURB tsv -> records
+
+
+def ner_records(path: Path, tags: frozenset = _BIO) -> list[dict]:
+    """``token<TAB>tag`` lines -> one record per sentence (sentences end at blank lines)."""
+    records, tokens, labels = [], [], []
+
+    def end_sentence():
+        if tokens:
+            records.append({"tokens": tokens[:], "ner_tags": labels[:], "id": str(len(records))})
+            tokens.clear()
+            labels.clear()
+
+    for number, line in _iter_lines(path):
+        if line.startswith("-DOCSTART-"):  # a document marker, not a token
+            continue
+        if not line.strip():
+            end_sentence()
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise BadInput(path, f"line {number}", "wrong_columns", f"expected token<TAB>tag, got {len(fields)} fields")
+        tokens.append(fields[0])
+        labels.append(_check_label(fields[1], tags, path, number))
+    end_sentence()
+    return _nonempty(records, path)
+
+
+def relation_records(path: Path, task: str) -> list[dict]:
+    """ChemProt / DDI / GAD ``id, sentence, label``; labels containing "false" become "0"."""
+    records = []
+    for number, (example_id, sentence, label) in _tsv_rows(path, 3, _HEADERS["relation"]):
+        label = _check_label(label, RELATION_LABELS[task], path, number)
+        records.append({"id": example_id, "sentence": sentence, "label": "0" if "false" in label else label})
+    return _nonempty(records, path)
+
+
+def biosses_records(path: Path) -> list[dict]:
+    """BIOSSES ``pair_id, sent1, sent2, score`` -> a regression example (score 0-4)."""
+    records = []
+    for number, (pair_id, sent1, sent2, score) in _tsv_rows(path, 4, _HEADERS["BIOSSES"]):
+        try:
+            value = float(score)
+        except ValueError:
+            value = float("nan")
+        if not 0.0 <= value <= 4.0:  # also rejects nan
+            raise BadInput(path, f"line {number}", "unknown_label", f"score {score!r} is not a number in 0-4")
+        records.append({"id": pair_id, "sentence1": sent1, "sentence2": sent2, "label": value})
+    return _nonempty(records, path)
+
+
+def _hoc_labels(text: str, path: Path, number: int) -> list[int]:
+    """``0_0,1_1,...,9_0`` -> [0, 1, ..., 0]."""
+    expected = [f"{k}_" for k in range(HOC_CLASSES)]
+    items = text.split(",")
+    if [item[:-1] for item in items] != expected or any(item[-1] not in "01" for item in items):
+        raise BadInput(path, f"line {number}", "unknown_label",
+                       f"expected labels 0_v,...,9_v with v in 0/1, got {text[:60]!r}")
+    return [int(item[-1]) for item in items]
+
+
+def hoc_records(path: Path) -> list[dict]:
+    """HoC sentence rows -> one example per abstract: sentences joined, labels OR-ed."""
+    abstracts: dict[str, dict] = {}
+    for number, (labels, sentence, index) in _tsv_rows(path, 3, _HEADERS["HoC"]):
+        row = _hoc_labels(labels, path, number)
+        doc = abstracts.setdefault(index.split("_")[0], {"sentences": [], "label": [0] * HOC_CLASSES})
+        doc["sentences"].append(sentence)
+        doc["label"] = [a | b for a, b in zip(doc["label"], row)]
+    records = [{"sentence": " ".join(d["sentences"]), "label": d["label"], "id": doc_id}
+               for doc_id, d in abstracts.items()]
+    return _nonempty(records, path)
+
+
+def yes_no_records(path: Path, task: str) -> list[dict]:
+    """BioASQ / PubMedQA ``id, question, context, label`` -> a sentence-pair example."""
+    records = []
+    for number, (example_id, question, context, label) in _tsv_rows(path, 4, _HEADERS["yes_no"]):
+        records.append({"id": example_id, "sentence1": question.strip(), "sentence2": context.strip(),
+                        "label": _check_label(label, YES_NO_LABELS[task], path, number)})
+    return _nonempty(records, path)
+
+
+# ---------------------------------------------------------------- QA
+
+
+def _first_span(answer, context: str) -> tuple[int, int] | None:
+    """The first ``char_spans`` entry of an MRQA answer (end inclusive) if it lies in the context."""
+    spans = answer.get("char_spans") if isinstance(answer, dict) else None
+    if not spans or not isinstance(spans[0], list) or len(spans[0]) != 2:
+        return None
+    start, end = spans[0]
+    ok = isinstance(start, int) and isinstance(end, int) and 0 <= start <= end < len(context)
+    return (start, end) if ok else None
+
+
+def squad_records(path: Path) -> list[dict]:
+    """Official SQuAD v1.1 JSON -> one qa record per question (title kept)."""
+    try:
+        dataset = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(path, "", "missing_file", "no such file", fatal=True) from None
+    except json.JSONDecodeError as e:
+        raise BadInput(path, f"line {e.lineno}", "malformed_json", e.msg) from None
+    records = []
+    for a, article in enumerate(_require(dataset, "data", list, path, "")):
+        for p, paragraph in enumerate(_require(article, "paragraphs", list, path, f"data[{a}]")):
+            where = f"data[{a}].paragraphs[{p}]"
+            context = _require(paragraph, "context", str, path, where)
+            for q, qa in enumerate(_require(paragraph, "qas", list, path, where)):
+                record = _squad_question(qa, context, path, f"{where}.qas[{q}]")
+                if "title" in article:
+                    record["title"] = article["title"]
+                records.append(record)
+    return _nonempty(records, path)
+
+
+def _squad_question(qa: dict, context: str, path: Path, where: str) -> dict:
+    texts, starts = [], []
+    for i, answer in enumerate(_require(qa, "answers", list, path, where)):
+        text = _require(answer, "text", str, path, f"{where}.answers[{i}]")
+        start = _require(answer, "answer_start", int, path, f"{where}.answers[{i}]")
+        if context[start:start + len(text)] != text:
+            raise BadInput(path, f"{where}.answers[{i}]", "answer_not_in_context",
+                           f"{text!r} is not at character {start} of the context")
+        texts.append(text)
+        starts.append(start)
+    return {"id": _require(qa, "id", str, path, where),
+            "question": _require(qa, "question", str, path, where).strip(), "context": context,
+            "answers": {"answer_start": starts, "text": texts}}
+
+
+def _mrqa_paragraph(paragraph: dict, path: Path, number: int) -> list[dict]:
+    where = f"line {number}"
+    context = _require(paragraph, "context", str, path, where)
+    records = []
+    for q, qa in enumerate(_require(paragraph, "qas", list, path, where)):
+        qid = qa.get("id", qa.get("qid")) if isinstance(qa, dict) else None
+        if not isinstance(qid, str):
+            raise BadInput(path, f"{where}, qas[{q}]", "missing_field", "expected a question 'qid' or 'id'")
+        starts, texts = [], []
+        for answer in _require(qa, "detected_answers", list, path, f"{where}, qas[{q}]"):
+            span = _first_span(answer, context)
+            if span is None or not isinstance(answer.get("text"), str):
+                raise BadInput(path, f"{where}, question {qid}", "answer_not_in_context",
+                               f"answer {answer!r:.120} has no character span inside the "
+                               f"{len(context)}-character context")
+            starts.append(span[0])
+            texts.append(answer["text"])
+        if not texts:
+            raise BadInput(path, f"{where}, question {qid}", "missing_answer", "no detected answer")
+        records.append({"id": qid, "question": _require(qa, "question", str, path, where).strip(),
+                        "context": context, "answers": {"answer_start": starts, "text": texts}})
+    return records
+
+
+def read_mrqa(path: Path) -> tuple[dict, list[tuple[int, dict]]]:
+    """An MRQA file: its header and its (line number, paragraph) list."""
+    lines = _iter_lines(path)
+    first = next(lines, None)
+    header = _json_line(path, 1, first[1]).get("header") if first else None
+    if not isinstance(header, dict):
+        raise BadInput(path, "line 1", "missing_field", 'expected the MRQA header line {"header": {...}}')
+    paragraphs = [(number, _json_line(path, number, line)) for number, line in lines if line.strip()]
+    return header, paragraphs
+
+
+def mrqa_name(header: dict, path: Path) -> str:
+    """Our dataset name from the MRQA header's dataset (or the file name): HotpotQA -> hotpot."""
+    for candidate in (str(header.get("dataset", "")), path.name):
+        key = re.sub(r"[^a-z]", "", candidate.lower())
+        for prefix, name in _MRQA_NAMES.items():
+            if key.startswith(prefix):
+                return name
+    raise ValueError(f"{path}: cannot tell which MRQA dataset this is; give --name")
+
+
+def _inhouse_split(split_path: Path, n_paragraphs: int) -> dict[str, list[int]]:
+    try:
+        split_info = json.loads(split_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(split_path, "", "missing_file", "no such file", fatal=True) from None
+    indices = [i for key in ("dev", "test") for i in _require(split_info, key, list, split_path, "")]
+    if sorted(indices) != list(range(n_paragraphs)):  # the released script asserts the sizes add up
+        raise BadInput(split_path, "", "split_mismatch",
+                       f"dev+test indices do not cover the {n_paragraphs} paragraphs "
+                       f"0..{n_paragraphs - 1} exactly once")
+    return {"dev": split_info["dev"], "test": split_info["test"]}
+
+
+def mrqa_splits(path: Path, inhouse_split: Path | None, name: str) -> dict[str, list[dict]]:
+    """MRQA train file -> train; MRQA dev file -> in-house dev and test halves."""
+    header, paragraphs = read_mrqa(path)
+    if header.get("split") == "train":
+        chosen = {"train": range(len(paragraphs))}
+    else:
+        if inhouse_split is None:
+            raise ValueError(f"{path}: an MRQA dev file needs --inhouse-split (inhouse_split_{name}.json)")
+        if inhouse_split.is_dir():
+            inhouse_split = inhouse_split / f"inhouse_split_{name}.json"
+        chosen = _inhouse_split(inhouse_split, len(paragraphs))
+    out = {}
+    for split, indices in chosen.items():
+        out[split] = [r for i in indices for r in _mrqa_paragraph(paragraphs[i][1], path, paragraphs[i][0])]
+        _nonempty(out[split], path)
+    return out
+
+
+# ---------------------------------------------------------------- multiple choice
+
+
+def _mc_record(example_id: str, question: str, endings: list[str], label: int) -> dict:
+    record = {"id": example_id, "sent1": question, "sent2": ""}
+    record.update({f"ending{i}": ending for i, ending in enumerate(endings)})
+    record["label"] = label
+    return record
+
+
+def mmlu_records(path: Path, subject: str, split: str) -> list[dict]:
+    """Headerless MMLU CSV ``question,A,B,C,D,answer`` -> mc records (label = answer letter index)."""
+    records = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(path, "", "missing_file", "no such file", fatal=True) from None
+    reader = csv.reader(io.StringIO(text))
+    for row in reader:
+        if len(row) != 6:
+            raise BadInput(path, f"line {reader.line_num}", "wrong_columns", f"expected 6 CSV fields, got {len(row)}")
+        if row[5] not in ("A", "B", "C", "D"):
+            raise BadInput(path, f"line {reader.line_num}", "unknown_label", f"answer {row[5]!r} is not A-D")
+        records.append(_mc_record(f"{subject}_{split}-{len(records):05d}", row[0], row[1:5], "ABCD".index(row[5])))
+    return _nonempty(records, path)
+
+
+def medqa_records(path: Path, split: str) -> list[dict]:
+    """MedQA-USMLE jsonl (4 options A-D) -> mc records with ids ``<split>-00000``."""
+    records = []
+    for number, line in _iter_lines(path):
+        if not line.strip():
+            continue
+        item = _json_line(path, number, line)
+        where = f"line {number}"
+        options = _require(item, "options", dict, path, where)
+        if sorted(options) != ["A", "B", "C", "D"] or not all(isinstance(v, str) for v in options.values()):
+            raise BadInput(path, where, "wrong_columns", f"expected text options A-D, got {sorted(options)}")
+        answer = _require(item, "answer_idx", str, path, where)
+        if answer not in options:
+            raise BadInput(path, where, "unknown_label", f"answer_idx {answer!r} is not A-D")
+        endings = [options[key] for key in "ABCD"]
+        question = _require(item, "question", str, path, where)
+        records.append(_mc_record(f"{split}-{len(records):05d}", question, endings, "ABCD".index(answer)))
+    return _nonempty(records, path)
+
+
+# ---------------------------------------------------------------- writing and dispatch
+
+
+def write_jsonl(records: Iterable[dict], path: Path) -> int:
+    """One ``json.dumps`` line per record, as the released preprocessing printed them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
+            count += 1
+    return count
+
+
+def _tsv_splits(folder: Path, read, only: str | None = None) -> dict[str, list[dict]]:
+    """Apply ``read`` to each of ``folder/{train,dev,test}.tsv`` that exists (or just ``only``)."""
+    wanted = (only,) if only else SPLITS
+    found = {split: folder / f"{split}.tsv" for split in wanted if (folder / f"{split}.tsv").is_file()}
+    if not found:
+        names = ", ".join(f"{split}.tsv" for split in wanted)
+        raise BadInput(folder, "", "empty_split", f"none of {names} in this folder", fatal=True)
+    return {split: read(path) for split, path in found.items()}
+
+
+def _split_from_name(path: Path, split: str | None, choices=SPLITS) -> str:
+    if split:
+        return split
+    words = re.split(r"[^a-z]+", path.name.lower())
+    matches = [choice for choice in choices if choice in words]
+    if len(matches) != 1:
+        raise ValueError(f"{path}: cannot tell the split from the file name; give --split")
+    return matches[0]
+
+
+def _blurb_source(source: str):
+    """The record reader and task type of a BLURB tsv source."""
+    if source in NER_TASKS:
+        tags = _PICO if source == "ebmnlp" else _BIO
+        return "tokcls", lambda path: ner_records(path, tags)
+    if source in RELATION_LABELS:
+        return "seqcls", lambda path: relation_records(path, source)
+    if source in YES_NO_LABELS:
+        return "seqcls", lambda path: yes_no_records(path, source)
+    return "seqcls", {"BIOSSES": biosses_records, "HoC": hoc_records}[source]
+
+
+SOURCES = (*NER_TASKS, *RELATION_LABELS, "BIOSSES", "HoC", *YES_NO_LABELS, "squad", "mrqa", "mmlu", "medqa")
+_SOURCE_BY_KEY = {s.lower(): s for s in SOURCES}
+
+
+def convert(source_name: str, input_path, out_dir, *, split: str | None = None, name: str | None = None,
+            inhouse_split=None) -> dict[str, Path]:
+    """Convert one source; returns ``{split: written file}``.
+
+    ``input_path`` is a folder of ``{train,dev,test}.tsv`` for the BLURB sources (``split``
+    picks one of them) and a file for ``squad``, ``mmlu`` and ``medqa`` (split from the file
+    name unless ``split`` is given) and ``mrqa`` (split from its header line; a dev file needs
+    ``inhouse_split``). ``name`` overrides the output dataset name.
+    """
+    source = _SOURCE_BY_KEY.get(source_name.lower())
+    if source is None:
+        raise ValueError(f"unknown source {source_name!r}; one of: {', '.join(SOURCES)}")
+    input_path = Path(input_path)
+    task_type, default_name, splits = _read_source(source, input_path, split, name, inhouse_split)
+    folder = Path(out_dir) / task_type / f"{name or default_name}_hf"
+    written = {}
+    for split_name, records in splits.items():
+        written[split_name] = folder / f"{split_name}.json"
+        write_jsonl(records, written[split_name])
+    return written
+
+
+def _read_source(source, path: Path, split, name, inhouse_split):
+    """(task type, default dataset name, {split: records}) of one source."""
+    if source == "squad":
+        return "qa", "squad_v1.1", {_split_from_name(path, split): squad_records(path)}
+    if source == "mrqa":
+        if split:
+            raise ValueError("an MRQA file says its split in its header; --split does not apply")
+        dataset = name or mrqa_name(read_mrqa_header(path), path)
+        return "qa", dataset, mrqa_splits(path, Path(inhouse_split) if inhouse_split else None, dataset)
+    if source == "mmlu":
+        split = _split_from_name(path, split, ("dev", "val", "test"))
+        subject = re.sub(rf"_{split}$", "", path.stem)
+        return "mc", "mmlu", {split: mmlu_records(path, subject, split)}
+    if source == "medqa":
+        split = _split_from_name(path, split)
+        return "mc", "medqa_usmle", {split: medqa_records(path, split)}
+    task_type, read = _blurb_source(source)
+    return task_type, source, _tsv_splits(path, read, split)
+
+
+def read_mrqa_header(path: Path) -> dict:
+    for number, line in _iter_lines(path):
+        header = _json_line(path, number, line).get("header")
+        if isinstance(header, dict):
+            return header
+        break
+    raise BadInput(path, "line 1", "missing_field", 'expected the MRQA header line {"header": {...}}')
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m linkbert.finetune.convert",
+                                     description="convert raw downstream data to the LinkBERT JSON-lines format")
+    parser.add_argument("source", help=f"one of: {', '.join(SOURCES)}")
+    parser.add_argument("input", help="BLURB: folder of {train,dev,test}.tsv; squad/mrqa/mmlu/medqa: a file")
+    parser.add_argument("out", help="output root: OUT/<type>/<name>_hf/<split>.json")
+    parser.add_argument("--split", help="squad/mmlu/medqa: the file's split (default: from its name); "
+                                        "BLURB: convert only this split")
+    parser.add_argument("--name", help="output dataset name (default: the source's usual name)")
+    parser.add_argument("--inhouse-split", help="MRQA dev: inhouse_split_<name>.json, or its folder")
+    args = parser.parse_args(argv)
+    try:
+        written = convert(args.source, args.input, args.out, split=args.split, name=args.name,
+                          inhouse_split=args.inhouse_split)
+    except (BadInput, ValueError) as e:
+        print(f"convert: error: {e}", file=sys.stderr)
+        return 2
+    for split_name, path in written.items():
+        with open(path, encoding="utf-8") as f:
+            print(f"{split_name}: {sum(1 for _ in f)} examples -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
