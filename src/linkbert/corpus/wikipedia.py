@@ -1,0 +1,376 @@
+"""MediaWiki XML dumps (``.xml``, ``.xml.bz2``, ``.xml.gz``): one ``Document`` per main-namespace article.
+
+``records()`` streams ``<page>`` elements with lxml's ``iterparse`` and frees each one after use,
+so memory stays flat however large the dump. ``parse()`` turns a page's wikitext into clean
+text and its ``[[links]]`` with mwparserfromhell (whose C tokenizer is used when available):
+templates, tables, references, files, categories and interlanguage links are dropped, the
+visible label of every link and external link is kept.
+
+Links point at titles, so keys are MediaWiki-normalised titles (``normalise_title``). Which
+prefixes name a namespace (``[[File:..]]``, ``[[Kategorie:..]]``) comes from the dump's own
+``<siteinfo>``, read when ``records()`` starts, or from the file's header on first use in a
+worker that was handed the reader before ``records()`` ran.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Iterator, NamedTuple
+from urllib.parse import unquote
+
+import mwparserfromhell
+from lxml import etree
+from mwparserfromhell.nodes import (Argument, Comment, ExternalLink, Heading, HTMLEntity, Tag, Template, Text,
+                                    Wikilink)
+from mwparserfromhell.parser import ParserError
+
+from linkbert.corpus import Document, Redirect, Skipped
+from linkbert.corpus.io import open_binary, reading, require_path
+from linkbert.errors import BadInput
+
+FILE_NS, CATEGORY_NS = 6, 14
+MEDIA_NS = -2
+
+# Canonical names every MediaWiki understands whatever its language, plus the usual aliases
+# (``Image:`` is the old name of ``File:``; ``WP:``/``WT:`` are English Wikipedia's shortcuts,
+# common in its articles' hatnotes). The dump's siteinfo adds the localised names.
+CANONICAL_NAMESPACES = {
+    "media": -2, "special": -1, "talk": 1, "user": 2, "user talk": 3, "project": 4, "project talk": 5,
+    "file": 6, "file talk": 7, "image": 6, "image talk": 7, "mediawiki": 8, "mediawiki talk": 9,
+    "template": 10, "template talk": 11, "help": 12, "help talk": 13, "category": 14, "category talk": 15,
+    "wp": 4, "wt": 5,
+}
+
+# Prefixes of Wikimedia's sister projects and a few common interwikis: ``[[wikt:word]]`` is
+# shown inline but leads off the wiki, so it is text, never a document link.
+INTERWIKI_PREFIXES = frozenset({
+    "w", "wikipedia", "wikt", "wiktionary", "q", "wikiquote", "s", "wikisource", "b", "wikibooks",
+    "n", "wikinews", "v", "wikiversity", "voy", "wikivoyage", "species", "wikispecies", "d", "wikidata",
+    "c", "commons", "m", "meta", "metawikipedia", "mw", "mediawikiwiki", "foundation", "wmf", "outreach",
+    "incubator", "phab", "phabricator", "bugzilla", "mediazilla", "nost", "hdl", "doi", "google", "imdb",
+})
+# Language codes (``de``, ``zh-min-nan``, ``simple``): written lowercase, as dumps do, so that a
+# title such as "UTC−05:00" or "Star Trek: Voyager" is not mistaken for one.
+LANGUAGE_PREFIX = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8}){0,3}|simple")
+
+# Tags whose content is not running prose: footnotes, tables, galleries, formulas, code, and
+# what only shows when the page is transcluded.
+DROPPED_TAGS = frozenset({
+    "ref", "references", "table", "gallery", "math", "chem", "ce", "timeline", "imagemap", "score",
+    "graph", "mapframe", "maplink", "templatedata", "templatestyles", "syntaxhighlight", "source",
+    "hiero", "includeonly", "inputbox", "categorytree", "section", "indicator", "charinsert",
+})
+BLOCK_TAGS = frozenset({"p", "div", "blockquote", "center", "poem", "pre", "ul", "ol", "dl", "hr"})
+LINE_BREAK_TAGS = frozenset({"br"})
+
+REDIRECT_TEXT = re.compile(r"\s*#redirect\s*:?\s*\[\[([^\]|]+)", re.IGNORECASE)
+BEHAVIOR_SWITCH = re.compile(r"__[A-Z]+__")
+LEFTOVER_QUOTES = re.compile(r"'{2,}")  # bold/italic marks mwparserfromhell left unpaired
+SPACES = re.compile(r"[^\S\n]+")
+BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")
+TITLE_SPACES = re.compile(r"[\s_]+")
+ENTITY = re.compile(r"&#?\w+;")
+DIRECTION_MARKS = re.compile("[\u200e\u200f\u202a-\u202e]")
+
+
+class PageRecord(NamedTuple):
+    """One ``<page>`` as read from the dump: cheap to pickle, parsed later in a worker."""
+
+    index: int  # 1-based position in the file, for error messages
+    page_id: str
+    title: str
+    namespace: int | None  # None when the dump has no <ns> (schemas before 0.6)
+    redirect: str | None
+    text: str
+
+
+class SiteInfo(NamedTuple):
+    """What link classification needs from ``<siteinfo>``: namespace names and title case."""
+
+    namespaces: dict[str, int]  # lower-cased name or alias -> namespace number
+    first_letter: bool  # titles' first letter is case-insensitive (Wikipedia); False on Wiktionary
+
+
+DEFAULT_SITE = SiteInfo(dict(CANONICAL_NAMESPACES), True)
+
+
+def normalise_title(title: str, first_letter: bool = True) -> str:
+    """``title`` as MediaWiki stores it: the key under which a link finds its page.
+
+    Percent-encoding and HTML entities are decoded first (as the parser does for link
+    targets), then the ``#section`` fragment is dropped, underscores and whitespace runs become
+    one space, a leading ``:`` (forced link) goes, and on ``first-letter`` wikis the first
+    character is upper-cased. A bare ``#section`` link points at its own page and gives "".
+    """
+    text = _decode_title(title)
+    if text.startswith(":"):
+        text = text[1:].lstrip()
+    if first_letter and text:
+        text = text[0].upper() + text[1:]
+    return text
+
+
+def _decode_title(title: str) -> str:
+    """``title`` decoded, without fragment, with spaces normalised; case and leading ":" untouched."""
+    text = unquote(title) if "%" in title else title
+    if "&" in text:
+        text = ENTITY.sub(lambda m: html.unescape(m.group()), text)  # only complete "&...;" references
+    text = DIRECTION_MARKS.sub("", text.split("#", 1)[0])
+    return TITLE_SPACES.sub(" ", text).strip()
+
+
+def _canonical_namespace(name: str) -> str:
+    """A namespace name as compared: namespace names are case-insensitive and ``_`` means space."""
+    return TITLE_SPACES.sub(" ", name).strip().lower()
+
+
+class WikipediaXmlReader:
+    """Reads one MediaWiki XML dump; holds only its path and the dump's siteinfo (picklable)."""
+
+    def __init__(self, path: str):
+        self.path = str(require_path(path, "MediaWiki dump"))
+        self._site: SiteInfo | None = None
+
+    # -- reading (main process) -------------------------------------------------------------
+
+    def records(self) -> Iterator[PageRecord]:
+        """Every ``<page>`` of the dump, in order, as a ``PageRecord``."""
+        index = 0
+        with reading(self.path), open_binary(self.path) as stream:
+            try:
+                for _event, element in _iterparse(stream):
+                    if _local_name(element) == "siteinfo":
+                        self._site = _read_siteinfo(element)
+                    else:
+                        index += 1
+                        yield _read_page(element, index)
+                    _free(element)
+            except etree.XMLSyntaxError as e:
+                raise _malformed(self.path, e, index) from e
+
+    def site(self) -> SiteInfo:
+        """The dump's siteinfo, reading the file's header if ``records()`` has not done so here."""
+        if self._site is None:
+            self._site = self._read_header()
+        return self._site
+
+    def _read_header(self) -> SiteInfo:
+        """The ``<siteinfo>`` before the first page, or the canonical defaults if there is none."""
+        with reading(self.path), open_binary(self.path) as stream:
+            try:
+                for _event, element in _iterparse(stream):
+                    if _local_name(element) == "siteinfo":
+                        return _read_siteinfo(element)
+                    break
+            except etree.XMLSyntaxError as e:
+                raise _malformed(self.path, e, 0) from e
+        return DEFAULT_SITE
+
+    # -- parsing (worker processes) ---------------------------------------------------------
+
+    def parse(self, record: PageRecord) -> Document | Redirect | Skipped:
+        """A main-namespace article as a ``Document``, a redirect as a ``Redirect``, else ``Skipped``."""
+        index, page_id, title, namespace, redirect, text = record
+        location = f"page {index} (id {page_id or '?'})"
+        if not title or not page_id:
+            raise BadInput(self.path, location, "missing_field", "a <page> needs a <title> and an <id>")
+        site = self.site()
+        if namespace is None:
+            namespace = self._namespace_of(title)
+        if namespace != 0:
+            return Skipped("namespace")
+        if redirect is None:
+            found = REDIRECT_TEXT.match(text)
+            redirect = found.group(1) if found else None
+        if redirect is not None:
+            return Redirect(key=normalise_title(title, site.first_letter),
+                            target=normalise_title(redirect, site.first_letter))
+        try:
+            clean, links = self.wikitext_to_text(text)
+        except ParserError as e:
+            raise BadInput(self.path, location, "malformed_wikitext", f"cannot parse the wikitext ({e})") from e
+        return Document(id=page_id, title=title, text=clean, links=tuple(links))
+
+    def wikitext_to_text(self, wikitext: str) -> tuple[str, list[str]]:
+        """Readable text of ``wikitext`` and the raw targets of its main-namespace links, in order."""
+        links: list[str] = []
+        # Style tags are not parsed: one unbalanced '' inside a <ref> made mwparserfromhell give up
+        # on the whole ref and leave it as text (11 of the 106 real test articles); the bare quote
+        # marks are removed in _tidy instead. It is also faster.
+        raw = _Renderer(self, links).render(mwparserfromhell.parse(wikitext, skip_style_tags=True))
+        return _tidy(raw), links
+
+    # -- link resolution ---------------------------------------------------------------------
+
+    def document_keys(self, doc: Document) -> tuple[str, ...]:
+        return (normalise_title(doc.title, self.site().first_letter),)
+
+    def link_keys(self, target: str) -> tuple[str, ...]:
+        """The normalised title for a link into the main namespace; () for other namespaces or a self-link."""
+        if self.link_kind(target)[0] != 0:
+            return ()
+        key = normalise_title(target, self.site().first_letter)
+        return (key,) if key else ()
+
+    def link_kind(self, target: str) -> tuple[int | str, bool]:
+        """Where ``target`` points: a namespace number, ``"interwiki"`` or ``"language"``;
+        and whether it was forced inline with a leading ``:``."""
+        text = _decode_title(target)
+        forced = text.startswith(":")
+        if forced:
+            text = text[1:].lstrip()
+        if ":" not in text:
+            return 0, forced
+        prefix = text.split(":", 1)[0]
+        namespace = self.site().namespaces.get(_canonical_namespace(prefix))
+        if namespace is not None:
+            return namespace, forced
+        if LANGUAGE_PREFIX.fullmatch(prefix.strip()):
+            return "language", forced
+        if _canonical_namespace(prefix) in INTERWIKI_PREFIXES:
+            return "interwiki", forced
+        return 0, forced
+
+    def _namespace_of(self, title: str) -> int:
+        """A page's namespace from its title's prefix, for old dumps without ``<ns>``."""
+        kind, _ = self.link_kind(title)
+        return kind if isinstance(kind, int) else 0
+
+
+class _Renderer:
+    """Walks a parsed page, writing the text a reader sees and collecting its article links."""
+
+    def __init__(self, reader: WikipediaXmlReader, links: list[str]):
+        self.reader = reader
+        self.links = links
+
+    def render(self, code) -> str:
+        return "".join(self.node(node) for node in code.nodes)
+
+    def node(self, node) -> str:
+        if isinstance(node, Text):
+            return node.value
+        if isinstance(node, Wikilink):
+            return self.wikilink(node)
+        if isinstance(node, Tag):
+            return self.tag(node)
+        if isinstance(node, HTMLEntity):
+            return node.normalize()
+        if isinstance(node, ExternalLink):
+            return self.external_link(node)
+        if isinstance(node, Heading):
+            # its own paragraph, so sentence splitting never glues it to the next one
+            return "\n\n" + self.render(node.title).strip() + "\n\n"
+        if isinstance(node, (Template, Comment, Argument)):
+            return ""
+        return str(node)  # anything newer mwparserfromhell adds: keep its text rather than lose it
+
+    def wikilink(self, link: Wikilink) -> str:
+        target = str(link.title)
+        kind, forced = self.reader.link_kind(target)
+        if not forced and kind in (FILE_NS, CATEGORY_NS, "language"):
+            return ""  # images, category tags and interlanguage links are not part of the prose
+        label = self.render(link.text) if link.text is not None else target.strip().lstrip(":")
+        if kind == 0 and normalise_title(target):
+            self.links.append(target.strip())
+        return label
+
+    def tag(self, tag: Tag) -> str:
+        name = str(tag.tag).strip().lower()
+        if name in DROPPED_TAGS:
+            return ""
+        if name in LINE_BREAK_TAGS:
+            return "\n"
+        if tag.wiki_markup and name in ("li", "dt", "dd"):
+            return " "  # a list or indent marker: the item's text follows as ordinary nodes
+        inner = self.render(tag.contents) if tag.contents is not None else ""
+        if name in BLOCK_TAGS:
+            return "\n\n" + inner + "\n\n"
+        return inner
+
+    def external_link(self, link: ExternalLink) -> str:
+        if link.brackets:
+            # [http://x label] shows the label; a bare [http://x] shows only a footnote number
+            return self.render(link.title) if link.title is not None else ""
+        return str(link.url)
+
+
+def _tidy(text: str) -> str:
+    """Plain text with single spaces, no empty lines inside paragraphs, paragraphs split by one blank line."""
+    text = BEHAVIOR_SWITCH.sub("", text)
+    text = LEFTOVER_QUOTES.sub("", text)
+    text = SPACES.sub(" ", text.replace("\xa0", " "))  # &nbsp; is layout: tokenizers see a space
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return BLANK_LINES.sub("\n\n", text).strip()
+
+
+# -- XML helpers -------------------------------------------------------------------------------
+
+
+def _iterparse(stream):
+    """``</page>`` and ``</siteinfo>`` events of any export schema version, safely.
+
+    No DTD, no network and no entity expansion: a dump is untrusted input and an external
+    entity could otherwise pull a local file into the corpus. ``huge_tree`` lifts libxml2's
+    10 MB text-node limit, which the longest pages of a full dump exceed.
+    """
+    return etree.iterparse(stream, events=("end",), tag=("{*}page", "{*}siteinfo"), resolve_entities=False,
+                           no_network=True, load_dtd=False, huge_tree=True, remove_comments=True,
+                           remove_pis=True)
+
+
+def _local_name(element) -> str:
+    return etree.QName(element).localname
+
+
+def _child(element, name: str):
+    return element.find("{*}" + name)
+
+
+def _child_text(element, name: str) -> str:
+    child = _child(element, name) if element is not None else None
+    return "" if child is None else "".join(child.itertext())  # itertext skips unexpanded entities
+
+
+def _read_page(page, index: int) -> PageRecord:
+    namespace = _child_text(page, "ns").strip()
+    redirect = _child(page, "redirect")
+    revision = _child(page, "revision")
+    return PageRecord(
+        index=index,
+        page_id=_child_text(page, "id").strip(),
+        title=_child_text(page, "title"),
+        namespace=int(namespace) if namespace.lstrip("-").isdigit() else None,
+        redirect=redirect.get("title") if redirect is not None else None,
+        text=_child_text(revision, "text"),
+    )
+
+
+def _read_siteinfo(siteinfo) -> SiteInfo:
+    namespaces = dict(CANONICAL_NAMESPACES)
+    listing = _child(siteinfo, "namespaces")
+    for namespace in listing if listing is not None else ():
+        name, key = (namespace.text or "").strip(), namespace.get("key", "")
+        if name and key.lstrip("-").isdigit():
+            namespaces[_canonical_namespace(name)] = int(key)
+    return SiteInfo(namespaces, _child_text(siteinfo, "case").strip() != "case-sensitive")
+
+
+def _free(element) -> None:
+    """Drop a handled element and the already-handled siblings before it, keeping memory flat."""
+    element.clear(keep_tail=True)
+    parent = element.getparent()
+    if parent is not None:
+        while element.getprevious() is not None:
+            del parent[0]
+
+
+def _malformed(path: str, error: etree.XMLSyntaxError, pages_read: int) -> BadInput:
+    """The syntax error as a fatal ``BadInput``: a parser cannot resume after one, so the file ends there."""
+    line = error.position[0] if error.position else error.lineno
+    if error.code == etree.ErrorTypes.ERR_INVALID_ENCODING:
+        return BadInput(path, f"line {line}", "invalid_utf8",
+                        f"invalid UTF-8 after page {pages_read} ({error.msg})", fatal=True)
+    return BadInput(path, f"line {line}", "malformed_xml",
+                    f"not well-formed XML after page {pages_read} ({error.msg})", fatal=True)
