@@ -124,8 +124,15 @@ def test_open_reader_finds_it(tmp_path):
 
 
 def test_templates_removed(tmp_path):
-    doc = only_document(tmp_path, "{{Infobox|name=[[Hidden]]}}Kept {{lang|grc|x}}text.")
+    doc = only_document(tmp_path, "{{Infobox|name=[[Hidden]]}}Kept {{cite web|title=x}}text.")
     assert doc.text == "Kept text." and doc.links == ()
+
+
+def test_inline_templates_keep_their_words(tmp_path):
+    doc = only_document(tmp_path, "From the Greek {{lang|grc|ἀναρχία}} ({{lang-fr|[[Anarchie]]}}), "
+                                  "{{convert|5|km|mi}} away, on {{nowrap|10 May}}.")
+    assert doc.text == "From the Greek ἀναρχία (Anarchie), 5 km away, on 10 May."
+    assert doc.links == ("Anarchie",)
 
 
 def test_tables_removed(tmp_path):

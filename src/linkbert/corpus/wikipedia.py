@@ -61,6 +61,10 @@ DROPPED_TAGS = frozenset({
     "graph", "mapframe", "maplink", "templatedata", "templatestyles", "syntaxhighlight", "source",
     "hiero", "includeonly", "inputbox", "categorytree", "section", "indicator", "charinsert",
 })
+# Inline templates whose output is prose, and which parameter holds it: dropping them would leave
+# gaps ("from the Greek , i.e." where {{lang|grc|...}} stood). Every other template is dropped.
+INLINE_TEMPLATES = {"lang": "2", "nowrap": "1", "nobr": "1", "small": "1", "smaller": "1", "big": "1",
+                    "abbr": "1", "em": "1", "strong": "1", "script": "2", "transl": "-1", "ipa": "1"}
 BLOCK_TAGS = frozenset({"p", "div", "blockquote", "center", "poem", "pre", "ul", "ol", "dl", "hr"})
 LINE_BREAK_TAGS = frozenset({"br"})
 
@@ -262,9 +266,23 @@ class _Renderer:
         if isinstance(node, Heading):
             # its own paragraph, so sentence splitting never glues it to the next one
             return "\n\n" + self.render(node.title).strip() + "\n\n"
-        if isinstance(node, (Template, Comment, Argument)):
+        if isinstance(node, Template):
+            return self.template(node)
+        if isinstance(node, (Comment, Argument)):
             return ""
         return str(node)  # anything newer mwparserfromhell adds: keep its text rather than lose it
+
+    def template(self, template: Template) -> str:
+        """The visible words of an inline template ({{lang|grc|ἀναρχία}}, {{convert|5|km}}), else nothing."""
+        name = str(template.name).strip().lower().replace("_", " ")
+        positional = [p.value for p in template.params if not p.showkey]
+        if name == "convert" and len(positional) >= 2:
+            return f"{self.render(positional[0]).strip()} {self.render(positional[1]).strip()}"
+        which = "1" if name.startswith("lang-") else INLINE_TEMPLATES.get(name)
+        if which is None or not positional:
+            return ""
+        index = int(which) - 1 if which != "-1" else len(positional) - 1
+        return self.render(positional[index]) if index < len(positional) else ""
 
     def wikilink(self, link: Wikilink) -> str:
         target = str(link.title)
