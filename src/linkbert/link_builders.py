@@ -1,0 +1,225 @@
+"""Build document links for corpora that have none.
+
+LinkBERT pretrains on pairs of linked documents. Where the corpus gives no hyperlinks or
+citations, links are built here, in one of two ways:
+
+* **title mention**: document ``i`` links to document ``j`` when ``i``'s text mentions
+  ``j``'s title (whole words, case-insensitive, longest match first);
+* **TF-IDF**: ``i`` links to the ``k`` other documents most similar to it by TF-IDF cosine.
+
+Documents are identified by their position ``0..n-1`` in the corpus. Both builders return a
+CSR adjacency ``(indptr, indices)``: ``indptr`` is ``int64 [n+1]``, ``indices`` is ``int32
+[indptr[-1]]`` and row ``i`` is ``indices[indptr[i]:indptr[i+1]]``, in a deterministic order,
+with neither self-links nor duplicates. Both are pure functions of their inputs.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from itertools import islice
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+# Anything that is not a letter or a digit separates words ("_" counts as a word character
+# for ``\w``, so it is named explicitly).
+_SEPARATORS = re.compile(r"[\W_]+")
+# A trailing disambiguation: "Mercury (planet)" -> "Mercury".
+_DISAMBIGUATION = re.compile(r"\s*\([^()]*\)\s*$")
+
+
+def normalise(text: str) -> str:
+    """Lower-case words joined by two spaces and padded by one: ``"New-York!"`` -> ``" new  york "``.
+
+    Padding puts the word boundaries inside an automaton key, so a title only matches whole
+    words. The boundary is doubled between words because ``iter_long`` matches never overlap:
+    with single spaces, the space after "paris" in " paris london " would be used up by the
+    key " paris " and the key " london " could no longer start on it.
+    """
+    return " " + _SEPARATORS.sub("  ", text.casefold()).strip() + " "
+
+
+def _csr(indptr: array, indices: array) -> tuple[np.ndarray, np.ndarray]:
+    """Growable arrays -> the ``(int64 [n+1], int32 [nnz])`` pair every builder returns."""
+    return np.array(indptr, dtype=np.int64), np.array(indices, dtype=np.int32)
+
+
+class TitleMentionLinker:
+    """Finds which documents' titles a text mentions, with one Aho-Corasick automaton.
+
+    ``titles[j]`` is the title of document ``j``. Each title is normalised (trailing
+    parenthetical dropped, lower-cased, punctuation turned into word separators) and becomes
+    one automaton key whose value is ``j``. Matching is leftmost-longest and non-overlapping
+    (``iter_long``), so "New York City" is found rather than "New York" inside it.
+
+    Titles are skipped when, normalised, they are shorter than ``min_chars`` characters or
+    (``skip_numeric``) made of digits only: "Ohm" or "1984" would link nearly everything.
+    When several documents share a normalised title, the key belongs to the first of them;
+    the others are counted in ``collisions``. Memory is that of the automaton, i.e. of the
+    titles: texts are matched one at a time and not kept.
+    """
+
+    def __init__(self, titles: Sequence[str], *, min_chars: int = 4, skip_numeric: bool = True):
+        import ahocorasick  # imported here so that ``import linkbert`` stays light
+
+        self.n_documents = len(titles)
+        self.collisions = 0  # documents whose normalised title already belonged to an earlier one
+        self.skipped_short = 0
+        self.skipped_numeric = 0
+        self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        for doc, title in enumerate(titles):
+            self._add(doc, title, min_chars, skip_numeric)
+        self.n_keys = len(self._automaton)
+        if self.n_keys:  # pyahocorasick cannot search an empty automaton; links() returns early instead
+            self._automaton.make_automaton()
+
+    def _add(self, doc: int, title: str, min_chars: int, skip_numeric: bool) -> None:
+        key = normalise(_DISAMBIGUATION.sub("", title))
+        words = key.split()
+        if not words or len(" ".join(words)) < min_chars:  # an empty key would match every word boundary
+            self.skipped_short += 1
+        elif skip_numeric and "".join(words).isdigit():
+            self.skipped_numeric += 1
+        elif key in self._automaton:
+            self.collisions += 1  # document order decides: the first document keeps the key
+        else:
+            self._automaton.add_word(key, doc)
+
+    def links(self, text: str, source: int) -> list[int]:
+        """Distinct documents whose titles ``text`` mentions, in order of first mention, without ``source``."""
+        if not self.n_keys:
+            return []
+        seen: dict[int, None] = {}  # an ordered set
+        for _end, target in self._automaton.iter_long(normalise(text)):
+            if target != source:
+                seen.setdefault(target)
+        return list(seen)
+
+    def csr(self, texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Links of every document: ``texts`` in document order, one per title.
+
+        Returns ``(indptr int64 [n+1], indices int32 [nnz])``. Raises ``ValueError`` when the
+        number of texts differs from the number of titles.
+        """
+        indptr, indices = array("q", [0]), array("i")
+        for source, text in enumerate(texts):
+            if source >= self.n_documents:
+                raise ValueError(f"more texts than titles ({self.n_documents})")
+            indices.extend(self.links(text, source))
+            indptr.append(len(indices))
+        if len(indptr) - 1 != self.n_documents:
+            raise ValueError(f"{len(indptr) - 1} texts for {self.n_documents} titles")
+        return _csr(indptr, indices)
+
+
+def title_mention_links(titles: Sequence[str], texts: Iterable[str], **options) -> tuple[np.ndarray, np.ndarray]:
+    """Title-mention links as CSR ``(indptr int64 [n+1], indices int32 [nnz])``.
+
+    ``texts`` is streamed in document order. ``options`` go to ``TitleMentionLinker``; build
+    the linker yourself to read its ``collisions`` and skip counts.
+    """
+    return TitleMentionLinker(titles, **options).csr(texts)
+
+
+def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def tfidf_matrix(
+    texts: Iterable[str],
+    *,
+    n_features: int = 2**20,
+    min_df: int = 2,
+    max_df: float = 0.5,
+    stop_words: str | None = "english",
+    batch_size: int = 4096,
+    dtype: type = np.float32,
+):
+    """L2-normalised TF-IDF rows of ``texts``: a CSR matrix ``[n, n_features]`` with sorted indices.
+
+    Terms are hashed (``HashingVectorizer``) rather than counted into a vocabulary, so that
+    ``texts`` is read once, batch by batch, and memory is that of the sparse matrix alone.
+    Hashing loses ``TfidfVectorizer``'s ``min_df``/``max_df``, so they are applied here to
+    the hashed columns: terms in fewer than ``min_df`` documents cannot link two documents
+    and only weigh on norms; terms in more than ``max_df * n`` documents carry little
+    information and are what makes the similarity product expensive (its cost grows with the
+    sum of squared document frequencies). TF is sublinear (``1 + log tf``) so that a word
+    repeated in one document does not dominate it.
+
+    ``min_df`` is a number of documents, ``max_df`` a fraction of them (as in scikit-learn);
+    ``n_features`` hash buckets make collisions between distinct terms rare; ``dtype``
+    float32 halves the memory of the matrix and of each similarity chunk.
+    """
+    from scipy import sparse
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+
+    hasher = HashingVectorizer(n_features=n_features, stop_words=stop_words, alternate_sign=False,
+                               norm=None, dtype=dtype)
+    parts = [hasher.transform(batch) for batch in _batches(texts, batch_size)]
+    if not parts:  # TfidfTransformer refuses an empty corpus
+        return sparse.csr_matrix((0, n_features), dtype=dtype)
+    counts = sparse.vstack(parts, format="csr", dtype=dtype)
+    _drop_columns_by_df(counts, min_df=min_df, max_df=max_df)
+    weights = TfidfTransformer(norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=True).fit_transform(counts)
+    weights = weights.astype(dtype, copy=False).tocsr()
+    weights.sort_indices()  # a fixed summation order makes similarities independent of chunking
+    return weights
+
+
+def _drop_columns_by_df(counts, *, min_df: int, max_df: float) -> None:
+    """Zero, in place, the columns of CSR ``counts [n, V]`` whose document frequency is outside [min_df, max_df*n]."""
+    n = counts.shape[0]
+    df = np.bincount(counts.indices, minlength=counts.shape[1])  # one stored entry per (document, term)
+    keep = (df >= min_df) & (df <= max_df * n)
+    counts.data *= keep[counts.indices]
+    counts.eliminate_zeros()
+
+
+def top_k_neighbours(weights, *, k: int = 5, chunk_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most cosine-similar other rows of L2-normalised CSR ``weights [n, V]``, as CSR.
+
+    Similarities are computed ``chunk_size`` rows at a time (``chunk [c, V] @ weights.T [V, n]``,
+    sparse, at most ``c x n`` entries), never as an ``n x n`` matrix. Row ``i`` lists
+    ``min(k, #{j != i : sim(i, j) > 0})`` targets by decreasing similarity, ties by lower index.
+    Returns ``(indptr int64 [n+1], indices int32 [nnz])``.
+    """
+    if k < 1 or chunk_size < 1:
+        raise ValueError(f"need k >= 1 and chunk_size >= 1, got k={k}, chunk_size={chunk_size}")
+    n = weights.shape[0]
+    transposed = weights.T.tocsr()
+    indptr, indices = array("q", [0]), array("i")
+    for start in range(0, n, chunk_size):
+        similarities = (weights[start:start + chunk_size] @ transposed).tocsr()
+        for row in range(similarities.shape[0]):
+            lo, hi = similarities.indptr[row], similarities.indptr[row + 1]
+            targets = _top_k_row(similarities.data[lo:hi], similarities.indices[lo:hi], start + row, k)
+            indices.extend(targets.tolist())
+            indptr.append(len(indices))
+    return _csr(indptr, indices)
+
+
+def _top_k_row(values: np.ndarray, columns: np.ndarray, source: int, k: int) -> np.ndarray:
+    """Columns of the ``k`` largest positive ``values [m]``, skipping ``source``; ties by lower column."""
+    keep = (columns != source) & (values > 0)
+    values, columns = values[keep], columns[keep]
+    if len(values) > k:
+        # argpartition finds the k-th largest value but breaks ties at it arbitrarily, so keep
+        # every candidate at least as large and let the exact sort below choose among them.
+        kth = values[np.argpartition(values, len(values) - k)[len(values) - k]]
+        candidates = values >= kth
+        values, columns = values[candidates], columns[candidates]
+    order = np.lexsort((columns, -values))[:k]
+    return columns[order]
+
+
+def tfidf_links(texts: Iterable[str], *, k: int = 5, chunk_size: int = 1024, **options) -> tuple[np.ndarray, np.ndarray]:
+    """TF-IDF top-``k`` links as CSR ``(indptr int64 [n+1], indices int32 [nnz])``.
+
+    Row ``i`` holds the ``min(k, #other documents with nonzero similarity)`` documents most
+    cosine-similar to ``i``, by decreasing similarity, ties by lower index. ``options`` go to
+    ``tfidf_matrix`` (``min_df``, ``max_df``, ``stop_words``, ``n_features``, ...).
+    """
+    return top_k_neighbours(tfidf_matrix(texts, **options), k=k, chunk_size=chunk_size)

@@ -1,0 +1,203 @@
+"""Link builders: title mentions (Aho-Corasick) and TF-IDF top-k, on hand-built inputs."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from linkbert.link_builders import (
+    TitleMentionLinker,
+    normalise,
+    tfidf_links,
+    title_mention_links,
+)
+
+
+def rows(indptr: np.ndarray, indices: np.ndarray) -> list[list[int]]:
+    return [indices[indptr[i]:indptr[i + 1]].tolist() for i in range(len(indptr) - 1)]
+
+
+# --- title mention -------------------------------------------------------------------------
+
+TITLES = ["New York", "New York City", "Paris", "Mercury (planet)", "1984", "Ohm", "Paris (Texas)", "Mars"]
+
+
+@pytest.fixture(scope="module")
+def linker() -> TitleMentionLinker:
+    return TitleMentionLinker(TITLES)
+
+
+def test_normalise_pads_and_doubles_word_boundaries():
+    assert normalise("New-York,  CITY!") == " new  york  city "
+    assert normalise("") == "  "
+
+
+def test_longest_match_wins(linker):
+    assert linker.links("I live in New York City.", source=7) == [1]
+    assert linker.links("I live in New York.", source=7) == [0]
+
+
+def test_whole_words_only(linker):
+    assert linker.links("Parisian cafes and comparisons", source=7) == []
+    assert linker.links("Paris's cafes", source=7) == [2]
+
+
+def test_case_insensitive_and_punctuation_as_separator(linker):
+    assert linker.links("PARIS, then new-york city", source=7) == [2, 1]
+
+
+def test_disambiguation_is_stripped(linker):
+    assert linker.links("Mercury is close to the sun", source=7) == [3]
+
+
+def test_no_self_link(linker):
+    assert linker.links("Paris is in Paris, near Mercury", source=2) == [3]
+
+
+def test_duplicates_collapse_in_order_of_first_mention(linker):
+    assert linker.links("Mars, Paris, Mars, New York, Paris", source=5) == [7, 2, 0]
+
+
+def test_numeric_and_short_titles_are_skipped(linker):
+    assert linker.links("In 1984 Ohm measured Mars", source=0) == [7]
+    assert linker.skipped_numeric == 1 and linker.skipped_short == 1
+    with_numbers = TitleMentionLinker(TITLES, skip_numeric=False, min_chars=3)
+    assert with_numbers.links("In 1984 Ohm measured Mars", source=0) == [4, 5, 7]
+
+
+def test_collisions_go_to_the_first_document_and_are_counted(linker):
+    # "Paris (Texas)" normalises to "paris", already the key of document 2.
+    assert linker.collisions == 1
+    assert linker.links("Paris", source=6) == [2]
+    assert linker.n_keys == len(TITLES) - 3  # 1984, Ohm, Paris (Texas)
+
+
+def test_title_mention_links_csr():
+    texts = ["New York City is not Paris", "nothing here", "Mars and Paris", "Paris"]
+    indptr, indices = title_mention_links(["Paris", "Mars", "New York City", "Rome"], texts)
+    assert indptr.dtype == np.int64 and indices.dtype == np.int32
+    assert rows(indptr, indices) == [[2], [], [1, 0], [0]]
+
+
+def test_title_mention_links_counts_must_agree():
+    with pytest.raises(ValueError):
+        title_mention_links(["Paris", "Rome"], ["Paris"])
+    with pytest.raises(ValueError):
+        title_mention_links(["Paris"], ["Rome", "Paris"])
+
+
+def test_no_usable_title_links_nothing():
+    indptr, indices = title_mention_links(["1984", "Ohm"], ["1984 Ohm", "Ohm 1984"])
+    assert indptr.tolist() == [0, 0, 0] and indices.size == 0
+
+
+# --- TF-IDF --------------------------------------------------------------------------------
+
+SPACE = ["planet", "orbit", "galaxy", "telescope", "comet", "asteroid"]
+BAKING = ["bread", "flour", "oven", "yeast", "dough", "butter"]
+
+
+def two_topics() -> list[str]:
+    """Eight documents, four per topic, sharing no word across topics."""
+    rng = np.random.default_rng(1)
+    docs = []
+    for topic in (SPACE, BAKING) * 4:
+        docs.append(" ".join(rng.choice(topic, size=6)))
+    return docs
+
+
+def test_neighbours_come_from_the_same_topic():
+    docs = two_topics()
+    indptr, indices = tfidf_links(docs, k=3)
+    for source, targets in enumerate(rows(indptr, indices)):
+        assert len(targets) == 3
+        assert source not in targets
+        assert all(target % 2 == source % 2 for target in targets)
+
+
+def test_rows_hold_at_most_the_documents_with_nonzero_similarity():
+    # Each document has three topic mates and no word in common with the other four.
+    indptr, indices = tfidf_links(two_topics(), k=5)
+    assert np.diff(indptr).tolist() == [3] * 8
+    assert len({tuple(row) for row in rows(indptr, indices)}) > 1
+    for targets in rows(indptr, indices):
+        assert len(set(targets)) == len(targets)
+
+
+def test_k_is_respected():
+    docs = random_docs(30, seed=3)
+    for k in (1, 2, 4):
+        indptr, _ = tfidf_links(docs, k=k)
+        assert np.diff(indptr).max() == k
+
+
+def test_empty_and_single_document_corpora():
+    assert [a.tolist() for a in tfidf_links([], k=5)] == [[0], []]
+    assert [a.tolist() for a in tfidf_links(["lonely planet"], k=5)] == [[0, 0], []]
+
+
+def test_bad_k_is_rejected():
+    with pytest.raises(ValueError):
+        tfidf_links(two_topics(), k=0)
+
+
+def random_docs(n: int, seed: int) -> list[str]:
+    """``n`` documents of 5 to 40 words from a 150-word made-up vocabulary, Zipf-like frequencies."""
+    rng = np.random.default_rng(seed)
+    vocab = []
+    while len(vocab) < 150:
+        word = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), size=rng.integers(5, 9)))
+        if word not in ENGLISH_STOP_WORDS and word not in vocab:
+            vocab.append(word)
+    p = 1 / np.arange(1, 151)
+    return [" ".join(rng.choice(vocab, size=rng.integers(5, 41), p=p / p.sum())) for _ in range(n)]
+
+
+def brute_force_links(docs: list[str], k: int, min_df: int = 2, max_df: float = 0.5) -> list[list[int]]:
+    """The same TF-IDF definition, computed densely from word counts, and ranked by a full sort."""
+    counts = [Counter(doc.split()) for doc in docs]
+    n = len(docs)
+    df = Counter(word for c in counts for word in c)
+    vocab = sorted(w for w, d in df.items() if min_df <= d <= max_df * n)
+    column = {w: j for j, w in enumerate(vocab)}
+    weights = np.zeros((n, len(vocab)))
+    for i, c in enumerate(counts):
+        for word, tf in c.items():
+            if word in column:
+                idf = math.log((1 + n) / (1 + df[word])) + 1
+                weights[i, column[word]] = (1 + math.log(tf)) * idf
+    norms = np.linalg.norm(weights, axis=1, keepdims=True)
+    weights = np.divide(weights, norms, out=np.zeros_like(weights), where=norms > 0)
+    similarity = weights @ weights.T
+    result = []
+    for i in range(n):
+        ranked = sorted((-similarity[i, j], j) for j in range(n) if j != i and similarity[i, j] > 1e-12)
+        result.append([j for _, j in ranked[:k]])
+    return result
+
+
+def test_matches_a_brute_force_dense_computation():
+    docs = random_docs(50, seed=0)
+    indptr, indices = tfidf_links(docs, k=5, chunk_size=8, dtype=np.float64)
+    assert rows(indptr, indices) == brute_force_links(docs, k=5)
+
+
+def test_identical_whatever_the_chunk_size():
+    docs = random_docs(50, seed=1)
+    reference = tfidf_links(docs, k=4, chunk_size=50)
+    for chunk_size in (1, 3, 7, 49, 1000):
+        indptr, indices = tfidf_links(docs, k=4, chunk_size=chunk_size)
+        assert np.array_equal(indptr, reference[0]) and np.array_equal(indices, reference[1])
+
+
+def test_ties_are_broken_by_lower_index():
+    # Documents 1, 2 and 3 are identical, so equally similar to document 0.
+    docs = ["alpha beta gamma", "alpha beta delta", "alpha beta delta", "alpha beta delta", "zeta eta theta",
+            "zeta eta iota", "gamma delta"]
+    indptr, indices = tfidf_links(docs, k=2, max_df=1.0)
+    assert rows(indptr, indices)[0] == [1, 2]
+    assert rows(indptr, indices)[3] == [1, 2]
