@@ -138,3 +138,22 @@ def test_trained_vocabulary(tmp_path):
     tokenizer = load_tokenizer(str(tmp_path / "out" / "tokenizer"))
     assert stats["vocab_size"] == len(tokenizer) <= 120 and stats["token_dtype"] == "uint8"
     assert "".join(tokenizer.tokenize("paris")).replace("##", "") == "paris"  # no [UNK]: letters are in the vocabulary
+
+
+@pytest.mark.parametrize("builder", ["title-mention", "tfidf"])
+def test_link_builders_replace_the_corpus_links(tmp_path, tiny_tokenizer_dir, builder):
+    docs = [
+        {"id": "a", "title": "Paris", "text": "Paris is the capital of France. It lies on the Seine.", "links": []},
+        {"id": "b", "title": "France", "text": "France is a country in Europe. Its capital is Paris.", "links": []},
+        {"id": "c", "title": "Proteins", "text": "Proteins fold into structures. Genes encode proteins.", "links": []},
+        {"id": "d", "title": "Genes", "text": "Genes encode proteins in cells. Cells contain genes.", "links": []},
+    ]
+    write_corpus(tmp_path / "corpus.jsonl", docs)
+    stats = run(tmp_path, tiny_tokenizer_dir, link_builder=builder, tfidf_k=1)
+    graph = DocGraph.load(tmp_path / "out" / "graph")
+    graph.validate()
+    rows = [graph.neighbors(i).tolist() for i in range(4)]
+    # title mention: each text names the other title of its topic; tfidf: the most similar
+    # document is the other one of its topic
+    assert rows == [[1], [0], [3], [2]]
+    assert stats["link_builder"] == builder and stats["links_resolved"] == 4
