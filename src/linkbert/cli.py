@@ -1,4 +1,4 @@
-"""The ``linkbert`` command: ``linkbert prepare | finetune | evaluate ...``.
+"""The ``linkbert`` command: ``linkbert prepare | pretrain | export | finetune | evaluate ...``.
 
 Each subcommand lives in its own module, which defines ``configure(parser)`` (its arguments)
 and ``main(args) -> int`` (its exit status). Modules are imported only when their command
@@ -16,6 +16,8 @@ from linkbert.errors import BadInput
 # command -> (module, one-line help)
 COMMANDS = {
     "prepare": ("linkbert.prepare", "read a linked corpus, build its document graph and tokenized segment store"),
+    "pretrain": ("linkbert.pretrain", "pretrain a LinkBERT model on a prepared corpus (MLM + document relation prediction)"),
+    "export": ("linkbert.export", "export a pretraining checkpoint as a plain BERT folder (AutoModel loads it)"),
     "finetune": ("linkbert.finetune.command", "fine-tune a BERT checkpoint on a downstream task"),
     "evaluate": ("linkbert.evaluate", "score predictions and collect runs into BLURB / MRQA tables"),
 }
