@@ -1,0 +1,148 @@
+"""Pairs -> a padded pretraining batch with BERT's MLM masking (SPEC §1).
+
+``[CLS] A [SEP] B [SEP]``, token types 0 for ``[CLS] A [SEP]`` and 1 for ``B [SEP]``, padded
+to the longest example (rounded up to ``pad_to_multiple_of``). This is the one place where
+batches become tensors.
+
+Masking, decided per example from its own generator ``default_rng((*pair.key, 1))``: an
+example's masks depend only on its (seed, epoch, index) and its tokens, never on the batch it
+lands in, the padding, the worker or the rank, so resumed and multi-rank runs reproduce them.
+
+* Selection is Bernoulli: every maskable token (not a special id) independently with
+  probability ``mlm_probability``, as HF's ``DataCollatorForLanguageModeling`` and RoBERTa do.
+  BERT's TF code selected a fixed ``round(15% of length)``; Bernoulli needs no per-sequence
+  count, keeps the positions i.i.d. (the expected fraction is exactly 15%) and vectorises over
+  the batch. A short example may get no selected token; the loss averages over the batch's
+  selected tokens, so that costs nothing.
+* Of the selected: ``mask_replace`` -> ``[MASK]``, ``random_replace`` -> a token uniform over
+  the non-special vocabulary, the rest unchanged, decided per token (as BERT's whole-word
+  masking also does).
+* Whole-word masking selects words (a token that is not a ``##`` continuation, with the
+  continuations that follow it) with probability ``mlm_probability`` and all their tokens.
+* ``labels``: the original id at selected positions, -100 elsewhere (the loss sees only those).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from linkbert.pairs import Pair
+
+IGNORE_INDEX = -100
+
+
+class PretrainingCollator:
+    def __init__(self, *, cls_id: int, sep_id: int, pad_id: int, mask_id: int, vocab_size: int,
+                 special_ids: Iterable[int] = (), max_length: int = 512, mlm_probability: float = 0.15,
+                 mask_replace: float = 0.8, random_replace: float = 0.1, whole_word_mask: bool = False,
+                 continuation: np.ndarray | None = None, pad_to_multiple_of: int | None = 8, seed: int = 0):
+        """``special_ids``: ids never selected (CLS/SEP/PAD/MASK are always added).
+        ``continuation``: bool per token id, True for ``##`` pieces (``tokenization.continuation_mask``);
+        required for whole-word masking. ``seed`` is mixed into each example's masking generator."""
+        if max_length < 5:
+            raise ValueError("max_length must leave room for [CLS] A [SEP] B [SEP] with a token each")
+        if not 0 <= mlm_probability <= 1 or mask_replace < 0 or random_replace < 0 or mask_replace + random_replace > 1:
+            raise ValueError("need 0 <= mlm_probability <= 1 and mask_replace, random_replace >= 0 summing to <= 1")
+        self.cls_id, self.sep_id, self.pad_id, self.mask_id = cls_id, sep_id, pad_id, mask_id
+        self.vocab_size, self.max_length = int(vocab_size), int(max_length)
+        self.mlm_probability, self.mask_replace, self.random_replace = mlm_probability, mask_replace, random_replace
+        self.pad_to_multiple_of, self.seed = pad_to_multiple_of, int(seed)
+        specials = {cls_id, sep_id, pad_id, mask_id, *special_ids}
+        if min(specials) < 0 or max(specials) >= self.vocab_size:
+            raise ValueError(f"special ids must lie in [0, {self.vocab_size})")
+        self.special = np.zeros(self.vocab_size, dtype=bool)
+        self.special[list(specials)] = True
+        self.replacements = np.flatnonzero(~self.special)  # what a random replacement may be
+        if len(self.replacements) == 0:
+            raise ValueError("every token is special: nothing to mask or to replace with")
+        self.whole_word_mask = whole_word_mask
+        self.continuation = self._continuation_table(continuation) if whole_word_mask else None
+
+    def _continuation_table(self, continuation) -> np.ndarray:
+        if continuation is None:
+            raise ValueError("whole_word_mask needs the continuation mask (tokenization.continuation_mask)")
+        table = np.zeros(self.vocab_size, dtype=bool)
+        continuation = np.asarray(continuation, dtype=bool)[:self.vocab_size]
+        table[:len(continuation)] = continuation
+        return table
+
+    # -- batch --------------------------------------------------------------------------------
+
+    def __call__(self, pairs: Sequence[Pair]) -> dict[str, torch.Tensor]:
+        """Returns int64 tensors ``input_ids, token_type_ids, attention_mask, labels`` (B, T) and
+        ``relation_labels`` (B,)."""
+        if not pairs:
+            raise ValueError("cannot collate an empty batch")
+        lengths = [truncated_lengths(len(p.a), len(p.b), self.max_length - 3) for p in pairs]
+        width = self._width(max(la + lb + 3 for la, lb in lengths))
+        input_ids = np.full((len(pairs), width), self.pad_id, dtype=np.int64)
+        token_type_ids = np.zeros((len(pairs), width), dtype=np.int64)
+        attention_mask = np.zeros((len(pairs), width), dtype=np.int64)
+        uniforms = np.ones((3, len(pairs), width))  # per example: selection, 80/10/10 decision, replacement
+        for row, (pair, (la, lb)) in enumerate(zip(pairs, lengths)):
+            n = la + lb + 3
+            ids = input_ids[row]
+            ids[0], ids[la + 1], ids[n - 1] = self.cls_id, self.sep_id, self.sep_id
+            ids[1:la + 1] = pair.a[:la]
+            ids[la + 2:n - 1] = pair.b[:lb]
+            token_type_ids[row, la + 2:n] = 1
+            attention_mask[row, :n] = 1
+            # n uniforms each, drawn from the example's own generator: independent of the padding
+            uniforms[:, row, :n] = np.random.default_rng((*pair.key, 1, self.seed)).random((3, n))
+        masked, labels = self._mask(input_ids, uniforms)
+        return {
+            "input_ids": torch.from_numpy(masked),
+            "token_type_ids": torch.from_numpy(token_type_ids),
+            "attention_mask": torch.from_numpy(attention_mask),
+            "labels": torch.from_numpy(labels),
+            "relation_labels": torch.tensor([int(p.relation) for p in pairs], dtype=torch.int64),
+        }
+
+    def _width(self, longest: int) -> int:
+        """Pad to the longest example rounded up to ``pad_to_multiple_of``, but never past
+        ``max_length`` (the position embeddings end there)."""
+        multiple = self.pad_to_multiple_of or 1
+        return min(-(-longest // multiple) * multiple, max(self.max_length, longest))
+
+    def _mask(self, input_ids: np.ndarray, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """MLM corruption of ``input_ids`` (B, T) from per-position ``uniforms`` (3, B, T).
+
+        Returns the corrupted ids and the labels (B, T)."""
+        maskable = ~self.special[input_ids]  # padding is [PAD]: special, never selected
+        selected = maskable & (self._selection_draw(input_ids, maskable, uniforms[0]) < self.mlm_probability)
+        labels = np.where(selected, input_ids, IGNORE_INDEX)
+        decision = uniforms[1]
+        to_mask = selected & (decision < self.mask_replace)
+        to_random = selected & ~to_mask & (decision < self.mask_replace + self.random_replace)
+        out = input_ids.copy()
+        out[to_mask] = self.mask_id
+        pick = (uniforms[2][to_random] * len(self.replacements)).astype(np.int64)
+        out[to_random] = self.replacements[np.minimum(pick, len(self.replacements) - 1)]
+        return out, labels
+
+    def _selection_draw(self, input_ids: np.ndarray, maskable: np.ndarray, draw: np.ndarray) -> np.ndarray:
+        """The uniform each position is selected by: its own (token level) or, for whole-word
+        masking, the one at the start of its word, so a word is selected all at once."""
+        if not self.whole_word_mask:
+            return draw
+        # a word starts at a maskable token that is no continuation, or that follows a special
+        # token (a segment cut inside a word must not glue onto [SEP])
+        previous_maskable = np.zeros_like(maskable)
+        previous_maskable[:, 1:] = maskable[:, :-1]
+        starts = maskable & (~self.continuation[input_ids] | ~previous_maskable)
+        positions = np.arange(input_ids.shape[1])
+        word_start = np.maximum.accumulate(np.where(starts, positions, 0), axis=1)
+        return np.take_along_axis(draw, word_start, axis=1)
+
+
+def truncated_lengths(len_a: int, len_b: int, budget: int) -> tuple[int, int]:
+    """Lengths of A and B after BERT's ``truncate_seq_pair`` (longest first, from the end; on a
+    tie B gives first) so that they fit ``budget`` tokens, in closed form."""
+    if len_a + len_b <= budget:
+        return len_a, len_b
+    if 2 * min(len_a, len_b) <= budget:  # only the longer one is cut (no tie: the sum exceeds budget)
+        return (len_a, budget - len_a) if len_a < len_b else (budget - len_b, len_b)
+    return budget - budget // 2, budget // 2  # both cut to half; A keeps the odd token

@@ -1,0 +1,180 @@
+"""PretrainingCollator: layout, padding, truncation, MLM statistics, whole words, determinism.
+
+Pairs are built by hand. Vocabulary: 1000 ids; specials 0 (PAD), 1 (UNK), 2 (CLS), 3 (SEP),
+4 (MASK) and 500 (an extra special in the middle, to check it is never selected nor drawn).
+Statistical checks use fixed keys and binomial z-tests at |z| <= 4 (two-sided 6e-5 per check).
+"""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from linkbert.collator import PretrainingCollator, truncated_lengths
+from linkbert.pairs import Pair
+
+PAD, UNK, CLS, SEP, MASK, EXTRA = 0, 1, 2, 3, 4, 500
+VOCAB = 1000
+SPECIAL = {PAD, UNK, CLS, SEP, MASK, EXTRA}
+
+
+def collator(**overrides):
+    settings = dict(cls_id=CLS, sep_id=SEP, pad_id=PAD, mask_id=MASK, vocab_size=VOCAB,
+                    special_ids=[UNK, EXTRA], seed=0)
+    settings.update(overrides)
+    return PretrainingCollator(**settings)
+
+
+def pair(a, b, index=0, relation=0, epoch=0):
+    return Pair(a=np.asarray(a, dtype=np.uint16), b=np.asarray(b, dtype=np.uint16), relation=relation,
+                a_segment=0, b_segment=1, key=(0, epoch, index))
+
+
+def random_pairs(n, rng, low=10, high=120, vocab=VOCAB):
+    """Pairs of random lengths whose tokens include the specials UNK and EXTRA now and then."""
+    out = []
+    for i in range(n):
+        a, b = (rng.integers(5, vocab, rng.integers(low, high)) for _ in range(2))
+        a[rng.random(len(a)) < 0.02] = EXTRA
+        b[rng.random(len(b)) < 0.02] = UNK
+        out.append(pair(a, b, index=i, relation=i % 3))
+    return out
+
+
+def test_layout_token_types_and_padding():
+    batch = collator(mlm_probability=0.0)([pair([10, 11, 12], [20, 21], relation=2),
+                                          pair([30], [40, 41, 42, 43, 44, 45, 46], index=1, relation=1)])
+    assert batch["input_ids"].shape == (2, 16)  # longest is 11 -> rounded up to 16
+    assert batch["input_ids"][0].tolist() == [CLS, 10, 11, 12, SEP, 20, 21, SEP] + [PAD] * 8
+    assert batch["input_ids"][1].tolist() == [CLS, 30, SEP, 40, 41, 42, 43, 44, 45, 46, SEP] + [PAD] * 5
+    assert batch["token_type_ids"][0].tolist() == [0] * 5 + [1] * 3 + [0] * 8
+    assert batch["token_type_ids"][1].tolist() == [0] * 3 + [1] * 8 + [0] * 5
+    assert batch["attention_mask"].sum(1).tolist() == [8, 11]
+    assert (batch["labels"] == -100).all()
+    assert batch["relation_labels"].tolist() == [2, 1]
+    assert all(t.dtype == torch.int64 for t in batch.values())
+    assert collator(mlm_probability=0.0, pad_to_multiple_of=None)([pair([10], [11])])["input_ids"].shape == (1, 5)
+
+
+def test_truncation_is_longest_first():
+    def reference(a, b, budget):  # BERT's truncate_seq_pair, cutting from the end
+        a, b = list(a), list(b)
+        while len(a) + len(b) > budget:
+            (a if len(a) > len(b) else b).pop()
+        return len(a), len(b)
+
+    for la in range(0, 25):
+        for lb in range(0, 25):
+            for budget in (0, 1, 7, 12, 20, 30, 60):
+                assert truncated_lengths(la, lb, budget) == reference(range(la), range(lb), budget)
+
+    batch = collator(mlm_probability=0.0, max_length=16)([pair(range(10, 30), range(40, 45))])
+    assert batch["input_ids"][0].tolist() == [CLS, *range(10, 18), SEP, *range(40, 45), SEP]
+    assert batch["input_ids"].shape == (1, 16)
+    batch = collator(mlm_probability=0.0, max_length=13)([pair(range(10, 30), range(40, 60))])
+    assert batch["input_ids"][0].tolist() == [CLS, *range(10, 15), SEP, *range(40, 45), SEP]
+    assert batch["input_ids"].shape == (1, 13)  # never padded past max_length
+
+
+def test_masking_statistics():
+    rng = np.random.default_rng(0)
+    pairs = random_pairs(600, rng)
+    batch = collator()(pairs)
+    ids, labels = batch["input_ids"].numpy(), batch["labels"].numpy()
+    original = np.where(labels != -100, labels, ids)  # unselected positions are left as they were
+    maskable = ~np.isin(original, list(SPECIAL))
+    selected = labels != -100
+    assert not selected[~maskable].any()  # specials (CLS/SEP/PAD/UNK/EXTRA) never selected
+    n, k = maskable.sum(), selected.sum()
+    assert_fraction(k, n, 0.15)
+    masked = selected & (ids == MASK)
+    replaced = selected & (ids != MASK) & (ids != original)
+    kept = selected & (ids == original)
+    assert masked.sum() + replaced.sum() + kept.sum() == k
+    # a random replacement draws the original token again with probability 1 / 994
+    p_same = 1 / (VOCAB - len(SPECIAL))
+    assert_fraction(masked.sum(), k, 0.8)
+    assert_fraction(replaced.sum(), k, 0.1 * (1 - p_same))
+    assert_fraction(kept.sum(), k, 0.1 + 0.1 * p_same)
+    assert not np.isin(ids[replaced], list(SPECIAL)).any()
+    assert len(np.unique(ids[replaced])) > 300  # spread over the vocabulary, not one token
+    # unselected positions are untouched, and the reconstruction is exact
+    assert (ids[~selected] == original[~selected]).all()
+    expected_ids = np.full_like(ids, PAD)
+    for row, p in enumerate(pairs):
+        seq = [CLS, *p.a.tolist(), SEP, *p.b.tolist(), SEP]
+        expected_ids[row, :len(seq)] = seq
+    assert (original == expected_ids).all()
+
+
+def test_whole_word_masking_selects_whole_words():
+    continuation = np.zeros(VOCAB, dtype=bool)
+    continuation[600:900] = True  # ids 600..899 are "##" pieces
+    rng = np.random.default_rng(1)
+    pairs = random_pairs(400, rng)
+    batch = collator(whole_word_mask=True, continuation=continuation[:900])(pairs)  # a short table is padded
+    labels = batch["labels"].numpy()
+    ids = np.where(labels != -100, labels, batch["input_ids"].numpy())
+    selected = labels != -100
+    maskable = ~np.isin(ids, list(SPECIAL))
+    assert not selected[~maskable].any()
+    # a word = a start (a maskable token that is no continuation, or follows a special token)
+    # and the continuations after it: inside a word, every token shares its neighbour's fate
+    previous_maskable = np.pad(maskable, ((0, 0), (1, 0)))[:, :-1]
+    inside = maskable & continuation[ids] & previous_maskable
+    assert inside.sum() > 1000
+    assert (selected[inside] == np.roll(selected, 1, axis=1)[inside]).all()
+    starts = maskable & ~inside
+    assert_fraction(selected[starts].sum(), starts.sum(), 0.15)  # words are selected with p = 0.15
+    # a continuation right after [SEP] (a segment cut inside a word) is a word of its own,
+    # not glued to the end of A: over 60 keys the two are selected independently
+    col = collator(whole_word_mask=True, continuation=continuation, mlm_probability=0.5)
+    lone = col([pair([10], [701], index=i) for i in range(60)])["labels"].numpy()
+    assert (lone[:, 1] != -100).any() and ((lone[:, 1] != -100) != (lone[:, 3] != -100)).any()
+
+
+def test_masks_depend_only_on_the_key():
+    rng = np.random.default_rng(2)
+    pairs = random_pairs(40, rng)
+    col = collator()
+    whole = col(pairs)
+    reordered = col(pairs[::-1][:25] + random_pairs(3, np.random.default_rng(99), low=150, high=200))
+    for j, row in enumerate(range(39, 14, -1)):  # the same examples, another batch, other padding
+        n = int(whole["attention_mask"][row].sum())
+        assert n == int(reordered["attention_mask"][j].sum())
+        for name in ("input_ids", "labels"):
+            assert whole[name][row, :n].tolist() == reordered[name][j, :n].tolist()
+    again = collator()(pairs)
+    assert all((whole[k] == again[k]).all() for k in whole)
+    moved = [pair(p.a, p.b, index=p.key[2], epoch=1) for p in pairs]
+    assert not (collator()(moved)["input_ids"] == whole["input_ids"]).all()  # another epoch, other masks
+    assert not (collator(seed=1)(pairs)["input_ids"] == whole["input_ids"]).all()
+
+
+def test_full_batch_of_64_by_512():
+    rng = np.random.default_rng(3)
+    pairs = [pair(rng.integers(5, VOCAB, 300), rng.integers(5, VOCAB, 300), index=i) for i in range(64)]
+    col = collator()
+    start = time.perf_counter()
+    batch = col(pairs)
+    elapsed = time.perf_counter() - start
+    assert batch["input_ids"].shape == (64, 512) and (batch["attention_mask"] == 1).all()
+    assert batch["token_type_ids"].sum(1).tolist() == [255] * 64  # 254 + 1 tokens of B after truncation
+    print(f"64 x 512 collated in {elapsed * 1000:.1f} ms")  # informative only: no timing assertion
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="continuation"):
+        collator(whole_word_mask=True)
+    with pytest.raises(ValueError):
+        collator(mask_replace=0.9, random_replace=0.2)
+    with pytest.raises(ValueError, match="special"):
+        collator(special_ids=[VOCAB])
+    with pytest.raises(ValueError, match="empty"):
+        collator()([])
+
+
+def assert_fraction(count, n, p, z=4.0):
+    sd = np.sqrt(p * (1 - p) / n)
+    assert abs(count / n - p) <= z * sd, f"{count}/{n} = {count / n:.4f}, expected {p:.4f} ± {z * sd:.4f}"
