@@ -1,0 +1,148 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from linkbert.pretrain import PretrainConfig, latest_checkpoint, load_config, pretrain
+from linkbert.prepare import PrepareConfig, prepare
+
+from conftest import TINY_TEXTS
+
+# a tiny model: the point is the mechanics, not the figures
+TINY = ["preset=tiny", "max_length=64", "batch_size=8", "max_steps=6", "warmup_steps=2", "lr=0.005",
+        "log_every=1", "save_every=2", "eval_pairs=16", "num_workers=0", "progress=false", "tensorboard=false",
+        "precision=fp32", "heldout_fraction=0.1"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, tiny_tokenizer_dir):
+    """A small linked corpus, prepared: 30 documents of several segments each."""
+    root = tmp_path_factory.mktemp("corpus")
+    docs = [{"id": str(i), "title": f"doc {i}",
+             "text": " ".join(TINY_TEXTS[(i + j) % 5] for j in range(1 + i % 4)),
+             "links": [str((i * 3 + 1) % 30), str((i * 7 + 2) % 30)]} for i in range(30)]
+    (root / "c.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    prepare(PrepareConfig(format="jsonl", input=str(root / "c.jsonl"), tokenizer=str(tiny_tokenizer_dir),
+                          out=str(root / "prepared"), segment_budget=24, progress=False))
+    return root / "prepared"
+
+
+def run(corpus, out, extra=()):
+    config = load_config(None, TINY + list(extra))
+    return pretrain(config, str(corpus), str(out))
+
+
+def test_config_overrides_are_typed_and_checked(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("preset: tiny\nlr: 0.001\nmax_steps: 10\n")
+    config = load_config(str(path), ["max_steps=20", "lr=3e-4", "whole_word_mask=true", "init=scratch"])
+    assert (config.preset, config.max_steps, config.lr, config.whole_word_mask) == ("tiny", 20, 3e-4, True)
+    with pytest.raises(ValueError, match="unknown setting"):
+        path.write_text("learning_rate: 1\n")
+        load_config(str(path), [])
+    with pytest.raises(ValueError, match="key=value"):
+        load_config(None, ["nonsense=1"])
+    with pytest.raises(ValueError, match="must be a int"):
+        load_config(None, ["max_steps=ten"])
+    with pytest.raises(ValueError, match="objective"):
+        load_config(None, ["objective=gpt"])
+
+
+def test_a_short_run_logs_evaluates_and_checkpoints(corpus, tmp_path):
+    summary = run(corpus, tmp_path / "run")
+    assert summary["step"] == 6 and summary["stop_reason"] == "max_steps"
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train = [line for line in lines if line["kind"] == "train"]
+    assert [line["step"] for line in train] == [1, 2, 3, 4, 5, 6]
+    for line in train:
+        for key in ("loss", "mlm_loss", "relation_loss", "relation_accuracy", "lr", "tokens_per_s", "grad_norm"):
+            assert key in line and line[key] == line[key]  # present and not NaN
+    evaluation = summary["eval"]
+    assert set(evaluation["relation_accuracy_per_class"]) == {"contiguous", "random", "linked"}
+    assert sum(evaluation["relation_distribution"].values()) == evaluation["pairs"] > 0
+    assert 0 <= evaluation["mlm_accuracy"] <= 1
+    checkpoint = latest_checkpoint(tmp_path / "run")
+    assert checkpoint.name == "step-00000006"
+    assert (checkpoint / "model.safetensors").exists() and (checkpoint / "tokenizer.json").exists()
+    assert len(list((tmp_path / "run" / "checkpoints").glob("step-*"))) == 2  # keep_checkpoints
+    assert (tmp_path / "run" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("objective, n_classes", [("bert", 2), ("mlm-only", 0)])
+def test_other_objectives(corpus, tmp_path, objective, n_classes):
+    summary = run(corpus, tmp_path / objective, [f"objective={objective}", "max_steps=2"])
+    per_class = summary["eval"].get("relation_accuracy_per_class", {})
+    assert len(per_class) == n_classes
+    if objective == "bert":
+        assert set(per_class) == {"contiguous", "random"}
+
+
+def test_loss_falls_on_a_repeated_batch(corpus, tmp_path):
+    """With the learning rate high and the data tiny, 30 steps must lower the MLM loss."""
+    run(corpus, tmp_path / "fit", ["max_steps=30", "save_every=100", "warmup_steps=3"])
+    lines = [json.loads(line) for line in (tmp_path / "fit" / "metrics.jsonl").read_text().splitlines()]
+    losses = [line["mlm_loss"] for line in lines if line["kind"] == "train"]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+
+
+def _weights(path):
+    return load_file(latest_checkpoint(path) / "model.safetensors")
+
+
+def _cli(corpus, out, extra=()):
+    return [sys.executable, "-m", "linkbert.cli", "pretrain", "--data", str(corpus), "--out", str(out), *TINY, *extra]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_same_weights(corpus, tmp_path):
+    steps = ["max_steps=8", "save_every=2"]
+    subprocess.run(_cli(corpus, tmp_path / "straight", steps), check=True, capture_output=True)
+    # the killed run: wait for the step-4 checkpoint, then SIGKILL
+    process = subprocess.Popen(_cli(corpus, tmp_path / "killed", steps + ["log_every=1"]),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "killed" / "checkpoints" / "step-00000004").exists():
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert latest_checkpoint(tmp_path / "killed") is not None
+    assert not (tmp_path / "killed" / "checkpoints" / "step-00000008").exists(), "killed too late to test resume"
+    subprocess.run(_cli(corpus, tmp_path / "killed", steps), check=True, capture_output=True)
+    straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "killed")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_matches_one_process(corpus, tmp_path):
+    # no dropout: the only difference left between the runs is how the global batch is split
+    steps = ["max_steps=3", "save_every=100", "dropout=0"]
+    subprocess.run(_cli(corpus, tmp_path / "one", steps), check=True, capture_output=True)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+                "-m", "linkbert.cli"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(torchrun + _cli(corpus, tmp_path / "two", steps)[3:], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    for name in one:
+        torch.testing.assert_close(one[name], two[name], rtol=1e-4, atol=1e-5, msg=name)
+    # Adam is blind to a constant gradient scale, so compare the gradient norms too: they catch a
+    # loss normalised per rank instead of over the global batch
+    logged = [[line for line in map(json.loads, (tmp_path / run / "metrics.jsonl").read_text().splitlines())
+               if line["kind"] == "train"] for run in ("one", "two")]
+    for a, b in zip(*logged):
+        for key in ("loss", "mlm_loss", "relation_accuracy", "grad_norm"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4), key
+
+
+def test_budget_stops_the_run(corpus, tmp_path):
+    summary = run(corpus, tmp_path / "budget", ["max_steps=100000", "budget_minutes=0.0001", "save_every=100000"])
+    assert summary["stop_reason"] == "budget" and summary["step"] < 100000
+    assert latest_checkpoint(tmp_path / "budget") is not None
