@@ -76,3 +76,15 @@ def test_clean_row_counts_what_it_drops():
 def test_load_of_a_missing_graph_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="no document graph"):
         DocGraph.load(tmp_path)
+
+
+def test_a_loaded_graph_pickles_as_its_folder(tmp_path):
+    import pickle
+
+    g = DocGraph.from_edges(np.arange(999), np.arange(1, 1000), 1000)
+    g.save(tmp_path / "g")
+    data = pickle.dumps(DocGraph.load(tmp_path / "g"))
+    assert len(data) < 300
+    np.testing.assert_array_equal(pickle.loads(data).indices, g.indices)
+    in_memory = pickle.loads(pickle.dumps(g))  # not loaded from files: the arrays travel
+    np.testing.assert_array_equal(in_memory.indices, g.indices)

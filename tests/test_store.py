@@ -46,3 +46,15 @@ def test_damaged_store_is_reported(tmp_path):
         SegmentStore(tmp_path)
     with pytest.raises(FileNotFoundError, match="linkbert prepare"):
         SegmentStore(tmp_path / "nowhere")
+
+
+def test_pickles_as_its_folder(tmp_path):
+    import pickle
+
+    writer = SegmentStoreWriter(tmp_path, vocab_size=1000)
+    writer.add("a", "A", np.arange(600), np.array([600]))
+    writer.close()
+    store = SegmentStore(tmp_path)
+    data = pickle.dumps(store)
+    assert len(data) < 300  # the path, not the tokens
+    assert pickle.loads(data).segment(0).tolist() == list(range(600))

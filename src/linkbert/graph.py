@@ -25,6 +25,7 @@ META = "graph.json"
 
 class DocGraph:
     def __init__(self, indptr: np.ndarray, indices: np.ndarray, in_degree: np.ndarray | None = None):
+        self.source_dir: Path | None = None  # set by load(): workers then re-map the files
         self.indptr = indptr
         self.indices = indices
         self.num_nodes = len(indptr) - 1
@@ -140,7 +141,15 @@ class DocGraph:
             raise FileNotFoundError(f"{graph_dir} holds no document graph ({META} missing)")
         mode = "r" if mmap else None
         load = lambda name: np.load(graph_dir / name, mmap_mode=mode, allow_pickle=False)  # noqa: E731
-        return cls(load(INDPTR), load(INDICES), load(IN_DEGREE))
+        graph = cls(load(INDPTR), load(INDICES), load(IN_DEGREE))
+        graph.source_dir = graph_dir if mmap else None
+        return graph
+
+    def __reduce__(self):
+        # a memory-mapped graph travels to worker processes as its folder, not as 0.7 GB of arrays
+        if self.source_dir is not None:
+            return (DocGraph.load, (str(self.source_dir),))
+        return (DocGraph, (self.indptr, self.indices, self.in_degree))
 
 
 def clean_row(source: int, targets: list[int]) -> tuple[np.ndarray, int, int]:

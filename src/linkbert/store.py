@@ -92,6 +92,10 @@ class SegmentStore:
         self.segment_offsets = _map(self.dir / SEGMENTS, np.int64, self.meta["segments"] + 1)
         self.document_offsets = _map(self.dir / DOCUMENTS, np.int64, self.meta["documents"] + 1)
 
+    def __reduce__(self):
+        # a worker process re-maps the files: pickling the arrays would copy the whole corpus
+        return (SegmentStore, (str(self.dir),))
+
     @property
     def num_documents(self) -> int:
         return len(self.document_offsets) - 1
