@@ -1,0 +1,186 @@
+"""``linkbert export CHECKPOINT OUT``: a pretraining checkpoint as a plain BERT folder.
+
+    linkbert export runs/tiny/checkpoint-10000 exported/linkbert-tiny
+    linkbert export runs/tiny/checkpoint-10000 exported/linkbert-tiny --tokenizer prepared/wiki/tokenizer
+
+CHECKPOINT is a folder written by ``LinkBertForPreTraining.save_pretrained``. OUT gets what the
+released LinkBERT checkpoints hold, so every ``transformers`` class loads it by name:
+
+* ``config.json``: a plain ``BertConfig`` (``model_type: bert``, no ``num_relations``).
+  ``architectures`` is ``["BertForMaskedLM"]``: the released ``michiyasunaga/LinkBERT-*``
+  say ``BertModel``, but they ship the encoder only (their 433 MB base file is BERT-base
+  with pooler and no MLM head); this export also carries the MLM head, so fill-mask works.
+* ``model.safetensors``: ``bert.*`` (embeddings, encoder, pooler) and ``cls.predictions.*``
+  (the MLM head; its decoder is tied to the word embeddings, as in BERT). The document
+  relation head (``relation_head.*``) is dropped: it is not part of BERT, and fine-tuning
+  starts a fresh task head anyway.
+* the tokenizer (``tokenizer.json``, ``tokenizer_config.json``, ``vocab.txt``).
+
+``AutoModel`` loads it (reporting the unused MLM head), ``AutoModelForMaskedLM`` too (reporting
+the unused pooler), and ``AutoModelFor{SequenceClassification, TokenClassification,
+QuestionAnswering, MultipleChoice}`` with a freshly initialised task head: exactly what
+loading ``bert-base-uncased`` reports.
+
+The tokenizer is taken from ``--tokenizer``, else from the first of CHECKPOINT,
+CHECKPOINT/tokenizer and CHECKPOINT/../tokenizer that holds tokenizer files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from linkbert.errors import BadInput
+
+logger = logging.getLogger(__name__)
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json")
+# in the checkpoint's config, meaningful only to LinkBertForPreTraining
+PRETRAINING_ONLY_CONFIG = ("num_relations", "architectures", "auto_map")
+TIED_KEYS = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+
+
+def export(checkpoint: str | Path, out: str | Path, tokenizer: str | Path | None = None,
+           overwrite: bool = False) -> dict:
+    """Write the plain BERT folder ``out`` from the pretraining checkpoint ``checkpoint``.
+
+    Returns a summary: ``{"out", "tokenizer", "kept": n_tensors, "dropped": [keys]}``.
+    Raises ``BadInput`` for a folder that is not a checkpoint, a missing tokenizer, a
+    tokenizer whose vocabulary does not match the model, or an ``out`` that is not empty
+    (unless ``overwrite``).
+
+    Example::
+
+        >>> export("runs/tiny/checkpoint-10000", "exported/linkbert-tiny")["dropped"]
+        ['relation_head.bias', 'relation_head.weight']
+    """
+    checkpoint, out = Path(checkpoint), Path(out)
+    _check_checkpoint(checkpoint)
+    _check_out(out, overwrite)
+    tokenizer_dir = Path(tokenizer) if tokenizer else find_tokenizer(checkpoint)
+    model = _load(checkpoint)
+    tokenizer_obj = _load_tokenizer(tokenizer_dir, model.config.vocab_size)
+    tensors, dropped = bert_state_dict(model)
+    out.mkdir(parents=True, exist_ok=True)
+    _save_weights(tensors, out / "model.safetensors")
+    bert_config(model.config).save_pretrained(out)
+    _save_tokenizer(tokenizer_obj, out)
+    return {"out": str(out), "tokenizer": str(tokenizer_dir), "kept": len(tensors), "dropped": dropped}
+
+
+def bert_state_dict(model) -> tuple[dict, list[str]]:
+    """The tensors a ``BertForPreTraining``-style file holds, and the keys left out.
+
+    Keeps ``bert.*`` and ``cls.predictions.*`` except the decoder, which is tied to the word
+    embeddings (and its bias to ``cls.predictions.bias``) and so is not stored, as
+    ``save_pretrained`` does for BERT. Returns contiguous copies, safe to write.
+    """
+    kept, dropped = {}, []
+    for key, tensor in model.state_dict().items():
+        if key in TIED_KEYS:
+            continue
+        if key.startswith(("bert.", "cls.predictions.")):
+            kept[key] = tensor.detach().clone().contiguous()
+        else:
+            dropped.append(key)
+    return kept, sorted(dropped)
+
+
+def bert_config(config):
+    """A plain ``BertConfig`` with the checkpoint's geometry, for ``BertForMaskedLM``."""
+    from transformers import BertConfig
+
+    fields = {k: v for k, v in config.to_dict().items() if k not in PRETRAINING_ONLY_CONFIG}
+    fields["model_type"] = "bert"
+    plain = BertConfig.from_dict(fields)
+    plain.architectures = ["BertForMaskedLM"]
+    plain.tie_word_embeddings = True
+    return plain
+
+
+def find_tokenizer(checkpoint: Path) -> Path:
+    """The first of ``checkpoint``, ``checkpoint/tokenizer``, ``checkpoint/../tokenizer`` with tokenizer files."""
+    candidates = [checkpoint, checkpoint / "tokenizer", checkpoint.parent / "tokenizer"]
+    for folder in candidates:
+        if any((folder / name).is_file() for name in TOKENIZER_FILES):
+            return folder
+    raise BadInput(checkpoint, "", "missing_tokenizer",
+                   "no tokenizer files (tokenizer.json or vocab.txt) in "
+                   + ", ".join(str(c) for c in candidates) + "; give the prepared corpus's one with --tokenizer")
+
+
+def _check_checkpoint(checkpoint: Path) -> None:
+    config_file = checkpoint / "config.json"
+    if not config_file.is_file():
+        raise BadInput(checkpoint, "", "not_a_checkpoint", "no config.json: not a saved pretraining checkpoint")
+    config = json.loads(config_file.read_text())
+    if config.get("model_type") != "bert" or "num_relations" not in config:
+        raise BadInput(config_file, "", "not_a_checkpoint",
+                       "not a LinkBertForPreTraining config (model_type bert with num_relations); "
+                       "a plain BERT folder needs no export")
+    if not any(checkpoint.glob("*.safetensors")):
+        raise BadInput(checkpoint, "", "not_a_checkpoint", "no .safetensors weights")
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise BadInput(out, "", "out_exists", "exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise BadInput(out, "", "out_exists", "folder is not empty; pass --overwrite to replace its files")
+
+
+def _load(checkpoint: Path):
+    from linkbert.modeling import LinkBertForPreTraining
+
+    return LinkBertForPreTraining.from_pretrained(checkpoint, use_safetensors=True).eval()
+
+
+def _load_tokenizer(folder: Path, vocab_size: int):
+    from linkbert.tokenization import load_tokenizer
+
+    try:
+        tokenizer = load_tokenizer(str(folder))
+    except (FileNotFoundError, ValueError) as e:
+        raise BadInput(folder, "", "bad_tokenizer", str(e)) from e
+    if len(tokenizer) != vocab_size:
+        raise BadInput(folder, "", "vocab_mismatch",
+                       f"the tokenizer has {len(tokenizer)} tokens but the model's vocabulary is {vocab_size}: "
+                       "give the tokenizer of the corpus the model was pretrained on")
+    return tokenizer
+
+
+def _save_weights(tensors: dict, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
+def _save_tokenizer(tokenizer, out: Path) -> None:
+    """``save_pretrained``, plus a ``vocab.txt`` (transformers 5 writes only tokenizer.json),
+    which older transformers versions and other BERT tools read."""
+    tokenizer.save_pretrained(out)
+    vocab_file = out / "vocab.txt"
+    if not vocab_file.exists():
+        by_id = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+        if [index for _, index in by_id] != list(range(len(by_id))):
+            raise BadInput(out, "", "bad_tokenizer", "token ids are not 0..n-1, so no vocab.txt can list them")
+        vocab_file.write_text("".join(token + "\n" for token, _ in by_id), encoding="utf-8")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="a folder saved by LinkBertForPreTraining.save_pretrained")
+    parser.add_argument("out", help="the plain BERT folder to write")
+    parser.add_argument("--tokenizer",
+                        help="tokenizer folder (default: the checkpoint's own files, its tokenizer/, or ../tokenizer)")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
+
+
+def main(args: argparse.Namespace) -> int:
+    summary = export(args.checkpoint, args.out, tokenizer=args.tokenizer, overwrite=args.overwrite)
+    print(f"wrote {summary['out']}: {summary['kept']} tensors (bert.*, cls.predictions.*), "
+          f"tokenizer from {summary['tokenizer']}")
+    if summary["dropped"]:
+        print(f"dropped (not part of BERT): {', '.join(summary['dropped'])}")
+    return 0

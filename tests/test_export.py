@@ -1,0 +1,142 @@
+"""linkbert export: a pretraining checkpoint becomes a plain BERT folder that AutoModel* loads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import transformers
+from transformers import (
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForMultipleChoice,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+)
+
+from linkbert.cli import main as cli_main
+from linkbert.errors import BadInput
+from linkbert.export import export
+from linkbert.modeling import LinkBertForPreTraining, preset_config
+from linkbert.tokenization import train_wordpiece
+
+SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+TEXTS = ["the cat sat on the mat", "a dog ran in the park", "links join documents to documents"] * 10
+MLM_HEAD = {"cls.predictions.bias", "cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias",
+            "cls.predictions.transform.LayerNorm.weight", "cls.predictions.transform.LayerNorm.bias"}
+POOLER = {"bert.pooler.dense.weight", "bert.pooler.dense.bias"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A trainer-like run folder: checkpoint/ (model) and a sibling tokenizer/."""
+    root = tmp_path_factory.mktemp("run")
+    tokenizer = train_wordpiece(TEXTS, vocab_size=60)
+    tokenizer.save_pretrained(root / "tokenizer")
+    torch.manual_seed(0)
+    model = LinkBertForPreTraining(preset_config("tiny", len(tokenizer), num_relations=3, **SMALL))
+    model.save_pretrained(root / "checkpoint")
+    return root, model.eval(), tokenizer
+
+
+@pytest.fixture(scope="module")
+def exported(run):
+    root, _, _ = run
+    summary = export(root / "checkpoint", root / "exported")
+    return root / "exported", summary
+
+
+def _inputs(tokenizer):
+    return tokenizer(["the cat sat", "a dog ran in the park"], ["on the mat", "links"],
+                     padding=True, return_tensors="pt")
+
+
+def test_export_writes_a_plain_bert_folder(run, exported):
+    root, _, _ = run
+    out, summary = exported
+    assert summary["dropped"] == ["relation_head.bias", "relation_head.weight"]
+    assert summary["tokenizer"] == str(root / "tokenizer")
+    assert {"config.json", "model.safetensors", "vocab.txt", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "bert" and config["architectures"] == ["BertForMaskedLM"]
+    assert "num_relations" not in config
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    assert all(k.startswith(("bert.", "cls.predictions.")) for k in keys)
+    assert MLM_HEAD | POOLER <= keys
+
+
+def test_auto_model_reproduces_the_encoder_exactly(run, exported):
+    _, model, tokenizer = run
+    out, _ = exported
+    inputs = _inputs(tokenizer)
+    auto = AutoModel.from_pretrained(out).eval()
+    with torch.no_grad():
+        got, want = auto(**inputs), model.bert(**inputs)
+    assert torch.equal(got.last_hidden_state, want.last_hidden_state)
+    assert torch.equal(got.pooler_output, want.pooler_output)
+
+
+def test_auto_model_for_masked_lm_reproduces_the_mlm_logits(run, exported):
+    _, model, tokenizer = run
+    out, _ = exported
+    inputs = _inputs(tokenizer)
+    mlm = AutoModelForMaskedLM.from_pretrained(out).eval()
+    assert mlm.cls.predictions.decoder.weight is mlm.bert.embeddings.word_embeddings.weight
+    with torch.no_grad():
+        assert torch.equal(mlm(**inputs).logits, model.cls(model.bert(**inputs).last_hidden_state))
+
+
+@pytest.mark.parametrize("auto_class, head, unused", [
+    (AutoModel, set(), MLM_HEAD),
+    (AutoModelForMaskedLM, set(), POOLER),
+    (AutoModelForSequenceClassification, {"classifier.weight", "classifier.bias"}, MLM_HEAD),
+    (AutoModelForMultipleChoice, {"classifier.weight", "classifier.bias"}, MLM_HEAD),
+    (AutoModelForTokenClassification, {"classifier.weight", "classifier.bias"}, MLM_HEAD | POOLER),
+    (AutoModelForQuestionAnswering, {"qa_outputs.weight", "qa_outputs.bias"}, MLM_HEAD | POOLER),
+])
+def test_auto_classes_load_with_only_the_task_head_fresh(exported, auto_class, head, unused):
+    out, _ = exported
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        _, info = auto_class.from_pretrained(out, output_loading_info=True)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    assert set(info["missing_keys"]) == head
+    assert set(info["unexpected_keys"]) == unused  # what loading bert-base-uncased reports too
+    assert not info["mismatched_keys"]
+
+
+def test_exported_tokenizer_loads_and_matches(run, exported):
+    _, _, tokenizer = run
+    out, _ = exported
+    loaded = AutoTokenizer.from_pretrained(out)
+    assert loaded.get_vocab() == tokenizer.get_vocab()
+    vocab = (out / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    assert vocab == sorted(tokenizer.get_vocab(), key=tokenizer.get_vocab().get)
+
+
+def test_export_errors(run, tmp_path):
+    root, _, _ = run
+    with pytest.raises(BadInput, match="not empty"):
+        export(root / "checkpoint", root / "tokenizer")
+    with pytest.raises(BadInput, match="no config.json"):
+        export(root / "tokenizer", tmp_path / "a")
+    small = train_wordpiece(TEXTS[:3], vocab_size=30)
+    small.save_pretrained(tmp_path / "small")
+    with pytest.raises(BadInput, match="the tokenizer has"):
+        export(root / "checkpoint", tmp_path / "b", tokenizer=tmp_path / "small")
+
+
+def test_cli_export(run, tmp_path, capsys):
+    root, _, _ = run
+    assert cli_main(["export", str(root / "checkpoint"), str(tmp_path / "out")]) == 0
+    assert "dropped (not part of BERT): relation_head.bias, relation_head.weight" in capsys.readouterr().out
+    assert cli_main(["export", str(root / "checkpoint"), str(tmp_path / "out")]) == 2
+    assert "not empty" in capsys.readouterr().err
