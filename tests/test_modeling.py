@@ -14,6 +14,7 @@ from transformers import BertConfig, BertForPreTraining, BertModel
 
 from linkbert.modeling import (
     IGNORE_INDEX,
+    RELATIONS,
     LinkBertForPreTraining,
     attention,
     classification_stats,
@@ -290,3 +291,19 @@ def test_init_from_minilm_checkpoint(caplog):
     out = model.train()(ids, labels=torch.where(torch.rand(ids.shape) < 0.3, ids, IGNORE_INDEX),
                         relation_labels=torch.tensor([0, 2]))
     assert math.isfinite(out.loss.item())
+
+
+def test_shipped_pretrain_configs_name_known_presets():
+    import pathlib
+
+    import yaml
+
+    folder = pathlib.Path(__file__).resolve().parents[1] / "configs" / "pretrain"
+    configs = {path.stem: yaml.safe_load(path.read_text()) for path in folder.glob("*.yaml")}
+    assert {"tiny", "mini", "base", "large", "bio-base"} <= set(configs)
+    for name, config in configs.items():
+        assert config["preset"] == name
+        preset_config(config["preset"], 30522)  # raises for an unknown preset
+        assert config["objective"] in RELATIONS
+        assert 0 < config["warmup_steps"] < config["max_steps"] and config["lr"] > 0
+        assert (config["adam_beta1"], config["adam_beta2"], config["weight_decay"]) == (0.9, 0.98, 0.01)
