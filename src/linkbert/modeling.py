@@ -240,7 +240,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     ``mask`` is a boolean ``(batch, 1, 1, seq)`` (True: attend) or None. Without dropout, or
     off the CPU, this is SDPA (fused kernels). On CPU with dropout SDPA falls back to its math
     path and draws the mask with ``bernoulli_`` (a tenth of a mini model's step); this is the
-    same math with the cheaper mask of :func:`dropout`, softmax in float32.
+    same math with the cheaper mask of :func:`dropout`, in the dtype of ``q`` as SDPA's math
+    path and BERT's eager attention compute it under autocast (the softmax kernel accumulates
+    in float32 whatever its dtype), with the scaling and masking done in place.
 
     Example::
 
@@ -249,11 +251,11 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     """
     if p == 0.0 or q.device.type != "cpu" or torch.compiler.is_compiling():
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-    scores = torch.matmul(q, k.transpose(-1, -2)).float().mul_(q.shape[-1] ** -0.5)
+    scores = torch.matmul(q, k.transpose(-1, -2)).mul_(q.shape[-1] ** -0.5)
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
+        scores.masked_fill_(~mask, float("-inf"))
     probs = dropout(torch.softmax(scores, dim=-1), p, training=True)
-    return torch.matmul(probs.to(v.dtype), v)
+    return torch.matmul(probs, v)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -338,16 +340,20 @@ class _LinearCrossEntropy(torch.autograd.Function):
         accumulate = torch.promote_types(x.dtype, torch.float32)
         loss = torch.zeros((), dtype=accumulate, device=x.device)
         correct = torch.zeros((), dtype=torch.long, device=x.device)
-        grad_logits = x.new_empty(x.shape[0], weight.shape[0]) if want_grad else None
-        grad_bias = torch.zeros(weight.shape[0], dtype=accumulate, device=x.device) if want_grad else None
+        rows, classes = x.shape[0], weight.shape[0]
+        grad_logits = _workspace.take(rows * classes, x.dtype, x.device).view(rows, classes) if want_grad else None
+        grad_bias = torch.zeros(classes, dtype=accumulate, device=x.device) if want_grad else None
+        # one float32 buffer for every chunk's logits, unless they are written where their gradient goes
+        in_place = want_grad and x.dtype == accumulate
+        buffer = None if in_place else torch.empty(min(rows, rows_per_chunk), classes, dtype=accumulate,
+                                                   device=x.device)
         with torch.autocast(x.device.type, enabled=False):
-            for start in range(0, x.shape[0], rows_per_chunk):
+            for start in range(0, rows, rows_per_chunk):
                 chunk = slice(start, start + rows_per_chunk)
                 out = None if grad_logits is None else grad_logits[chunk]
-                # in float32 the chunk's logits are written straight where its gradient goes
-                in_place = out is not None and out.dtype == accumulate
                 logits = torch.addmm(bias, x[chunk], weight.t(), out=out if in_place else None)
-                chunk_loss, chunk_correct = _chunk_cross_entropy(logits.to(accumulate), labels[chunk], out, grad_bias)
+                z = logits if in_place else buffer[:len(logits)].copy_(logits)
+                chunk_loss, chunk_correct = _chunk_cross_entropy(z, labels[chunk], out, grad_bias)
                 loss += chunk_loss
                 correct += chunk_correct
         ctx.save_for_backward(x, weight, grad_logits, grad_bias)
@@ -359,9 +365,39 @@ class _LinearCrossEntropy(torch.autograd.Function):
         x, weight, grad_logits, grad_bias = ctx.saved_tensors
         scale = grad_loss.to(x.dtype)
         grad_x = grad_logits @ weight * scale if ctx.needs_input_grad[0] else None
-        grad_weight = grad_logits.t() @ x * scale if ctx.needs_input_grad[1] else None
+        # scale the (rows, hidden) operand, not the (classes, hidden) product
+        grad_weight = grad_logits.t() @ (x * scale) if ctx.needs_input_grad[1] else None
         grad_bias = (grad_bias * grad_loss).to(x.dtype) if ctx.needs_input_grad[2] else None
+        _workspace.give_back(grad_logits)
         return grad_x, grad_weight, grad_bias, None, None
+
+
+class _Workspace:
+    """Reuses the (rows, classes) gradient buffer across steps on CPU.
+
+    It is tens of MB, and every fresh CPU allocation that large is new memory from the OS whose
+    pages fault in on first write: about 10 ms per step of a tiny model. A buffer is handed
+    out to one forward at a time and comes back when its backward has used it, so overlapping
+    forwards simply get fresh memory (so a second backward through a retained graph is not
+    supported: the buffer may have been handed on). CUDA's caching allocator needs no help.
+    """
+
+    def __init__(self):
+        self.free: dict[tuple, torch.Tensor] = {}
+
+    def take(self, numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        buffer = self.free.pop((dtype, device), None) if device.type == "cpu" else None
+        if buffer is None or buffer.numel() < numel:
+            buffer = torch.empty(numel, dtype=dtype, device=device)
+        return buffer[:numel]
+
+    def give_back(self, view: torch.Tensor) -> None:
+        if view.device.type == "cpu":
+            base = view._base if view._base is not None else view
+            self.free[(view.dtype, view.device)] = base.view(-1)
+
+
+_workspace = _Workspace()
 
 
 def _chunk_cross_entropy(z: torch.Tensor, labels: torch.Tensor, grad_out: torch.Tensor | None,
