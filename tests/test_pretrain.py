@@ -146,3 +146,14 @@ def test_budget_stops_the_run(corpus, tmp_path):
     summary = run(corpus, tmp_path / "budget", ["max_steps=100000", "budget_minutes=0.0001", "save_every=100000"])
     assert summary["stop_reason"] == "budget" and summary["step"] < 100000
     assert latest_checkpoint(tmp_path / "budget") is not None
+
+
+def test_every_shipped_config_loads():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "configs" / "pretrain"
+    names = sorted(path.stem for path in folder.glob("*.yaml"))
+    assert {"tiny", "mini", "base", "large", "bio-base"} <= set(names)
+    for name in names:
+        config = load_config(str(folder / f"{name}.yaml"), [])
+        assert config.preset == name and 0 < config.warmup_steps < config.max_steps
