@@ -182,6 +182,19 @@ def test_encode_equals_bert_model_in_eval():
     assert torch.allclose(pooled, reference.pooler_output, atol=1e-6)
 
 
+def test_activation_checkpointing_gives_the_same_gradients():
+    batch = make_batch()
+    grads = []
+    for checkpointing in (False, True):
+        model = small_model(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        if checkpointing:
+            model.activation_checkpointing_enable()
+        model(**batch).loss.backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    for name, grad in grads[0].items():
+        assert torch.allclose(grad, grads[1][name], atol=1e-6), name
+
+
 def test_dropout_keeps_the_rate_and_scale():
     torch.manual_seed(0)
     x = torch.ones(200, 500)

@@ -181,7 +181,8 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         Same parameters and the same function as ``self.bert(...)`` (equal up to float rounding
         in eval mode; dropout draws differ), but one matmul for the query, key and value
         projections, a key-padding mask that SDPA broadcasts, and on CPU a dropout mask drawn
-        from 16-bit random numbers, several times cheaper than ``bernoulli_``.
+        from 16-bit random numbers, several times cheaper than ``bernoulli_``. Honours
+        ``activation_checkpointing_enable()`` (recomputes each layer in the backward pass).
 
         Example::
 
@@ -198,7 +199,11 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         if attention_mask is not None and not bool(attention_mask.all()):
             mask = attention_mask[:, None, None, :].bool()  # (batch, 1, 1, seq): keys to attend to
         for layer in self.bert.encoder.layer:
-            x = self._layer(layer, x, mask)
+            # set on each layer by activation_checkpointing_enable()
+            if self.training and getattr(layer, "gradient_checkpointing", False):
+                x = torch.utils.checkpoint.checkpoint(self._layer, layer, x, mask, use_reentrant=False)
+            else:
+                x = self._layer(layer, x, mask)
         pooler = self.bert.pooler
         return x, pooler.activation(pooler.dense(x[:, 0]))
 
