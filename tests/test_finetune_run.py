@@ -226,6 +226,35 @@ def test_qa_windows_and_training(tmp_path, tiny_model):
     assert all(isinstance(p, str) and p in contexts[qid] for qid, p in predictions.items())
 
 
+def test_qa_gold_logits_give_back_the_gold_answers(tmp_path, tiny_model):
+    """Windows, offsets, training targets and post-processing agree: logits peaked on each
+    window's training target reproduce the gold answers exactly."""
+    from transformers import AutoTokenizer
+
+    from linkbert.finetune.data import load_data
+    from linkbert.finetune.run import FinetuneConfig, resolve
+    from linkbert.finetune.tasks import make_task
+
+    data = write_data(tmp_path / "qa", {"dev": qa_examples(6, "dv")})
+    config = resolve(FinetuneConfig(task="qa", model=str(tiny_model), data=str(data), out=str(tmp_path / "o"),
+                                    max_seq_length=40, doc_stride=16))
+    task = make_task(config)
+    split = task.setup(load_data(data, "qa", need_train=False), None)["dev"]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    targets = task.encode(split, tokenizer, training=True)  # same windows, with target positions
+    features = task.encode(split, tokenizer, training=False)
+    assert len(targets) == len(features) > 2 * len(split)
+    outputs = []
+    for target in targets:
+        start, end = [torch.zeros(len(target["input_ids"])).numpy() for _ in range(2)]
+        if target["start_positions"]:  # 0: the answer is not in this window
+            start[target["start_positions"]], end[target["end_positions"]] = 10.0, 10.0
+        outputs.append((start, end))
+    predictions = task.decode(split, features, outputs)
+    assert predictions == {r["id"]: r["answers"]["text"][0] for r in split.records}
+    assert task.score(split, predictions)["exact_match"] == 100.0
+
+
 def test_mc_then_zero_shot_eval_only(tmp_path, tiny_model):
     data = write_data(tmp_path / "medqa_usmle_hf", splits_of(mc_examples))
     out = tmp_path / "medqa"
@@ -372,6 +401,8 @@ def test_bad_settings(tmp_path, tiny_model, capsys):
     err = fails_with(capsys, "--task", "mc", *common, "--recipe", "configs/finetune/NCBI-disease.yaml")
     assert "is for task tokcls" in err
     assert "task must be one of" in fails_with(capsys, *common)
+    err = fails_with(capsys, "--task", "mc", *common, "--eval-only")  # a plain BERT has no mc head
+    assert "--eval-only needs a model fine-tuned for mc" in err and "classifier.weight" in err
     assert "doc_stride must be" in fails_with(capsys, "--task", "qa", *common, "max_seq_length=64")
 
 

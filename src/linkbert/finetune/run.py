@@ -183,11 +183,19 @@ def load_tokenizer(config: FinetuneConfig):
 
 
 def load_model(task: Task, config: FinetuneConfig):
+    """The task's ``AutoModelFor*``; when only evaluating, its head must come from the checkpoint."""
     try:
-        return task.model_class.from_pretrained(config.model, use_safetensors=True, trust_remote_code=False,
-                                                **task.model_kwargs())
+        model, info = task.model_class.from_pretrained(
+            config.model, use_safetensors=True, trust_remote_code=False, output_loading_info=True,
+            **task.model_kwargs())
     except OSError as e:
         raise BadInput(config.model, "", "model_not_loadable", f"cannot load the model: {e}") from None
+    missing = sorted(info.get("missing_keys") or [])
+    if config.eval_only and missing:
+        # a freshly initialised head would score at chance level without any warning
+        raise ConfigError(f"--eval-only needs a model fine-tuned for {config.task}, but {config.model} "
+                          f"lacks {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+    return model
 
 
 def fit_max_length(config: FinetuneConfig, model_config) -> FinetuneConfig:
