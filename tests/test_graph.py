@@ -57,7 +57,11 @@ def test_validate_catches_broken_invariants():
             graph.validate()
 
 
-def test_random_graph_matches_a_set_of_edges():
+@pytest.mark.parametrize("chunk", [7, 1 << 22])
+def test_random_graph_matches_a_set_of_edges(monkeypatch, chunk):
+    import linkbert.graph
+
+    monkeypatch.setattr(linkbert.graph, "_CHUNK", chunk)  # small chunks: duplicates straddle chunk borders
     rng = np.random.default_rng(1)
     n = 200
     src, dst = rng.integers(0, n, 5000), rng.integers(0, n, 5000)

@@ -21,6 +21,7 @@ INDPTR = "indptr.npy"
 INDICES = "indices.npy"
 IN_DEGREE = "in_degree.npy"
 META = "graph.json"
+_CHUNK = 1 << 22  # elements per step of the chunked passes in from_edges: small temporaries
 
 
 class DocGraph:
@@ -38,8 +39,10 @@ class DocGraph:
     def from_edges(cls, src: np.ndarray, dst: np.ndarray, num_nodes: int) -> "DocGraph":
         """Build from edge lists (any order, duplicates and self-links allowed: both are dropped).
 
-        Sorting one int64 key per edge keeps peak memory near 24 bytes per edge: 150M edges
-        need about 3.6 GB while building and 0.6 GB once built.
+        One int64 key ``src * n + dst`` per edge is sorted in place, then duplicates and
+        self-links are squeezed out in place, chunk by chunk: beyond the inputs, the peak is
+        about 13 bytes per edge (the key, a mask, the int32 targets), so 150M edges build in
+        about 2 GB on top of the 1.2 GB of input arrays, and take 0.6 GB once built.
         """
         src = np.asarray(src)
         dst = np.asarray(dst)
@@ -47,16 +50,16 @@ class DocGraph:
             raise ValueError("src and dst must have the same length")
         if len(src) and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= num_nodes):
             raise ValueError(f"edge endpoints must lie in [0, {num_nodes})")
-        keep = src != dst
-        key = src[keep].astype(np.int64) * num_nodes
-        key += dst[keep]
-        del keep
-        key = np.unique(key)  # sorts by (src, dst) and drops duplicates in one pass
-        rows = (key // num_nodes).astype(np.int32)
-        indices = (key % num_nodes).astype(np.int32)
-        del key
-        indptr = np.zeros(num_nodes + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=num_nodes), out=indptr[1:])
+        key = src.astype(np.int64)
+        key *= num_nodes
+        key += dst
+        key.sort()  # in place: by (src, dst)
+        key = _squeeze_sorted(key, num_nodes)
+        # row i's edges are the keys in [i * n, (i + 1) * n)
+        indptr = np.searchsorted(key, np.arange(num_nodes + 1, dtype=np.int64) * num_nodes).astype(np.int64)
+        indices = np.empty(len(key), dtype=np.int32)
+        for start in range(0, len(key), _CHUNK):
+            indices[start:start + _CHUNK] = key[start:start + _CHUNK] % num_nodes
         return cls(indptr, indices)
 
     @classmethod
@@ -150,6 +153,25 @@ class DocGraph:
         if self.source_dir is not None:
             return (DocGraph.load, (str(self.source_dir),))
         return (DocGraph, (self.indptr, self.indices, self.in_degree))
+
+
+def _squeeze_sorted(key: np.ndarray, num_nodes: int) -> np.ndarray:
+    """Drop repeated keys and self-links (``key = s * (n + 1)``) from sorted ``key``, in place.
+
+    Returns a view of ``key``'s first part: no second array of the input's size is made.
+    """
+    kept, previous = 0, None
+    for start in range(0, len(key), _CHUNK):
+        chunk = key[start:start + _CHUNK]
+        keep = chunk % (num_nodes + 1) != 0
+        keep[1:] &= chunk[1:] != chunk[:-1]
+        if previous is not None:
+            keep[0] &= chunk[0] != previous
+        previous = chunk[-1]
+        selected = chunk[keep]  # a copy, so writing below its source range is safe
+        key[kept:kept + len(selected)] = selected
+        kept += len(selected)
+    return key[:kept]
 
 
 def clean_row(source: int, targets: list[int]) -> tuple[np.ndarray, int, int]:
