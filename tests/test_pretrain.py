@@ -142,6 +142,18 @@ def test_two_process_torchrun_matches_one_process(corpus, tmp_path):
             assert a[key] == pytest.approx(b[key], rel=1e-4), key
 
 
+def test_tensorboard_scalars(corpus, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run(corpus, tmp_path / "tb", ["max_steps=3", "tensorboard=true"])
+    events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert {"train/loss", "train/mlm_loss", "train/relation_accuracy", "eval/relation_accuracy"} <= set(tags)
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]
+
+
 def test_budget_stops_the_run(corpus, tmp_path):
     summary = run(corpus, tmp_path / "budget", ["max_steps=100000", "budget_minutes=0.0001", "save_every=100000"])
     assert summary["stop_reason"] == "budget" and summary["step"] < 100000
