@@ -268,6 +268,25 @@ def test_mc_then_zero_shot_eval_only(tmp_path, tiny_model):
     assert metrics["train_examples"] == 0 and metrics["eval_only"] is True
 
 
+def test_mc_learns_an_easy_rule(tmp_path, tiny_model):
+    """The right choice is always "aspirin", placed at a varying position: learnable only when
+    choices, labels and the softmax over choices line up."""
+    def easy(n, prefix):
+        rows = []
+        for i in range(n):
+            others = [d for d in DRUGS if d != "aspirin"][i % 5:i % 5 + 3]
+            endings = others[:i % 4] + ["aspirin"] + others[i % 4:]
+            rows.append({"id": f"{prefix}{i}", "sent1": f"which drug treats pain number {i} ?", "sent2": "",
+                         **{f"ending{k}": e for k, e in enumerate(endings)}, "label": i % 4})
+        return rows
+
+    data = write_data(tmp_path / "easy", {"train": easy(32, "tr"), "dev": easy(16, "dv")})
+    out = tmp_path / "run"
+    assert finetune("--task", "mc", "--model", tiny_model, "--data", data, "--out", out, "lr=1e-3",
+                    "batch_size=8", "max_steps=40", "save_model=false") == 0
+    assert json.loads((out / "metrics.json").read_text())["dev"]["accuracy"] >= 0.9
+
+
 def test_seqcls_eval_only_uses_the_saved_label_names(tmp_path, tiny_model):
     data = write_data(tmp_path / "pqa", splits_of(pair_examples))
     out = tmp_path / "run"

@@ -37,7 +37,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="run folder to write")
     parser.add_argument("--recipe", help="YAML settings of a dataset, e.g. configs/finetune/NCBI-disease.yaml")
     parser.add_argument("--eval-only", action="store_true", help="no training: evaluate --model on dev/test")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override any setting (see below)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="override any setting (see below); give them together, after the flags")
 
 
 def _types() -> dict[str, type]:
