@@ -328,10 +328,11 @@ def test_recipe_values_and_overrides(tmp_path, tiny_model):
 
 
 def test_every_recipe_is_valid():
-    from linkbert.finetune.command import read_recipe
+    from linkbert.config import read_settings
+    from linkbert.finetune.run import FinetuneConfig
     from linkbert.metrics import BLURB_TASKS
 
-    recipes = {p.stem: read_recipe(str(p)) for p in Path("configs/finetune").glob("*.yaml")}
+    recipes = {p.stem: read_settings(FinetuneConfig, p) for p in Path("configs/finetune").glob("*.yaml")}
     assert set(BLURB_TASKS) <= set(recipes)
     assert {"squad", "hotpot", "triviaqa", "searchqa", "naturalqa", "newsqa", "medqa_usmle", "mmlu"} <= set(recipes)
     for name, values in recipes.items():

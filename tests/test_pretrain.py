@@ -46,9 +46,11 @@ def test_config_overrides_are_typed_and_checked(tmp_path):
     with pytest.raises(ValueError, match="unknown setting"):
         path.write_text("learning_rate: 1\n")
         load_config(str(path), [])
-    with pytest.raises(ValueError, match="key=value"):
+    with pytest.raises(ValueError, match="unknown setting 'nonsense'"):
         load_config(None, ["nonsense=1"])
-    with pytest.raises(ValueError, match="must be a int"):
+    with pytest.raises(ValueError, match="key=value"):
+        load_config(None, ["max_steps"])
+    with pytest.raises(ValueError, match="max_steps should be int"):
         load_config(None, ["max_steps=ten"])
     with pytest.raises(ValueError, match="objective"):
         load_config(None, ["objective=gpt"])
@@ -67,6 +69,8 @@ def test_a_short_run_logs_evaluates_and_checkpoints(corpus, tmp_path):
     assert set(evaluation["relation_accuracy_per_class"]) == {"contiguous", "random", "linked"}
     assert sum(evaluation["relation_distribution"].values()) == evaluation["pairs"] > 0
     assert 0 <= evaluation["mlm_accuracy"] <= 1
+    logged_eval = [line for line in lines if line["kind"] == "eval"][-1]
+    assert logged_eval["relation_accuracy_linked"] == evaluation["relation_accuracy_per_class"]["linked"]
     checkpoint = latest_checkpoint(tmp_path / "run")
     assert checkpoint.name == "step-00000006"
     assert (checkpoint / "model.safetensors").exists() and (checkpoint / "tokenizer.json").exists()

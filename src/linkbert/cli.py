@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from linkbert.config import ConfigError
 from linkbert.errors import BadInput
 
 # command -> (module, one-line help)
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.main(args) or 0)
-    except BadInput as e:
+    except (BadInput, ConfigError) as e:
         print(f"linkbert {args.command}: error: {e}", file=sys.stderr)
         return 2
 

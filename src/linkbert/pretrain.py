@@ -97,44 +97,13 @@ class PretrainConfig:
 
 def load_config(path: str | None, overrides: list[str]) -> PretrainConfig:
     """A config from a YAML file (if given) and ``key=value`` overrides, each typed by its field."""
-    import yaml
+    from linkbert.config import parse_overrides, read_settings
 
-    values: dict = {}
-    if path:
-        with open(path, encoding="utf-8") as f:
-            values = yaml.safe_load(f) or {}
-    fields = {f.name: f for f in dataclasses.fields(PretrainConfig)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(fields)}")
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or key not in fields:
-            raise ValueError(f"override {item!r}: expected key=value with key one of {', '.join(fields)}")
-        values[key] = yaml.safe_load(raw) if raw else ""
-    config = PretrainConfig()
-    for key, value in values.items():
-        setattr(config, key, _typed(fields[key], value))
+    values = read_settings(PretrainConfig, path) if path else {}
+    values.update(parse_overrides(PretrainConfig, overrides))
+    config = dataclasses.replace(PretrainConfig(), **values)
     config.check()
     return config
-
-
-def _typed(f: dataclasses.Field, value):
-    kind = type(f.default)
-    if kind in (int, float) and isinstance(value, str):
-        try:  # YAML 1.1 reads "3e-4" (no dot) as a string
-            value = kind(value)
-        except ValueError:
-            raise ValueError(f"setting {f.name} must be a {kind.__name__}, got {value!r}") from None
-    if kind is bool and not isinstance(value, bool):
-        raise ValueError(f"setting {f.name} must be true or false, got {value!r}")
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if kind is str and not isinstance(value, str):
-        return str(value)
-    if not isinstance(value, kind):
-        raise ValueError(f"setting {f.name} must be a {kind.__name__}, got {value!r}")
-    return value
 
 
 # -- distributed -------------------------------------------------------------------------------
@@ -626,7 +595,10 @@ class Run:
     def _log_eval(self) -> dict:
         result = self.evaluate()
         if result:
-            self._record("eval", {k: v for k, v in result.items() if not isinstance(v, (list, dict))})
+            scalars = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
+            for name, accuracy in result.get("relation_accuracy_per_class", {}).items():
+                scalars[f"relation_accuracy_{name}"] = accuracy
+            self._record("eval", scalars)
             if self.dist.main:
                 per_class = result.get("relation_accuracy_per_class")
                 log.info("eval at step %d: mlm_loss %.4f mlm_accuracy %.4f%s", self.step, result["mlm_loss"],

@@ -32,6 +32,7 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from linkbert.config import ConfigError
 from linkbert.errors import BadInput
 from linkbert.finetune.data import TASKS, Split, load_data
 from linkbert.finetune.tasks import Task, make_task
@@ -39,10 +40,6 @@ from linkbert.finetune.tasks import Task, make_task
 log = logging.getLogger("linkbert.finetune")
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-
-
-class ConfigError(ValueError):
-    """Settings that cannot work together (reported without a traceback by the command)."""
 
 
 def _setting(default, help: str):
