@@ -158,6 +158,13 @@ def test_tensorboard_scalars(corpus, tmp_path):
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]
 
 
+def test_resuming_with_other_data_settings_is_refused(corpus, tmp_path):
+    run(corpus, tmp_path / "r", ["max_steps=2"])
+    run(corpus, tmp_path / "r", ["max_steps=4"])  # a longer schedule continues the run
+    with pytest.raises(ValueError, match="batch_size 8 -> 16"):
+        run(corpus, tmp_path / "r", ["max_steps=6", "batch_size=16"])
+
+
 def test_budget_stops_the_run(corpus, tmp_path):
     summary = run(corpus, tmp_path / "budget", ["max_steps=100000", "budget_minutes=0.0001", "save_every=100000"])
     assert summary["stop_reason"] == "budget" and summary["step"] < 100000

@@ -37,6 +37,10 @@ log = logging.getLogger("linkbert.pretrain")
 OBJECTIVES = ("linkbert", "bert", "mlm-only")
 NUM_RELATIONS = {"linkbert": 3, "bert": 2, "mlm-only": 0}
 CHECKPOINTS = "checkpoints"
+# settings that decide which batches a run sees and what it trains; a resume must keep them
+RUN_IDENTITY = ("preset", "init", "objective", "p_contiguous", "p_random", "p_linked", "linked_sampling",
+                "linked_segment", "max_length", "mlm_probability", "whole_word_mask", "heldout_fraction",
+                "batch_size", "seed")
 LATEST = "latest"
 
 
@@ -374,9 +378,20 @@ class Run:
         if checkpoint is None:
             return
         state = load_checkpoint(checkpoint, self.model, self.optimizer, self.scheduler)
+        self._check_same_run(state["config"], checkpoint)
         self.step, self.history = state["step"], state["history"]
         if self.dist.main:
             log.info("resumed from %s at step %d", checkpoint, self.step)
+
+    def _check_same_run(self, saved: dict, checkpoint: Path) -> None:
+        """Resuming continues *that* run: settings that decide its data or model must not change."""
+        from linkbert.config import ConfigError
+
+        changed = [key for key in RUN_IDENTITY if saved.get(key) != getattr(self.config, key)]
+        if changed:
+            details = ", ".join(f"{key} {saved.get(key)!r} -> {getattr(self.config, key)!r}" for key in changed)
+            raise ConfigError(f"{checkpoint} belongs to a run with other settings ({details}); "
+                              "use a new --out folder, or the run's own settings to resume it")
 
     # ---- named steps
 
