@@ -32,10 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from linkbert.modeling import RELATIONS as NUM_RELATIONS  # objective -> number of relation classes
+
 log = logging.getLogger("linkbert.pretrain")
 
-OBJECTIVES = ("linkbert", "bert", "mlm-only")
-NUM_RELATIONS = {"linkbert": 3, "bert": 2, "mlm-only": 0}
+OBJECTIVES = tuple(NUM_RELATIONS)
 CHECKPOINTS = "checkpoints"
 # settings that decide which batches a run sees and what it trains; a resume must keep them
 RUN_IDENTITY = ("preset", "init", "objective", "p_contiguous", "p_random", "p_linked", "linked_sampling",
