@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from linkbert.pretrain import PretrainConfig, latest_checkpoint, load_config, pretrain
+from linkbert.pretrain import latest_checkpoint, load_config, pretrain
 from linkbert.prepare import PrepareConfig, prepare
 
 from conftest import TINY_TEXTS

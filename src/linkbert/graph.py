@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -63,12 +64,19 @@ class DocGraph:
         return cls(indptr, indices)
 
     @classmethod
-    def from_rows(cls, rows: list[np.ndarray]) -> "DocGraph":
-        """Build from one array of targets per node (each cleaned by ``clean_row``)."""
-        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum([len(r) for r in rows], out=indptr[1:])
-        indices = np.concatenate(rows).astype(np.int32) if rows else np.zeros(0, np.int32)
-        return cls(indptr, indices)
+    def from_rows(cls, rows: Iterable[np.ndarray], num_nodes: int) -> "DocGraph":
+        """Build from each node's targets in node order (sorted, unique, no self-link: see
+        ``clean_row``), streamed: only the edges are held, in blocks."""
+        indptr = np.zeros(num_nodes + 1, dtype=np.int64)
+        blocks, block = [], []
+        for i, row in enumerate(rows):
+            indptr[i + 1] = indptr[i] + len(row)
+            block.append(row)
+            if len(block) == 65536:
+                blocks.append(np.concatenate(block))
+                block = []
+        blocks.append(np.concatenate(block) if block else np.zeros(0, np.int32))
+        return cls(indptr, np.concatenate(blocks).astype(np.int32))
 
     # -- queries ----------------------------------------------------------------------------
 

@@ -19,20 +19,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
 from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import multiprocessing as mp
 import numpy as np
 
-from linkbert.corpus import READERS, Document, Redirect, Skipped, open_reader
+from linkbert.corpus import READERS, Document, Redirect, open_reader
 from linkbert.errors import BadInput
 from linkbert.graph import DocGraph, clean_row
 from linkbert.links import LinkTable
@@ -265,27 +264,11 @@ def _built_rows(config: PrepareConfig, spool: Path, store_dir: Path, link_counts
         indptr, indices = link_builders.title_mention_links(titles, texts())
     else:
         indptr, indices = link_builders.tfidf_links(texts(), k=config.tfidf_k)
+    # the builders give no self-links and no duplicates; rows only need DocGraph's sorted order
     for i in range(len(indptr) - 1):
-        row = indices[indptr[i]:indptr[i + 1]]
+        row = np.sort(indices[indptr[i]:indptr[i + 1]])
         link_counts["links_raw"] += len(row)
-        row, n_self, n_duplicate = clean_row(i, row.tolist())
-        link_counts["self"] += n_self
-        link_counts["duplicate"] += n_duplicate
         yield row
-
-
-def _graph(rows: Iterable[np.ndarray], num_nodes: int) -> DocGraph:
-    """A CSR graph from rows that arrive one node at a time; only the edges are held."""
-    indptr = np.zeros(num_nodes + 1, dtype=np.int64)
-    blocks, block = [], []
-    for i, row in enumerate(rows):
-        indptr[i + 1] = indptr[i] + len(row)
-        block.append(row)
-        if len(block) == 65536:
-            blocks.append(np.concatenate(block))
-            block = []
-    blocks.append(np.concatenate(block) if block else np.zeros(0, np.int32))
-    return DocGraph(indptr, np.concatenate(blocks).astype(np.int32))
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -315,7 +298,7 @@ def prepare(config: PrepareConfig) -> dict:
         link_counts: Counter = Counter()
         rows = (_resolved_rows(corpus, spool, link_counts) if config.link_builder == "none"
                 else _built_rows(config, spool, out, link_counts))
-        graph = _graph(rows, store_meta["documents"])
+        graph = DocGraph.from_rows(rows, store_meta["documents"])
     graph.save(out / "graph")
     stats = _stats(config, store_meta, corpus, graph, link_counts, time.perf_counter() - started)
     (out / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n")

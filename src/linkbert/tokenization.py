@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
@@ -72,10 +74,8 @@ def plain_backend(tokenizer):
     return backend
 
 
-def continuation_mask(backend) -> "np.ndarray":
+def continuation_mask(backend) -> np.ndarray:
     """``mask[id]`` is True when token ``id`` continues a word (``##ing``): no segment may start there."""
-    import numpy as np
-
     vocab = backend.get_vocab()
     mask = np.zeros(max(vocab.values()) + 1, dtype=bool)
     for token, index in vocab.items():
