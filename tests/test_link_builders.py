@@ -11,8 +11,10 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from linkbert.link_builders import (
     TitleMentionLinker,
+    compare_links,
     normalise,
     tfidf_links,
+    title_key,
     title_mention_links,
 )
 
@@ -29,6 +31,11 @@ TITLES = ["New York", "New York City", "Paris", "Mercury (planet)", "1984", "Ohm
 @pytest.fixture(scope="module")
 def linker() -> TitleMentionLinker:
     return TitleMentionLinker(TITLES)
+
+
+def test_title_key_drops_the_disambiguation():
+    assert title_key("Mercury (planet)") == normalise("Mercury") == " mercury "
+    assert title_key("New-York City") in normalise("I live in new york city, NY")
 
 
 def test_normalise_pads_and_doubles_word_boundaries():
@@ -201,3 +208,133 @@ def test_ties_are_broken_by_lower_index():
     indptr, indices = tfidf_links(docs, k=2, max_df=1.0)
     assert rows(indptr, indices)[0] == [1, 2]
     assert rows(indptr, indices)[3] == [1, 2]
+
+
+# --- comparing link graphs -----------------------------------------------------------------
+
+def csr(rows_: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    indptr = np.cumsum([0] + [len(r) for r in rows_]).astype(np.int64)
+    return indptr, np.array([t for r in rows_ for t in r], dtype=np.int32)
+
+
+# Worked by hand. Predicted pairs: (0,1) (0,2) (1,0) (3,0) (3,1) (3,2): 6. Gold pairs: (0,1)
+# (0,3) (1,2) (1,0) (2,0): 5. Both: (0,1) (1,0): tp = 2.
+PREDICTED = [[1, 2], [0], [], [2, 0, 1]]
+GOLD = [[3, 1], [0, 2], [0], []]
+
+
+def test_compare_links_by_hand():
+    m = compare_links(csr(PREDICTED), csr(GOLD))
+    assert (m["tp"], m["predicted"], m["gold"]) == (2, 6, 5)
+    assert m["precision"] == pytest.approx(2 / 6)
+    assert m["recall"] == pytest.approx(2 / 5)
+    assert m["f1"] == pytest.approx(4 / 11)  # 2 * (1/3) * (2/5) / (1/3 + 2/5)
+    # per document: precision 1/2, 1/1, -, 0/3 (3 documents); recall 1/2, 1/2, 0/1, - (3 documents)
+    assert m["macro_precision"] == pytest.approx((1 / 2 + 1 + 0) / 3)
+    assert m["macro_recall"] == pytest.approx((1 / 2 + 1 / 2 + 0) / 3)
+    assert (m["documents"], m["documents_with_predicted"], m["documents_with_gold"]) == (4, 3, 3)
+
+
+def test_swapping_the_graphs_swaps_precision_and_recall():
+    m = compare_links(csr(GOLD), csr(PREDICTED))
+    assert m["precision"] == pytest.approx(2 / 5) and m["recall"] == pytest.approx(2 / 6)
+    assert m["macro_precision"] == pytest.approx(1 / 3) and m["macro_recall"] == pytest.approx(1 / 2)
+
+
+def test_self_links_and_duplicates_do_not_count():
+    # predicted: 0 -> 0 (self), 1, 1 (duplicate); 1 -> 1 (self). gold: 0 -> 1; 1 -> 0, 1 (self), 0 (duplicate)
+    m = compare_links(csr([[0, 1, 1], [1]]), csr([[1], [0, 1, 0]]))
+    assert (m["tp"], m["predicted"], m["gold"]) == (1, 1, 2)
+    assert (m["precision"], m["recall"]) == (1.0, 0.5)
+    assert (m["predicted_self"], m["predicted_duplicates"], m["gold_self"], m["gold_duplicates"]) == (2, 1, 1, 1)
+    assert m["documents_with_predicted"] == 1  # document 1 only had a self-link
+    assert (m["macro_precision"], m["macro_recall"]) == (1.0, 0.5)  # recall: (1/1 + 0/1) / 2
+
+
+def test_row_order_does_not_matter():
+    shuffled = [row[::-1] for row in PREDICTED]
+    assert compare_links(csr(shuffled), csr(GOLD)) == compare_links(csr(PREDICTED), csr(GOLD))
+
+
+def test_empty_graphs_give_zeros():
+    m = compare_links(csr([[], []]), csr([[1], []]))
+    assert (m["tp"], m["predicted"], m["gold"]) == (0, 0, 1)
+    assert (m["precision"], m["recall"], m["f1"], m["macro_precision"], m["macro_recall"]) == (0, 0, 0, 0, 0)
+    assert compare_links(csr([]), csr([]))["documents"] == 0
+
+
+def test_compare_links_rejects_mismatched_graphs():
+    with pytest.raises(ValueError):
+        compare_links(csr([[1], []]), csr([[1], [], []]))
+    with pytest.raises(ValueError):
+        compare_links(csr([[2], []]), csr([[1], []]))  # target 2 outside 0..1
+    with pytest.raises(ValueError):
+        compare_links((np.array([0, 2]), np.array([1])), csr([[]]))  # indptr[-1] != len(indices)
+
+
+# --- the title-mention builder against Wikispeedia's real hyperlinks -----------------------
+
+def _quality_benchmark():
+    """benchmarks/title_mention_quality.py as a module (benchmarks/ is not a package)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "title_mention_quality.py"
+    spec = importlib.util.spec_from_file_location("title_mention_quality", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _links_tsv_pairs(folder) -> tuple[set[tuple[str, str]], int]:
+    """Distinct (source, target) names of links.tsv with both ends an article, self-links apart; and their number."""
+    import tarfile
+    from pathlib import PurePosixPath
+    from urllib.parse import unquote
+
+    with tarfile.open(folder / "plaintext_articles.tar.gz", "r:gz") as tar:
+        articles = {unquote(PurePosixPath(m.name).stem) for m in tar if m.isfile() and m.name.endswith(".txt")}
+    distinct, n_self = set(), 0
+    for line in (folder / "links.tsv").read_text(encoding="utf-8").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        source, target = (unquote(name) for name in line.split("\t"))
+        if source in articles and target in articles:
+            if source == target:
+                n_self += 1
+            else:
+                distinct.add((source, target))
+    return distinct, n_self
+
+
+@pytest.mark.data
+def test_title_mentions_against_wikispeedia_hyperlinks(shared_data):
+    from conftest import require
+
+    folder = shared_data / "wikispeedia"
+    require(folder / "links.tsv")
+    corpus = _quality_benchmark().load(str(folder))
+    n = len(corpus.titles)
+    predicted = title_mention_links(corpus.titles, corpus.texts)  # what prepare --link-builder title-mention does
+    m = compare_links(predicted, corpus.gold)
+
+    distinct, n_self = _links_tsv_pairs(folder)
+    assert m["gold"] == len(distinct) and m["gold_self"] == n_self > 0
+    assert 0 < m["tp"] <= min(m["predicted"], m["gold"])
+    assert 0 < m["precision"] < 1 and 0 < m["recall"] < 1
+    assert 0 < m["macro_precision"] < 1 and 0 < m["macro_recall"] < 1
+
+    # Random links with the same out-degrees (distinct, never self) hit a gold link about
+    # gold_out(i) / (n - 1) of the time: precision below 1%, where title mentions reach ~35%.
+    rng = np.random.default_rng(0)
+    out_degrees = np.diff(predicted[0])
+    random_rows = []
+    for source, k in enumerate(out_degrees):
+        others = rng.choice(n - 1, size=min(k, n - 1), replace=False)
+        random_rows.append((others + (others >= source)).tolist())  # skip the source itself
+    baseline = compare_links(csr(random_rows), corpus.gold)
+    assert baseline["predicted"] == m["predicted"]
+    assert m["precision"] > 10 * baseline["precision"]
+    assert m["recall"] > 10 * baseline["recall"]

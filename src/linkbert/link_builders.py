@@ -11,14 +11,17 @@ Documents are identified by their position ``0..n-1`` in the corpus. Both builde
 CSR adjacency ``(indptr, indices)``: ``indptr`` is ``int64 [n+1]``, ``indices`` is ``int32
 [indptr[-1]]`` and row ``i`` is ``indices[indptr[i]:indptr[i+1]]``, in a deterministic order,
 with neither self-links nor duplicates. Both are pure functions of their inputs.
+
+``compare_links`` scores a built graph against real links (precision, recall, F1, micro and
+per document); ``benchmarks/title_mention_quality.py`` runs it on Wikispeedia.
 """
 
 from __future__ import annotations
 
 import re
 from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -38,6 +41,15 @@ def normalise(text: str) -> str:
     key " paris " and the key " london " could no longer start on it.
     """
     return " " + _SEPARATORS.sub("  ", text.casefold()).strip() + " "
+
+
+def title_key(title: str) -> str:
+    """The automaton key of a title: trailing parenthetical dropped, then ``normalise``d.
+
+    ``title_key(t) in normalise(text)`` says whether ``text`` mentions ``t`` at all, whether
+    or not ``TitleMentionLinker`` would link it (skipped title, overlapping longer match).
+    """
+    return normalise(_DISAMBIGUATION.sub("", title))
 
 
 def _csr(indptr: array, indices: array) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +87,7 @@ class TitleMentionLinker:
             self._automaton.make_automaton()
 
     def _add(self, doc: int, title: str, min_chars: int, skip_numeric: bool) -> None:
-        key = normalise(_DISAMBIGUATION.sub("", title))
+        key = title_key(title)
         words = key.split()
         if not words or len(" ".join(words)) < min_chars:  # an empty key would match every word boundary
             self.skipped_short += 1
@@ -223,3 +235,70 @@ def tfidf_links(texts: Iterable[str], *, k: int = 5, chunk_size: int = 1024, **o
     ``tfidf_matrix`` (``min_df``, ``max_df``, ``stop_words``, ``n_features``, ...).
     """
     return top_k_neighbours(tfidf_matrix(texts, **options), k=k, chunk_size=chunk_size)
+
+
+# -- evaluation --------------------------------------------------------------------------------
+
+def _edge_codes(graph: tuple[np.ndarray, np.ndarray], n: int, name: str) -> tuple[np.ndarray, int, int]:
+    """CSR ``graph`` over ``n`` documents -> sorted unique ``source * n + target`` codes without
+    self-links, with the numbers of self-links and duplicates dropped."""
+    indptr, indices = (np.asarray(a, dtype=np.int64) for a in graph)
+    if len(indptr) != n + 1 or indptr[0] != 0 or indptr[-1] != len(indices) or np.any(np.diff(indptr) < 0):
+        raise ValueError(f"{name}: not a CSR graph over {n} documents")
+    if len(indices) and (indices.min() < 0 or indices.max() >= n):
+        raise ValueError(f"{name}: a target is outside 0..{n - 1}")
+    sources = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    not_self = sources != indices
+    codes = sources[not_self] * n + indices[not_self]
+    unique = np.unique(codes)
+    return unique, int((~not_self).sum()), len(codes) - len(unique)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator / denominator) if denominator else 0.0
+
+
+def compare_links(predicted: tuple[np.ndarray, np.ndarray], gold: tuple[np.ndarray, np.ndarray]) -> dict:
+    """Precision and recall of ``predicted`` links against ``gold`` links, both CSR over the same documents.
+
+    Each graph is ``(indptr [n+1], indices [nnz])`` as the builders return. Links are
+    (source, target) pairs: self-links and duplicates are dropped from both sides first and
+    counted (``*_self``, ``*_duplicates``), so a pair counts once however often it is listed.
+
+    Returns ``tp`` (pairs in both), ``predicted`` and ``gold`` (distinct non-self pairs), micro
+    ``precision = tp / predicted``, ``recall = tp / gold`` and ``f1``; macro figures average
+    per document: ``macro_precision`` over the ``documents_with_predicted`` documents that
+    have at least one predicted link, ``macro_recall`` over the ``documents_with_gold`` with at
+    least one gold link. A ratio with a zero denominator is 0.0. Raises ``ValueError`` when
+    the graphs are not CSR over the same number of documents.
+    """
+    n = len(predicted[0]) - 1
+    if n < 0 or len(gold[0]) - 1 != n:
+        raise ValueError(f"graphs over different numbers of documents: {len(predicted[0]) - 1} and {len(gold[0]) - 1}")
+    pred_codes, pred_self, pred_dup = _edge_codes(predicted, n, "predicted")
+    gold_codes, gold_self, gold_dup = _edge_codes(gold, n, "gold")
+    hits = np.intersect1d(pred_codes, gold_codes, assume_unique=True)
+    # n >= 1 whenever there is an edge, so the divisions below are by a positive n
+    pred_out = np.bincount(pred_codes // max(n, 1), minlength=n)
+    gold_out = np.bincount(gold_codes // max(n, 1), minlength=n)
+    hit_out = np.bincount(hits // max(n, 1), minlength=n)
+    has_pred, has_gold = pred_out > 0, gold_out > 0
+    tp, n_pred, n_gold = len(hits), len(pred_codes), len(gold_codes)
+    precision, recall = _ratio(tp, n_pred), _ratio(tp, n_gold)
+    return {
+        "tp": tp,
+        "predicted": n_pred,
+        "gold": n_gold,
+        "precision": precision,
+        "recall": recall,
+        "f1": _ratio(2 * precision * recall, precision + recall),
+        "macro_precision": float(np.mean(hit_out[has_pred] / pred_out[has_pred])) if has_pred.any() else 0.0,
+        "macro_recall": float(np.mean(hit_out[has_gold] / gold_out[has_gold])) if has_gold.any() else 0.0,
+        "documents": n,
+        "documents_with_predicted": int(has_pred.sum()),
+        "documents_with_gold": int(has_gold.sum()),
+        "predicted_self": pred_self,
+        "predicted_duplicates": pred_dup,
+        "gold_self": gold_self,
+        "gold_duplicates": gold_dup,
+    }
