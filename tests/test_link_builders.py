@@ -83,6 +83,17 @@ def test_collisions_go_to_the_first_document_and_are_counted(linker):
     assert linker.n_keys == len(TITLES) - 3  # 1984, Ohm, Paris (Texas)
 
 
+def test_an_unqualified_title_wins_its_key_over_an_earlier_qualified_one():
+    titles = ["Turkey (bird)", "Turkey", "Turkey (country)", "TURKEY", "Jupiter (mythology)", "Jupiter (planet)"]
+    linker = TitleMentionLinker(titles)
+    # "Turkey" takes the key from the earlier "Turkey (bird)"; among equals the first keeps it.
+    assert linker.links("A turkey in Turkey", source=4) == [1]
+    assert linker.links("Jupiter", source=1) == [4]
+    assert linker.collisions == 4  # Turkey (bird), Turkey (country), TURKEY, Jupiter (planet)
+    assert linker.n_keys == 2
+    assert linker.links("Turkey", source=1) == []  # no self-link, and no fallback to the losers
+
+
 def test_title_mention_links_csr():
     texts = ["New York City is not Paris", "nothing here", "Mars and Paris", "Paris"]
     indptr, indices = title_mention_links(["Paris", "Mars", "New York City", "Rome"], texts)

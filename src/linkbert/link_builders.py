@@ -67,8 +67,10 @@ class TitleMentionLinker:
 
     Titles are skipped when, normalised, they are shorter than ``min_chars`` characters or
     (``skip_numeric``) made of digits only: "Ohm" or "1984" would link nearly everything.
-    When several documents share a normalised title, the key belongs to the first of them;
-    the others are counted in ``collisions``. Memory is that of the automaton, i.e. of the
+    When several documents share a normalised title, the key belongs to the first of them
+    whose title has no trailing parenthetical, else to the first of them: "Turkey" mentions go
+    to "Turkey", not to an earlier "Turkey (bird)". The others, the documents left without
+    their key, are counted in ``collisions``. Memory is that of the automaton, i.e. of the
     titles: texts are matched one at a time and not kept.
     """
 
@@ -76,27 +78,37 @@ class TitleMentionLinker:
         import ahocorasick  # imported here so that ``import linkbert`` stays light
 
         self.n_documents = len(titles)
-        self.collisions = 0  # documents whose normalised title already belonged to an earlier one
+        self.collisions = 0  # documents whose normalised title belongs to another document
         self.skipped_short = 0
         self.skipped_numeric = 0
         self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        qualified_owners: set[int] = set()  # key owners whose title has a parenthetical; only while building
         for doc, title in enumerate(titles):
-            self._add(doc, title, min_chars, skip_numeric)
+            self._add(doc, title, min_chars, skip_numeric, qualified_owners)
         self.n_keys = len(self._automaton)
         if self.n_keys:  # pyahocorasick cannot search an empty automaton; links() returns early instead
             self._automaton.make_automaton()
 
-    def _add(self, doc: int, title: str, min_chars: int, skip_numeric: bool) -> None:
+    def _add(self, doc: int, title: str, min_chars: int, skip_numeric: bool, qualified_owners: set[int]) -> None:
         key = title_key(title)
         words = key.split()
+        qualified = _DISAMBIGUATION.search(title) is not None
         if not words or len(" ".join(words)) < min_chars:  # an empty key would match every word boundary
             self.skipped_short += 1
         elif skip_numeric and "".join(words).isdigit():
             self.skipped_numeric += 1
-        elif key in self._automaton:
-            self.collisions += 1  # document order decides: the first document keeps the key
-        else:
+        elif key not in self._automaton:
             self._automaton.add_word(key, doc)
+            if qualified:
+                qualified_owners.add(doc)
+        else:
+            # one of the two is left without the key: the earlier owner, when it is qualified and
+            # this title is not ("Turkey" after "Turkey (bird)"); else this one (document order)
+            self.collisions += 1
+            owner = self._automaton.get(key)
+            if not qualified and owner in qualified_owners:
+                qualified_owners.discard(owner)
+                self._automaton.add_word(key, doc)  # replaces the value
 
     def links(self, text: str, source: int) -> list[int]:
         """Distinct documents whose titles ``text`` mentions, in order of first mention, without ``source``."""

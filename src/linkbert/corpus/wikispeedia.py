@@ -9,13 +9,30 @@ Each text file starts with a header (``#copyright``, the title, and a paragraph
 "2007 Schools Wikipedia Selection. Related subjects: ..."); it is dropped. The body is
 hard-wrapped with a three-space indent: wrapped lines are joined so that a paragraph is one
 line and paragraphs are separated by a blank line.
+
+Each text file also ends with the Wikipedia footer, often in the same paragraph as the last
+sentence (no blank line before it)::
+
+       Retrieved from " http://en.wikipedia.org/wiki/Zebra"
+       This reference article is mainly selected from the English Wikipedia
+       with only minor checks and changes (see www.wikipedia.org for details
+       of authors and sources) and is available under the GNU Free
+       Documentation License. See also our Disclaimer.
+
+It is boilerplate, not article text (and every article would "mention" Wikipedia), so it is
+dropped too, but only when it is really there: a line starting ``Retrieved from "`` with an
+``en.wikipedia.org/wiki/`` URL (which may be wrapped over lines), followed by exactly that
+notice (any whitespace between its words) and nothing else up to the end of the file. All
+4,598 articles of the dataset end so; ``Retrieved from`` occurs nowhere else in them. A text
+without the footer is kept whole.
 """
 
 from __future__ import annotations
 
+import re
 import tarfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 from urllib.parse import unquote
 
 from linkbert.corpus import Document
@@ -25,6 +42,14 @@ from linkbert.errors import BadInput
 ARTICLES = "plaintext_articles.tar.gz"
 LINKS = "links.tsv"
 HEADER_MARK = "2007 Schools Wikipedia Selection"
+FOOTER_MARK = 'Retrieved from "'
+FOOTER_NOTICE = ("This reference article is mainly selected from the English Wikipedia with only minor checks "
+                 "and changes (see www.wikipedia.org for details of authors and sources) and is available "
+                 "under the GNU Free Documentation License. See also our Disclaimer.")
+# the footer from the start of its line to the end of the text; hard wrapping may split the URL
+# and put a line break between any two words of the notice
+_FOOTER = re.compile(r"^[ \t]*" + re.escape(FOOTER_MARK) + r"\s*https?://en\.wikipedia\.org/wiki/[^\"]*\"\s+"
+                     + r"\s+".join(map(re.escape, FOOTER_NOTICE.split())) + r"\s*\Z", re.MULTILINE)
 
 
 def decode_name(name: str) -> str:
@@ -83,8 +108,15 @@ def read_links(path: Path) -> dict[str, tuple[str, ...]]:
     return {source: tuple(targets) for source, targets in links.items()}
 
 
+def strip_footer(raw: str) -> str:
+    """``raw`` without the trailing "Retrieved from ..." Wikipedia footer; unchanged when it has none."""
+    match = _FOOTER.search(raw)
+    return raw[:match.start()] if match else raw
+
+
 def clean_text(raw: str) -> str:
-    """Drop the header and join hard-wrapped lines into one line per paragraph."""
+    """Drop the header and the footer, and join hard-wrapped lines into one line per paragraph."""
+    raw = strip_footer(raw)
     paragraphs = [" ".join(line.strip() for line in block.splitlines() if line.strip())
                   for block in raw.split("\n\n")]
     paragraphs = [p for p in paragraphs if p]
