@@ -165,6 +165,31 @@ def test_resuming_with_other_data_settings_is_refused(corpus, tmp_path):
         run(corpus, tmp_path / "r", ["max_steps=6", "batch_size=16"])
 
 
+def test_graph_setting_replaces_the_data_folders_graph(corpus, tmp_path):
+    """``graph=DIR`` pretrains on another graph over the same documents (the ablations' TF-IDF or
+    random links); a resume with another graph is refused, and an old checkpoint without the
+    setting resumes under the default."""
+    import numpy as np
+    import yaml
+
+    from linkbert.graph import DocGraph
+    from linkbert.store import SegmentStore
+
+    n = SegmentStore(corpus).num_documents
+    DocGraph.from_edges(np.zeros(0, np.int64), np.zeros(0, np.int64), n).save(tmp_path / "no-links")
+    with_links = run(corpus, tmp_path / "links", ["max_steps=1", "eval_pairs=64"])["eval"]["relation_distribution"]
+    without = run(corpus, tmp_path / "none", ["max_steps=1", "eval_pairs=64", f"graph={tmp_path / 'no-links'}"])
+    assert with_links["linked"] > 0 and without["eval"]["relation_distribution"]["linked"] == 0
+    assert yaml.safe_load((tmp_path / "none" / "config.yaml").read_text())["graph"] == str(tmp_path / "no-links")
+    with pytest.raises(ValueError, match="graph"):
+        run(corpus, tmp_path / "none", ["max_steps=2"])
+    state_file = latest_checkpoint(tmp_path / "links") / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    del state["config"]["graph"]  # as written before the setting existed
+    state_file.write_text(json.dumps(state))
+    assert run(corpus, tmp_path / "links", ["max_steps=2"])["step"] == 2
+
+
 def test_budget_stops_the_run(corpus, tmp_path):
     summary = run(corpus, tmp_path / "budget", ["max_steps=100000", "budget_minutes=0.0001", "save_every=100000"])
     assert summary["stop_reason"] == "budget" and summary["step"] < 100000

@@ -21,6 +21,7 @@ COMMANDS = {
     "export": ("linkbert.export", "export a pretraining checkpoint as a plain BERT folder (AutoModel loads it)"),
     "finetune": ("linkbert.finetune.command", "fine-tune a BERT checkpoint on a downstream task"),
     "evaluate": ("linkbert.evaluate", "score predictions and collect runs into BLURB / MRQA tables"),
+    "experiment": ("linkbert.experiments", "run an experiment grid (ablation: the paper's link ablations on Wikispeedia)"),
 }
 
 

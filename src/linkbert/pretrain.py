@@ -39,7 +39,7 @@ log = logging.getLogger("linkbert.pretrain")
 OBJECTIVES = tuple(NUM_RELATIONS)
 CHECKPOINTS = "checkpoints"
 # settings that decide which batches a run sees and what it trains; a resume must keep them
-RUN_IDENTITY = ("preset", "init", "objective", "p_contiguous", "p_random", "p_linked", "linked_sampling",
+RUN_IDENTITY = ("preset", "init", "graph", "objective", "p_contiguous", "p_random", "p_linked", "linked_sampling",
                 "linked_segment", "max_length", "mlm_probability", "whole_word_mask", "heldout_fraction",
                 "batch_size", "seed")
 LATEST = "latest"
@@ -54,6 +54,7 @@ class PretrainConfig:
     init: str = "scratch"                # "scratch", or a local BERT checkpoint folder to continue from
     dropout: float = 0.1                 # hidden and attention dropout (BERT's 0.1)
     # -- data and objective
+    graph: str = ""                      # document graph folder (DocGraph.save); empty = the data folder's graph/
     objective: str = "linkbert"          # linkbert (3-way DRP + MLM) | bert (NSP + MLM) | mlm-only (LinkBERT pairs, MLM loss only)
     p_contiguous: float = 1 / 3          # relation probabilities for the linkbert objectives (bert uses 1/2, 1/2)
     p_random: float = 1 / 3
@@ -201,7 +202,10 @@ def build_data(config: PretrainConfig, data_dir: str):
     from linkbert.tokenization import continuation_mask, load_tokenizer, plain_backend
 
     store = SegmentStore(data_dir)
-    graph = DocGraph.load(Path(data_dir) / "graph") if (Path(data_dir) / "graph").exists() else None
+    if config.graph:  # another graph over the same documents (an ablation's TF-IDF or random links)
+        graph = DocGraph.load(config.graph)
+    else:
+        graph = DocGraph.load(Path(data_dir) / "graph") if (Path(data_dir) / "graph").exists() else None
     tokenizer = load_tokenizer(str(Path(data_dir) / "tokenizer"))
     train_anchors, heldout_anchors = split_anchors(store, config.heldout_fraction, config.seed)
     probabilities = (dict(p_contiguous=0.5, p_random=0.5, p_linked=0.0) if config.objective == "bert" else
@@ -388,9 +392,11 @@ class Run:
         """Resuming continues *that* run: settings that decide its data or model must not change."""
         from linkbert.config import ConfigError
 
-        changed = [key for key in RUN_IDENTITY if saved.get(key) != getattr(self.config, key)]
+        defaults = PretrainConfig()  # a setting newer than the checkpoint had its default value then
+        changed = [key for key in RUN_IDENTITY if saved.get(key, getattr(defaults, key)) != getattr(self.config, key)]
         if changed:
-            details = ", ".join(f"{key} {saved.get(key)!r} -> {getattr(self.config, key)!r}" for key in changed)
+            details = ", ".join(f"{key} {saved.get(key, getattr(defaults, key))!r} -> {getattr(self.config, key)!r}"
+                                for key in changed)
             raise ConfigError(f"{checkpoint} belongs to a run with other settings ({details}); "
                               "use a new --out folder, or the run's own settings to resume it")
 
