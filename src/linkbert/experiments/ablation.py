@@ -747,9 +747,9 @@ def make_plan(ctx: Context, inits, variants, seeds, budget_minutes: float, start
     measured = {}
     for init in inits:
         step_s = measure_step_seconds(ctx, init)
-        cell_started = time.time()
-        run_cell(ctx, init, "init", seeds[0], 0)
-        measured[init] = {"step_seconds": round(step_s, 4), "eval_seconds": round(time.time() - cell_started, 1)}
+        reference = run_cell(ctx, init, "init", seeds[0], 0)  # its own recorded time, also when it was done before
+        eval_seconds = reference["pretrain_seconds"] + reference["eval_seconds"]
+        measured[init] = {"step_seconds": round(step_s, 4), "eval_seconds": round(eval_seconds, 1)}
         say(f"measured {init}: {step_s:.3f} s per pretraining step, {measured[init]['eval_seconds']:.0f} s per evaluation")
     trained = [v for v in variants if VARIANTS[v].pretrain]
     remaining = budget_minutes * 60 - (time.time() - started)
@@ -838,7 +838,9 @@ def _fmt(stat: dict | None) -> str:
 
 def render_markdown(summary: dict, plan: dict, assets: dict, results: list[dict]) -> str:
     out = ["# Link ablations on Wikispeedia (ours) beside the paper's", ""]
-    out.append(f"Mode `{plan['mode']}`, {len(results)} of {plan['cells']} cells done; steps per pretraining cell: "
+    done = sum(1 for r in results if r["init"] in plan.get("inits", [r["init"]])
+               and r["variant"] in plan.get("variants", [r["variant"]]) and r["seed"] in plan.get("seeds", [r["seed"]]))
+    out.append(f"Mode `{plan['mode']}`, {done} of {plan['cells']} cells done; steps per pretraining cell: "
                + ", ".join(f"{i} {s}" for i, s in plan["steps"].items())
                + f". Values: mean ± std over seeds (n in results.json). Generated {time.strftime('%Y-%m-%d %H:%M')}.")
     out += ["", ("Metrics: SQuAD F1 on held-out articles (plain, with 1–2 distracting paragraphs, few-shot with 10% "
@@ -995,6 +997,10 @@ def main(args) -> int:
     from linkbert.config import ConfigError
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()  # every cell loads models with fresh heads: expected, not news
+    transformers_logging.disable_progress_bar()
     try:
         ctx = context_from_args(args)
         inits = _csv(args.inits, INITS, "init")
