@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# as the CLI does (see linkbert/cli.py): passive OpenMP waiting, set before any test imports torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")

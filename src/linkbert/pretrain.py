@@ -638,6 +638,27 @@ def pretrain(config: PretrainConfig, data_dir: str, out_dir: str) -> dict:
     return Run(config, data_dir, out_dir).train()
 
 
+def measure_step_seconds(config: PretrainConfig, data_dir: str, steps: int = 3) -> float:
+    """Seconds per optimiser step of ``config`` on this machine, from a throwaway run (one warm-up
+    step, then the median of ``steps``). A wall-clock budget divided by this gives a ``max_steps``
+    whose learning-rate schedule ends when the budget does, instead of being cut mid-decay."""
+    import statistics
+    import tempfile
+
+    probe = dataclasses.replace(config, max_steps=max(config.max_steps, steps + 1), tensorboard=False, progress=False)
+    with tempfile.TemporaryDirectory(prefix="linkbert-probe-") as tmp:
+        run = Run(probe, data_dir, tmp)
+        batches = iter(run._loader())
+        seconds = []
+        for _ in range(steps + 1):
+            started = time.perf_counter()
+            run.train_step([next(batches) for _ in range(run.micro_accumulation)])
+            if run.dist.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds[1:])
+
+
 def configure(parser) -> None:
     parser.add_argument("--config", help="YAML config (configs/pretrain/<preset>.yaml)")
     parser.add_argument("--data", required=True, help="prepared corpus folder (linkbert prepare --out)")

@@ -65,6 +65,7 @@ READERS = {
     "wikispeedia": "linkbert.corpus.wikispeedia:WikispeediaReader",
     "pubmed-xml": "linkbert.corpus.pubmed:PubmedXmlReader",
     "html": "linkbert.corpus.html:HtmlSiteReader",
+    "vital-articles": "linkbert.corpus.vital_articles:VitalArticlesReader",
 }
 
 

@@ -716,23 +716,9 @@ def run_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, keep_
 
 def measure_step_seconds(ctx: Context, init: str, steps: int = 3) -> float:
     """Seconds per pretraining step of ``init`` on this machine (median of ``steps`` after a warm-up)."""
-    import tempfile
+    from linkbert.pretrain import measure_step_seconds as measure
 
-    from linkbert.pretrain import Run
-
-    config = pretrain_config(ctx, init, "linkbert", 0, 100)
-    with tempfile.TemporaryDirectory(prefix="ablation-probe-", dir=ctx.out) as tmp:
-        run = Run(config, str(ctx.prepared), tmp)
-        batches = iter(run._loader())
-        seconds = []
-        for _ in range(steps + 1):
-            batch = [next(batches) for _ in range(run.micro_accumulation)]
-            started = time.perf_counter()
-            run.train_step(batch)
-            if ctx.device.startswith("cuda"):
-                __import__("torch").cuda.synchronize()
-            seconds.append(time.perf_counter() - started)
-    return float(np.median(seconds[1:]))
+    return measure(pretrain_config(ctx, init, "linkbert", 0, 100), str(ctx.prepared), steps)
 
 
 def make_plan(ctx: Context, inits, variants, seeds, budget_minutes: float, started: float) -> dict:

@@ -1,0 +1,149 @@
+"""The quickstart: its default corpus reader, its data split and labels, its report, end to end."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from linkbert.config import ConfigError
+from linkbert.corpus.vital_articles import VitalArticlesReader, default_path, read_topics
+from linkbert.errors import BadInput
+from linkbert.quickstart import (
+    QuickstartConfig,
+    corpus_source,
+    document_labels,
+    majority_accuracy,
+    run,
+    split_of,
+    write_classification_data,
+)
+
+TOPICS = ["Arts", "People", "Geography"]
+
+
+def summaries(n: int) -> dict:
+    """A summaries file in the package's layout; every text mentions the next article's title."""
+    titles = [f"Article {chr(65 + i % 26)}{i // 26} subject" for i in range(n)]
+    entries = {}
+    for i, title in enumerate(titles):
+        text = " ".join(
+            f"{title} is a topic number {i}. It relates to {titles[(i + 1) % n]} and to {titles[(i + 7) % n]}. "
+            f"Sentence {k} adds words about {TOPICS[i % 3].lower()} and history." for k in range(4))
+        topic = "Uncategorized" if i % 10 == 9 else TOPICS[i % 3]
+        entries[title] = {"title": title, "extract": text, "description": "d", "topic": topic}
+    return entries
+
+
+@pytest.fixture
+def summaries_file(tmp_path) -> Path:
+    path = tmp_path / "summaries_en-us.json"
+    path.write_text(json.dumps(summaries(120)), encoding="utf-8")
+    return path
+
+
+# -- reader -----------------------------------------------------------------------------------------
+
+def test_reader_gives_one_document_per_entry_without_links(summaries_file):
+    reader = VitalArticlesReader(str(summaries_file))
+    docs = [reader.parse(r) for r in reader.records()]
+    assert len(docs) == 120
+    assert docs[0].id == docs[0].title == "Article A0 subject"
+    assert docs[0].text.startswith("Article A0 subject is a topic number 0.")
+    assert all(doc.links == () for doc in docs)
+    assert list(reader.link_keys("Article B0 subject")) == list(reader.document_keys(docs[1]))
+
+
+def test_topics_are_read_per_title_and_uncategorized_is_excluded_from_labels(summaries_file):
+    topics = read_topics(summaries_file)
+    assert topics["Article A0 subject"] == "Arts" and topics["Article J0 subject"] == "Uncategorized"
+    labels = document_labels("vital-articles", summaries_file)
+    assert "Article J0 subject" not in labels and len(labels) == 108
+    assert document_labels("jsonl", summaries_file) == {}
+
+
+@pytest.mark.parametrize("content, location, reason", [
+    ('{"A": {"title": "A", "extract": "x"', "line 1", "malformed_json"),
+    ('["A"]', "", "malformed_json"),
+    ('{"A": {"title": "A", "topic": "Arts"}}', "entry 'A'", "missing_field"),
+    ('{"A": {"title": "A", "extract": 3, "topic": "Arts"}}', "entry 'A'", "wrong_type"),
+    ('{"A": "text"}', "entry 'A'", "wrong_type"),
+])
+def test_bad_summaries_name_the_file_and_entry(tmp_path, content, location, reason):
+    path = tmp_path / "s.json"
+    path.write_text(content, encoding="utf-8")
+    reader = VitalArticlesReader(str(path))
+    with pytest.raises(BadInput) as error:
+        for record in reader.records():
+            reader.parse(record)
+    assert error.value.path == str(path) and error.value.location == location and error.value.reason == reason
+
+
+def test_missing_package_says_how_to_install_it(monkeypatch):
+    from importlib import metadata
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "distribution", missing)
+    with pytest.raises(BadInput, match=r'pip install -e "\.\[demo\]"'):
+        default_path()
+
+
+def test_corpus_option_must_be_format_colon_path():
+    assert corpus_source(QuickstartConfig(corpus="jsonl:some/file.jsonl")) == ("jsonl", Path("some/file.jsonl"))
+    for bad in ("some/file.jsonl", "nosuchformat:x", "jsonl:"):
+        with pytest.raises(ConfigError, match="FORMAT:PATH"):
+            corpus_source(QuickstartConfig(corpus=bad))
+
+
+# -- fine-tuning data ---------------------------------------------------------------------------------
+
+def test_split_is_a_stable_80_10_10_by_title():
+    titles = [f"title {i}" for i in range(5000)]
+    counts = Counter(split_of(t) for t in titles)
+    assert abs(counts["train"] / 5000 - 0.8) < 0.03 and abs(counts["test"] / 5000 - 0.1) < 0.02
+    assert [split_of(t) for t in titles[:50]] == [split_of(t) for t in titles[:50]]
+
+
+def test_classification_data_has_every_labelled_document_once(summaries_file, tmp_path):
+    labels = document_labels("vital-articles", summaries_file)
+    counts = write_classification_data(summaries_file, labels, tmp_path / "topics")
+    rows = {name: [json.loads(line) for line in open(tmp_path / "topics" / f"{name}.json")] for name in counts}
+    assert {name: len(r) for name, r in rows.items()} == counts
+    ids = [row["id"] for r in rows.values() for row in r]
+    assert sorted(ids) == sorted(labels) and all(row["label"] == labels[row["id"]] for r in rows.values() for row in r)
+    assert all(split_of(row["id"]) == name for name, r in rows.items() for row in r)
+
+
+def test_majority_accuracy_uses_the_training_majority(tmp_path):
+    for name, labels in {"train": ["a", "a", "b"], "dev": ["b"], "test": ["a", "b", "b", "b"]}.items():
+        (tmp_path / f"{name}.json").write_text("".join(json.dumps({"label": x}) + "\n" for x in labels))
+    assert majority_accuracy(tmp_path) == 0.25
+
+
+# -- end to end -------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_smoke_run_writes_a_complete_report(summaries_file, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "qs"
+    metrics = run(QuickstartConfig(corpus=f"vital-articles:{summaries_file}", out=str(out), smoke=True,
+                                   budget_minutes=0.1))
+    saved = json.loads((out / "report" / "metrics.json").read_text())
+    assert saved["corpus"]["documents"] == 120 and saved["corpus"]["links_resolved"] > 100
+    evaluation = saved["pretrain"]["eval"]
+    assert sum(map(sum, evaluation["relation_confusion"])) == evaluation["pairs"]
+    assert 0 <= evaluation["relation_accuracy"] <= 1 and saved["pretrain"]["steps"] >= 2
+    finetune = saved["finetune"]
+    assert set(finetune["documents"]) == {"train", "dev", "test"} and finetune["topics"] == sorted(TOPICS)
+    for name in ("pretrained", "untrained"):
+        assert 0 <= finetune[name]["test_accuracy"] <= 1
+    assert list(saved["stage_seconds"]) == ["prepare", "pretrain", "evaluate", "fine-tune", "report"]
+    page = (out / "report" / "index.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 4  # curves, degrees, confusion, fine-tuning
+    for name in ("training_curves", "relation_confusion", "degree_distribution", "finetune"):
+        assert (out / "report" / f"{name}.png").stat().st_size > 1000
+    assert metrics["finetune"]["pretrained"] == finetune["pretrained"]
