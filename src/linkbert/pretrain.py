@@ -248,6 +248,28 @@ def _cpu_has_fast_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def retain_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory instead of returning it to the kernel.
+
+    PyTorch's CPU allocator has no cache: every step allocates and frees the same large buffers
+    (the tied word embedding's fp32 gradient and its bf16 copy, 30522 x 256 for ``mini``, the MLM
+    logit chunks). Above 128 KB glibc serves them with fresh ``mmap``s, so each step zero-fills
+    and page-faults them again: ``zeros(30522, 256)`` takes 6.1 ms that way and 1.9 ms from
+    retained memory. Raising the mmap and trim thresholds makes freed blocks reusable; the cost
+    is that the process keeps its peak heap. Returns False where malloc is not glibc's.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(mallopt(m_mmap_threshold, 1 << 30) and mallopt(m_trim_threshold, (1 << 31) - 1))
+
+
 def build_model(config: PretrainConfig, vocab_size: int, device: torch.device):
     from linkbert.modeling import init_model
 
@@ -356,6 +378,8 @@ class Run:
     def __init__(self, config: PretrainConfig, data_dir: str, out_dir: str):
         self.config, self.out = config, Path(out_dir)
         self.dist = setup_distributed()
+        if self.dist.device.type == "cpu":
+            retain_freed_memory()
         if config.batch_size % self.dist.world:
             raise ValueError(f"batch_size {config.batch_size} must be divisible by the {self.dist.world} ranks")
         local = config.batch_size // self.dist.world
