@@ -21,8 +21,9 @@ Two diagnostics make the figures interpretable:
   predicted link is always a mention).
 
 Missed gold links are split by cause: title not mentioned, mentioned but the title skipped
-(short or numeric), mentioned but its key owned by another document (a collision: the first
-document in input order keeps a shared key, so "Turkey" may go to "Turkey (bird)"), or
+(short or numeric), mentioned but its key owned by another document (a collision: an
+unqualified title wins a shared key, otherwise the first document in input order keeps it,
+so of "Mercury (planet)" and "Mercury (element)" only the first is ever linked), or
 mentioned but hidden inside a longer overlapping match. False positives are summed up by
 their most frequent targets. A human-readable table is printed, and as the last line
 one JSON object with every figure.

@@ -147,3 +147,21 @@ def test_smoke_run_writes_a_complete_report(summaries_file, tmp_path):
     for name in ("training_curves", "relation_confusion", "degree_distribution", "finetune"):
         assert (out / "report" / f"{name}.png").stat().st_size > 1000
     assert metrics["finetune"]["pretrained"] == finetune["pretrained"]
+
+
+@pytest.mark.slow
+def test_any_corpus_runs_and_skips_fine_tuning_without_labels(tmp_path):
+    pytest.importorskip("matplotlib")
+    corpus = tmp_path / "corpus.jsonl"
+    entries = summaries(60)
+    titles = list(entries)
+    with open(corpus, "w", encoding="utf-8") as f:
+        for i, title in enumerate(titles):  # real links this time: each document links to the next two
+            f.write(json.dumps({"id": i, "title": title, "text": entries[title]["extract"],
+                                "links": [titles[(i + 1) % 60], titles[(i + 2) % 60]]}) + "\n")
+    out = tmp_path / "qs"
+    metrics = run(QuickstartConfig(corpus=f"jsonl:{corpus}", out=str(out), smoke=True, budget_minutes=0.05))
+    assert metrics["corpus"]["link_builder"] == "none" and metrics["corpus"]["links_resolved"] == 120
+    assert metrics["finetune"] == {} and not (out / "finetune").exists()
+    page = (out / "report" / "index.html").read_text()
+    assert "Fine-tuning" not in page and page.count("data:image/png") == 3

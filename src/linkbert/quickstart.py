@@ -71,7 +71,9 @@ class QuickstartConfig:
             return self
         return dataclasses.replace(self, preset="tiny", budget_minutes=min(self.budget_minutes, 0.3), batch_size=16,
                                    vocab_size=2000, eval_pairs=128, evals=2, finetune_examples=200,
-                                   finetune_epochs=1.0, max_documents=self.max_documents or 600, workers=1)
+                                   finetune_epochs=1.0, workers=1,
+                                   # a subset of the default corpus; another corpus is taken whole
+                                   max_documents=self.max_documents or (0 if self.corpus else 600))
 
 
 # -- stages ---------------------------------------------------------------------------------------
