@@ -248,7 +248,7 @@ def _cpu_has_fast_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def retain_freed_memory() -> bool:
+def retain_freed_memory(retain: bool = True) -> bool:
     """Ask glibc's malloc to keep freed memory instead of returning it to the kernel.
 
     PyTorch's CPU allocator has no cache: every step allocates and frees the same large buffers
@@ -256,7 +256,9 @@ def retain_freed_memory() -> bool:
     logit chunks). Above 128 KB glibc serves them with fresh ``mmap``s, so each step zero-fills
     and page-faults them again: ``zeros(30522, 256)`` takes 6.1 ms that way and 1.9 ms from
     retained memory. Raising the mmap and trim thresholds makes freed blocks reusable; the cost
-    is that the process keeps its peak heap. Returns False where malloc is not glibc's.
+    is that the process keeps its peak heap. ``retain=False`` puts back glibc's initial values
+    (128 KB; glibc's own dynamic raising of the mmap threshold stays off), for benchmarks. Returns
+    False where malloc is not glibc's.
     """
     import ctypes
     import ctypes.util
@@ -267,7 +269,8 @@ def retain_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    return bool(mallopt(m_mmap_threshold, 1 << 30) and mallopt(m_trim_threshold, (1 << 31) - 1))
+    mmap_threshold, trim_threshold = (1 << 30, (1 << 31) - 1) if retain else (128 * 1024, 128 * 1024)
+    return bool(mallopt(m_mmap_threshold, mmap_threshold) and mallopt(m_trim_threshold, trim_threshold))
 
 
 def build_model(config: PretrainConfig, vocab_size: int, device: torch.device):
