@@ -127,6 +127,8 @@ def main() -> None:
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the MiniLM package's bert vocab)")
     parser.add_argument("--graph-nodes", type=int, default=6_500_000)
     parser.add_argument("--graph-edges", type=int, default=150_000_000)
+    parser.add_argument("--max-documents", type=int, default=0,
+                        help="only the first N articles (the pipeline then reads them as JSONL): a quick check")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -138,14 +140,19 @@ def main() -> None:
     data, tokenizer = Path(args.data), args.tokenizer or default_tokenizer()
 
     docs = wikispeedia_texts(data)
+    if args.max_documents:
+        docs = docs[:args.max_documents]
     floor = encode_batch_floor([d.text for d in docs], tokenizer)
     print(f"encode_batch floor: {floor}", file=sys.stderr)
     results = {"encode_batch": floor, "pipeline": {}, "replicated": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        source = dict(format="wikispeedia", input=str(data / "wikispeedia"))
+        if args.max_documents:
+            write_jsonl(docs, tmp / "subset.jsonl", 1)
+            source = dict(format="jsonl", input=str(tmp / "subset.jsonl"))
         for workers in (1, 2):
-            spec = dict(format="wikispeedia", input=str(data / "wikispeedia"), tokenizer=tokenizer,
-                        out=str(tmp / f"ws{workers}"), workers=workers)
+            spec = dict(**source, tokenizer=tokenizer, out=str(tmp / f"ws{workers}"), workers=workers)
             run = run_child("prepare", spec)
             run["fraction_of_floor"] = round(run["tokens_per_s"] / floor["tokens_per_s"], 3)
             results["pipeline"][f"workers_{workers}"] = run

@@ -375,7 +375,7 @@ BENCHMARKS = {
                                 "--warmup", "0"], {"tiny/fp32", "_meta"}),
     "link_builders.py": (["--documents", "2000", "--words", "50", "--vocab", "5000"],
                          {"documents", "words_per_document", "title", "tfidf"}),
-    "prepare.py": (["--graph-nodes", "1000", "--graph-edges", "5000"],
+    "prepare.py": (["--max-documents", "300", "--graph-nodes", "1000", "--graph-edges", "5000"],
                    {"encode_batch", "pipeline", "replicated", "synthetic_graph", "summary"}),
     "title_mention_quality.py": (["--examples", "1"],
                                  {"documents", "overall", "recall_ceiling", "against_mentioned_gold", "random_precision"}),
