@@ -239,6 +239,11 @@ def autocast_dtype(config: PretrainConfig, device: torch.device) -> torch.dtype 
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
+def cpu_precision() -> str:
+    """The precision ``auto`` means on this CPU: "bf16" where it is fast, else "fp32"."""
+    return "bf16" if _cpu_has_fast_bf16() else "fp32"
+
+
 def _cpu_has_fast_bf16() -> bool:
     """bf16 pays off on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX); elsewhere it is emulated."""
     try:

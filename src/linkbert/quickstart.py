@@ -1,7 +1,7 @@
 """``linkbert quickstart``: the whole pipeline on a real linked corpus, in minutes, on a CPU.
 
     pip install -e ".[demo]" && linkbert quickstart            # Wikipedia Vital Articles, ~10 min on 2 cores
-    linkbert quickstart --corpus wikispeedia:../shared/data/wikispeedia --budget-minutes 10
+    linkbert quickstart --corpus wikispeedia:$LINKBERT_DATA/wikispeedia --budget-minutes 10
     linkbert quickstart --smoke                                 # a 1-minute check of every stage (CI)
 
 Stages, each announced with what it does and timed:
@@ -120,7 +120,7 @@ def run(config: QuickstartConfig) -> dict:
     labels = document_labels(fmt, corpus_file)
     with stages("fine-tune", "topic classification from the pretrained encoder and from the same "
                              "architecture without pretraining" if labels else "no document labels in this corpus: skipped"):
-        finetuned = finetune_both(config, out, summary, labels) if labels else {}
+        finetuned = finetune_both(config, out, summary, corpus_file, labels) if labels else {}
 
     with stages("report", f"metrics, plots and an HTML page in {out / 'report'}"):
         metrics = {"corpus": {"format": fmt, "path": str(path), **_corpus_figures(stats)},
@@ -241,7 +241,7 @@ def write_classification_data(corpus: Path, labels: dict[str, str], folder: Path
     return counts
 
 
-def finetune_both(config: QuickstartConfig, out: Path, summary: dict, labels: dict[str, str]) -> dict:
+def finetune_both(config: QuickstartConfig, out: Path, summary: dict, corpus: Path, labels: dict[str, str]) -> dict:
     """The same classifier fine-tuned from the pretrained encoder and from its untrained twin."""
     from linkbert.export import export
     from linkbert.finetune.run import FinetuneConfig
@@ -252,16 +252,13 @@ def finetune_both(config: QuickstartConfig, out: Path, summary: dict, labels: di
     shutil.rmtree(out / "finetune", ignore_errors=True)
     export(summary["checkpoint"], models / "pretrained")
     export(untrained_checkpoint(config, summary["checkpoint"], out / "work" / "untrained"), models / "untrained")
-    corpus = out / "work" / "corpus.json" if config.max_documents else corpus_source(config)[1]
     counts = write_classification_data(corpus, labels, out / "finetune" / "data")
     print(f"topic classification: {counts['train']} train / {counts['dev']} dev / {counts['test']} test documents, "
           f"{len(set(labels.values()))} topics; training on {min(counts['train'], config.finetune_examples)}",
           flush=True)
-    import torch
+    from linkbert.pretrain import cpu_precision
 
-    from linkbert.pretrain import PretrainConfig, autocast_dtype
-
-    precision = "bf16" if autocast_dtype(PretrainConfig(precision="auto"), torch.device("cpu")) else "fp32"
+    precision = cpu_precision()
     results = {}
     for name in ("pretrained", "untrained"):
         print(f"fine-tuning the {name} model", flush=True)

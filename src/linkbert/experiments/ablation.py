@@ -1,7 +1,7 @@
 """``linkbert experiment ablation``: the paper's link ablations (SPEC §2) in miniature, on Wikispeedia.
 
-    linkbert experiment ablation --data-root ../shared/data --out runs/ablation            # CPU mini, ~90 min
-    linkbert experiment ablation --data-root DATA --out runs/ablation-gpu --mode gpu --budget-minutes 240
+    linkbert experiment ablation --data-root $LINKBERT_DATA --out runs/ablation            # CPU mini, ~90 min
+    linkbert experiment ablation --out runs/ablation-gpu --mode gpu --budget-minutes 240  # --data-root from $LINKBERT_DATA
 
 The claim under test: at equal compute, pretraining with document links beats single-document
 pretraining on cross-document tasks; hyperlinks beat TF-IDF links, which beat random links
@@ -587,12 +587,6 @@ def score_link_prediction(model, store, queries: list[dict], special: dict, max_
 
 # -- one cell --------------------------------------------------------------------------------------
 
-def cpu_precision() -> str:
-    from linkbert.pretrain import _cpu_has_fast_bf16
-
-    return "bf16" if _cpu_has_fast_bf16() else "fp32"
-
-
 def pretrain_config(ctx: Context, init: str, variant: str, seed: int, steps: int):
     from linkbert.pretrain import PretrainConfig
 
@@ -632,6 +626,8 @@ def finetune_cell(ctx: Context, model_dir: Path, task: str, data: Path, out: Pat
 
     if (out / "metrics.json").exists():
         return json.loads((out / "metrics.json").read_text())
+    from linkbert.pretrain import cpu_precision
+
     precision = "bf16" if ctx.device.startswith("cuda") else cpu_precision()
     config = FinetuneConfig(task=task, model=str(model_dir), data=str(data), out=str(out), seed=seed,
                             precision=precision, save_model=False, log_every=1000,
@@ -956,7 +952,8 @@ def _csv(text: str, choices, what: str) -> list[str]:
 
 
 def configure(parser) -> None:
-    parser.add_argument("--data-root", required=True, help="shared data folder (wikispeedia/, squad/dev-v1.1-part-a.json)")
+    parser.add_argument("--data-root", default=os.environ.get("LINKBERT_DATA"),
+                        help="data folder with wikispeedia/ and squad/dev-v1.1-part-a.json (default: $LINKBERT_DATA)")
     parser.add_argument("--out", required=True, help="grid folder; rerunning continues it (finished cells are kept)")
     parser.add_argument("--mode", choices=sorted(MODES), default="cpu-mini",
                         help="cpu-mini: whole grid in ~90 min on 2 cores; gpu: larger evaluation sets and batches")
@@ -972,6 +969,9 @@ def configure(parser) -> None:
 def context_from_args(args) -> Context:
     import torch
 
+    if not args.data_root:
+        raise ValueError("no data folder: give --data-root DIR or set LINKBERT_DATA "
+                         "(the folder holding wikispeedia/ and squad/dev-v1.1-part-a.json)")
     root = Path(args.data_root)
     minilm = Path(args.minilm) if args.minilm else default_minilm()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
