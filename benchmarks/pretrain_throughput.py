@@ -49,16 +49,18 @@ import os
 import statistics
 import time
 
-# OpenMP threads that spin while waiting stall each other when other jobs share the cores (a
-# 2-thread step measured 4x slower than a 1-thread one under a load of 4); passive waiting
-# avoids that. libgomp reads this when it loads, so it must be set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from linkbert.openmp import configure_waiting  # imports no torch
 
-import torch  # noqa: E402
+# how OpenMP threads wait between operations, chosen as `linkbert pretrain` chooses it (spin
+# briefly on an idle machine, passive on a busy one); set before torch loads libgomp, and the
+# same for both models, which run in this one process
+OPENMP_WAITING = configure_waiting()
+
+import torch
 from torch import nn
 
-from linkbert.modeling import IGNORE_INDEX, LinkBertForPreTraining, preset_config  # noqa: E402
-from linkbert.pretrain import retain_freed_memory  # noqa: E402
+from linkbert.modeling import IGNORE_INDEX, LinkBertForPreTraining, preset_config
+from linkbert.pretrain import retain_freed_memory
 
 # name -> (preset, sequence length, batch size); CPU sizes keep a step around a second on 2 cores
 CONFIGS = {
@@ -91,8 +93,8 @@ def _synthetic_batch(batch: int, seq: int, vocab: int, gen: torch.Generator) -> 
     token_type_ids = ((positions > sep_a[:, None]) & (attention_mask == 1)).long()
     input_ids, labels = mask_tokens(ids, vocab, gen)
     relation_labels = torch.randint(0, 3, (batch,), generator=gen)
-    return dict(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask,
-                labels=labels, relation_labels=relation_labels)
+    return {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
+                "labels": labels, "relation_labels": relation_labels}
 
 
 def mask_tokens(ids: torch.Tensor, vocab: int, gen: torch.Generator, p: float = 0.15):
@@ -306,8 +308,8 @@ def main(argv=None) -> int:
         args.configs, args.precisions = "base", ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
     precisions = args.precisions.split(",")
     load = os.getloadavg()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads "
-          f"(OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}), device {device}, "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OpenMP waiting: {OPENMP_WAITING}; "
+          f"device {device}, "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     peaks = {p: matmul_peak(_dtype(p), device, 8192 if args.gpu else 2048) for p in precisions}
     print("matmul peak: " + ", ".join(f"{p} {v / 1e9:.0f} GFLOP/s" for p, v in peaks.items()), flush=True)
@@ -324,7 +326,8 @@ def main(argv=None) -> int:
         batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
         for precision in precisions:
             results[f"{name}/{precision}"] = compare(name, args, batches, vocab, precision, device, peaks[precision])
-    results["_meta"] = {"device": device, "threads": torch.get_num_threads(), "allocator_setting_per_model": not args.default_malloc and device == "cpu",
+    results["_meta"] = {"device": device, "threads": torch.get_num_threads(), "openmp_waiting": OPENMP_WAITING,
+                        "allocator_setting_per_model": not args.default_malloc and device == "cpu",
                         "load_average_start": load,
                         "load_average_end": os.getloadavg(), "matmul_peak_flops": peaks}
     print(json.dumps(results))

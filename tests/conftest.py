@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-# as the CLI does (see linkbert/cli.py): passive OpenMP waiting, set before any test imports torch
+# passive OpenMP waiting, set before any test imports torch: tests run on shared machines, where a
+# spinning thread stalls the others (linkbert/openmp.py); the CLI chooses by the machine's state
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 

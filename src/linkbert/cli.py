@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
-# OpenMP threads that spin while they wait stall each other as soon as anything else shares the
-# cores: a fine-tuning step measured 5.2 s spinning against 0.54 s waiting passively with one
-# other job on this 2-core machine. libgomp reads the setting when torch loads it, so it is set
-# here, before any command imports torch; an explicit OMP_WAIT_POLICY is respected.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from linkbert.openmp import configure_waiting
+
+# OpenMP threads spinning or sleeping between operations: a quarter of a small model's step on
+# an idle machine, and a stall on a busy one (see linkbert/openmp.py). libgomp reads the setting
+# when torch loads it, so it is chosen here, before any command imports torch.
+OPENMP_WAITING = configure_waiting()
 
 from linkbert.config import ConfigError
 from linkbert.errors import BadInput

@@ -400,6 +400,10 @@ class Run:
         self.autocast = autocast_dtype(config, self.dist.device)
         self.scaler = torch.amp.GradScaler("cuda") if self.autocast == torch.float16 else None
         self.step, self.history = 0, {"train_seconds": 0.0, "tokens": 0}
+        if self.dist.main:
+            from linkbert.openmp import describe
+
+            log.info("device %s, %d threads, OpenMP waiting: %s", self.dist.device, torch.get_num_threads(), describe())
         if self.dist.rank:  # dropout differs across ranks, as their data does; rank 0 keeps the seed's stream
             torch.manual_seed(config.seed + self.dist.rank)
         self._resume()
