@@ -208,13 +208,20 @@ def test_dropout_keeps_the_rate_and_scale():
     assert torch.equal(x.grad, (y != 0).float() * 2)
 
 
-def test_attention_with_tiny_dropout_matches_sdpa():
+@pytest.mark.parametrize("masked", [True, False])
+def test_attention_with_tiny_dropout_matches_sdpa(masked):
     torch.manual_seed(0)
-    q, k, v = torch.randn(3, 2, 2, 10, 8).unbind(0)
+    # permuted views of one projection, as the encoder makes them
+    qkv = torch.randn(2, 10, 3, 2, 8).permute(2, 0, 3, 1, 4).requires_grad_()
     mask = torch.ones(2, 1, 1, 10, dtype=torch.bool)
     mask[1, ..., 7:] = False
-    ours = attention(q, k, v, mask, 1e-9)  # the CPU dropout path, which keeps everything
-    assert torch.allclose(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), atol=1e-6)
+    mask = mask if masked else None
+    ours = attention(*qkv.unbind(0), mask, 1e-9)  # the CPU dropout path, which keeps everything
+    (grad_ours,) = torch.autograd.grad(ours.square().sum(), qkv)
+    sdpa = F.scaled_dot_product_attention(*qkv.unbind(0), attn_mask=mask)
+    (grad_sdpa,) = torch.autograd.grad(sdpa.square().sum(), qkv)
+    assert torch.allclose(ours, sdpa, atol=1e-6)
+    assert torch.allclose(grad_ours, grad_sdpa, atol=1e-5)
 
 
 # -- checkpoints -----------------------------------------------------------------------------------

@@ -247,7 +247,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     path and draws the mask with ``bernoulli_`` (a tenth of a mini model's step); this is the
     same math with the cheaper mask of :func:`dropout`, in the dtype of ``q`` as SDPA's math
     path and BERT's eager attention compute it under autocast (the softmax kernel accumulates
-    in float32 whatever its dtype), with the scaling and masking done in place.
+    in float32 whatever its dtype). One ``baddbmm`` computes the scores, their 1/sqrt(dim)
+    scaling and the padding mask (an additive -inf bias), where separate ops would make two
+    more passes over the ``(batch, heads, seq, seq)`` scores.
 
     Example::
 
@@ -256,11 +258,16 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     """
     if p == 0.0 or q.device.type != "cpu" or torch.compiler.is_compiling():
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-    scores = torch.matmul(q, k.transpose(-1, -2)).mul_(q.shape[-1] ** -0.5)
-    if mask is not None:
-        scores.masked_fill_(~mask, float("-inf"))
+    batch, heads, seq, dim = q.shape
+    if mask is None:
+        bias = q.new_zeros(1, 1, seq)
+    else:  # (batch * heads, 1, seq): broadcast over the query positions
+        bias = q.new_zeros(mask.shape).masked_fill_(~mask, float("-inf")).expand(batch, heads, 1, seq)
+        bias = bias.reshape(batch * heads, 1, seq)
+    scores = torch.baddbmm(bias, q.reshape(batch * heads, seq, dim), k.reshape(batch * heads, seq, dim).transpose(1, 2),
+                           alpha=dim ** -0.5)
     probs = dropout(torch.softmax(scores, dim=-1), p, training=True)
-    return torch.matmul(probs, v)
+    return torch.bmm(probs, v.reshape(batch * heads, seq, dim)).view(batch, heads, seq, dim)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
