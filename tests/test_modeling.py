@@ -182,6 +182,37 @@ def test_encode_equals_bert_model_in_eval():
     assert torch.allclose(pooled, reference.pooler_output, atol=1e-6)
 
 
+def test_encode_gives_bert_models_gradients_and_a_dense_embedding_gradient():
+    batch = make_batch()
+    inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+    grads = []
+    for forward in ("encode", "bert"):
+        model = small_model().eval()  # no dropout; autograd still records
+        out = model.encode(**inputs) if forward == "encode" else model.bert(**inputs).to_tuple()
+        (out[0].square().sum() + out[1].sum()).backward()
+        grads.append(dict(model.named_parameters()))
+    for name, param in grads[0].items():
+        if param.grad is not None:
+            assert torch.allclose(param.grad, grads[1][name].grad, atol=1e-5), name
+
+
+def test_training_loss_gives_a_dense_tied_embedding_gradient_equal_to_bert_models():
+    """forward() with MLM labels takes the lookup's gradient sparse and adds it into the decoder's."""
+    batch = make_batch()
+    model = small_model().eval()
+    model(**batch).loss.backward()
+    words = model.bert.embeddings.word_embeddings.weight
+    assert words.grad.layout == torch.strided
+    ours, words.grad = words.grad, None
+    # the same loss through BertModel's dense lookup
+    inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+    hidden, pooled = model.bert(**inputs).to_tuple()
+    mlm_sum, count, _ = classification_stats(model.cls(hidden).flatten(0, 1), batch["labels"].flatten())
+    relation_sum, relations, _ = classification_stats(model.relation_head(pooled), batch["relation_labels"])
+    (mlm_sum / count + relation_sum / relations).backward()
+    assert torch.allclose(ours, words.grad, atol=1e-6)
+
+
 def test_activation_checkpointing_gives_the_same_gradients():
     batch = make_batch()
     grads = []

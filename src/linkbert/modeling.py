@@ -153,7 +153,9 @@ class LinkBertForPreTraining(BertPreTrainedModel):
             >>> out = model(ids, types, mask, labels=labels, relation_labels=rel)
             >>> out.loss, out.mlm_count, out.relation_logits.shape   # (..., ..., (batch, 3))
         """
-        sequence_output, pooled_output = self.encode(input_ids, token_type_ids, attention_mask)
+        # with MLM labels the tied decoder's dense gradient is there to take the lookup's sparse one
+        sequence_output, pooled_output = self.encode(input_ids, token_type_ids, attention_mask,
+                                                     sparse_embedding_grad=labels is not None)
         out = LinkBertPreTrainingOutput()
         losses = []
         if labels is not None:
@@ -174,14 +176,21 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         return out
 
     def encode(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-               attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               attention_mask: torch.Tensor | None = None, *,
+               sparse_embedding_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``self.bert``'s computation, written out for training speed: ``(batch, seq, hidden)``
         hidden states and the ``(batch, hidden)`` pooled [CLS].
 
         Same parameters and the same function as ``self.bert(...)`` (equal up to float rounding
         in eval mode; dropout draws differ), but one matmul for the query, key and value
         projections, a key-padding mask that SDPA broadcasts, and on CPU a dropout mask drawn
-        from 16-bit random numbers, several times cheaper than ``bernoulli_``. Honours
+        from 16-bit random numbers, several times cheaper than ``bernoulli_``.
+
+        ``sparse_embedding_grad``: on CPU, give the word-embedding lookup a sparse gradient (its
+        rows only) instead of a zero-filled ``(vocab, hidden)`` array per step. Only for a
+        backward pass that also reaches the tied MLM decoder, whose dense gradient it is added
+        into (``forward`` sets it when given MLM labels); otherwise the parameter's ``.grad``
+        would be sparse, which AdamW refuses. Honours
         ``activation_checkpointing_enable()`` (recomputes each layer in the backward pass).
 
         Example::
@@ -192,8 +201,11 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         seq = input_ids.shape[1]
-        x = (embeddings.word_embeddings(input_ids) + embeddings.token_type_embeddings(token_type_ids)
-             + embeddings.position_embeddings.weight[:seq])
+        words = embeddings.word_embeddings
+        # off the CPU zero-filling is cheap, and compiled graphs keep to dense gradients
+        sparse = sparse_embedding_grad and input_ids.device.type == "cpu" and not torch.compiler.is_compiling()
+        x = (F.embedding(input_ids, words.weight, words.padding_idx, sparse=sparse)
+             + embeddings.token_type_embeddings(token_type_ids) + embeddings.position_embeddings.weight[:seq])
         x = dropout(embeddings.LayerNorm(x), config.hidden_dropout_prob, self.training)
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
