@@ -16,6 +16,7 @@ from linkbert.modeling import (
     IGNORE_INDEX,
     RELATIONS,
     LinkBertForPreTraining,
+    _TiedWordEmbedding,
     attention,
     classification_stats,
     dropout,
@@ -196,21 +197,34 @@ def test_encode_gives_bert_models_gradients_and_a_dense_embedding_gradient():
             assert torch.allclose(param.grad, grads[1][name].grad, atol=1e-5), name
 
 
-def test_training_loss_gives_a_dense_tied_embedding_gradient_equal_to_bert_models():
-    """forward() with MLM labels takes the lookup's gradient sparse and adds it into the decoder's."""
+@pytest.mark.parametrize("padding_idx", [0, None])
+def test_tied_word_embedding_node_gives_autograds_gradient(padding_idx):
+    """One node for the lookup and the decoder's cast: the gradient autograd would give the two uses."""
+    torch.manual_seed(0)
+    weight = torch.randn(50, 8, requires_grad=True)
+    ids = torch.randint(0, 50, (4, 12))
+    ids[0, :3] = 0  # padding tokens, and repeated ids
+    grad_words, grad_decoder = torch.randn(4, 12, 8), torch.randn(50, 8).bfloat16()
+    words, decoder = _TiedWordEmbedding.apply(weight, ids, padding_idx, torch.bfloat16)
+    assert decoder.dtype == torch.bfloat16 and torch.equal(words, F.embedding(ids, weight))
+    (ours,) = torch.autograd.grad([words, decoder], weight, [grad_words, grad_decoder])
+    reference = (F.embedding(ids, weight, padding_idx), weight.to(torch.bfloat16))
+    (expected,) = torch.autograd.grad(reference, weight, [grad_words, grad_decoder])
+    assert ours.layout == torch.strided and torch.allclose(ours, expected, atol=1e-6)
+
+
+def test_bf16_training_step_gives_the_dense_heads_embedding_gradient():
+    """Under autocast forward() takes the tied node; the plain dense head does not: same gradient."""
     batch = make_batch()
-    model = small_model().eval()
-    model(**batch).loss.backward()
-    words = model.bert.embeddings.word_embeddings.weight
-    assert words.grad.layout == torch.strided
-    ours, words.grad = words.grad, None
-    # the same loss through BertModel's dense lookup
-    inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
-    hidden, pooled = model.bert(**inputs).to_tuple()
-    mlm_sum, count, _ = classification_stats(model.cls(hidden).flatten(0, 1), batch["labels"].flatten())
-    relation_sum, relations, _ = classification_stats(model.relation_head(pooled), batch["relation_labels"])
-    (mlm_sum / count + relation_sum / relations).backward()
-    assert torch.allclose(ours, words.grad, atol=1e-6)
+    model = small_model().eval()  # no dropout
+    grads = []
+    for dense in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(**batch, dense_mlm=dense).loss
+        (grad,) = torch.autograd.grad(loss, model.bert.embeddings.word_embeddings.weight)
+        grads.append(grad)
+    assert torch.allclose(grads[0], grads[1], atol=2e-3, rtol=2e-2)
+    assert (grads[0] - grads[1]).abs().max() < 0.05 * grads[1].abs().max()
 
 
 def test_activation_checkpointing_gives_the_same_gradients():

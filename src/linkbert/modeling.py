@@ -153,13 +153,15 @@ class LinkBertForPreTraining(BertPreTrainedModel):
             >>> out = model(ids, types, mask, labels=labels, relation_labels=rel)
             >>> out.loss, out.mlm_count, out.relation_logits.shape   # (..., ..., (batch, 3))
         """
-        # with MLM labels the tied decoder's dense gradient is there to take the lookup's sparse one
-        sequence_output, pooled_output = self.encode(input_ids, token_type_ids, attention_mask,
-                                                     sparse_embedding_grad=labels is not None)
+        words = decoder_weight = None
+        if labels is not None and not dense_mlm:
+            words, decoder_weight = self._tied_word_embedding(input_ids)
+        sequence_output, pooled_output = self.encode(input_ids, token_type_ids, attention_mask, word_embeddings=words)
         out = LinkBertPreTrainingOutput()
         losses = []
         if labels is not None:
-            out.mlm_loss_sum, out.mlm_count, out.mlm_correct = self._mlm_stats(sequence_output, labels, dense=dense_mlm)
+            out.mlm_loss_sum, out.mlm_count, out.mlm_correct = self._mlm_stats(
+                sequence_output, labels, dense=dense_mlm, decoder_weight=decoder_weight)
             out.mlm_loss = out.mlm_loss_sum / out.mlm_count.clamp(min=1)
             losses.append(out.mlm_loss)
         if self.relation_head is not None:
@@ -175,9 +177,20 @@ class LinkBertForPreTraining(BertPreTrainedModel):
             out.loss = sum(losses)
         return out
 
+    def _tied_word_embedding(self, input_ids: torch.Tensor):
+        """The input's word embeddings and the decoder weight in the compute dtype, from one node
+        (:class:`_TiedWordEmbedding`) where that saves passes over the matrix; else ``(None, None)``:
+        ``encode`` looks the words up and the decoder casts its own weight."""
+        weight = self.bert.embeddings.word_embeddings.weight
+        device = input_ids.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
+        if device != "cpu" or dtype == weight.dtype or torch.compiler.is_compiling() or not torch.is_grad_enabled():
+            return None, None
+        return _TiedWordEmbedding.apply(weight, input_ids, self.bert.embeddings.word_embeddings.padding_idx, dtype)
+
     def encode(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                attention_mask: torch.Tensor | None = None, *,
-               sparse_embedding_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+               word_embeddings: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``self.bert``'s computation, written out for training speed: ``(batch, seq, hidden)``
         hidden states and the ``(batch, hidden)`` pooled [CLS].
 
@@ -186,11 +199,8 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         projections, a key-padding mask that SDPA broadcasts, and on CPU a dropout mask drawn
         from 16-bit random numbers, several times cheaper than ``bernoulli_``.
 
-        ``sparse_embedding_grad``: on CPU, give the word-embedding lookup a sparse gradient (its
-        rows only) instead of a zero-filled ``(vocab, hidden)`` array per step. Only for a
-        backward pass that also reaches the tied MLM decoder, whose dense gradient it is added
-        into (``forward`` sets it when given MLM labels); otherwise the parameter's ``.grad``
-        would be sparse, which AdamW refuses. Honours
+        ``word_embeddings``: the ``(batch, seq, hidden)`` looked-up word embeddings of
+        ``input_ids``, when the caller already has them. Honours
         ``activation_checkpointing_enable()`` (recomputes each layer in the backward pass).
 
         Example::
@@ -201,11 +211,10 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         seq = input_ids.shape[1]
-        words = embeddings.word_embeddings
-        # off the CPU zero-filling is cheap, and compiled graphs keep to dense gradients
-        sparse = sparse_embedding_grad and input_ids.device.type == "cpu" and not torch.compiler.is_compiling()
-        x = (F.embedding(input_ids, words.weight, words.padding_idx, sparse=sparse)
-             + embeddings.token_type_embeddings(token_type_ids) + embeddings.position_embeddings.weight[:seq])
+        if word_embeddings is None:
+            word_embeddings = embeddings.word_embeddings(input_ids)
+        x = (word_embeddings + embeddings.token_type_embeddings(token_type_ids)
+             + embeddings.position_embeddings.weight[:seq])
         x = dropout(embeddings.LayerNorm(x), config.hidden_dropout_prob, self.training)
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
@@ -237,8 +246,10 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         out = layer.output
         return out.LayerNorm(dropout(out.dense(inner), config.hidden_dropout_prob, self.training) + x)
 
-    def _mlm_stats(self, hidden: torch.Tensor, labels: torch.Tensor, dense: bool):
-        """(loss sum, count, correct) of the MLM head; ``hidden`` is ``(batch, seq, hidden)``."""
+    def _mlm_stats(self, hidden: torch.Tensor, labels: torch.Tensor, dense: bool,
+                   decoder_weight: torch.Tensor | None = None):
+        """(loss sum, count, correct) of the MLM head; ``hidden`` is ``(batch, seq, hidden)``;
+        ``decoder_weight`` replaces the decoder's own (tied) weight, e.g. already cast."""
         if dense:
             return classification_stats(self.cls(hidden).flatten(0, 1), labels.flatten())
         # gather the masked rows first: the transform and the tied decoder then run on ~15% of
@@ -247,7 +258,8 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         rows = self.cls.predictions.transform(hidden.flatten(0, 1)[selected])
         targets = labels.flatten()[selected]
         decoder = self.cls.predictions.decoder
-        loss_sum, correct = linear_cross_entropy(rows, decoder.weight, decoder.bias, targets)
+        weight = decoder.weight if decoder_weight is None else decoder_weight
+        loss_sum, correct = linear_cross_entropy(rows, weight, decoder.bias, targets)
         return loss_sum, targets.new_tensor(len(targets)), correct
 
 
@@ -394,6 +406,39 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_bias = (grad_bias * grad_loss).to(x.dtype) if ctx.needs_input_grad[2] else None
         _workspace.give_back(grad_logits)
         return grad_x, grad_weight, grad_bias, None, None
+
+
+class _TiedWordEmbedding(torch.autograd.Function):
+    """The word-embedding matrix's two uses in one autograd node: the lookup of the input tokens
+    (float32 rows) and its cast to the compute dtype for the tied MLM decoder.
+
+    Apart, autograd would zero-fill a ``(vocab, hidden)`` gradient for the lookup, convert the
+    decoder's bf16 gradient to float32, and add the two out of place: three passes over the
+    matrix per step (mini: 31 MB each). Here the decoder's gradient is converted once and the
+    looked-up rows' gradients are added into it in place. The result is the same (up to the
+    order of float additions) and ``weight.grad`` is one dense array.
+    """
+
+    @staticmethod
+    def forward(ctx, weight, input_ids, padding_idx, dtype):
+        ctx.save_for_backward(input_ids)
+        ctx.padding_idx, ctx.weight_shape, ctx.weight_dtype = padding_idx, weight.shape, weight.dtype
+        return F.embedding(input_ids, weight, padding_idx), weight.to(dtype)
+
+    @staticmethod
+    def backward(ctx, grad_words, grad_decoder):
+        (input_ids,) = ctx.saved_tensors
+        if grad_decoder is None:  # the decoder weight went unused
+            grad = torch.zeros(ctx.weight_shape, dtype=ctx.weight_dtype, device=input_ids.device)
+        else:  # a new array: incoming gradients are not ours to change
+            grad = grad_decoder.to(ctx.weight_dtype, copy=True)
+        if grad_words is not None:
+            ids, rows = input_ids.flatten(), grad_words.reshape(-1, grad.shape[1]).to(grad.dtype)
+            if ctx.padding_idx is not None:  # as F.embedding: the padding row gets no gradient
+                keep = ids != ctx.padding_idx
+                ids, rows = ids[keep], rows[keep]
+            grad.index_add_(0, ids, rows)
+        return grad, None, None, None
 
 
 class _Workspace:
