@@ -30,7 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import BertConfig
-from transformers.models.bert.modeling_bert import BertModel, BertOnlyMLMHead, BertPreTrainedModel
+from transformers.models.bert.modeling_bert import (
+    BertModel,
+    BertOnlyMLMHead,
+    BertPreTrainedModel,
+)
 from transformers.utils import ModelOutput
 
 logger = logging.getLogger(__name__)
