@@ -253,6 +253,17 @@ def test_dropout_keeps_the_rate_and_scale():
     assert torch.equal(x.grad, (y != 0).float() * 2)
 
 
+def test_dropout_masks_follow_torchs_seed():
+    x = torch.ones(64, 64)
+    masks = []
+    for seed in (0, 0, 1):
+        torch.manual_seed(seed)
+        masks.append([dropout(x, 0.1, training=True) == 0 for _ in range(2)])
+    assert all(torch.equal(a, b) for a, b in zip(masks[0], masks[1]))  # same seed, same masks
+    assert not torch.equal(masks[0][0], masks[0][1])  # successive calls differ
+    assert not torch.equal(masks[0][0], masks[2][0])  # another seed differs
+
+
 @pytest.mark.parametrize("masked", [True, False])
 def test_attention_with_tiny_dropout_matches_sdpa(masked):
     torch.manual_seed(0)

@@ -132,7 +132,9 @@ def test_two_process_torchrun_matches_one_process(corpus, tmp_path):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
                 "-m", "linkbert.cli"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run(torchrun + _cli(corpus, tmp_path / "two", steps)[3:], capture_output=True, text=True, env=env)
+    # a timeout, so that ranks waiting on each other fail the test instead of hanging the suite
+    result = subprocess.run(torchrun + _cli(corpus, tmp_path / "two", steps)[3:], capture_output=True, text=True, env=env,
+                            timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     for name in one:

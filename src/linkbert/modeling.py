@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -302,9 +303,13 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """``F.dropout``; on CPU with a mask from 16-bit random numbers (keep when >= p * 65536).
 
     ``bernoulli_`` on CPU draws one 32-bit number per element through a slow path; four 16-bit
-    draws per 64-bit ``random_`` cost about a seventh of that (1M elements: 1.5 ms against
-    10 ms on this project's CPU). The drop probability is rounded to a multiple of 1/65536.
-    On other devices ``F.dropout`` is already fused.
+    draws per 64-bit word cost about a seventh of that (1M elements: 1.5 ms against 10 ms on
+    this project's CPU). The drop probability is rounded to a multiple of 1/65536. On other
+    devices ``F.dropout`` is already fused.
+
+    The words come from numpy's SFC64 generator, 2.5x faster than torch's Mersenne Twister
+    (131,072 words: 0.16 ms against 0.41 ms), seeded by one draw from torch's generator: masks
+    are still reproducible from ``torch.manual_seed`` and resume with torch's RNG state.
 
     Example::
 
@@ -314,7 +319,8 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
         return x
     if x.device.type != "cpu" or torch.compiler.is_compiling():  # compiled: inductor fuses its own RNG
         return F.dropout(x, p, training=True)
-    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-2 ** 63, 2 ** 63 - 1)
+    seed = int(torch.empty((), dtype=torch.int64).random_())
+    words = torch.from_numpy(np.random.SFC64(seed).random_raw((x.numel() + 3) // 4).view(np.int64))
     draws = words.view(torch.int16)[:x.numel()].view(x.shape)
     keep = draws >= -32768 + round(p * 65536)
     return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))

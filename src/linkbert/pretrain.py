@@ -460,11 +460,22 @@ class Run:
                 self._log_eval()
             if self.step % self.config.save_every == 0 and self.step < self.config.max_steps:
                 self._save()
-            if self._train_seconds() >= budget_s:
+            if self._budget_spent(budget_s):
                 stop_reason = "budget"
                 break
         bar.close()
         return self.finish(stop_reason)
+
+    def _budget_spent(self, budget_s: float) -> bool:
+        """Whether the wall-clock budget is spent; ranks decide together (any rank's clock past the
+        budget stops all), since a rank leaving the loop alone would leave the others waiting in
+        their next gradient all-reduce."""
+        if budget_s == math.inf:
+            return False
+        spent = torch.tensor([float(self._train_seconds() >= budget_s)], device=self.dist.device)
+        if self.dist.world > 1:
+            torch.distributed.all_reduce(spent, op=torch.distributed.ReduceOp.MAX)
+        return bool(spent.item())
 
     def _train_seconds(self) -> float:
         """Training time of the whole run, across resumes (evaluation included, start-up excluded)."""
