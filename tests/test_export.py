@@ -140,3 +140,22 @@ def test_cli_export(run, tmp_path, capsys):
     assert "dropped (not part of BERT): relation_head.bias, relation_head.weight" in capsys.readouterr().out
     assert cli_main(["export", str(root / "checkpoint"), str(tmp_path / "out")]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_a_run_folder_exports_its_latest_checkpoint(run, tmp_path):
+    """``linkbert export RUN OUT`` (as in the README): the checkpoint RUN/checkpoints/latest names."""
+    import shutil
+
+    from linkbert.pretrain import CHECKPOINTS, LATEST
+
+    root, model, _ = run
+    checkpoints = tmp_path / "run" / CHECKPOINTS
+    older = LinkBertForPreTraining(model.config)  # other weights: exporting it would show
+    older.save_pretrained(checkpoints / "step-00000001")
+    shutil.copytree(root / "checkpoint", checkpoints / "step-00000002")
+    for step in ("step-00000001", "step-00000002"):
+        shutil.copytree(root / "tokenizer", checkpoints / step / "tokenizer")
+    (checkpoints / LATEST).write_text("step-00000002\n")
+    assert cli_main(["export", str(tmp_path / "run"), str(tmp_path / "out")]) == 0
+    exported = AutoModel.from_pretrained(tmp_path / "out")
+    assert torch.equal(exported.embeddings.word_embeddings.weight, model.bert.embeddings.word_embeddings.weight)

@@ -1,9 +1,11 @@
 """``linkbert export CHECKPOINT OUT``: a pretraining checkpoint as a plain BERT folder.
 
-    linkbert export runs/tiny/checkpoint-10000 exported/linkbert-tiny
-    linkbert export runs/tiny/checkpoint-10000 exported/linkbert-tiny --tokenizer prepared/wiki/tokenizer
+    linkbert export runs/tiny exported/linkbert-tiny                  # the run's latest checkpoint
+    linkbert export runs/tiny/checkpoints/step-00010000 exported/linkbert-tiny
+    linkbert export runs/tiny/checkpoints/step-00010000 exported/linkbert-tiny --tokenizer prepared/wiki/tokenizer
 
-CHECKPOINT is a folder written by ``LinkBertForPreTraining.save_pretrained``. OUT gets what the
+CHECKPOINT is a folder written by ``LinkBertForPreTraining.save_pretrained``, or a run folder of
+``linkbert pretrain --out``, which stands for its latest checkpoint. OUT gets what the
 released LinkBERT checkpoints hold, so every ``transformers`` class loads it by name:
 
 * ``config.json``: a plain ``BertConfig`` (``model_type: bert``, no ``num_relations``).
@@ -53,10 +55,10 @@ def export(checkpoint: str | Path, out: str | Path, tokenizer: str | Path | None
 
     Example::
 
-        >>> export("runs/tiny/checkpoint-10000", "exported/linkbert-tiny")["dropped"]
+        >>> export("runs/tiny", "exported/linkbert-tiny")["dropped"]
         ['relation_head.bias', 'relation_head.weight']
     """
-    checkpoint, out = Path(checkpoint), Path(out)
+    checkpoint, out = _latest_if_run_folder(Path(checkpoint)), Path(out)
     _check_checkpoint(checkpoint)
     _check_out(out, overwrite)
     tokenizer_dir = Path(tokenizer) if tokenizer else find_tokenizer(checkpoint)
@@ -109,6 +111,19 @@ def find_tokenizer(checkpoint: Path) -> Path:
     raise BadInput(checkpoint, "", "missing_tokenizer",
                    "no tokenizer files (tokenizer.json or vocab.txt) in "
                    + ", ".join(str(c) for c in candidates) + "; give the prepared corpus's one with --tokenizer")
+
+
+def _latest_if_run_folder(path: Path) -> Path:
+    """A run folder of ``linkbert pretrain`` stands for its latest checkpoint; any other path is
+    itself (and ``_check_checkpoint`` says what it lacks)."""
+    from linkbert.pretrain import latest_checkpoint
+
+    if (path / "config.json").is_file():
+        return path
+    latest = latest_checkpoint(path)
+    if latest is not None:
+        logger.info("%s is a run folder: exporting its latest checkpoint %s", path, latest)
+    return latest or path
 
 
 def _check_checkpoint(checkpoint: Path) -> None:
@@ -170,7 +185,8 @@ def _save_tokenizer(tokenizer, out: Path) -> None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="a folder saved by LinkBertForPreTraining.save_pretrained")
+    parser.add_argument("checkpoint", help="a checkpoint folder (CHECKPOINT/config.json, model.safetensors), "
+                                           "or a pretraining run folder: its latest checkpoint")
     parser.add_argument("out", help="the plain BERT folder to write")
     parser.add_argument("--tokenizer",
                         help="tokenizer folder (default: the checkpoint's own files, its tokenizer/, or ../tokenizer)")
