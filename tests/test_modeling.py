@@ -118,7 +118,7 @@ def test_linear_cross_entropy_matches_cross_entropy_over_chunks():
     weight = torch.randn(30, 8, dtype=torch.float64, requires_grad=True)
     bias = torch.randn(30, dtype=torch.float64, requires_grad=True)
     labels = torch.randint(0, 30, (50,))
-    # 17 rows of 30 float32 logits per chunk -> 3 full chunks and a short one
+    # 16 rows of 30 float32 logits per chunk -> 3 full chunks and a short one
     loss, correct = linear_cross_entropy(x, weight, bias, labels, chunk_bytes=16 * 30 * 4)
     logits = F.linear(x, weight, bias)
     expected = F.cross_entropy(logits, labels, reduction="sum")
@@ -128,6 +128,37 @@ def test_linear_cross_entropy_matches_cross_entropy_over_chunks():
     want = torch.autograd.grad(expected * 0.3, (x, weight, bias))
     for g, w in zip(got, want):
         assert torch.allclose(g, w, atol=1e-10)
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_linear_cross_entropy_in_bf16_is_cross_entropy_of_the_bf16_logits(grad):
+    """Under autocast the logits are a bf16 matmul, their softmax float32, as autocast's
+    ``F.linear`` + ``F.cross_entropy`` do; the same figures with and without a gradient."""
+    torch.manual_seed(0)
+    x, weight, bias = torch.randn(40, 16), torch.randn(300, 16), torch.randn(300)
+    labels = torch.randint(0, 300, (40,))
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.set_grad_enabled(grad):
+        inputs = [t.clone().requires_grad_(grad) for t in (x, weight, bias)]
+        loss, correct = linear_cross_entropy(*inputs, labels, chunk_bytes=7 * 300 * 4)
+        logits = F.linear(x, weight, bias)
+    assert logits.dtype == torch.bfloat16
+    expected = F.cross_entropy(logits.float(), labels, reduction="sum")
+    assert torch.allclose(loss, expected, rtol=1e-5)
+    assert correct == (logits.float().argmax(1) == labels).sum()
+
+
+def test_linear_cross_entropy_takes_huge_losses_exactly():
+    """A label whose probability underflows float32 (loss above ~100 nats) still gets its loss
+    and a finite gradient."""
+    x = torch.tensor([[1.0], [1.0]], requires_grad=True)
+    weight = torch.tensor([[0.0], [150.0], [-150.0]], requires_grad=True)
+    bias = torch.zeros(3, requires_grad=True)
+    labels = torch.tensor([2, 1])
+    loss, _ = linear_cross_entropy(x, weight, bias, labels)
+    expected = F.cross_entropy(F.linear(x, weight, bias), labels, reduction="sum")
+    assert expected > 250 and torch.allclose(loss, expected)
+    loss.backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(weight.grad).all()
 
 
 def test_classification_stats_on_hand_made_logits():
@@ -181,6 +212,41 @@ def test_encode_equals_bert_model_in_eval():
     real = batch["attention_mask"].bool()
     assert torch.allclose(hidden[real], reference.last_hidden_state[real], atol=1e-6)
     assert torch.allclose(pooled, reference.pooler_output, atol=1e-6)
+
+
+def test_encode_at_some_positions_is_the_full_encoding_there():
+    """``positions``: the last layer runs only there (and at [CLS]); the rows are the full
+    computation's, in row-major order, whatever the number of positions per sequence."""
+    model = small_model().eval()
+    batch = make_batch(batch=5, seq=20)
+    inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+    positions = batch["labels"] != IGNORE_INDEX
+    positions[2] = False  # a sequence with nothing selected: only its [CLS] is computed
+    positions[3, 0] = True  # [CLS] itself selected
+    hidden, pooled = model.encode(**inputs)
+    rows, pooled_rows = model.encode(**inputs, positions=positions)
+    assert rows.shape == (int(positions.sum()), hidden.shape[-1])
+    assert torch.allclose(rows, hidden[positions], atol=1e-6)
+    assert torch.allclose(pooled_rows, pooled, atol=1e-6)
+
+
+def test_training_with_the_pruned_last_layer_gives_the_dense_heads_gradients():
+    """In training mode (the CPU attention path with dropout, here keeping everything) the
+    sparse head, whose last layer computes only the masked positions and [CLS], has the dense
+    head's loss and gradients."""
+    model = small_model(hidden_dropout_prob=1e-9, attention_probs_dropout_prob=1e-9).train()
+    batch = make_batch()
+    outputs, grads = [], []
+    for dense_mlm in (False, True):
+        model.zero_grad()
+        out = model(**batch, dense_mlm=dense_mlm)
+        out.loss.backward()
+        outputs.append(out)
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert torch.allclose(outputs[0].loss, outputs[1].loss, atol=1e-6)
+    assert grads[0].keys() == grads[1].keys()
+    for name, grad in grads[0].items():
+        assert torch.allclose(grad, grads[1][name], atol=1e-6), name
 
 
 def test_encode_gives_bert_models_gradients_and_a_dense_embedding_gradient():

@@ -158,15 +158,21 @@ class LinkBertForPreTraining(BertPreTrainedModel):
             >>> out = model(ids, types, mask, labels=labels, relation_labels=rel)
             >>> out.loss, out.mlm_count, out.relation_logits.shape   # (..., ..., (batch, 3))
         """
-        words = decoder_weight = None
+        words = decoder_weight = masked = None
         if labels is not None and not dense_mlm:
             words, decoder_weight = self._tied_word_embedding(input_ids)
-        sequence_output, pooled_output = self.encode(input_ids, token_type_ids, attention_mask, word_embeddings=words)
+            masked = labels != IGNORE_INDEX
+        hidden, pooled_output = self.encode(input_ids, token_type_ids, attention_mask, word_embeddings=words,
+                                            positions=masked)
         out = LinkBertPreTrainingOutput()
         losses = []
         if labels is not None:
-            out.mlm_loss_sum, out.mlm_count, out.mlm_correct = self._mlm_stats(
-                sequence_output, labels, dense=dense_mlm, decoder_weight=decoder_weight)
+            if dense_mlm:
+                out.mlm_loss_sum, out.mlm_count, out.mlm_correct = classification_stats(
+                    self.cls(hidden).flatten(0, 1), labels.flatten())
+            else:  # hidden: the masked positions' rows only
+                out.mlm_loss_sum, out.mlm_correct = self._sparse_mlm(hidden, labels[masked], decoder_weight)
+                out.mlm_count = masked.sum()
             out.mlm_loss = out.mlm_loss_sum / out.mlm_count.clamp(min=1)
             losses.append(out.mlm_loss)
         if self.relation_head is not None:
@@ -195,7 +201,8 @@ class LinkBertForPreTraining(BertPreTrainedModel):
 
     def encode(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                attention_mask: torch.Tensor | None = None, *,
-               word_embeddings: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               word_embeddings: torch.Tensor | None = None,
+               positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``self.bert``'s computation, written out for training speed: ``(batch, seq, hidden)``
         hidden states and the ``(batch, hidden)`` pooled [CLS].
 
@@ -207,6 +214,15 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         ``word_embeddings``: the ``(batch, seq, hidden)`` looked-up word embeddings of
         ``input_ids``, when the caller already has them. Honours
         ``activation_checkpointing_enable()`` (recomputes each layer in the backward pass).
+
+        ``positions``: a ``(batch, seq)`` boolean of the only positions whose final hidden
+        states the caller needs (the MLM's masked tokens). The first result is then their
+        ``(n, hidden)`` rows, in row-major order (``hidden[positions]`` of the full result),
+        and the last layer runs its queries, attention output and feed-forward block only at
+        those positions and [CLS]: nothing else of it reaches a pretraining loss. Keys and
+        values still come from every position, so the rows are the full computation's, and
+        about 85% of the last layer's work is skipped (a quarter of ``mini``'s encoder, a third
+        of ``tiny``'s).
 
         Example::
 
@@ -224,54 +240,100 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
             mask = attention_mask[:, None, None, :].bool()  # (batch, 1, 1, seq): keys to attend to
-        for layer in self.bert.encoder.layer:
+        layers = self.bert.encoder.layer
+        rows = None
+        if positions is not None:  # [CLS] too: the pooler reads it
+            rows = _Rows(positions | (torch.arange(seq, device=positions.device) == 0))
+        for i, layer in enumerate(layers):
+            queries = rows if i == len(layers) - 1 else None
             # set on each layer by activation_checkpointing_enable()
             if self.training and getattr(layer, "gradient_checkpointing", False):
-                x = torch.utils.checkpoint.checkpoint(self._layer, layer, x, mask, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(self._layer, layer, x, mask, queries, use_reentrant=False)
             else:
-                x = self._layer(layer, x, mask)
+                x = self._layer(layer, x, mask, queries)
         pooler = self.bert.pooler
-        return x, pooler.activation(pooler.dense(x[:, 0]))
+        if rows is None:
+            return x, pooler.activation(pooler.dense(x[:, 0]))
+        return x[positions[rows.keep]], pooler.activation(pooler.dense(x[rows.first]))
 
-    def _layer(self, layer: nn.Module, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """One ``BertLayer`` (post-LayerNorm): self-attention, then the feed-forward block."""
+    def _layer(self, layer: nn.Module, x: torch.Tensor, mask: torch.Tensor | None,
+               rows: _Rows | None = None) -> torch.Tensor:
+        """One ``BertLayer`` (post-LayerNorm): self-attention, then the feed-forward block.
+
+        With ``rows``, only those positions' outputs, ``(len(rows), hidden)``: their queries
+        attend to every position's keys and values, and nothing else is computed.
+        """
         config, projections = self.config, layer.attention.self
         batch, seq, hidden = x.shape
         heads = projections.num_attention_heads
-        weight = torch.cat([projections.query.weight, projections.key.weight, projections.value.weight])
-        bias = torch.cat([projections.query.bias, projections.key.bias, projections.value.bias])
-        # unbind, not qkv[i]: its backward stacks the three gradients in one pass
-        qkv = F.linear(x, weight, bias).view(batch, seq, 3, heads, hidden // heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        dim = hidden // heads
         p = config.attention_probs_dropout_prob if self.training else 0.0
-        context = attention(q, k, v, mask, p).transpose(1, 2).reshape(batch, seq, hidden)
+        if rows is None:
+            weight = torch.cat([projections.query.weight, projections.key.weight, projections.value.weight])
+            bias = torch.cat([projections.query.bias, projections.key.bias, projections.value.bias])
+            # unbind, not qkv[i]: its backward stacks the three gradients in one pass
+            qkv = F.linear(x, weight, bias).view(batch, seq, 3, heads, dim)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+            context = attention(q, k, v, mask, p).transpose(1, 2).reshape(batch, seq, hidden)
+        else:
+            weight = torch.cat([projections.key.weight, projections.value.weight])
+            bias = torch.cat([projections.key.bias, projections.value.bias])
+            k, v = F.linear(x, weight, bias).view(batch, seq, 2, heads, dim).permute(2, 0, 3, 1, 4).unbind(0)
+            x = x.reshape(batch * seq, hidden)[rows.flat]
+            q = rows.to_padded(projections.query(x)).view(batch, rows.width, heads, dim).transpose(1, 2)
+            context = rows.from_padded(attention(q, k, v, mask, p).transpose(1, 2).reshape(-1, hidden))
         out = layer.attention.output
         x = out.LayerNorm(dropout(out.dense(context), config.hidden_dropout_prob, self.training) + x)
         inner = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(x))
         out = layer.output
         return out.LayerNorm(dropout(out.dense(inner), config.hidden_dropout_prob, self.training) + x)
 
-    def _mlm_stats(self, hidden: torch.Tensor, labels: torch.Tensor, dense: bool,
-                   decoder_weight: torch.Tensor | None = None):
-        """(loss sum, count, correct) of the MLM head; ``hidden`` is ``(batch, seq, hidden)``;
-        ``decoder_weight`` replaces the decoder's own (tied) weight, e.g. already cast."""
-        if dense:
-            return classification_stats(self.cls(hidden).flatten(0, 1), labels.flatten())
-        # gather the masked rows first: the transform and the tied decoder then run on ~15% of
-        # the tokens, and the decoder's logits never exist beyond a cache-sized chunk of rows
-        selected = labels.flatten() != IGNORE_INDEX
-        rows = self.cls.predictions.transform(hidden.flatten(0, 1)[selected])
-        targets = labels.flatten()[selected]
+    def _sparse_mlm(self, rows: torch.Tensor, targets: torch.Tensor, decoder_weight: torch.Tensor | None = None):
+        """(loss sum, correct) of the MLM head on the masked positions' ``(n, hidden)`` rows.
+
+        The transform and the tied decoder run on those rows only (about 15% of the tokens), and
+        the decoder's logits never exist beyond a cache-sized chunk of rows (:func:`linear_cross_entropy`).
+        ``decoder_weight`` replaces the decoder's own (tied) weight, e.g. already cast.
+        """
+        rows = self.cls.predictions.transform(rows)
         decoder = self.cls.predictions.decoder
         weight = decoder.weight if decoder_weight is None else decoder_weight
-        loss_sum, correct = linear_cross_entropy(rows, weight, decoder.bias, targets)
-        return loss_sum, targets.new_tensor(len(targets)), correct
+        return linear_cross_entropy(rows, weight, decoder.bias, targets)
+
+
+class _Rows:
+    """A subset of a ``(batch, seq)`` grid of positions (``keep``), with the indices that move its
+    rows between three layouts: the grid flattened (``flat``: ``batch * seq`` rows), the subset in
+    row-major order (``len(self)`` rows), and padded per sequence (``batch * width`` rows, the
+    layout attention needs, ``width`` being the largest subset of one sequence)."""
+
+    def __init__(self, keep: torch.Tensor):
+        self.keep = keep
+        batch, seq = keep.shape
+        counts = keep.sum(1)
+        self.width = int(counts.max())
+        sequence, position = keep.nonzero(as_tuple=True)  # row-major
+        self.flat = sequence * seq + position
+        self.padded = sequence * self.width + (keep.cumsum(1) - 1)[sequence, position]
+        self.first = counts.cumsum(0) - counts  # each sequence's first kept row (its [CLS], position 0)
+        self.batch = batch
+
+    def __len__(self) -> int:
+        return len(self.flat)
+
+    def to_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """``(len(self), d)`` -> ``(batch * width, d)``, zeros in the padding."""
+        return x.new_zeros(self.batch * self.width, x.shape[1]).index_copy(0, self.padded, x)
+
+    def from_padded(self, x: torch.Tensor) -> torch.Tensor:
+        return x[self.padded]
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, p: float) -> torch.Tensor:
-    """Scaled dot-product attention with dropout ``p`` on the probabilities; ``(batch, heads, seq, dim)``.
+    """Scaled dot-product attention with dropout ``p`` on the probabilities: ``q`` is
+    ``(batch, heads, queries, dim)``, ``k`` and ``v`` ``(batch, heads, keys, dim)``.
 
-    ``mask`` is a boolean ``(batch, 1, 1, seq)`` (True: attend) or None. Without dropout, or
+    ``mask`` is a boolean ``(batch, 1, 1, keys)`` (True: attend) or None. Without dropout, or
     off the CPU, this is SDPA (fused kernels). On CPU with dropout SDPA falls back to its math
     path and draws the mask with ``bernoulli_`` (a tenth of a mini model's step); this is the
     same math with the cheaper mask of :func:`dropout`, in the dtype of ``q`` as SDPA's math
@@ -287,16 +349,17 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     """
     if p == 0.0 or q.device.type != "cpu" or torch.compiler.is_compiling():
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-    batch, heads, seq, dim = q.shape
+    batch, heads, queries, dim = q.shape
+    keys = k.shape[2]
     if mask is None:
-        bias = q.new_zeros(1, 1, seq)
-    else:  # (batch * heads, 1, seq): broadcast over the query positions
-        bias = q.new_zeros(mask.shape).masked_fill_(~mask, float("-inf")).expand(batch, heads, 1, seq)
-        bias = bias.reshape(batch * heads, 1, seq)
-    scores = torch.baddbmm(bias, q.reshape(batch * heads, seq, dim), k.reshape(batch * heads, seq, dim).transpose(1, 2),
-                           alpha=dim ** -0.5)
+        bias = q.new_zeros(1, 1, keys)
+    else:  # (batch * heads, 1, keys): broadcast over the queries
+        bias = q.new_zeros(mask.shape).masked_fill_(~mask, float("-inf")).expand(batch, heads, 1, keys)
+        bias = bias.reshape(batch * heads, 1, keys)
+    scores = torch.baddbmm(bias, q.reshape(batch * heads, queries, dim),
+                           k.reshape(batch * heads, keys, dim).transpose(1, 2), alpha=dim ** -0.5)
     probs = dropout(torch.softmax(scores, dim=-1), p, training=True)
-    return torch.bmm(probs, v.reshape(batch * heads, seq, dim)).view(batch, heads, seq, dim)
+    return torch.bmm(probs, v.reshape(batch * heads, keys, dim)).view(batch, heads, queries, dim)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -322,8 +385,9 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     seed = int(torch.empty((), dtype=torch.int64).random_())
     words = torch.from_numpy(np.random.SFC64(seed).random_raw((x.numel() + 3) // 4).view(np.int64))
     draws = words.view(torch.int16)[:x.numel()].view(x.shape)
-    keep = draws >= -32768 + round(p * 65536)
-    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+    # the comparison writes 1.0 / 0.0 in x's dtype: no boolean mask to convert (a pass saved)
+    keep = torch.ge(draws, -32768 + round(p * 65536), out=torch.empty_like(x, memory_format=torch.contiguous_format))
+    return x * keep.mul_(1.0 / (1.0 - p))
 
 
 def classification_stats(logits: torch.Tensor, labels: torch.Tensor):
@@ -349,20 +413,21 @@ def classification_stats(logits: torch.Tensor, labels: torch.Tensor):
 
 def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, labels: torch.Tensor,
                          chunk_bytes: int | None = None):
-    """Cross-entropy sum and correct count of the logits ``x @ weight.T + bias``, never stored whole.
+    """Cross-entropy sum and correct count of the logits ``x @ weight.T + bias``, in one pass.
 
     ``x`` is ``(rows, hidden)``, ``weight`` ``(classes, hidden)``, ``bias`` ``(classes,)``,
     ``labels`` ``(rows,)`` with every label valid. Returns a float32 loss sum (differentiable
     in ``x``, ``weight``, ``bias``) and a long count of rows whose top logit is the label.
 
-    The logits are computed ``chunk_bytes`` of float32 at a time (default 8 MB with bf16/fp16
-    matmuls; 64 MB in float32, whose matmul loses more from re-reading the weight per chunk
-    than the elementwise passes gain); each chunk's softmax, loss, accuracy and gradient are
-    taken while it is in cache, and only the gradient of the logits (in the compute dtype)
-    is kept for the backward pass. Against ``F.linear`` +
-    ``F.cross_entropy`` + ``argmax`` this saves most passes over the ``(rows, classes)``
-    array, which dominate a small model's step. Under autocast the matmuls run in the
-    autocast dtype and the softmax in float32, as autocast would do.
+    When a gradient is wanted the logits are one matmul, written where their gradient will go
+    (the only ``(rows, classes)`` array, in the compute dtype); then ``chunk_bytes`` of float32
+    rows at a time (default 4 MB, cache-sized) are taken through softmax, loss, accuracy and
+    gradient (softmax - onehot, written back over their logits) while in cache. Against
+    ``F.linear`` + ``F.cross_entropy`` + ``argmax`` this saves most passes over the
+    ``(rows, classes)`` array, which dominate a small model's step, and the single matmul
+    runs near the machine's peak where per-chunk ones would re-read the weight. Without a
+    gradient (evaluation) the logits exist one chunk at a time. Under autocast the matmuls run
+    in the autocast dtype and the softmax in float32, as autocast would do.
 
     Example::
 
@@ -371,9 +436,7 @@ def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     """
     device = x.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
-    if chunk_bytes is None:
-        chunk_bytes = (8 << 20) if dtype.itemsize == 2 else (64 << 20)
-    rows_per_chunk = max(16, chunk_bytes // (4 * weight.shape[0]))
+    rows_per_chunk = max(8, (chunk_bytes or (4 << 20)) // (4 * weight.shape[0]))
     return _LinearCrossEntropy.apply(x.to(dtype), weight.to(dtype), bias.to(dtype), labels, rows_per_chunk)
 
 
@@ -383,23 +446,30 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, labels, rows_per_chunk: int):
         want_grad = any(ctx.needs_input_grad[:3])
+        rows, classes = x.shape[0], weight.shape[0]
         accumulate = torch.promote_types(x.dtype, torch.float32)
         loss = torch.zeros((), dtype=accumulate, device=x.device)
         correct = torch.zeros((), dtype=torch.long, device=x.device)
-        rows, classes = x.shape[0], weight.shape[0]
-        grad_logits = _workspace.take(rows * classes, x.dtype, x.device).view(rows, classes) if want_grad else None
-        grad_bias = torch.zeros(classes, dtype=accumulate, device=x.device) if want_grad else None
-        # one float32 buffer for every chunk's logits, unless they are written where their gradient goes
-        in_place = want_grad and x.dtype == accumulate
-        buffer = None if in_place else torch.empty(min(rows, rows_per_chunk), classes, dtype=accumulate,
-                                                   device=x.device)
+        grad_logits = grad_bias = None
+        chunk_rows = min(rows, rows_per_chunk)
+        # float32 chunks: the logits (when they are not float32 already) and their softmax
+        logits_fp32 = None if x.dtype == accumulate else x.new_empty(chunk_rows, classes, dtype=accumulate)
+        probs = x.new_empty(chunk_rows, classes, dtype=accumulate)
         with torch.autocast(x.device.type, enabled=False):
+            if want_grad:
+                grad_logits = _workspace.take(rows * classes, x.dtype, x.device).view(rows, classes)
+                torch.addmm(bias, x, weight.t(), out=grad_logits)
+                grad_bias = torch.zeros(classes, dtype=accumulate, device=x.device)
             for start in range(0, rows, rows_per_chunk):
                 chunk = slice(start, start + rows_per_chunk)
-                out = None if grad_logits is None else grad_logits[chunk]
-                logits = torch.addmm(bias, x[chunk], weight.t(), out=out if in_place else None)
-                z = logits if in_place else buffer[:len(logits)].copy_(logits)
-                chunk_loss, chunk_correct = _chunk_cross_entropy(z, labels[chunk], out, grad_bias)
+                if want_grad:
+                    logits = grad_logits[chunk]
+                    z = logits if logits_fp32 is None else logits_fp32[:len(logits)].copy_(logits)
+                else:
+                    logits = torch.addmm(bias, x[chunk], weight.t())
+                    z = logits if logits_fp32 is None else logits_fp32[:len(logits)].copy_(logits)
+                chunk_loss, chunk_correct = _chunk_cross_entropy(z, labels[chunk], probs[:len(z)],
+                                                                 logits if want_grad else None, grad_bias)
                 loss += chunk_loss
                 correct += chunk_correct
         ctx.save_for_backward(x, weight, grad_logits, grad_bias)
@@ -479,28 +549,32 @@ class _Workspace:
 _workspace = _Workspace()
 
 
-def _chunk_cross_entropy(z: torch.Tensor, labels: torch.Tensor, grad_out: torch.Tensor | None,
-                         grad_bias: torch.Tensor | None):
-    """Loss sum and correct count of a ``(rows, classes)`` chunk of logits ``z`` (float32 or wider).
+def _chunk_cross_entropy(z: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor,
+                         grad_out: torch.Tensor | None, grad_bias: torch.Tensor | None):
+    """Loss sum and correct count of a ``(rows, classes)`` chunk of float32 logits ``z``.
 
-    Works in place in ``z`` (a temporary, or ``grad_out`` itself), so a chunk makes few passes
-    over memory while it sits in cache; when ``grad_out`` is given, writes softmax - onehot
-    (d loss / d logits) into it and adds its column sums to ``grad_bias``.
+    ``probs`` is a float32 buffer of ``z``'s shape for the softmax (one fused pass per row,
+    while the chunk is in cache). When ``grad_out`` is given (it may be ``z`` itself), writes
+    softmax - onehot (d loss / d logits) into it and adds its column sums to ``grad_bias``.
     """
     rows = torch.arange(len(labels), device=z.device)
     target = z[rows, labels]
-    row_max = z.amax(1)
-    correct = (target >= row_max).sum()  # the label's logit is the top one (argmax, up to ties)
-    z.sub_(row_max[:, None]).exp_()
-    total = z.sum(1)
-    loss = (row_max + total.log() - target).sum()
+    correct = (target >= z.amax(1)).sum()  # the label's logit is the top one (argmax, up to ties)
+    torch.softmax(z, 1, out=probs)
+    p_target = probs[rows, labels]
+    # -log p(label) = logsumexp - label's logit; where p underflows (a loss above ~87 nats) the
+    # logits are still there to take it exactly
+    losses = -p_target.log()
+    underflow = p_target < 1e-30
+    if z.device.type != "cpu":  # no host sync: one more pass over the chunk
+        losses = torch.where(underflow, torch.logsumexp(z, 1) - target, losses)
+    elif bool(underflow.any()):
+        losses[underflow] = torch.logsumexp(z[underflow], 1) - target[underflow]
     if grad_out is not None:
-        z[rows, labels] -= total  # so that z / total = softmax - onehot
-        z.div_(total[:, None])
-        grad_bias += z.sum(0)
-        if z.data_ptr() != grad_out.data_ptr():
-            grad_out.copy_(z)
-    return loss, correct
+        probs[rows, labels] -= 1.0
+        grad_bias += probs.sum(0)
+        grad_out.copy_(probs)
+    return losses.sum(), correct
 
 
 def init_model(preset_or_checkpoint: str, vocab_size: int, num_relations: int = 3,
