@@ -203,15 +203,27 @@ def test_bf16_autocast_forward_and_backward_on_cpu():
 
 # -- the written-out encoder -----------------------------------------------------------------------
 
-def test_encode_equals_bert_model_in_eval():
+@pytest.mark.parametrize("padding", ["none", "right", "ragged", "left"])
+def test_encode_equals_bert_model_in_eval(padding):
+    """Equal at the real tokens, whatever the padding; padded positions are zeros (computed
+    only where [CLS] itself is padding, as BertModel computes them)."""
     model = small_model().eval()
-    batch = make_batch()
+    batch = make_batch(batch=5, seq=20)
     inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+    if padding == "none":
+        inputs["attention_mask"] = torch.ones_like(inputs["attention_mask"])
+    elif padding == "ragged":  # every sequence its own length, one of them full
+        lengths = torch.tensor([20, 7, 13, 2, 19])
+        inputs["attention_mask"] = (torch.arange(20) < lengths[:, None]).long()
+    elif padding == "left":
+        inputs = {k: v.flip(1) for k, v in inputs.items()}
     hidden, pooled = model.encode(**inputs)
     reference = model.bert(**inputs)
-    real = batch["attention_mask"].bool()
+    real = inputs["attention_mask"].bool()
     assert torch.allclose(hidden[real], reference.last_hidden_state[real], atol=1e-6)
     assert torch.allclose(pooled, reference.pooler_output, atol=1e-6)
+    if padding in ("right", "ragged"):
+        assert (hidden[~real] == 0).all()
 
 
 def test_encode_at_some_positions_is_the_full_encoding_there():
@@ -220,7 +232,8 @@ def test_encode_at_some_positions_is_the_full_encoding_there():
     model = small_model().eval()
     batch = make_batch(batch=5, seq=20)
     inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
-    positions = batch["labels"] != IGNORE_INDEX
+    inputs["attention_mask"] = (torch.arange(20) < torch.tensor([20, 12, 16, 9, 20])[:, None]).long()
+    positions = (batch["labels"] != IGNORE_INDEX) & inputs["attention_mask"].bool()
     positions[2] = False  # a sequence with nothing selected: only its [CLS] is computed
     positions[3, 0] = True  # [CLS] itself selected
     hidden, pooled = model.encode(**inputs)
@@ -249,14 +262,20 @@ def test_training_with_the_pruned_last_layer_gives_the_dense_heads_gradients():
         assert torch.allclose(grad, grads[1][name], atol=1e-6), name
 
 
-def test_encode_gives_bert_models_gradients_and_a_dense_embedding_gradient():
+@pytest.mark.parametrize("padding", ["right", "left"])
+def test_encode_gives_bert_models_gradients_and_a_dense_embedding_gradient(padding):
+    """Through the real tokens' outputs and the pooled [CLS]; with left padding (position 0 a
+    pad) every position is computed, as BertModel does."""
     batch = make_batch()
     inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+    if padding == "left":
+        inputs = {k: v.flip(1) for k, v in inputs.items()}
+    real = inputs["attention_mask"].bool()
     grads = []
     for forward in ("encode", "bert"):
         model = small_model().eval()  # no dropout; autograd still records
         out = model.encode(**inputs) if forward == "encode" else model.bert(**inputs).to_tuple()
-        (out[0].square().sum() + out[1].sum()).backward()
+        (out[0][real].square().sum() + out[1].sum()).backward()
         grads.append(dict(model.named_parameters()))
     for name, param in grads[0].items():
         if param.grad is not None:

@@ -207,9 +207,16 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         hidden states and the ``(batch, hidden)`` pooled [CLS].
 
         Same parameters and the same function as ``self.bert(...)`` (equal up to float rounding
-        in eval mode; dropout draws differ), but one matmul for the query, key and value
-        projections, a key-padding mask that SDPA broadcasts, and on CPU a dropout mask drawn
-        from 16-bit random numbers, several times cheaper than ``bernoulli_``.
+        in eval mode at the real tokens; padded positions come back as zeros; dropout draws
+        differ), computed for training speed:
+
+        * every per-token operation (projections, feed-forward blocks, LayerNorms, dropout) runs
+          on the real tokens' rows only, never on padding; attention alone sees each sequence
+          padded to the batch's longest, with a key mask (a batch of Wikipedia pairs is about a
+          quarter padding);
+        * one matmul for the query, key and value projections;
+        * on CPU a dropout mask drawn from 16-bit random numbers, several times cheaper than
+          ``bernoulli_``.
 
         ``word_embeddings``: the ``(batch, seq, hidden)`` looked-up word embeddings of
         ``input_ids``, when the caller already has them. Honours
@@ -220,7 +227,7 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         ``(n, hidden)`` rows, in row-major order (``hidden[positions]`` of the full result),
         and the last layer runs its queries, attention output and feed-forward block only at
         those positions and [CLS]: nothing else of it reaches a pretraining loss. Keys and
-        values still come from every position, so the rows are the full computation's, and
+        values still come from every token, so the rows are the full computation's, and
         about 85% of the last layer's work is skipped (a quarter of ``mini``'s encoder, a third
         of ``tiny``'s).
 
@@ -229,59 +236,61 @@ class LinkBertForPreTraining(BertPreTrainedModel):
             >>> hidden, pooled = model.encode(input_ids, token_type_ids, attention_mask)
         """
         config, embeddings = self.config, self.bert.embeddings
+        batch, seq = input_ids.shape
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        seq = input_ids.shape[1]
         if word_embeddings is None:
             word_embeddings = embeddings.word_embeddings(input_ids)
+        tokens, key_mask = _token_rows(input_ids, attention_mask)
         x = (word_embeddings + embeddings.token_type_embeddings(token_type_ids)
-             + embeddings.position_embeddings.weight[:seq])
+             + embeddings.position_embeddings.weight[:seq]).flatten(0, 1)
+        x = tokens.select(x)
         x = dropout(embeddings.LayerNorm(x), config.hidden_dropout_prob, self.training)
-        mask = None
-        if attention_mask is not None and not bool(attention_mask.all()):
-            mask = attention_mask[:, None, None, :].bool()  # (batch, 1, 1, seq): keys to attend to
-        layers = self.bert.encoder.layer
-        rows = None
+        queries = None
         if positions is not None:  # [CLS] too: the pooler reads it
-            rows = _Rows(positions | (torch.arange(seq, device=positions.device) == 0))
+            queries = tokens.subset(positions | (torch.arange(seq, device=positions.device) == 0))
+        layers = self.bert.encoder.layer
         for i, layer in enumerate(layers):
-            queries = rows if i == len(layers) - 1 else None
+            last = queries if i == len(layers) - 1 else None
             # set on each layer by activation_checkpointing_enable()
             if self.training and getattr(layer, "gradient_checkpointing", False):
-                x = torch.utils.checkpoint.checkpoint(self._layer, layer, x, mask, queries, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(self._layer, layer, x, tokens, key_mask, last,
+                                                      use_reentrant=False)
             else:
-                x = self._layer(layer, x, mask, queries)
+                x = self._layer(layer, x, tokens, key_mask, last)
         pooler = self.bert.pooler
-        if rows is None:
-            return x, pooler.activation(pooler.dense(x[:, 0]))
-        return x[positions[rows.keep]], pooler.activation(pooler.dense(x[rows.first]))
+        if queries is None:
+            return tokens.to_grid(x).view(batch, seq, -1), pooler.activation(pooler.dense(x[tokens.first]))
+        return x[positions[queries.keep]], pooler.activation(pooler.dense(x[queries.first]))
 
-    def _layer(self, layer: nn.Module, x: torch.Tensor, mask: torch.Tensor | None,
-               rows: _Rows | None = None) -> torch.Tensor:
+    def _layer(self, layer: nn.Module, x: torch.Tensor, tokens: _Rows, key_mask: torch.Tensor | None,
+               queries: _Rows | None = None) -> torch.Tensor:
         """One ``BertLayer`` (post-LayerNorm): self-attention, then the feed-forward block.
 
-        With ``rows``, only those positions' outputs, ``(len(rows), hidden)``: their queries
-        attend to every position's keys and values, and nothing else is computed.
+        ``x`` holds the rows of ``tokens``; ``key_mask`` marks real keys in their padded layout.
+        With ``queries`` (a subset of ``tokens``), only their outputs, ``(len(queries), hidden)``:
+        their queries attend to every token's keys and values, and nothing else is computed.
         """
         config, projections = self.config, layer.attention.self
-        batch, seq, hidden = x.shape
+        hidden = x.shape[1]
         heads = projections.num_attention_heads
         dim = hidden // heads
         p = config.attention_probs_dropout_prob if self.training else 0.0
-        if rows is None:
+        if queries is None:
             weight = torch.cat([projections.query.weight, projections.key.weight, projections.value.weight])
             bias = torch.cat([projections.query.bias, projections.key.bias, projections.value.bias])
             # unbind, not qkv[i]: its backward stacks the three gradients in one pass
-            qkv = F.linear(x, weight, bias).view(batch, seq, 3, heads, dim)
+            qkv = tokens.to_padded(F.linear(x, weight, bias)).view(tokens.batch, tokens.width, 3, heads, dim)
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-            context = attention(q, k, v, mask, p).transpose(1, 2).reshape(batch, seq, hidden)
+            context = tokens.from_padded(attention(q, k, v, key_mask, p).transpose(1, 2).reshape(-1, hidden))
         else:
             weight = torch.cat([projections.key.weight, projections.value.weight])
             bias = torch.cat([projections.key.bias, projections.value.bias])
-            k, v = F.linear(x, weight, bias).view(batch, seq, 2, heads, dim).permute(2, 0, 3, 1, 4).unbind(0)
-            x = x.reshape(batch * seq, hidden)[rows.flat]
-            q = rows.to_padded(projections.query(x)).view(batch, rows.width, heads, dim).transpose(1, 2)
-            context = rows.from_padded(attention(q, k, v, mask, p).transpose(1, 2).reshape(-1, hidden))
+            kv = tokens.to_padded(F.linear(x, weight, bias)).view(tokens.batch, tokens.width, 2, heads, dim)
+            k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
+            x = x[queries.within]
+            q = queries.to_padded(projections.query(x)).view(queries.batch, queries.width, heads, dim).transpose(1, 2)
+            context = queries.from_padded(attention(q, k, v, key_mask, p).transpose(1, 2).reshape(-1, hidden))
         out = layer.attention.output
         x = out.LayerNorm(dropout(out.dense(context), config.hidden_dropout_prob, self.training) + x)
         inner = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(x))
@@ -301,32 +310,74 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         return linear_cross_entropy(rows, weight, decoder.bias, targets)
 
 
+def _token_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> tuple[_Rows, torch.Tensor | None]:
+    """The positions the encoder computes and the attention's key mask in their padded layout.
+
+    The real tokens (``attention_mask`` 1), where every sequence's [CLS] (position 0) is real;
+    otherwise (left padding) every position, as BERT computes it, since its pooler reads
+    position 0 whatever it holds.
+    """
+    if attention_mask is None or bool(attention_mask.all()):
+        return _Rows(torch.ones_like(input_ids, dtype=torch.bool)), None
+    real = attention_mask.bool()
+    if not bool(real[:, 0].all()):
+        return _Rows(torch.ones_like(real)), real[:, None, None, :]
+    tokens = _Rows(real)
+    return tokens, tokens.key_mask()
+
+
 class _Rows:
     """A subset of a ``(batch, seq)`` grid of positions (``keep``), with the indices that move its
-    rows between three layouts: the grid flattened (``flat``: ``batch * seq`` rows), the subset in
-    row-major order (``len(self)`` rows), and padded per sequence (``batch * width`` rows, the
-    layout attention needs, ``width`` being the largest subset of one sequence)."""
+    rows between three layouts: the grid flattened (``batch * seq`` rows), the subset in row-major
+    order (``len(self)`` rows), and padded per sequence (``batch * width`` rows, the layout
+    attention needs, ``width`` being the largest subset of one sequence, in position order)."""
 
     def __init__(self, keep: torch.Tensor):
         self.keep = keep
-        batch, seq = keep.shape
-        counts = keep.sum(1)
-        self.width = int(counts.max())
+        self.batch, seq = keep.shape
+        self.counts = keep.sum(1)
+        self.width = int(self.counts.max())
+        self.complete = self.width == seq and bool((self.counts == seq).all())  # every position: no moves
         sequence, position = keep.nonzero(as_tuple=True)  # row-major
         self.flat = sequence * seq + position
         self.padded = sequence * self.width + (keep.cumsum(1) - 1)[sequence, position]
-        self.first = counts.cumsum(0) - counts  # each sequence's first kept row (its [CLS], position 0)
-        self.batch = batch
+        self.first = self.counts.cumsum(0) - self.counts  # each sequence's first row
+        self.within: torch.Tensor | None = None  # for a subset(): its rows among the parent's
 
     def __len__(self) -> int:
         return len(self.flat)
 
+    def subset(self, keep: torch.Tensor) -> _Rows:
+        """The rows of ``keep`` (positions of this one's), with ``within``: where they are among this one's rows."""
+        rows = _Rows(keep)
+        rows.within = rows.flat if self.complete else (self.keep.flatten().cumsum(0) - 1)[rows.flat]
+        return rows
+
+    def key_mask(self) -> torch.Tensor | None:
+        """``(batch, 1, 1, width)``: which slots of the padded layout hold a row (None: all)."""
+        if bool((self.counts == self.width).all()):
+            return None
+        slots = torch.arange(self.width, device=self.keep.device)
+        return (slots < self.counts[:, None])[:, None, None, :]
+
+    def select(self, grid: torch.Tensor) -> torch.Tensor:
+        """``(batch * seq, d)`` -> this subset's ``(len(self), d)`` rows."""
+        return grid if self.complete else grid[self.flat]
+
+    def to_grid(self, x: torch.Tensor) -> torch.Tensor:
+        """``(len(self), d)`` -> ``(batch * seq, d)``, zeros elsewhere."""
+        if self.complete:
+            return x
+        return x.new_zeros(self.keep.numel(), x.shape[1]).index_copy(0, self.flat, x)
+
     def to_padded(self, x: torch.Tensor) -> torch.Tensor:
         """``(len(self), d)`` -> ``(batch * width, d)``, zeros in the padding."""
+        if self.complete:
+            return x
         return x.new_zeros(self.batch * self.width, x.shape[1]).index_copy(0, self.padded, x)
 
     def from_padded(self, x: torch.Tensor) -> torch.Tensor:
-        return x[self.padded]
+        return x if self.complete else x[self.padded]
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, p: float) -> torch.Tensor:
