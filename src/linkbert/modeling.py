@@ -6,10 +6,11 @@ so any BERT checkpoint's encoder and MLM head load into it and an exported model
 num_relations)`` on BERT's pooled [CLS], i.e. after the pooler's dense + tanh, like BERT's NSP
 head), named so it never clashes with ``cls.seq_relationship``.
 
-What differs from ``BertForPreTraining`` is cost: the MLM head transforms and decodes only the
-masked positions (about 15% of the tokens), never the ``(batch, seq, vocab)`` logits, which for
-a small model cost several times the encoder (tiny: 128 x 30522 per token against 12 x 128^2
-per layer).
+What differs from ``BertForPreTraining`` is cost, for the same losses and gradients: the MLM
+head transforms and decodes only the masked positions (about 15% of the tokens), never the
+``(batch, seq, vocab)`` logits, which for a small model cost several times the encoder (tiny:
+128 x 30522 per token against 12 x 128^2 per layer); the encoder computes no padding, and its
+last layer only the rows a loss reads (masked positions and [CLS]); see :meth:`encode`.
 
 Example::
 
@@ -301,7 +302,7 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         """(loss sum, correct) of the MLM head on the masked positions' ``(n, hidden)`` rows.
 
         The transform and the tied decoder run on those rows only (about 15% of the tokens), and
-        the decoder's logits never exist beyond a cache-sized chunk of rows (:func:`linear_cross_entropy`).
+        the decoder's logits go through the softmax a cache-sized chunk at a time (:func:`linear_cross_entropy`).
         ``decoder_weight`` replaces the decoder's own (tied) weight, e.g. already cast.
         """
         rows = self.cls.predictions.transform(rows)
@@ -513,12 +514,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 grad_bias = torch.zeros(classes, dtype=accumulate, device=x.device)
             for start in range(0, rows, rows_per_chunk):
                 chunk = slice(start, start + rows_per_chunk)
-                if want_grad:
-                    logits = grad_logits[chunk]
-                    z = logits if logits_fp32 is None else logits_fp32[:len(logits)].copy_(logits)
-                else:
-                    logits = torch.addmm(bias, x[chunk], weight.t())
-                    z = logits if logits_fp32 is None else logits_fp32[:len(logits)].copy_(logits)
+                logits = grad_logits[chunk] if want_grad else torch.addmm(bias, x[chunk], weight.t())
+                z = logits if logits_fp32 is None else logits_fp32[:len(logits)].copy_(logits)
                 chunk_loss, chunk_correct = _chunk_cross_entropy(z, labels[chunk], probs[:len(z)],
                                                                  logits if want_grad else None, grad_bias)
                 loss += chunk_loss
