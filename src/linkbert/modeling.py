@@ -685,10 +685,18 @@ def _from_checkpoint(folder: Path, vocab_size: int, num_relations: int, override
         raise ValueError(f"{folder}: no safetensors weights (found: {found or 'none'}); convert the checkpoint to "
                          "safetensors first (loading pickled weights could run code)")
     config = _checkpoint_config(folder, vocab_size, num_relations, overrides)
-    # transformers strips or adds the "bert." prefix and renames old LayerNorm gamma/beta keys
-    model, info = LinkBertForPreTraining.from_pretrained(
-        folder, config=config, use_safetensors=True, dtype=torch.float32, attn_implementation="sdpa",
-        output_loading_info=True)
+    from transformers.utils import logging as hf_logging
+
+    # transformers' own load report calls an encoder-only checkpoint (no MLM head) "corrupted";
+    # _log_fresh_parameters says plainly what starts fresh
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:  # transformers strips or adds the "bert." prefix and renames old LayerNorm gamma/beta keys
+        model, info = LinkBertForPreTraining.from_pretrained(
+            folder, config=config, use_safetensors=True, dtype=torch.float32, attn_implementation="sdpa",
+            output_loading_info=True)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     _log_fresh_parameters(folder, info["missing_keys"], info["unexpected_keys"])
     return model
 
