@@ -17,6 +17,7 @@ from linkbert.modeling import (
     RELATIONS,
     LinkBertForPreTraining,
     _TiedWordEmbedding,
+    _token_rows,
     attention,
     classification_stats,
     dropout,
@@ -203,27 +204,47 @@ def test_bf16_autocast_forward_and_backward_on_cpu():
 
 # -- the written-out encoder -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("padding", ["none", "right", "ragged", "left"])
+def padded(inputs: dict, padding: str) -> dict:
+    """``inputs`` with the attention mask of a padding layout: "none"; "little" (5% of the
+    positions, computed along); "ragged" (every sequence its own length, one of them full:
+    the layers skip the padding); "left" ([CLS] a pad: every position computed)."""
+    inputs = dict(inputs)
+    batch, seq = inputs["input_ids"].shape
+    if padding == "none":
+        inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+    elif padding == "little":
+        inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+        inputs["attention_mask"][1, -max(1, batch * seq // 20):] = 0
+    elif padding == "ragged":
+        lengths = torch.linspace(2, seq, batch).round().long()
+        inputs["attention_mask"] = (torch.arange(seq) < lengths.flip(0)[:, None]).long()
+    elif padding == "left":
+        inputs["attention_mask"] = (torch.arange(seq) < seq - 5).long().expand(batch, seq).flip(1)
+    return inputs
+
+
+@pytest.mark.parametrize("padding, skipped", [("none", False), ("little", False), ("ragged", True), ("left", False)])
+def test_the_layers_skip_padding_where_it_pays(padding, skipped):
+    """Real tokens only from UNPAD_FROM of padding with [CLS] real; every position otherwise."""
+    inputs = padded({"input_ids": torch.zeros(5, 20, dtype=torch.long)}, padding)
+    tokens, key_mask = _token_rows(inputs["input_ids"], inputs["attention_mask"])
+    assert tokens.complete != skipped
+    assert len(tokens) == (int(inputs["attention_mask"].sum()) if skipped else 100)
+    assert (key_mask is None) == (padding == "none")
+
+
+@pytest.mark.parametrize("padding", ["none", "little", "ragged", "left"])
 def test_encode_equals_bert_model_in_eval(padding):
-    """Equal at the real tokens, whatever the padding; padded positions are zeros (computed
-    only where [CLS] itself is padding, as BertModel computes them)."""
+    """Equal at the real tokens, whatever the padding; padded positions are zeros."""
     model = small_model().eval()
     batch = make_batch(batch=5, seq=20)
-    inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
-    if padding == "none":
-        inputs["attention_mask"] = torch.ones_like(inputs["attention_mask"])
-    elif padding == "ragged":  # every sequence its own length, one of them full
-        lengths = torch.tensor([20, 7, 13, 2, 19])
-        inputs["attention_mask"] = (torch.arange(20) < lengths[:, None]).long()
-    elif padding == "left":
-        inputs = {k: v.flip(1) for k, v in inputs.items()}
+    inputs = padded({k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}, padding)
     hidden, pooled = model.encode(**inputs)
     reference = model.bert(**inputs)
     real = inputs["attention_mask"].bool()
     assert torch.allclose(hidden[real], reference.last_hidden_state[real], atol=1e-6)
     assert torch.allclose(pooled, reference.pooler_output, atol=1e-6)
-    if padding in ("right", "ragged"):
-        assert (hidden[~real] == 0).all()
+    assert (hidden[~real] == 0).all()
 
 
 def test_encode_at_some_positions_is_the_full_encoding_there():
@@ -243,12 +264,14 @@ def test_encode_at_some_positions_is_the_full_encoding_there():
     assert torch.allclose(pooled_rows, pooled, atol=1e-6)
 
 
-def test_training_with_the_pruned_last_layer_gives_the_dense_heads_gradients():
+@pytest.mark.parametrize("padding", ["little", "ragged"])
+def test_training_with_the_pruned_last_layer_gives_the_dense_heads_gradients(padding):
     """In training mode (the CPU attention path with dropout, here keeping everything) the
     sparse head, whose last layer computes only the masked positions and [CLS], has the dense
     head's loss and gradients."""
     model = small_model(hidden_dropout_prob=1e-9, attention_probs_dropout_prob=1e-9).train()
-    batch = make_batch()
+    batch = padded(make_batch(), padding)
+    batch["labels"] = batch["labels"].masked_fill(batch["attention_mask"] == 0, IGNORE_INDEX)
     outputs, grads = [], []
     for dense_mlm in (False, True):
         model.zero_grad()
@@ -262,14 +285,11 @@ def test_training_with_the_pruned_last_layer_gives_the_dense_heads_gradients():
         assert torch.allclose(grad, grads[1][name], atol=1e-6), name
 
 
-@pytest.mark.parametrize("padding", ["right", "left"])
+@pytest.mark.parametrize("padding", ["little", "ragged", "left"])
 def test_encode_gives_bert_models_gradients_and_a_dense_embedding_gradient(padding):
-    """Through the real tokens' outputs and the pooled [CLS]; with left padding (position 0 a
-    pad) every position is computed, as BertModel does."""
+    """Through the real tokens' outputs and the pooled [CLS]."""
     batch = make_batch()
-    inputs = {k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
-    if padding == "left":
-        inputs = {k: v.flip(1) for k, v in inputs.items()}
+    inputs = padded({k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}, padding)
     real = inputs["attention_mask"].bool()
     grads = []
     for forward in ("encode", "bert"):
