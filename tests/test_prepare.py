@@ -45,8 +45,8 @@ def test_counts_graph_and_store(tmp_path, tiny_tokenizer_dir):
     assert stats["links_dangling"] == 1
     assert stats["links_dropped"] == {"dangling": 1, "to_skipped_document": 1, "self": 1, "duplicate": 1}
     assert stats["docs_without_outlinks"] == 1
-    for key in ("segments", "tokens", "seconds"):
-        assert stats[key] > 0
+    assert stats["segments"] > 0 and stats["tokens"] > 0
+    assert stats["seconds"] >= 0  # rounded to 0.01 s: a run of four documents can show 0.0
     assert json.loads((tmp_path / "out" / "stats.json").read_text()) == stats
 
     graph = DocGraph.load(tmp_path / "out" / "graph")

@@ -390,11 +390,15 @@ def _benchmark_params():
 
 
 @pytest.mark.parametrize("command", _benchmark_params())
-def test_benchmark_runs_in_smoke_mode(command, request):
+def test_benchmark_runs_in_smoke_mode(command, request, tmp_path):
     argv = invocations(command)[0]
     script = Path(argv[1]).name
     assert argv[0] == "python" and script in BENCHMARKS, f"README: a benchmark without a smoke mode here: {command}"
     smallest, keys = BENCHMARKS[script]
+    if "--data" in argv:  # a prepared corpus: the example corpus, prepared here as examples/smoke.sh does
+        prepared = tmp_path / "prepared"
+        subprocess.run(["bash", "examples/smoke.sh", str(prepared)], check=True, cwd=ROOT, capture_output=True)
+        argv[argv.index("--data") + 1] = str(prepared)
     env = dict(os.environ)
     if "data" in request.keywords:
         env["LINKBERT_DATA"] = str(request.getfixturevalue("shared_data"))
