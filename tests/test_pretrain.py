@@ -133,8 +133,11 @@ def test_two_process_torchrun_matches_one_process(corpus, tmp_path):
                 "-m", "linkbert.cli"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     # a timeout, so that ranks waiting on each other fail the test instead of hanging the suite
-    result = subprocess.run(torchrun + _cli(corpus, tmp_path / "two", steps)[3:], capture_output=True, text=True, env=env,
-                            timeout=600)
+    try:
+        result = subprocess.run(torchrun + _cli(corpus, tmp_path / "two", steps)[3:], capture_output=True, text=True,
+                                env=env, timeout=300)
+    except subprocess.TimeoutExpired as hung:  # say where the ranks were
+        pytest.fail(f"torchrun hung; stdout: {(hung.stdout or b'')[-1000:]!r}; stderr: {(hung.stderr or b'')[-3000:]!r}")
     assert result.returncode == 0, result.stderr[-3000:]
     one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     for name in one:

@@ -580,6 +580,9 @@ class Run:
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         self._close_logs()
         if self.dist.world > 1:
+            # all ranks arrive together: destroying a gloo group while a peer is still busy (rank 0
+            # writing the summary) hung one CI run at exit (pytorch/pytorch#75097)
+            torch.distributed.barrier()
             torch.distributed.destroy_process_group()
         return summary
 
