@@ -371,6 +371,8 @@ def test_shared_data_paths_exist(shared_data):
 BENCHMARKS = {
     "pretrain_throughput.py": (["--configs", "tiny", "--precisions", "fp32", "--steps", "1", "--rounds", "1",
                                 "--warmup", "0"], {"tiny/fp32", "_meta"}),
+    "compare_revisions.py": (["--rev", "HEAD", "--configs", "tiny", "--precisions", "fp32", "--steps", "1",
+                              "--rounds", "1", "--warmup", "0"], {"tiny/fp32", "_meta"}),
     "link_builders.py": (["--documents", "2000", "--words", "50", "--vocab", "5000"],
                          {"documents", "words_per_document", "title", "tfidf"}),
     "prepare.py": (["--max-documents", "300", "--graph-nodes", "1000", "--graph-edges", "5000"],

@@ -1,0 +1,110 @@
+"""Pretraining step time of ``linkbert.modeling`` against an earlier revision of it, in one process.
+
+    python benchmarks/compare_revisions.py --rev 3f5baa8                       # tiny and mini, bf16
+    python benchmarks/compare_revisions.py --rev HEAD~3 --configs mini --data prepared/wikispeedia
+
+The other revision's ``src/linkbert/modeling.py`` is read with ``git show REV:...`` and imported
+as a module of its own; both models start from the same seed and train on the same batches
+(forward, backward, AdamW), alternating rounds, so that a busy or noisy machine slows both
+alike. Reported per configuration: each one's median seconds per step and the ratio
+(``speedup`` > 1: the working tree is faster). The last line printed is one JSON object.
+
+Only ``modeling.py`` is swapped: the batches, the optimizer and the allocator setting are this
+tree's (``pretrain_throughput.py``'s ``Trainer``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from linkbert.openmp import configure_waiting  # imports no torch
+
+OPENMP_WAITING = configure_waiting()  # before torch loads libgomp, as `linkbert pretrain` does
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pretrain_throughput import CONFIGS, Trainer, corpus_batches, own_loss, synthetic_batches  # noqa: E402
+
+import linkbert.modeling as current  # noqa: E402
+from linkbert.pretrain import retain_freed_memory  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELING = "src/linkbert/modeling.py"
+
+
+def load_revision(rev: str, folder: Path):
+    """``modeling.py`` as it was at ``rev``, imported as a module named after the revision."""
+    try:
+        source = subprocess.run(["git", "show", f"{rev}:{MODELING}"], cwd=ROOT, check=True, capture_output=True,
+                                text=True).stdout
+    except subprocess.CalledProcessError as error:
+        raise SystemExit(f"git show {rev}:{MODELING} failed: {error.stderr.strip()}") from None
+    path = folder / "modeling_at_revision.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("modeling_at_revision", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compare(name: str, precision: str, batches: list[dict], vocab: int, modules: dict, rounds: int, warmup: int) -> dict:
+    trainers = {}
+    for key, module in modules.items():
+        torch.manual_seed(0)
+        config = module.preset_config(CONFIGS[name][0], vocab, num_relations=3)
+        trainers[key] = Trainer(module.LinkBertForPreTraining(config), own_loss, precision, "cpu")
+        trainers[key].run(batches[:warmup])
+    seconds = {key: [] for key in trainers}
+    for _ in range(rounds):
+        for key, trainer in trainers.items():
+            seconds[key].append(trainer.run(batches) / len(batches))
+    median = {key: statistics.median(values) for key, values in seconds.items()}
+    result = {f"{key}_s_per_step": round(value, 4) for key, value in median.items()}
+    result["speedup"] = round(median["revision"] / median["working_tree"], 3)
+    result.update({f"{key}_rounds": [round(v, 4) for v in values] for key, values in seconds.items()})
+    print(f"{name:>5} {precision}: revision {median['revision']:.4f} s/step, working tree "
+          f"{median['working_tree']:.4f} s/step, x{result['speedup']:.3f}", flush=True)
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rev", required=True, help="git revision of the modeling.py to compare against")
+    parser.add_argument("--configs", default="tiny,mini", help="comma-separated, from tiny, mini")
+    parser.add_argument("--precisions", default="bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--steps", type=int, default=4, help="steps per round")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per model (median reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--data", help="a prepared corpus folder instead of synthetic batches")
+    args = parser.parse_args(argv)
+    retain_freed_memory()  # as `linkbert pretrain` runs on CPU
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OpenMP waiting: {OPENMP_WAITING}; "
+          f"working tree against {args.rev}", flush=True)
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        modules = {"revision": load_revision(args.rev, Path(folder)), "working_tree": current}
+        for name in args.configs.split(","):
+            _, seq, batch = CONFIGS[name]
+            if args.data:
+                batches, vocab = corpus_batches(args.data, args.steps, batch, seq)
+            else:
+                vocab = 30522
+                batches = synthetic_batches(args.steps, batch, seq, vocab)
+            for precision in args.precisions.split(","):
+                results[f"{name}/{precision}"] = compare(name, precision, batches, vocab, modules, args.rounds,
+                                                         args.warmup)
+    results["_meta"] = {"revision": args.rev, "threads": torch.get_num_threads(), "openmp_waiting": OPENMP_WAITING}
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
