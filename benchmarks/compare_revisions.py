@@ -31,7 +31,7 @@ OPENMP_WAITING = configure_waiting()  # before torch loads libgomp, as `linkbert
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pretrain_throughput import CONFIGS, Trainer, corpus_batches, own_loss, synthetic_batches  # noqa: E402
+from pretrain_throughput import CONFIGS, Trainer, config_batches, own_loss  # noqa: E402
 
 import linkbert.modeling as current  # noqa: E402
 from linkbert.pretrain import retain_freed_memory  # noqa: E402
@@ -92,12 +92,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         modules = {"revision": load_revision(args.rev, Path(folder)), "working_tree": current}
         for name in args.configs.split(","):
-            _, seq, batch = CONFIGS[name]
-            if args.data:
-                batches, vocab = corpus_batches(args.data, args.steps, batch, seq)
-            else:
-                vocab = 30522
-                batches = synthetic_batches(args.steps, batch, seq, vocab)
+            batches, vocab = config_batches(name, args.steps, args.data)
             for precision in args.precisions.split(","):
                 results[f"{name}/{precision}"] = compare(name, precision, batches, vocab, modules, args.rounds,
                                                          args.warmup)

@@ -137,6 +137,18 @@ def corpus_batches(folder: str, n: int, batch: int, seq: int) -> tuple[list[dict
     return batches, len(tokenizer)
 
 
+def config_batches(name: str, steps: int, data: str | None = None, batch: int | None = None,
+                   seq: int | None = None) -> tuple[list[dict], int]:
+    """``steps`` batches for configuration ``name`` (its batch size and sequence length unless
+    given): from the prepared corpus ``data``, else synthetic; also the vocabulary size."""
+    _, default_seq, default_batch = CONFIGS[name]
+    seq, batch = seq or default_seq, batch or default_batch
+    if data:
+        return corpus_batches(data, steps, batch, seq)
+    vocab = 30522
+    return synthetic_batches(steps, batch, seq, vocab), vocab
+
+
 # -- models and their losses ----------------------------------------------------------------------
 
 def stock_model(config) -> nn.Module:
@@ -328,14 +340,7 @@ def main(argv=None) -> int:
     print("matmul peak: " + ", ".join(f"{p} {v / 1e9:.0f} GFLOP/s" for p, v in peaks.items()), flush=True)
     results = {}
     for name in args.configs.split(","):
-        _, seq, batch = CONFIGS[name]
-        seq, batch = args.seq or seq, args.batch or batch
-        n = args.steps
-        if args.data:
-            batches, vocab = corpus_batches(args.data, n, batch, seq)
-        else:
-            vocab = 30522
-            batches = synthetic_batches(n, batch, seq, vocab)
+        batches, vocab = config_batches(name, args.steps, args.data, args.batch, args.seq)
         batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
         for precision in precisions:
             results[f"{name}/{precision}"] = compare(name, args, batches, vocab, precision, device, peaks[precision])

@@ -280,21 +280,20 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         heads = projections.num_attention_heads
         dim = hidden // heads
         p = config.attention_probs_dropout_prob if self.training else 0.0
+        # one matmul for the projections every token needs: query, key and value, or (with
+        # ``queries``) key and value; unbind, not [i]: its backward stacks the gradients in one pass
+        every = [projections.query, projections.key, projections.value]
+        shared = every if queries is None else every[1:]
+        weight, bias = torch.cat([m.weight for m in shared]), torch.cat([m.bias for m in shared])
+        projected = tokens.to_padded(F.linear(x, weight, bias)).view(tokens.batch, tokens.width, len(shared), heads, dim)
+        projected = projected.permute(2, 0, 3, 1, 4).unbind(0)
         if queries is None:
-            weight = torch.cat([projections.query.weight, projections.key.weight, projections.value.weight])
-            bias = torch.cat([projections.query.bias, projections.key.bias, projections.value.bias])
-            # unbind, not qkv[i]: its backward stacks the three gradients in one pass
-            qkv = tokens.to_padded(F.linear(x, weight, bias)).view(tokens.batch, tokens.width, 3, heads, dim)
-            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-            context = tokens.from_padded(attention(q, k, v, key_mask, p).transpose(1, 2).reshape(-1, hidden))
+            (q, k, v), outputs = projected, tokens
         else:
-            weight = torch.cat([projections.key.weight, projections.value.weight])
-            bias = torch.cat([projections.key.bias, projections.value.bias])
-            kv = tokens.to_padded(F.linear(x, weight, bias)).view(tokens.batch, tokens.width, 2, heads, dim)
-            k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
+            (k, v), outputs = projected, queries
             x = x[queries.within]
             q = queries.to_padded(projections.query(x)).view(queries.batch, queries.width, heads, dim).transpose(1, 2)
-            context = queries.from_padded(attention(q, k, v, key_mask, p).transpose(1, 2).reshape(-1, hidden))
+        context = outputs.from_padded(attention(q, k, v, key_mask, p).transpose(1, 2).reshape(-1, hidden))
         out = layer.attention.output
         x = out.LayerNorm(dropout(out.dense(context), config.hidden_dropout_prob, self.training) + x)
         inner = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(x))
@@ -346,7 +345,7 @@ class _Rows:
         self.batch, seq = keep.shape
         self.counts = keep.sum(1)
         self.width = int(self.counts.max())
-        self.complete = self.width == seq and bool((self.counts == seq).all())  # every position: no moves
+        self.complete = bool((self.counts == seq).all())  # every position: no moves
         sequence, position = keep.nonzero(as_tuple=True)  # row-major
         self.flat = sequence * seq + position
         self.padded = sequence * self.width + (keep.cumsum(1) - 1)[sequence, position]
