@@ -1,30 +1,35 @@
-"""Pretraining step time of ``linkbert.modeling`` against an earlier revision of it, in one process.
+"""Pretraining step time of the working tree's model against another revision's, in one process.
 
     python benchmarks/compare_revisions.py --rev 3f5baa8                       # tiny and mini, bf16
     python benchmarks/compare_revisions.py --rev HEAD~3 --configs mini --data prepared/wikispeedia
 
-The other revision's ``src/linkbert/modeling.py`` is read with ``git show REV:...`` and imported
-as a module of its own; both models start from the same seed and train on the same batches
-(forward, backward, AdamW), alternating rounds, so that a busy or noisy machine slows both
-alike. Reported per configuration: each one's median seconds per step and the ratio
-(``speedup`` > 1: the working tree is faster). The last line printed is one JSON object.
+The other revision's ``src/linkbert`` package is taken with ``git archive`` and imported under
+another name (``linkbert_at_revision``, its own imports rewritten to match), so that a revision
+whose model spans several modules is compared whole. Both models start from the same seed and
+train on the same batches (forward, backward, AdamW), alternating rounds, so that a busy or
+noisy machine slows both alike. Reported per configuration: each one's median seconds per step
+and the ratio (``speedup`` > 1: the working tree is faster). The last line printed is one JSON
+object.
 
-Only ``modeling.py`` is swapped: the batches, the optimizer and the allocator setting are this
-tree's (``pretrain_throughput.py``'s ``Trainer``).
+Only the model is swapped: the batches, the optimizer and the allocator setting are this tree's
+(``pretrain_throughput.py``'s ``Trainer``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
+import io
 import json
+import re
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
-from linkbert.openmp import configure_waiting  # imports no torch
+from linkbert.runtime import configure_waiting  # imports no torch
 
 OPENMP_WAITING = configure_waiting()  # before torch loads libgomp, as `linkbert pretrain` does
 
@@ -33,26 +38,37 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from pretrain_throughput import CONFIGS, Trainer, config_batches, own_loss  # noqa: E402
 
-import linkbert.modeling as current  # noqa: E402
-from linkbert.pretrain import retain_freed_memory  # noqa: E402
+import linkbert.model as current  # noqa: E402
+from linkbert.runtime import retain_freed_memory  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELING = "src/linkbert/modeling.py"
+PACKAGE = "src/linkbert"
+ALIAS = "linkbert_at_revision"
+# where a revision keeps LinkBertForPreTraining and preset_config: the model package, or the single
+# modeling.py of revisions before it
+MODEL_MODULES = ("model", "modeling")
 
 
 def load_revision(rev: str, folder: Path):
-    """``modeling.py`` as it was at ``rev``, imported as a module named after the revision."""
+    """The model module of ``src/linkbert`` as it was at ``rev``, imported as ``linkbert_at_revision``."""
     try:
-        source = subprocess.run(["git", "show", f"{rev}:{MODELING}"], cwd=ROOT, check=True, capture_output=True,
-                                text=True).stdout
+        archive = subprocess.run(["git", "archive", "--format=tar", rev, PACKAGE], cwd=ROOT, check=True,
+                                 capture_output=True).stdout
     except subprocess.CalledProcessError as error:
-        raise SystemExit(f"git show {rev}:{MODELING} failed: {error.stderr.strip()}") from None
-    path = folder / "modeling_at_revision.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("modeling_at_revision", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+        raise SystemExit(f"git archive {rev} {PACKAGE} failed: {error.stderr.decode().strip()}") from None
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    package = folder / ALIAS
+    (folder / PACKAGE).rename(package)
+    for source in package.rglob("*.py"):
+        text = source.read_text(encoding="utf-8")
+        source.write_text(re.sub(r"^(\s*(?:from|import)\s+)linkbert\b", rf"\1{ALIAS}", text, flags=re.MULTILINE),
+                          encoding="utf-8")
+    sys.path.insert(0, str(folder))
+    for name in MODEL_MODULES:
+        if (package / name).is_dir() or (package / f"{name}.py").is_file():
+            return importlib.import_module(f"{ALIAS}.{name}")
+    raise SystemExit(f"{rev}: no model module ({', '.join(MODEL_MODULES)}) in {PACKAGE}")
 
 
 def compare(name: str, precision: str, batches: list[dict], vocab: int, modules: dict, rounds: int, warmup: int) -> dict:
@@ -77,7 +93,7 @@ def compare(name: str, precision: str, batches: list[dict], vocab: int, modules:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rev", required=True, help="git revision of the modeling.py to compare against")
+    parser.add_argument("--rev", required=True, help="git revision of the model to compare against")
     parser.add_argument("--configs", default="tiny,mini", help="comma-separated, from tiny, mini")
     parser.add_argument("--precisions", default="bf16", help="comma-separated: fp32, bf16")
     parser.add_argument("--steps", type=int, default=4, help="steps per round")

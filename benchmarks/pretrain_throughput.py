@@ -25,7 +25,7 @@ by our time; ``own_actual_peak_fraction`` counts the work ours really does. Timi
 rounds (the machine is shared) and reports each one's median round.
 
 The allocator matters on CPU: ``linkbert pretrain`` makes glibc keep freed memory
-(``linkbert.pretrain.retain_freed_memory``), which spares every step the zero-filling and page
+(``linkbert.runtime.retain_freed_memory``), which spares every step the zero-filling and page
 faults of its large buffers. The stock model is timed both ways, out of the box
 (``stock``) and with that setting (``stock_retained``); ours runs as ``linkbert pretrain`` runs
 it. The setting is switched before each model's round (its "off" value is glibc's initial
@@ -38,9 +38,8 @@ The last line printed is one JSON object: per ``config/precision``, ``stock_toke
 above), ``own_actual_peak_fraction`` (our own FLOP count), the stock runs' peak fractions, the
 round times; and ``_meta``.
 
-``--compile`` wraps our model in ``torch.compile``; on the 2-core CPU this was measured slower
-than eager (tiny bf16 0.41 s/step against 0.32; compiling only the encoder 0.90 against 0.38
-for mini), so the figures above are eager.
+``--compile`` wraps our model in ``torch.compile`` (slower than eager on the 2-core CPU:
+``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ import os
 import statistics
 import time
 
-from linkbert.openmp import configure_waiting  # imports no torch
+from linkbert.runtime import configure_waiting  # imports no torch
 
 # how OpenMP threads wait between operations, chosen as `linkbert pretrain` chooses it (spin
 # briefly on an idle machine, passive on a busy one); set before torch loads libgomp, and the
@@ -61,8 +60,9 @@ OPENMP_WAITING = configure_waiting()
 import torch
 from torch import nn
 
-from linkbert.modeling import IGNORE_INDEX, LinkBertForPreTraining, preset_config
-from linkbert.pretrain import retain_freed_memory
+from linkbert.model import LinkBertForPreTraining, preset_config
+from linkbert.objectives import IGNORE_INDEX
+from linkbert.runtime import retain_freed_memory
 
 # name -> (preset, sequence length, batch size); CPU sizes keep a step around a second on 2 cores
 CONFIGS = {
@@ -116,25 +116,16 @@ def mask_tokens(ids: torch.Tensor, vocab: int, gen: torch.Generator, p: float = 
 
 
 def corpus_batches(folder: str, n: int, batch: int, seq: int) -> tuple[list[dict], int]:
-    """``n`` batches from a prepared corpus (pair sampler + collator); also the vocabulary size."""
-    from linkbert.collator import PretrainingCollator
-    from linkbert.graph import DocGraph
-    from linkbert.pairs import PairSampler
-    from linkbert.store import SegmentStore
-    from linkbert.tokenization import load_tokenizer
+    """``n`` batches from a prepared corpus (its pairs and collator, as pretraining builds them);
+    also the vocabulary size."""
+    from linkbert.prepared import PreparedCorpus
 
-    store = SegmentStore(folder)
-    graph_dir = os.path.join(folder, "graph")
-    graph = DocGraph.load(graph_dir) if os.path.isdir(graph_dir) else None
-    tokenizer = load_tokenizer(os.path.join(folder, "tokenizer"))
-    sampler = PairSampler(store, graph)
-    collate = PretrainingCollator(cls_id=tokenizer.cls_token_id, sep_id=tokenizer.sep_token_id,
-                                  pad_id=tokenizer.pad_token_id, mask_id=tokenizer.mask_token_id,
-                                  vocab_size=len(tokenizer), max_length=seq)
+    corpus = PreparedCorpus(folder)
+    sampler, _, collate = corpus.pretraining_data(max_length=seq, seed=0)
     size = len(sampler)  # pairs per epoch; a small corpus wraps into later epochs
     batches = [collate([sampler.pair(j // size, j % size) for j in range(b * batch, (b + 1) * batch)])
                for b in range(n)]
-    return batches, len(tokenizer)
+    return batches, corpus.store.vocab_size
 
 
 def config_batches(name: str, steps: int, data: str | None = None, batch: int | None = None,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 # passive OpenMP waiting, set before any test imports torch: tests run on shared machines, where a
-# spinning thread stalls the others (linkbert/openmp.py); the CLI chooses by the machine's state
+# spinning thread stalls the others (linkbert/runtime.py); the CLI chooses by the machine's state
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 

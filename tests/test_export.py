@@ -20,7 +20,7 @@ from transformers import (
 from linkbert.cli import main as cli_main
 from linkbert.errors import BadInput
 from linkbert.export import export
-from linkbert.modeling import LinkBertForPreTraining, preset_config
+from linkbert.model import LinkBertForPreTraining, preset_config
 from linkbert.tokenization import train_wordpiece
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
@@ -146,7 +146,7 @@ def test_a_run_folder_exports_its_latest_checkpoint(run, tmp_path):
     """``linkbert export RUN OUT`` (as in the README): the checkpoint RUN/checkpoints/latest names."""
     import shutil
 
-    from linkbert.pretrain import CHECKPOINTS, LATEST
+    from linkbert.checkpoint import CHECKPOINTS, LATEST
 
     root, model, _ = run
     checkpoints = tmp_path / "run" / CHECKPOINTS

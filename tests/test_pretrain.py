@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from linkbert.pretrain import latest_checkpoint, load_config, pretrain
+from linkbert.checkpoint import latest as latest_checkpoint
+from linkbert.pretrain import load_config, pretrain
 from linkbert.prepare import PrepareConfig, prepare
 
 from conftest import TINY_TEXTS
@@ -54,6 +55,71 @@ def test_config_overrides_are_typed_and_checked(tmp_path):
         load_config(None, ["max_steps=ten"])
     with pytest.raises(ValueError, match="objective"):
         load_config(None, ["objective=gpt"])
+
+
+def test_shipped_configs_load_and_name_their_presets():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "configs" / "pretrain"
+    configs = {path.stem: load_config(str(path), []) for path in folder.glob("*.yaml")}  # every value checked
+    assert {"tiny", "mini", "base", "large", "bio-base"} <= set(configs)
+    for name, config in configs.items():
+        assert config.preset == name and config.objective == "linkbert"
+        assert 0 < config.warmup_steps < config.max_steps
+        assert (config.adam_beta1, config.adam_beta2, config.weight_decay) == (0.9, 0.98, 0.01)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("save_every=0", "save_every must be at least 1"),
+    ("preset=huge", "preset must be one of tiny, mini, base, large, bio-base"),
+    ("p_linked=0.5", "p_contiguous + p_random + p_linked must be 1"),
+    ("mlm_probability=0", "mlm_probability must be above 0"),
+    ("grad_clip=1", "'grad_clip' is now called 'max_grad_norm'"),
+    ("lr=fast", "lr should be float"),
+])
+def test_a_bad_setting_is_one_line_and_exit_code_2(corpus, tmp_path, capsys, setting, message):
+    from linkbert.cli import main
+
+    assert main(["pretrain", "--data", str(corpus), "--out", str(tmp_path / "run"), setting]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("linkbert pretrain: error:") and message in err and "\n" not in err, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("max_length, message", [
+    (1000, "more than the model's 512 position embeddings"),
+    (40, "cannot hold a pair of this corpus's segments"),  # prepared with segments of up to 24 tokens
+])
+def test_max_length_is_checked_against_the_model_and_the_corpus(corpus, tmp_path, capsys, max_length, message):
+    from linkbert.cli import main
+
+    assert main(["pretrain", "--data", str(corpus), "--out", str(tmp_path / "run"), *TINY,
+                 f"max_length={max_length}"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+
+
+def test_settings_stand_anywhere_on_the_command_line():
+    from linkbert.cli import parse
+
+    args = parse(["pretrain", "max_steps=3", "--data", "d", "lr=1e-4", "--out", "o", "seed=2"])
+    assert (args.data, args.out, args.overrides) == ("d", "o", ["max_steps=3", "lr=1e-4", "seed=2"])
+    with pytest.raises(SystemExit):
+        parse(["pretrain", "--data", "d", "--out", "o", "--bogus"])
+
+
+def test_help_lists_every_setting_with_its_help(capsys):
+    import dataclasses
+
+    from linkbert.cli import main
+    from linkbert.pretrain import PretrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--help"])
+    text = capsys.readouterr().out
+    for field in dataclasses.fields(PretrainConfig):
+        line = next((line for line in text.splitlines() if line.split()[:1] == [field.name]), None)
+        assert line and field.metadata["help"][:30] in " ".join(text.split()), field.name
 
 
 def test_a_short_run_logs_evaluates_and_checkpoints(corpus, tmp_path):

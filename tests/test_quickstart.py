@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from linkbert.config import ConfigError
+from linkbert.errors import ConfigError
 from linkbert.corpus.vital_articles import VitalArticlesReader, default_path, read_topics
 from linkbert.errors import BadInput
 from linkbert.quickstart import (

@@ -3,23 +3,20 @@
 Each subcommand lives in its own module, which defines ``configure(parser)`` (its arguments)
 and ``main(args) -> int`` (its exit status). Modules are imported only when their command
 runs, so ``linkbert --help`` stays fast and a command's heavy dependencies load only for it.
+
+:func:`main` sets the process up first (``runtime.configure_process``: how OpenMP threads wait,
+which libgomp reads once, when torch loads it), then parses and runs the command. A user's
+mistake (``BadInput``: a file that is not what it should be; ``ConfigError``: settings that
+cannot work) is one line on stderr and exit status 2, never a traceback. ``key=value``
+settings may stand anywhere on the command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
-
-from linkbert.openmp import configure_waiting
-
-# OpenMP threads spinning or sleeping between operations: a quarter of a small model's step on
-# an idle machine, and a stall on a busy one (see linkbert/openmp.py). libgomp reads the setting
-# when torch loads it, so it is chosen here, before any command imports torch.
-OPENMP_WAITING = configure_waiting()
-
-from linkbert.config import ConfigError
-from linkbert.errors import BadInput
 
 # command -> (module, one-line help)
 COMMANDS = {
@@ -28,9 +25,12 @@ COMMANDS = {
     "pretrain": ("linkbert.pretrain", "pretrain a LinkBERT model on a prepared corpus (MLM + document relation prediction)"),
     "export": ("linkbert.export", "export a pretraining checkpoint as a plain BERT folder (AutoModel loads it)"),
     "finetune": ("linkbert.finetune.command", "fine-tune a BERT checkpoint on a downstream task"),
+    "convert": ("linkbert.finetune.convert", "convert raw downstream data to the LinkBERT JSON-lines format"),
     "evaluate": ("linkbert.evaluate", "score predictions and collect runs into BLURB / MRQA tables"),
     "experiment": ("linkbert.experiments", "run an experiment grid (ablation: the paper's link ablations on Wikispeedia)"),
 }
+
+SETTING = re.compile(r"[A-Za-z_]\w*=.*", re.DOTALL)  # a key=value word
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -43,12 +43,26 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command's arguments; ``key=value`` words after its flags join its ``overrides``
+    (argparse takes one run of positionals only)."""
     command = next((a for a in argv if not a.startswith("-")), None)
-    # configure only the command being run: the others' modules are not imported
-    parser = build_parser(only=command)
-    args = parser.parse_args(argv)
+    parser = build_parser(only=command)  # configure only the command being run
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all(SETTING.fullmatch(word) for word in extra):
+        args.overrides = [*(args.overrides or []), *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    from linkbert.errors import BadInput, ConfigError
+    from linkbert.runtime import configure_process
+
+    configure_process()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.main(args) or 0)

@@ -1,4 +1,8 @@
-"""Errors a user can act on: which file, which line or record, what was expected."""
+"""Errors a user can act on: which file, which line or record, what was expected.
+
+The CLI (``linkbert.cli.main``) prints either as one line and exits with status 2; nothing else
+needs to catch them.
+"""
 
 from __future__ import annotations
 
@@ -29,3 +33,8 @@ class BadInput(Exception):
 
 def _rebuild_bad_input(path, location, reason, detail, fatal):
     return BadInput(path, location, reason, detail, fatal=fatal)
+
+
+class ConfigError(ValueError):
+    """Settings that cannot work together, or with the inputs they name (a bad value, an
+    unknown preset, a ``max_length`` the model cannot take)."""

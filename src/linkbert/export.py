@@ -35,6 +35,7 @@ import logging
 from pathlib import Path
 
 from linkbert.errors import BadInput
+from linkbert.prepared import tokenizer_dir
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +104,9 @@ def bert_config(config):
 
 
 def find_tokenizer(checkpoint: Path) -> Path:
-    """The first of ``checkpoint``, ``checkpoint/tokenizer``, ``checkpoint/../tokenizer`` with tokenizer files."""
-    candidates = [checkpoint, checkpoint / "tokenizer", checkpoint.parent / "tokenizer"]
+    """The first of ``checkpoint``, ``checkpoint/tokenizer``, ``checkpoint/../tokenizer`` with tokenizer files
+    (the last two: a checkpoint folder inside a prepared corpus folder's layout)."""
+    candidates = [checkpoint, tokenizer_dir(checkpoint), tokenizer_dir(checkpoint.parent)]
     for folder in candidates:
         if any((folder / name).is_file() for name in TOKENIZER_FILES):
             return folder
@@ -116,11 +118,11 @@ def find_tokenizer(checkpoint: Path) -> Path:
 def _latest_if_run_folder(path: Path) -> Path:
     """A run folder of ``linkbert pretrain`` stands for its latest checkpoint; any other path is
     itself (and ``_check_checkpoint`` says what it lacks)."""
-    from linkbert.pretrain import latest_checkpoint
+    from linkbert import checkpoint
 
     if (path / "config.json").is_file():
         return path
-    latest = latest_checkpoint(path)
+    latest = checkpoint.latest(path)
     if latest is not None:
         logger.info("%s is a run folder: exporting its latest checkpoint %s", path, latest)
     return latest or path
@@ -147,7 +149,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 
 def _load(checkpoint: Path):
-    from linkbert.modeling import LinkBertForPreTraining
+    from linkbert.model import LinkBertForPreTraining
 
     return LinkBertForPreTraining.from_pretrained(checkpoint, use_safetensors=True).eval()
 

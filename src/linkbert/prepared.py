@@ -1,0 +1,157 @@
+"""A prepared corpus folder, what ``linkbert prepare --out`` writes and everything else reads.
+
+Layout::
+
+    tokens.bin, segments.bin, documents.bin, documents.jsonl, store.json
+                    the segment store (``store.py`` owns these files)
+    graph/          the document graph (``graph.py``: CSR arrays and graph.json); absent
+                    for a corpus without links
+    tokenizer/      the tokenizer the segments were written with (a transformers folder)
+    stats.json      what prepare read, skipped and wrote, and the settings it wrote with
+                    (among them ``segment_budget``, the most tokens a segment may hold)
+
+:class:`PreparedCorpus` opens such a folder and builds the pretraining data from it: the pair
+samplers (training anchors and held-out anchors) and the collator, for the trainer, the
+benchmarks and the experiments alike.
+
+Example::
+
+    >>> corpus = PreparedCorpus("prepared/wikispeedia")
+    >>> corpus.check_max_length(128, max_positions=512)
+    >>> train, heldout, collator = corpus.pretraining_data(max_length=128, seed=0)
+    >>> batch = collator([train.pair(0, i) for i in range(32)])
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from linkbert.errors import ConfigError
+from linkbert.store import META, SegmentStore
+
+GRAPH = "graph"
+TOKENIZER = "tokenizer"
+STATS = "stats.json"
+PAIR_OVERHEAD = 3  # [CLS] A [SEP] B [SEP]
+
+
+def graph_dir(folder: str | Path) -> Path:
+    return Path(folder) / GRAPH
+
+
+def tokenizer_dir(folder: str | Path) -> Path:
+    return Path(folder) / TOKENIZER
+
+
+def stats_path(folder: str | Path) -> Path:
+    return Path(folder) / STATS
+
+
+def is_prepared(folder: str | Path) -> bool:
+    return (Path(folder) / META).is_file()
+
+
+class PreparedCorpus:
+    """A prepared corpus folder: its store, graph, tokenizer and statistics."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        if not is_prepared(self.folder):
+            raise ConfigError(f"{self.folder} is not a prepared corpus (no {META}): run `linkbert prepare` first")
+        self.store = SegmentStore(self.folder)
+
+    @property
+    def graph_dir(self) -> Path:
+        return graph_dir(self.folder)
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return tokenizer_dir(self.folder)
+
+    @cached_property
+    def stats(self) -> dict:
+        """``stats.json`` (empty for a folder written before prepare recorded it)."""
+        path = stats_path(self.folder)
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    @property
+    def has_graph(self) -> bool:
+        return (self.graph_dir / "graph.json").is_file()
+
+    def graph(self, other: str | Path | None = None):
+        """The corpus's own document graph (None without links), or ``other``: another graph over
+        the same documents (an ablation's TF-IDF or random links)."""
+        from linkbert.graph import DocGraph
+
+        if other:
+            return DocGraph.load(other)
+        return DocGraph.load(self.graph_dir) if self.has_graph else None
+
+    def tokenizer(self):
+        from linkbert.tokenization import load_tokenizer
+
+        return load_tokenizer(str(self.tokenizer_dir))
+
+    @cached_property
+    def longest_segment(self) -> int:
+        """Tokens in the corpus's longest segment."""
+        offsets = np.asarray(self.store.segment_offsets)
+        return int(np.diff(offsets).max()) if len(offsets) > 1 else 0
+
+    @property
+    def segment_budget(self) -> int:
+        """The most tokens a segment may hold, as prepare was told (or, for a folder written
+        before prepare recorded it, its longest segment)."""
+        return int(self.stats.get("segment_budget") or self.longest_segment)
+
+    def check_max_length(self, max_length: int, max_positions: int | None = None) -> None:
+        """``max_length`` must hold two whole segments and fit the model's position embeddings;
+        a ``ConfigError`` says which and what to change otherwise."""
+        if max_positions is not None and max_length > max_positions:
+            raise ConfigError(f"max_length {max_length} is more than the model's {max_positions} position "
+                              f"embeddings: use max_length <= {max_positions}")
+        needed = 2 * self.segment_budget + PAIR_OVERHEAD
+        if max_length < needed:
+            raise ConfigError(
+                f"max_length {max_length} cannot hold a pair of this corpus's segments ({self.folder} was prepared "
+                f"with segments of up to {self.segment_budget} tokens: [CLS] A [SEP] B [SEP] needs {needed}); use "
+                f"max_length={needed}, or prepare again with --segment-budget {(max_length - PAIR_OVERHEAD) // 2}")
+
+    def pretraining_data(self, *, max_length: int, seed: int, objective: str = "linkbert",
+                         p_contiguous: float = 1 / 3, p_random: float = 1 / 3, p_linked: float = 1 / 3,
+                         linked_sampling: str = "inverse_indegree", linked_segment: str = "first",
+                         mlm_probability: float = 0.15, whole_word_mask: bool = False, heldout_fraction: float = 0.0,
+                         graph: str | Path | None = None):
+        """``(train sampler, held-out sampler or None, collator)``: pairs from the training
+        documents' anchors and from ``heldout_fraction`` of the documents (chosen by ``seed``),
+        BERT's NSP probabilities (1/2, 1/2, 0) for ``objective="bert"``, and the MLM collator."""
+        from linkbert.pairs import PairSampler, split_anchors
+
+        if objective == "bert":
+            p_contiguous, p_random, p_linked = 0.5, 0.5, 0.0
+        train_anchors, heldout_anchors = split_anchors(self.store, heldout_fraction, seed)
+        options = dict(objective=objective, linked_sampling=linked_sampling, linked_segment=linked_segment, seed=seed,
+                       p_contiguous=p_contiguous, p_random=p_random, p_linked=p_linked)
+        links = self.graph(graph)
+        train = PairSampler(self.store, links, anchors=train_anchors, **options)
+        heldout = PairSampler(self.store, links, anchors=heldout_anchors, **options) if len(heldout_anchors) else None
+        return train, heldout, self.collator(max_length=max_length, mlm_probability=mlm_probability,
+                                             whole_word_mask=whole_word_mask, seed=seed)
+
+    def collator(self, *, max_length: int, mlm_probability: float = 0.15, whole_word_mask: bool = False,
+                 seed: int = 0):
+        """The MLM collator with this corpus's tokenizer's special tokens."""
+        from linkbert.collator import PretrainingCollator
+        from linkbert.tokenization import continuation_mask, plain_backend
+
+        tokenizer = self.tokenizer()
+        special = [tokenizer.convert_tokens_to_ids(t) for t in tokenizer.all_special_tokens]
+        return PretrainingCollator(
+            cls_id=tokenizer.cls_token_id, sep_id=tokenizer.sep_token_id, pad_id=tokenizer.pad_token_id,
+            mask_id=tokenizer.mask_token_id, vocab_size=self.store.vocab_size, special_ids=special,
+            max_length=max_length, mlm_probability=mlm_probability, whole_word_mask=whole_word_mask,
+            continuation=continuation_mask(plain_backend(tokenizer)), seed=seed)

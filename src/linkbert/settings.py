@@ -1,0 +1,209 @@
+"""Settings of a command: a dataclass whose every field carries its default and its help.
+
+One idiom everywhere (prepare, pretrain, fine-tune, quickstart): fields are declared with
+:func:`setting`, which holds the help text and the simple constraints (choices, bounds), so that
+``linkbert <command> --help`` lists every setting with its help and :func:`check` rejects a bad
+value with one line naming it. Cross-field rules live in the class's own ``check()`` method,
+which :func:`check` calls last.
+
+Settings reach a class three ways, later ones winning: the defaults, a YAML file (``configs/``,
+their saved form) and ``key=value`` words on the command line. :func:`coerce` gives every value
+the type of its field whichever way it came (YAML 1.1 reads ``2e-5`` as a string; the command
+line gives only strings). Commands whose settings are flags (``prepare``, ``quickstart``) get
+them from :func:`add_flags`.
+
+Example::
+
+    >>> @dataclass
+    ... class Train:
+    ...     lr: float = setting(1e-3, "peak learning rate", above=0)
+    >>> load(Train, None, ["lr=5e-4"]).lr
+    0.0005
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from pathlib import Path
+
+from linkbert.errors import BadInput, ConfigError
+
+TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+# old name -> new name: a file or command line that uses the old one gets told
+RENAMED = {"max_seq_length": "max_length", "grad_clip": "max_grad_norm"}
+
+
+def setting(default, help: str, *, choices: typing.Iterable | None = None, minimum: float | None = None,
+            maximum: float | None = None, above: float | None = None, required: bool = False):
+    """A dataclass field with its help text and constraints (``minimum``/``maximum`` inclusive,
+    ``above`` exclusive). ``required``: no default; the value must be given."""
+    metadata = {"help": help, "choices": tuple(choices) if choices is not None else None, "minimum": minimum,
+                "maximum": maximum, "above": above}
+    if required:
+        return dataclasses.field(metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def fields(settings_class: type) -> list[dataclasses.Field]:
+    return list(dataclasses.fields(settings_class))
+
+
+def help_lines(settings_class: type) -> list[str]:
+    """One line per setting: name, default (or choices) and help, for ``--help``."""
+    lines = []
+    for f in fields(settings_class):
+        meta = f.metadata
+        extra = []
+        if f.default is not dataclasses.MISSING:
+            extra.append(f"default {_show(f.default)}")
+        if meta.get("choices"):
+            extra.append("one of " + "|".join(map(str, meta["choices"])))
+        lines.append(f"  {f.name:<22} {meta.get('help', '')}" + (f" ({'; '.join(extra)})" if extra else ""))
+    return lines
+
+
+def _show(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return repr(value) if not value else value
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def check(settings) -> None:
+    """Every field's constraints, then the class's own ``check()`` (cross-field rules);
+    raises ``ConfigError`` naming the setting."""
+    for f in fields(type(settings)):
+        value, meta = getattr(settings, f.name), f.metadata
+        choices = meta.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"{f.name} must be one of {', '.join(map(str, choices))} (got {value!r})")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if meta.get("minimum") is not None and value < meta["minimum"]:
+                raise ConfigError(f"{f.name} must be at least {_show(meta['minimum'])} (got {_show(value)})")
+            if meta.get("maximum") is not None and value > meta["maximum"]:
+                raise ConfigError(f"{f.name} must be at most {_show(meta['maximum'])} (got {_show(value)})")
+            if meta.get("above") is not None and not value > meta["above"]:
+                raise ConfigError(f"{f.name} must be above {_show(meta['above'])} (got {_show(value)})")
+    own = getattr(settings, "check", None)
+    if callable(own):
+        own()
+
+
+def coerce(settings_class: type, key: str, value, source: str):
+    """``value`` (a YAML scalar or a command-line string) as the type of field ``key``."""
+    types = typing.get_type_hints(settings_class)
+    if key not in types:
+        if RENAMED.get(key) in types:
+            raise ConfigError(f"{source}: the setting {key!r} is now called {RENAMED[key]!r}")
+        raise ConfigError(f"{source}: unknown setting {key!r}; valid settings: {', '.join(types)}")
+    kind = types[key]
+    try:
+        return _as(kind, value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {key} should be {kind.__name__}, got {value!r}") from None
+
+
+def _as(kind: type, value):
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in TRUE | FALSE:
+            return text in TRUE
+        raise ValueError
+    if kind in (int, float) and isinstance(value, bool):
+        raise ValueError
+    if kind is int:
+        if isinstance(value, int):
+            return value
+        number = float(value)  # "100", "1e3"; but not "2.5"
+        if not number.is_integer():
+            raise ValueError
+        return int(number)
+    if kind is float:
+        return float(value)
+    if isinstance(value, (dict, list)) or value is None:
+        raise ValueError
+    return str(value)
+
+
+def read_settings(settings_class: type, path: str | Path) -> dict:
+    """The typed settings of a YAML file (a mapping of field: value)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(str(path), "", "missing_path", "settings file not found", fatal=True)
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise BadInput(str(path), "", "malformed_yaml", f"not valid YAML: {e}") from None
+    if not isinstance(values, dict):
+        raise BadInput(str(path), "", "malformed_yaml", "expected a mapping of setting: value")
+    return {str(key): coerce(settings_class, str(key), value, str(path)) for key, value in values.items()}
+
+
+def parse_overrides(settings_class: type, items: typing.Iterable[str]) -> dict:
+    """``["key=value", ...]`` as typed settings."""
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not key=value")
+        values[key.strip()] = coerce(settings_class, key.strip(), value, "override")
+    return values
+
+
+def load(settings_class: type, path: str | Path | None = None, overrides: typing.Iterable[str] = (), **values):
+    """Defaults < the YAML file ``path`` < ``values`` < ``key=value`` ``overrides``; checked."""
+    merged = read_settings(settings_class, path) if path else {}
+    merged.update({k: coerce(settings_class, k, v, "argument") for k, v in values.items() if v is not None})
+    merged.update(parse_overrides(settings_class, overrides))
+    missing = [f.name for f in fields(settings_class)
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in merged]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} not set")
+    settings = settings_class(**merged)
+    check(settings)
+    return settings
+
+
+# -- command lines ---------------------------------------------------------------------------------
+
+def add_overrides(parser: argparse.ArgumentParser, settings_class: type) -> None:
+    """``key=value`` words for any setting, and every setting listed by ``--help``."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "settings (key=value, anywhere on the command line, or in the YAML file):\n" + "\n".join(
+        help_lines(settings_class))
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="set any setting listed below")
+
+
+def add_flags(parser: argparse.ArgumentParser, settings_class: type, names: typing.Iterable[str] | None = None) -> None:
+    """A ``--flag`` per setting (``segment_budget`` -> ``--segment-budget``), with its help,
+    choices and default; booleans get ``--flag/--no-flag``. Values are coerced by
+    :func:`load` (``from_flags``), so argparse keeps them as given."""
+    wanted = None if names is None else set(names)
+    for f in fields(settings_class):
+        if wanted is not None and f.name not in wanted:
+            continue
+        meta, flag = f.metadata, "--" + f.name.replace("_", "-")
+        required = f.default is dataclasses.MISSING
+        default_text = "" if required else f" (default: {_show(f.default)})"
+        if typing.get_type_hints(settings_class)[f.name] is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=meta.get("help", "") + default_text)
+        else:
+            parser.add_argument(flag, dest=f.name, required=required, default=None, choices=meta.get("choices"),
+                                metavar=None if meta.get("choices") else f.name.upper(),
+                                help=meta.get("help", "") + default_text)
+
+
+def from_flags(settings_class: type, args: argparse.Namespace, **values):
+    """The settings of :func:`add_flags`'s flags (unset flags keep their defaults), checked."""
+    given = {f.name: getattr(args, f.name) for f in fields(settings_class) if getattr(args, f.name, None) is not None}
+    given.update({k: v for k, v in values.items() if v is not None})
+    return load(settings_class, None, (), **given)

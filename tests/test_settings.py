@@ -1,0 +1,88 @@
+"""Settings: typed values from YAML, key=value words and flags; constraints; help for every field."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import pytest
+
+from linkbert import settings
+from linkbert.errors import BadInput, ConfigError
+from linkbert.settings import setting
+
+
+@dataclass
+class Example:
+    name: str = setting(None, "a required name", required=True)
+    kind: str = setting("a", "which kind", choices=("a", "b"))
+    steps: int = setting(10, "how many steps", minimum=1)
+    rate: float = setting(0.5, "a rate in (0, 1]", above=0, maximum=1)
+    max_length: int = setting(128, "tokens per input", minimum=8)
+    verbose: bool = setting(False, "say more")
+
+    def check(self) -> None:
+        if self.kind == "b" and self.steps > 100:
+            raise ConfigError("kind b takes at most 100 steps")
+
+
+def test_values_are_typed_whichever_way_they_come(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nrate: 2e-1\nsteps: 1e2\n")  # YAML 1.1 reads 2e-1 as a string
+    loaded = settings.load(Example, path, ["verbose=yes", "steps=30"], kind="b")
+    assert (loaded.name, loaded.kind, loaded.steps, loaded.rate, loaded.verbose) == ("x", "b", 30, 0.2, True)
+
+
+def test_later_sources_win(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: from-file\nsteps: 5\n")
+    assert settings.load(Example, path, ["name=from-override"], name="from-argument", steps=7).name == "from-override"
+    assert settings.load(Example, path, [], steps=7).steps == 7
+
+
+@pytest.mark.parametrize("words, message", [
+    (["name=x", "steps=0"], "steps must be at least 1 (got 0)"),
+    (["name=x", "rate=0"], "rate must be above 0"),
+    (["name=x", "rate=1.5"], "rate must be at most 1"),
+    (["name=x", "kind=c"], "kind must be one of a, b (got 'c')"),
+    (["name=x", "steps=2.5"], "steps should be int"),
+    (["name=x", "verbose=maybe"], "verbose should be bool"),
+    (["name=x", "nonsense=1"], "unknown setting 'nonsense'; valid settings: name, kind"),
+    (["name=x", "max_seq_length=64"], "'max_seq_length' is now called 'max_length'"),
+    (["name=x", "steps"], "is not key=value"),
+    (["steps=3"], "name not set"),
+    (["name=x", "kind=b", "steps=200"], "kind b takes at most 100 steps"),
+])
+def test_a_bad_setting_names_itself(words, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        settings.load(Example, None, words)
+
+
+def test_a_bad_settings_file_is_bad_input(tmp_path):
+    with pytest.raises(BadInput, match="settings file not found"):
+        settings.load(Example, tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(BadInput, match="expected a mapping"):
+        settings.load(Example, tmp_path / "list.yaml")
+
+
+def test_flags_come_from_the_fields():
+    parser = argparse.ArgumentParser()
+    settings.add_flags(parser, Example)
+    args = parser.parse_args(["--name", "n", "--steps", "3", "--verbose", "--max-length", "64"])
+    loaded = settings.from_flags(Example, args)
+    assert (loaded.name, loaded.steps, loaded.verbose, loaded.max_length, loaded.rate) == ("n", 3, True, 64, 0.5)
+    assert settings.from_flags(Example, parser.parse_args(["--name", "n", "--no-verbose"])).verbose is False
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--name", "n", "--kind", "c"])  # choices are argparse's too
+    with pytest.raises(SystemExit):
+        parser.parse_args([])  # --name is required
+
+
+def test_help_lists_every_setting():
+    parser = argparse.ArgumentParser()
+    settings.add_overrides(parser, Example)
+    text = parser.format_help()
+    for field in settings.fields(Example):
+        assert field.name in text and field.metadata["help"] in text
+    assert "default 10" in text and "one of a|b" in text
