@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from linkbert.errors import BadInput
+from linkbert.errors import BadInput, ConfigError
 from linkbert.finetune import convert as cv
 
 
@@ -186,7 +186,7 @@ def test_mrqa_train_and_errors(tmp_path):
     assert [r["id"] for r in read_jsonl(cv.convert("mrqa", gz, tmp_path / "out")["train"])] == ["q0", "q1"]
 
     dev = _mrqa_gz(tmp_path / "dev.jsonl.gz", "dev", [_mrqa_paragraph(0), _mrqa_paragraph(1)])
-    with pytest.raises(ValueError, match="needs --inhouse-split"):
+    with pytest.raises(ConfigError, match="needs --inhouse-split"):
         cv.convert("mrqa", dev, tmp_path / "out")
     split_file = _write(tmp_path / "split.json", json.dumps({"dev": [0], "test": [0]}))
     with pytest.raises(BadInput, match="do not cover the 2 paragraphs"):
@@ -229,11 +229,26 @@ def test_medqa_jsonl_to_mc(tmp_path):
 
 
 def test_cli_entry(tmp_path, capsys):
+    from linkbert.cli import main
+
     _write(tmp_path / "raw" / "test.tsv", "a\tB\n")
-    assert cv.main(["JNLPBA", str(tmp_path / "raw"), str(tmp_path / "out")]) == 0
+    assert main(["convert", "JNLPBA", str(tmp_path / "raw"), str(tmp_path / "out")]) == 0
     assert "test: 1 examples" in capsys.readouterr().out
-    assert cv.main(["nope", str(tmp_path / "raw"), str(tmp_path / "out")]) == 2
-    assert "unknown source 'nope'" in capsys.readouterr().err
+    assert main(["convert", "nope", str(tmp_path / "raw"), str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.startswith("linkbert convert: error: unknown source 'nope'")
+    assert main(["convert", "mmlu", str(_write(tmp_path / "questions.csv", "Q,a,b,c,d,A\n")), str(tmp_path)]) == 2
+    assert "cannot tell the split from the file name; give --split" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_same_command(tmp_path):
+    import subprocess
+    import sys
+
+    _write(tmp_path / "raw" / "test.tsv", "a\tB\n")
+    done = subprocess.run([sys.executable, "-m", "linkbert.finetune.convert", "JNLPBA", str(tmp_path / "raw"),
+                           str(tmp_path / "out")], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "test: 1 examples" in done.stdout, done.stderr
+    assert (tmp_path / "out" / "tokcls" / "JNLPBA_hf" / "test.json").is_file()
 
 
 # ---------------------------------------------------------------- real data vs the shipped _hf files

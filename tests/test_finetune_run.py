@@ -98,7 +98,7 @@ def check_run(out: Path, task: str, dataset: str, metric: str, counts: dict[str,
         assert len(predictions) == counts[split]
         assert metrics["eval_examples"][split] == counts[split]
     config = yaml.safe_load((out / "config.yaml").read_text())
-    assert config["task"] == task and config["max_seq_length"] > 0
+    assert config["task"] == task and config["max_length"] > 0
     assert (out / "model.safetensors").exists() == (trained and config["save_model"])
     return metrics
 
@@ -217,7 +217,7 @@ def test_qa_windows_and_training(tmp_path, tiny_model):
     out = tmp_path / "run"
     # 40-token windows, 16 apart: every context needs several windows
     assert finetune("--task", "qa", "--model", tiny_model, "--data", data, "--out", out,
-                    "max_seq_length=40", "doc_stride=16", *FAST, "max_steps=2") == 0
+                    "max_length=40", "doc_stride=16", *FAST, "max_steps=2") == 0
     metrics = check_run(out, "qa", "qa", "squad", {"dev": 4, "test": 4})
     assert metrics["train_features"] >= 3 * metrics["train_examples"] and metrics["steps"] == 2
     assert set(metrics["dev"]) >= {"exact_match", "f1", "main"} and metrics["dev"]["main"] == metrics["dev"]["f1"]
@@ -232,13 +232,10 @@ def test_qa_gold_logits_give_back_the_gold_answers(tmp_path, tiny_model):
     from transformers import AutoTokenizer
 
     from linkbert.finetune.data import load_data
-    from linkbert.finetune.run import FinetuneConfig, resolve
     from linkbert.finetune.tasks import make_task
 
     data = write_data(tmp_path / "qa", {"dev": qa_examples(6, "dv")})
-    config = resolve(FinetuneConfig(task="qa", model=str(tiny_model), data=str(data), out=str(tmp_path / "o"),
-                                    max_seq_length=40, doc_stride=16))
-    task = make_task(config)
+    task = make_task("qa", max_length=40, doc_stride=16, n_best=20, max_answer_length=30, metric="")
     split = task.setup(load_data(data, "qa", need_train=False), None)["dev"]
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     targets = task.encode(split, tokenizer, training=True)  # same windows, with target positions
@@ -318,19 +315,19 @@ def test_recipe_values_and_overrides(tmp_path, tiny_model):
     data = write_data(tmp_path / "ner", splits_of(ner_examples))
     out = tmp_path / "run"
     assert finetune("--model", tiny_model, "--data", data, "--out", out, "--recipe",
-                    "configs/finetune/NCBI-disease.yaml", "max_steps=1", "max_seq_length=64",
+                    "configs/finetune/NCBI-disease.yaml", "max_steps=1", "max_length=64",
                     "max_train_examples=4", "max_eval_examples=2", "save_model=false") == 0
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert (config["lr"], config["batch_size"], config["warmup_ratio"], config["epochs"]) == (5e-5, 32, 0.1, 20.0)
-    assert config["max_seq_length"] == 64
+    assert config["max_length"] == 64
     metrics = check_run(out, "tokcls", "NCBI-disease", "seqeval", {"dev": 2, "test": 2})
     assert metrics["train_examples"] == 4 and metrics["steps"] == 1
 
 
 def test_every_recipe_is_valid():
-    from linkbert.config import read_settings
     from linkbert.finetune.run import FinetuneConfig
     from linkbert.metrics import BLURB_TASKS
+    from linkbert.settings import read_settings
 
     recipes = {p.stem: read_settings(FinetuneConfig, p) for p in Path("configs/finetune").glob("*.yaml")}
     assert set(BLURB_TASKS) <= set(recipes)
@@ -343,8 +340,19 @@ def test_every_recipe_is_valid():
 
 
 def fails_with(capsys, *args) -> str:
+    """The error of ``linkbert finetune ARGS``: exit status 2, the message as stderr's last line
+    (before it, only what libraries print while loading the model), no traceback."""
     assert finetune(*args) == 2
-    return capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("linkbert finetune: error: "), err
+    return err
+
+
+def one_line_error(err: str) -> str:
+    """A settings error is all of stderr: one line."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("linkbert finetune: error: "), err
+    return lines[0]
 
 
 def test_wrong_task_file(tmp_path, tiny_model, capsys):
@@ -379,7 +387,7 @@ def test_answer_not_in_context_is_counted_and_skipped(tmp_path, tiny_model):
     splits["train"][0]["answers"]["answer_start"] = [0]  # points at the wrong text
     data = write_data(tmp_path / "qa", splits)
     out = tmp_path / "run"
-    assert finetune("--task", "qa", "--model", tiny_model, "--data", data, "--out", out, "max_seq_length=64",
+    assert finetune("--task", "qa", "--model", tiny_model, "--data", data, "--out", out, "max_length=64",
                     "doc_stride=16", "save_model=false", *FAST, "max_steps=1") == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train_examples"] == 7 and metrics["stats"]["train_answer_not_in_context"] == 1
@@ -423,7 +431,79 @@ def test_bad_settings(tmp_path, tiny_model, capsys):
     assert "task must be one of" in fails_with(capsys, *common)
     err = fails_with(capsys, "--task", "mc", *common, "--eval-only")  # a plain BERT has no mc head
     assert "--eval-only needs a model fine-tuned for mc" in err and "classifier.weight" in err
-    assert "doc_stride must be" in fails_with(capsys, "--task", "qa", *common, "max_seq_length=64")
+    assert "doc_stride must be" in fails_with(capsys, "--task", "qa", *common, "max_length=64")
+
+
+@pytest.mark.parametrize("words, message", [
+    (["learning_rate=1e-5"], "override: unknown setting 'learning_rate'; valid settings: task, model"),
+    (["max_seq_length=128"], "the setting 'max_seq_length' is now called 'max_length'"),
+    (["batch_size=many"], "batch_size should be int, got 'many'"),
+    (["batch_size=0"], "batch_size must be at least 1 (got 0)"),
+    (["warmup_ratio=1.5"], "warmup_ratio must be at most 1 (got 1.5)"),
+    (["adam_eps=0"], "adam_eps must be above 0 (got 0)"),
+    (["precision=fp8"], "precision must be one of auto, fp32, bf16, fp16 (got 'fp8')"),
+    (["--task", "ner"], "task must be one of seqcls, tokcls, qa, mc (got 'ner')"),
+    (["task=ner"], "task must be one of seqcls, tokcls, qa, mc (got 'ner')"),
+    (["lr"], "override 'lr' is not key=value"),
+    (["--recipe", "configs/finetune/nothing.yaml"], "settings file not found"),
+])
+def test_a_bad_setting_is_one_line_and_status_2(tmp_path, capsys, words, message):
+    """Through ``linkbert.cli.main``, as a user runs it: no traceback, whatever the mistake."""
+    task = [] if "--task" in words else ["--task", "mc"]
+    status = main(["finetune", *words, *task, "--model", "m", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert status == 2
+    assert message in one_line_error(capsys.readouterr().err)
+
+
+OVERRIDES_ANYWHERE = [
+    ["seed=5", "max_steps=3", "--task", "mc", "--model", "m", "--data", "d", "--out", "o"],
+    ["--task", "mc", "seed=5", "--model", "m", "--data", "d", "max_steps=3", "--out", "o"],
+    ["--task", "mc", "--model", "m", "--data", "d", "--out", "o", "seed=5", "max_steps=3"],
+    ["seed=5", "--task", "mc", "--model", "m", "--data", "d", "max_steps=3", "--out", "o", "lr=1e-4"],
+]
+
+
+@pytest.mark.parametrize("argv", OVERRIDES_ANYWHERE, ids=["before", "between", "after", "everywhere"])
+def test_overrides_before_between_and_after_the_flags(argv):
+    from linkbert.cli import parse
+    from linkbert.finetune.command import build_config
+
+    config = build_config(parse(["finetune", *argv]))
+    assert (config.task, config.model, config.data, config.out, config.seed, config.max_steps) == \
+        ("mc", "m", "d", "o", 5, 3)
+
+
+def test_defaults_then_recipe_then_flags_then_overrides():
+    from linkbert.cli import parse
+    from linkbert.finetune.command import build_config
+
+    config = build_config(parse(["finetune", "--recipe", "configs/finetune/NCBI-disease.yaml", "lr=1e-4",
+                                 "--model", "m", "--data", "d", "--out", "o", "out=o2", "--eval-only"]))
+    assert (config.task, config.epochs, config.warmup_ratio) == ("tokcls", 20.0, 0.1)  # the recipe's
+    assert (config.lr, config.out, config.eval_only, config.seed) == (1e-4, "o2", True, 42)
+
+
+def test_overrides_anywhere_in_a_real_run(tmp_path, tiny_model):
+    data = write_data(tmp_path / "mc", splits_of(mc_examples))
+    out = tmp_path / "run"
+    assert main(["finetune", "seed=5", "--task", "mc", "threads=1", "--model", str(tiny_model), "max_steps=1",
+                 "--data", str(data), "--out", str(out), "save_model=false", "batch_size=4"]) == 0
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert (config["seed"], config["threads"], config["max_steps"], config["save_model"]) == (5, 1, 1, False)
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 1
+
+
+def test_help_lists_every_setting(capsys):
+    import dataclasses
+
+    from linkbert.finetune.run import FinetuneConfig
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["finetune", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for field in dataclasses.fields(FinetuneConfig):
+        assert f"  {field.name} " in text and field.metadata["help"][:40] in text, field.name
 
 
 def test_model_folder_without_safetensors(tmp_path, tiny_model, capsys):
@@ -489,7 +569,7 @@ def test_real_examples(shared_data, tmp_path, task, sub, recipe, train_from):
     out = tmp_path / "run"
     assert finetune("--task", task, "--model", model, "--data", data, "--out", out, "--recipe",
                     f"configs/finetune/{recipe}.yaml", "max_steps=2", "batch_size=8", "grad_accum_steps=1",
-                    "max_seq_length=64", "warmup_steps=0", "save_model=false") == 0
+                    "max_length=64", "warmup_steps=0", "save_model=false") == 0
     metric = yaml.safe_load(Path(f"configs/finetune/{recipe}.yaml").read_text())["metric"]
     check_run(out, task, recipe, metric, {"dev": 8, "test": 8})
 
@@ -501,6 +581,6 @@ def test_real_squad(shared_data, tmp_path):
     model = build_tiny_bert(tmp_path / "bert", [t for r in train + evaluation for t in texts_of(r)])
     out = tmp_path / "run"
     assert finetune("--model", model, "--data", data, "--out", out, "--recipe", "configs/finetune/squad.yaml",
-                    "max_steps=2", "max_seq_length=96", "doc_stride=32", "save_model=false") == 0
+                    "max_steps=2", "max_length=96", "doc_stride=32", "save_model=false") == 0
     metrics = check_run(out, "qa", "squad", "squad", {"dev": 8, "test": 8})
     assert metrics["stats"]["train_answer_not_in_context"] == 0

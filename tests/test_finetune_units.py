@@ -1,16 +1,28 @@
 """Hand-checked pieces of fine-tuning: QA post-processing, answer spans, first-sub-token labels,
-setting types. No model is run here."""
+setting types, the optimizer's weight-decay split. No model is trained here."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from linkbert.finetune.command import coerce
+from linkbert import settings
+from linkbert.errors import ConfigError
 from linkbert.finetune.data import Split
-from linkbert.finetune.qa_postprocess import nbest_answers, postprocess_qa_predictions, window_candidates
-from linkbert.finetune.run import ConfigError, FinetuneConfig, plan_steps
-from linkbert.finetune.tasks import IGNORE, answer_token_span, first_subtoken_labels, first_subtoken_positions
+from linkbert.finetune.qa_postprocess import (
+    nbest_answers,
+    postprocess_qa_predictions,
+    window_candidates,
+)
+from linkbert.finetune.run import FinetuneConfig, plan_steps, resolve
+from linkbert.finetune.tasks import (
+    TaskSetupError,
+    answer_token_span,
+    first_subtoken_labels,
+    first_subtoken_positions,
+    make_task,
+)
+from linkbert.objectives import IGNORE_INDEX as IGNORE
 
 # ---------------------------------------------------------------- QA post-processing
 
@@ -141,6 +153,10 @@ def test_words_cut_by_truncation_have_no_position():
 # ---------------------------------------------------------------- settings
 
 
+def coerce(key: str, value, source: str):
+    return settings.coerce(FinetuneConfig, key, value, source)
+
+
 def test_settings_are_typed_by_their_field():
     assert coerce("lr", "2e-5", "t") == 2e-5
     assert coerce("epochs", "3", "t") == 3.0
@@ -156,11 +172,73 @@ def test_settings_are_typed_by_their_field():
         coerce("learning_rate", "1e-5", "t")
 
 
+def plan(num_batches: int, **values) -> tuple[int, int]:
+    config = FinetuneConfig(**values)
+    return plan_steps(num_batches, grad_accum_steps=config.grad_accum_steps, epochs=config.epochs,
+                      max_steps=config.max_steps, warmup_ratio=config.warmup_ratio, warmup_steps=config.warmup_steps)
+
+
 def test_step_plan():
-    config = FinetuneConfig(epochs=2, grad_accum_steps=2, warmup_ratio=0.1)
-    assert plan_steps(5, config) == (6, 1)  # 3 updates per epoch (the last with one batch)
-    assert plan_steps(5, FinetuneConfig(epochs=1, max_steps=4, warmup_steps=10)) == (4, 4)
-    assert plan_steps(10, FinetuneConfig(epochs=0.5)) == (5, 0)
+    assert plan(5, epochs=2, grad_accum_steps=2, warmup_ratio=0.1) == (6, 1)  # 3 updates per epoch (the last with one batch)
+    assert plan(5, epochs=1, max_steps=4, warmup_steps=10) == (4, 4)
+    assert plan(10, epochs=0.5) == (5, 0)
+
+
+RUN = {"model": "m", "data": "d/NCBI-disease_hf", "out": "o"}
+
+
+def test_resolve_fills_the_task_defaults_without_building_a_task():
+    config = resolve(FinetuneConfig(task="qa", **RUN))
+    assert (config.max_length, config.metric, config.dataset) == (384, "squad", "NCBI-disease")
+    assert resolve(FinetuneConfig(task="tokcls", **RUN)).max_length == 512
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"task": ""}, "task must be one of seqcls, tokcls, qa, mc"),
+    ({"task": "mc", "out": ""}, "out is not set"),
+    ({"task": "mc", "precision": "fp8"}, "precision must be one of auto, fp32, bf16, fp16"),
+    ({"task": "mc", "batch_size": 0}, "batch_size must be at least 1"),
+    ({"task": "mc", "lr": 0.0}, "lr must be above 0"),
+    ({"task": "mc", "epochs": -1.0}, "epochs must be at least 0"),
+    ({"task": "mc", "epochs": 0.0}, "training needs epochs > 0 or max_steps > 0"),
+    ({"task": "mc", "device": "gpu"}, "device must be auto, cpu, cuda or cuda:N"),
+    ({"task": "mc", "metric": "pearsonr"}, "metric 'pearsonr' is not one for mc"),
+    ({"task": "qa", "max_length": 64, "doc_stride": 61}, "doc_stride must be between 1 and max_length - 4"),
+    ({"task": "qa", "doc_stride": 381}, r"max_length=384\)"),
+])
+def test_bad_combinations_are_config_errors(values, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(FinetuneConfig(**{**RUN, **values}))
+
+
+def test_eval_only_needs_no_epochs_and_a_task_error_is_a_config_error():
+    assert resolve(FinetuneConfig(task="mc", epochs=0, eval_only=True, **RUN)).eval_only
+    assert issubclass(TaskSetupError, ConfigError)
+    with pytest.raises(ConfigError, match="metric 'hoc' is not one for tokcls"):
+        make_task("tokcls", max_length=16, metric="hoc", model="m")
+
+
+def test_the_old_name_of_max_length_is_explained():
+    with pytest.raises(ConfigError, match="'max_seq_length' is now called 'max_length'"):
+        settings.parse_overrides(FinetuneConfig, ["max_seq_length=128"])
+
+
+def test_weight_decay_skips_the_same_parameters_as_the_name_rule():
+    """``optim.adamw`` decays matrices only (ndim >= 2); for a BERT with a classification head
+    that is the set the HF Trainer's name rule (no decay on biases and LayerNorm weights) chose."""
+    from transformers import AutoModelForSequenceClassification, BertConfig
+
+    from linkbert.optim import adamw
+
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, num_labels=3)
+    model = AutoModelForSequenceClassification.from_config(config)
+    by_name = {id(p) for name, p in model.named_parameters()
+               if not (name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name)}
+    decay, no_decay = adamw(model, lr=1e-3, weight_decay=0.01).param_groups
+    assert {id(p) for p in decay["params"]} == by_name and decay["weight_decay"] == 0.01
+    assert no_decay["weight_decay"] == 0.0 and no_decay["params"]
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
 
 
 def test_subsets_are_random_in_file_order_and_fixed():

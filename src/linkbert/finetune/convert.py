@@ -42,9 +42,11 @@ scripts kept a GAD/ChemProt/DDI/BIOSSES header as a bogus first example (a GAD "
 label "label"); we **skip** a first row that equals a known header instead. (The shipped HoC files
 have no header example either.)
 Bad input (wrong number of columns, a label outside the task's set, an answer outside its context,
-a split without examples) raises ``BadInput`` naming the file and line.
+a split without examples) raises ``BadInput`` naming the file and line; arguments that do not fit
+the source (an unknown source, a split the file name does not tell) raise ``ConfigError``.
 
-Usage: ``python -m linkbert.finetune.convert SOURCE INPUT OUT [--split S] [--name N] [--inhouse-split F]``.
+Usage: ``linkbert convert SOURCE INPUT OUT [--split S] [--name N] [--inhouse-split F]``
+(``python -m linkbert.finetune.convert ...`` runs the same command).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from linkbert.errors import BadInput
+from linkbert.errors import BadInput, ConfigError
 
 SPLITS = ("train", "dev", "test")
 NER_TASKS = ("BC5CDR-chem", "BC5CDR-disease", "NCBI-disease", "BC2GM", "JNLPBA", "ebmnlp")
@@ -314,7 +316,7 @@ def mrqa_name(header: dict, path: Path) -> str:
         for prefix, name in _MRQA_NAMES.items():
             if key.startswith(prefix):
                 return name
-    raise ValueError(f"{path}: cannot tell which MRQA dataset this is; give --name")
+    raise ConfigError(f"{path}: cannot tell which MRQA dataset this is; give --name")
 
 
 def _inhouse_split(split_path: Path, n_paragraphs: int) -> dict[str, list[int]]:
@@ -337,7 +339,7 @@ def mrqa_splits(path: Path, inhouse_split: Path | None, name: str) -> dict[str, 
         chosen = {"train": range(len(paragraphs))}
     else:
         if inhouse_split is None:
-            raise ValueError(f"{path}: an MRQA dev file needs --inhouse-split (inhouse_split_{name}.json)")
+            raise ConfigError(f"{path}: an MRQA dev file needs --inhouse-split (inhouse_split_{name}.json)")
         if inhouse_split.is_dir():
             inhouse_split = inhouse_split / f"inhouse_split_{name}.json"
         chosen = _inhouse_split(inhouse_split, len(paragraphs))
@@ -425,7 +427,7 @@ def _split_from_name(path: Path, split: str | None, choices=SPLITS) -> str:
     words = re.split(r"[^a-z]+", path.name.lower())
     matches = [choice for choice in choices if choice in words]
     if len(matches) != 1:
-        raise ValueError(f"{path}: cannot tell the split from the file name; give --split")
+        raise ConfigError(f"{path}: cannot tell the split from the file name; give --split")
     return matches[0]
 
 
@@ -456,7 +458,7 @@ def convert(source_name: str, input_path, out_dir, *, split: str | None = None, 
     """
     source = _SOURCE_BY_KEY.get(source_name.lower())
     if source is None:
-        raise ValueError(f"unknown source {source_name!r}; one of: {', '.join(SOURCES)}")
+        raise ConfigError(f"unknown source {source_name!r}; one of: {', '.join(SOURCES)}")
     input_path = Path(input_path)
     task_type, default_name, splits = _read_source(source, input_path, split, name, inhouse_split)
     folder = Path(out_dir) / task_type / f"{name or default_name}_hf"
@@ -473,7 +475,7 @@ def _read_source(source, path: Path, split, name, inhouse_split):
         return "qa", "squad_v1.1", {_split_from_name(path, split): squad_records(path)}
     if source == "mrqa":
         if split:
-            raise ValueError("an MRQA file says its split in its header; --split does not apply")
+            raise ConfigError("an MRQA file says its split in its header; --split does not apply")
         dataset = name or mrqa_name(read_mrqa_header(path), path)
         return "qa", dataset, mrqa_splits(path, Path(inhouse_split) if inhouse_split else None, dataset)
     if source == "mmlu":
@@ -496,9 +498,7 @@ def read_mrqa_header(path: Path) -> dict:
     raise BadInput(path, "line 1", "missing_field", 'expected the MRQA header line {"header": {...}}')
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m linkbert.finetune.convert",
-                                     description="convert raw downstream data to the LinkBERT JSON-lines format")
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help=f"one of: {', '.join(SOURCES)}")
     parser.add_argument("input", help="BLURB: folder of {train,dev,test}.tsv; squad/mrqa/mmlu/medqa: a file")
     parser.add_argument("out", help="output root: OUT/<type>/<name>_hf/<split>.json")
@@ -506,18 +506,19 @@ def main(argv: list[str] | None = None) -> int:
                                         "BLURB: convert only this split")
     parser.add_argument("--name", help="output dataset name (default: the source's usual name)")
     parser.add_argument("--inhouse-split", help="MRQA dev: inhouse_split_<name>.json, or its folder")
-    args = parser.parse_args(argv)
-    try:
-        written = convert(args.source, args.input, args.out, split=args.split, name=args.name,
-                          inhouse_split=args.inhouse_split)
-    except (BadInput, ValueError) as e:
-        print(f"convert: error: {e}", file=sys.stderr)
-        return 2
+
+
+def main(args: argparse.Namespace) -> int:
+    """``linkbert convert``; ``linkbert.cli.main`` reports a ``BadInput`` or ``ConfigError``."""
+    written = convert(args.source, args.input, args.out, split=args.split, name=args.name,
+                      inhouse_split=args.inhouse_split)
     for split_name, path in written.items():
         with open(path, encoding="utf-8") as f:
             print(f"{split_name}: {sum(1 for _ in f)} examples -> {path}")
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m linkbert.finetune.convert: the same command, through the CLI
+    from linkbert.cli import main as cli_main
+
+    sys.exit(cli_main(["convert", *sys.argv[1:]]))

@@ -12,18 +12,24 @@ optional mixed precision), evaluates the final model on dev and test (the paper'
   the answer text, the format the official SQuAD script reads);
 * the model and tokenizer (``save_pretrained``, safetensors) unless ``save_model`` is false;
 * ``log.txt``: the log lines of the run.
+
+Only ``run`` and the two functions it hands the whole ``FinetuneConfig`` to (``resolve`` and
+``fit_and_evaluate``) see it; every other function takes the few settings it uses, by name. The
+process (device, precision, seeds, threads) is set up by ``linkbert.runtime`` and the
+optimizer and schedule come from ``linkbert.optim``, as for pretraining.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
+import inspect
 import logging
 import math
-import random
+import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,119 +38,114 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from linkbert.config import ConfigError
-from linkbert.errors import BadInput
+from linkbert import runtime, settings
+from linkbert.errors import BadInput, ConfigError
+from linkbert.files import write_json
 from linkbert.finetune.data import TASKS, Split, load_data
-from linkbert.finetune.tasks import Task, make_task
+from linkbert.finetune.tasks import (
+    TASK_TYPES,
+    Task,
+    check_metric,
+    default_max_length,
+    default_metric,
+    make_task,
+)
+from linkbert.optim import adamw, linear_schedule
+from linkbert.settings import setting
 
 log = logging.getLogger("linkbert.finetune")
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-
-
-def _setting(default, help: str):
-    return field(default=default, metadata={"help": help})
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @dataclass
 class FinetuneConfig:
     """Every setting of a fine-tuning run; a recipe YAML and ``key=value`` overrides set them."""
 
-    task: str = _setting("", "task type: seqcls, tokcls, qa or mc")
-    model: str = _setting("", "model folder (a BERT checkpoint with safetensors weights) or hub name")
-    data: str = _setting("", "data folder with train.json / dev.json / test.json (JSON lines)")
-    out: str = _setting("", "run folder for metrics, predictions, config and the model")
-    dataset: str = _setting("", "dataset name in metrics.json; empty: the data folder's name without _hf")
-    metric: str = _setting("", "seqcls: accuracy|pearsonr|PRF1|hoc; tokcls: seqeval|pico; qa: squad; "
-                               "mc: accuracy; empty: the first one")
-    eval_only: bool = _setting(False, "no training: evaluate the given (fine-tuned) model on dev/test")
-    lr: float = _setting(5e-5, "peak learning rate of AdamW")
-    batch_size: int = _setting(32, "training examples (QA: windows) per forward pass")
-    grad_accum_steps: int = _setting(1, "forward passes per optimizer update (update batch = batch_size x this)")
-    eval_batch_size: int = _setting(32, "examples per forward pass when predicting")
-    epochs: float = _setting(3.0, "passes over the training data (fractions allowed)")
-    max_steps: int = _setting(-1, "if > 0: stop after this many optimizer updates, whatever epochs says")
-    warmup_ratio: float = _setting(0.0, "linear warmup over this fraction of the updates (if warmup_steps is 0)")
-    warmup_steps: int = _setting(0, "linear warmup over this many updates (overrides warmup_ratio when > 0)")
-    weight_decay: float = _setting(0.0, "AdamW weight decay (not applied to biases and LayerNorm weights)")
-    max_grad_norm: float = _setting(1.0, "clip the gradient norm to this (0: no clipping)")
-    max_seq_length: int = _setting(0, "tokens per input; 0: the task type's released value (qa 384, else 512)")
-    doc_stride: int = _setting(128, "qa: overlap in tokens between consecutive windows of a long context")
-    n_best: int = _setting(20, "qa: start/end candidates per window in post-processing")
-    max_answer_length: int = _setting(30, "qa: longest predicted answer, in tokens")
-    seed: int = _setting(42, "seed of the head initialisation, dropout and data order")
-    precision: str = _setting("fp32", "fp32, bf16 (autocast) or fp16 (autocast + loss scaling, CUDA only)")
-    device: str = _setting("auto", "auto (CUDA when available), cpu, cuda, cuda:N")
-    threads: int = _setting(0, "CPU threads of torch; 0: torch's default (on a busy shared CPU, 1 is often faster)")
-    select_best_on_dev: bool = _setting(False, "evaluate on dev after each epoch and keep the best epoch "
-                                               "(the paper evaluates the final model)")
-    save_model: bool = _setting(True, "save the fine-tuned model and tokenizer into the run folder")
-    max_train_examples: int = _setting(-1, "if >= 0: train on N training examples only (a fixed random subset)")
-    max_eval_examples: int = _setting(-1, "if >= 0: evaluate on N dev and N test examples only (fixed random subsets)")
-    log_every: int = _setting(50, "log the training loss every this many updates")
+    task: str = setting("", "task type", choices=TASKS)
+    model: str = setting("", "model folder (a BERT checkpoint with safetensors weights) or hub name")
+    data: str = setting("", "data folder with train.json / dev.json / test.json (JSON lines)")
+    out: str = setting("", "run folder for metrics, predictions, config and the model")
+    dataset: str = setting("", "dataset name in metrics.json; empty: the data folder's name without _hf")
+    metric: str = setting("", "seqcls: accuracy|pearsonr|PRF1|hoc; tokcls: seqeval|pico; qa: squad; "
+                              "mc: accuracy; empty: the first one")
+    eval_only: bool = setting(False, "no training: evaluate the given (fine-tuned) model on dev/test")
+    lr: float = setting(5e-5, "peak learning rate of AdamW", above=0)
+    batch_size: int = setting(32, "training examples (QA: windows) per forward pass", minimum=1)
+    grad_accum_steps: int = setting(1, "forward passes per optimizer update (update batch = batch_size x this)",
+                                    minimum=1)
+    eval_batch_size: int = setting(32, "examples per forward pass when predicting", minimum=1)
+    epochs: float = setting(3.0, "passes over the training data (fractions allowed)", minimum=0)
+    max_steps: int = setting(-1, "if > 0: stop after this many optimizer updates, whatever epochs says",
+                             minimum=-1)
+    warmup_ratio: float = setting(0.0, "linear warmup over this fraction of the updates (if warmup_steps is 0)",
+                                  minimum=0, maximum=1)
+    warmup_steps: int = setting(0, "linear warmup over this many updates (overrides warmup_ratio when > 0)",
+                                minimum=0)
+    weight_decay: float = setting(0.0, "AdamW weight decay (not applied to biases and norm weights)", minimum=0)
+    adam_beta1: float = setting(0.9, "AdamW beta1", minimum=0, maximum=0.9999)
+    adam_beta2: float = setting(0.999, "AdamW beta2", minimum=0, maximum=0.9999)
+    adam_eps: float = setting(1e-8, "AdamW epsilon", above=0)
+    max_grad_norm: float = setting(1.0, "clip the gradient norm to this (0: no clipping)", minimum=0)
+    max_length: int = setting(0, "tokens per input; 0: the task type's released value (qa 384, else 512)",
+                              minimum=0)
+    doc_stride: int = setting(128, "qa: overlap in tokens between consecutive windows of a long context",
+                              minimum=1)
+    n_best: int = setting(20, "qa: start/end candidates per window in post-processing", minimum=1)
+    max_answer_length: int = setting(30, "qa: longest predicted answer, in tokens", minimum=1)
+    seed: int = setting(42, "seed of the head initialisation, dropout and data order", minimum=0)
+    precision: str = setting("fp32", "bf16/fp16: autocast (fp16 with loss scaling, CUDA only); auto: bf16 "
+                                     "where the device is fast at it, fp16 on older GPUs, else fp32",
+                             choices=runtime.PRECISIONS)
+    device: str = setting("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
+    threads: int = setting(0, "CPU threads of torch; 0: torch's default (on a busy shared CPU, 1 is often faster)",
+                           minimum=0)
+    select_best_on_dev: bool = setting(False, "evaluate on dev after each epoch and keep the best epoch "
+                                              "(the paper evaluates the final model)")
+    save_model: bool = setting(True, "save the fine-tuned model and tokenizer into the run folder")
+    max_train_examples: int = setting(-1, "if >= 0: train on N training examples only (a fixed random subset)",
+                                      minimum=-1)
+    max_eval_examples: int = setting(-1, "if >= 0: evaluate on N dev and N test examples only "
+                                         "(fixed random subsets)", minimum=-1)
+    log_every: int = setting(50, "log the training loss every this many updates", minimum=1)
 
+    def check(self) -> None:
+        """Rules across settings; ``settings.check`` runs it after each field's own bounds."""
+        for name in ("model", "data", "out"):
+            if not getattr(self, name):
+                raise ConfigError(f"{name} is not set")
+        if not DEVICE.fullmatch(self.device):
+            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N (got {self.device!r})")
+        check_metric(self.task, self.metric)
+        if self.epochs <= 0 and self.max_steps <= 0 and not self.eval_only:
+            raise ConfigError("training needs epochs > 0 or max_steps > 0")
+        length = self.max_length or default_max_length(self.task)
+        if self.task == "qa" and not self.doc_stride < length - 3:
+            raise ConfigError(f"doc_stride must be between 1 and max_length - 4 "
+                              f"(got doc_stride={self.doc_stride}, max_length={length})")
 
-def config_help() -> dict[str, str]:
-    """``{key: help}`` for every setting, in declaration order."""
-    return {f.name: f.metadata["help"] for f in dataclasses.fields(FinetuneConfig)}
+    def settings_of(self, component: Callable) -> dict:
+        """The settings ``component`` takes as keyword-only arguments, by name: a component
+        names in its signature what it reads, and never sees the rest."""
+        names = [p.name for p in inspect.signature(component).parameters.values() if p.kind == p.KEYWORD_ONLY]
+        return {name: getattr(self, name) for name in names if name in self.__dataclass_fields__}
 
 
 def resolve(config: FinetuneConfig) -> FinetuneConfig:
-    """Fill the "empty means default" settings and check the combination."""
-    if config.task not in TASKS:
-        raise ConfigError(f"task must be one of {', '.join(TASKS)} (got {config.task!r})")
-    for name in ("model", "data", "out"):
-        if not getattr(config, name):
-            raise ConfigError(f"{name} is not set")
-    if config.precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)} (got {config.precision!r})")
-    for name in ("batch_size", "grad_accum_steps", "eval_batch_size", "n_best", "max_answer_length"):
-        if getattr(config, name) < 1:
-            raise ConfigError(f"{name} must be at least 1 (got {getattr(config, name)})")
-    if config.epochs <= 0 and config.max_steps <= 0 and not config.eval_only:
-        raise ConfigError("training needs epochs > 0 or max_steps > 0")
+    """``config`` checked, with its "empty means default" settings filled in."""
+    settings.check(config)
     changes = {}
-    if not config.max_seq_length:
-        changes["max_seq_length"] = 384 if config.task == "qa" else 512
-    length = changes.get("max_seq_length", config.max_seq_length)
-    if config.task == "qa" and not 0 < config.doc_stride < length - 3:
-        raise ConfigError(f"doc_stride must be between 1 and max_seq_length - 4 "
-                          f"(got doc_stride={config.doc_stride}, max_seq_length={length})")
+    if not config.max_length:
+        changes["max_length"] = default_max_length(config.task)
     if not config.dataset:
         changes["dataset"] = Path(config.data).name.removesuffix("_hf")
     if not config.metric:
-        changes["metric"] = make_task(config).metric
+        changes["metric"] = default_metric(config.task)
     return dataclasses.replace(config, **changes)
 
 
 # ----------------------------------------------------------------------------------------
 # setup
-
-
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # all devices
-
-
-def pick_device(config: FinetuneConfig) -> torch.device:
-    name = config.device
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda but no CUDA device is available")
-    if config.precision == "fp16" and device.type != "cuda":
-        raise ConfigError("precision=fp16 needs a CUDA device; use bf16 or fp32 on CPU")
-    return device
-
-
-def autocast(config: FinetuneConfig, device: torch.device):
-    """Mixed-precision context for forward passes (a no-op for fp32)."""
-    if config.precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def check_model_source(model: str) -> None:
@@ -157,65 +158,65 @@ def check_model_source(model: str) -> None:
                        "pickled weights (pytorch_model.bin) are not loaded: convert them to safetensors first")
 
 
-def load_model_config(config: FinetuneConfig):
+def load_model_config(model: str):
     from transformers import AutoConfig
 
-    check_model_source(config.model)
+    check_model_source(model)
     try:
-        return AutoConfig.from_pretrained(config.model, trust_remote_code=False)
+        return AutoConfig.from_pretrained(model, trust_remote_code=False)
     except (OSError, ValueError) as e:
-        raise BadInput(config.model, "", "model_not_loadable", f"cannot read the model config: {e}") from None
+        raise BadInput(model, "", "model_not_loadable", f"cannot read the model config: {e}") from None
 
 
-def load_tokenizer(config: FinetuneConfig):
+def load_tokenizer(model: str):
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(config.model, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=False)
     except (OSError, ValueError) as e:
-        raise BadInput(config.model, "", "model_not_loadable", f"cannot load the tokenizer: {e}") from None
+        raise BadInput(model, "", "model_not_loadable", f"cannot load the tokenizer: {e}") from None
     if not tokenizer.is_fast:  # offsets (qa) and word_ids (tokcls) need a fast tokenizer
-        raise BadInput(config.model, "", "model_not_loadable", "the tokenizer is not a fast (Rust) tokenizer")
+        raise BadInput(model, "", "model_not_loadable", "the tokenizer is not a fast (Rust) tokenizer")
     return tokenizer
 
 
-def load_model(task: Task, config: FinetuneConfig):
+def load_model(task: Task, model: str, *, eval_only: bool):
     """The task's ``AutoModelFor*``; when only evaluating, its head must come from the checkpoint."""
     try:
-        model, info = task.model_class.from_pretrained(
-            config.model, use_safetensors=True, trust_remote_code=False, output_loading_info=True,
-            **task.model_kwargs())
+        loaded, info = task.model_class.from_pretrained(
+            model, use_safetensors=True, trust_remote_code=False, output_loading_info=True, **task.model_kwargs())
     except OSError as e:
-        raise BadInput(config.model, "", "model_not_loadable", f"cannot load the model: {e}") from None
+        raise BadInput(model, "", "model_not_loadable", f"cannot load the model: {e}") from None
     missing = sorted(info.get("missing_keys") or [])
-    if config.eval_only and missing:
+    if eval_only and missing:
         # a freshly initialised head would score at chance level without any warning
-        raise ConfigError(f"--eval-only needs a model fine-tuned for {config.task}, but {config.model} "
+        raise ConfigError(f"--eval-only needs a model fine-tuned for {task.name}, but {model} "
                           f"lacks {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
-    return model
+    return loaded
 
 
-def fit_max_length(config: FinetuneConfig, model_config) -> FinetuneConfig:
-    """``max_seq_length`` no longer than the model's position embeddings."""
+def fit_max_length(max_length: int, model_config) -> int:
+    """``max_length`` no longer than the model's position embeddings."""
     limit = getattr(model_config, "max_position_embeddings", None)
-    if limit and config.max_seq_length > limit:
-        log.warning("max_seq_length %d > the model's %d positions: using %d", config.max_seq_length, limit, limit)
-        return dataclasses.replace(config, max_seq_length=limit)
-    return config
+    if limit and max_length > limit:
+        log.warning("max_length %d > the model's %d positions: using %d", max_length, limit, limit)
+        return limit
+    return max_length
 
 
 SUBSET_SEED = 0  # the same example subsets for every run seed, so seeds vary only the training
 
 
-def select_splits(splits: dict[str, Split], config: FinetuneConfig) -> dict[str, Split]:
+def select_splits(splits: dict[str, Split], *, eval_only: bool, max_train_examples: int,
+                  max_eval_examples: int) -> dict[str, Split]:
     """Drop train when only evaluating; cut splits to ``max_*_examples`` (random subsets)."""
     chosen = {}
     for name, split in splits.items():
         if name == "train":
-            if not config.eval_only:
-                chosen[name] = split.subset(config.max_train_examples, SUBSET_SEED)
+            if not eval_only:
+                chosen[name] = split.subset(max_train_examples, SUBSET_SEED)
         else:
-            chosen[name] = split.subset(config.max_eval_examples, SUBSET_SEED)
+            chosen[name] = split.subset(max_eval_examples, SUBSET_SEED)
     return chosen
 
 
@@ -223,26 +224,17 @@ def select_splits(splits: dict[str, Split], config: FinetuneConfig) -> dict[str,
 # training
 
 
-def make_optimizer(model, config: FinetuneConfig) -> torch.optim.Optimizer:
-    """AdamW without weight decay on biases and LayerNorm weights (as the HF Trainer)."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (no_decay if name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr)
-
-
 def updates_per_epoch(num_batches: int, grad_accum_steps: int) -> int:
     """Optimizer updates in one pass; a last, partial accumulation group still updates."""
     return max(1, math.ceil(num_batches / grad_accum_steps))
 
 
-def plan_steps(num_batches: int, config: FinetuneConfig) -> tuple[int, int]:
+def plan_steps(num_batches: int, *, grad_accum_steps: int, epochs: float, max_steps: int, warmup_ratio: float,
+               warmup_steps: int) -> tuple[int, int]:
     """``(total updates, warmup updates)``; ``max_steps`` wins over ``epochs``."""
-    per_epoch = updates_per_epoch(num_batches, config.grad_accum_steps)
-    total = config.max_steps if config.max_steps > 0 else max(1, math.ceil(config.epochs * per_epoch))
-    warmup = config.warmup_steps if config.warmup_steps > 0 else math.ceil(config.warmup_ratio * total)
+    per_epoch = updates_per_epoch(num_batches, grad_accum_steps)
+    total = max_steps if max_steps > 0 else max(1, math.ceil(epochs * per_epoch))
+    warmup = warmup_steps if warmup_steps > 0 else math.ceil(warmup_ratio * total)
     return total, min(warmup, total)
 
 
@@ -262,46 +254,54 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def update(model, group, optimizer, scheduler, scaler, config, device) -> float:
-    """One optimizer update from a group of batches; returns the mean loss."""
+def update(model, group, optimizer, scheduler, scaler, device, *, dtype, max_grad_norm: float) -> float:
+    """One optimizer update from a group of batches; returns the mean loss. ``scaler``: fp16's
+    gradient scaler, or None."""
     model.train()
     total = 0.0
     for batch in group:
-        with autocast(config, device):
+        with runtime.autocast(dtype, device):
             loss = model(**to_device(batch, device)).loss / len(group)
-        scaler.scale(loss).backward()
+        (scaler.scale(loss) if scaler else loss).backward()
         total += loss.item()
-    if config.max_grad_norm > 0:
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-    scaler.step(optimizer)
-    scaler.update()
+    if max_grad_norm > 0:
+        if scaler:
+            scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return total
 
 
-def train(model, task: Task, features: list[dict], config: FinetuneConfig, device, on_epoch_end=None) -> dict:
-    """Fine-tune ``model`` in place; ``on_epoch_end(epoch)`` runs after every (partial) epoch."""
-    from transformers import get_linear_schedule_with_warmup
-
-    generator = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(features, batch_size=config.batch_size, shuffle=True, generator=generator,
-                        collate_fn=task.collate)
-    total, warmup = plan_steps(len(loader), config)
-    optimizer = make_optimizer(model, config)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
-    scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
+def train(model, task: Task, features: list[dict], device, *, batch_size: int, grad_accum_steps: int,
+          epochs: float, max_steps: int, warmup_ratio: float, warmup_steps: int, lr: float, weight_decay: float,
+          adam_beta1: float, adam_beta2: float, adam_eps: float, max_grad_norm: float, seed: int, log_every: int,
+          dtype, on_epoch_end: Callable[[int], None] | None = None) -> dict:
+    """Fine-tune ``model`` in place; ``on_epoch_end(epoch)`` runs after every (partial) epoch.
+    ``seed`` fixes the data order, independently of the global generators (dropout)."""
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(features, batch_size=batch_size, shuffle=True, generator=generator, collate_fn=task.collate)
+    total, warmup = plan_steps(len(loader), grad_accum_steps=grad_accum_steps, epochs=epochs, max_steps=max_steps,
+                               warmup_ratio=warmup_ratio, warmup_steps=warmup_steps)
+    optimizer = adamw(model, lr=lr, weight_decay=weight_decay, betas=(adam_beta1, adam_beta2), eps=adam_eps)
+    scheduler = linear_schedule(optimizer, warmup_steps=warmup, total_steps=total)
+    scaler = runtime.grad_scaler(dtype, device)
     log.info("training: %d features, %d updates (warmup %d), update batch %d", len(features), total, warmup,
-             config.batch_size * config.grad_accum_steps)
+             batch_size * grad_accum_steps)
     step, epoch, recent = 0, 0, []
     progress = tqdm(total=total, desc="train", disable=None)
     while step < total:
-        for group in accumulation_groups(loader, config.grad_accum_steps):
-            recent.append(update(model, group, optimizer, scheduler, scaler, config, device))
+        for group in accumulation_groups(loader, grad_accum_steps):
+            recent.append(update(model, group, optimizer, scheduler, scaler, device, dtype=dtype,
+                                 max_grad_norm=max_grad_norm))
             step += 1
             progress.update(1)
-            if step % config.log_every == 0 or step == total:
+            if step % log_every == 0 or step == total:
                 log.info("step %d/%d epoch %d loss %.4f lr %.3g", step, total, epoch + 1,
                          float(np.mean(recent)), scheduler.get_last_lr()[0])
                 recent = []
@@ -319,21 +319,23 @@ def train(model, task: Task, features: list[dict], config: FinetuneConfig, devic
 
 
 @torch.no_grad()
-def predict(model, task: Task, features: list[dict], config: FinetuneConfig, device) -> list:
+def predict(model, task: Task, features: list[dict], device, *, eval_batch_size: int, dtype) -> list:
     """Per-feature model outputs, in feature order."""
     model.eval()
-    loader = DataLoader(features, batch_size=config.eval_batch_size, shuffle=False, collate_fn=task.collate)
+    loader = DataLoader(features, batch_size=eval_batch_size, shuffle=False, collate_fn=task.collate)
     outputs = []
     for batch in tqdm(loader, desc="predict", disable=None):
-        with autocast(config, device):
+        with runtime.autocast(dtype, device):
             out = model(**to_device(batch, device))
         outputs += task.outputs(out, batch)
     return outputs
 
 
-def evaluate(model, task: Task, split: Split, features: list[dict], config, device) -> tuple[dict, dict]:
+def evaluate(model, task: Task, split: Split, features: list[dict], device, *, eval_batch_size: int,
+             dtype) -> tuple[dict, dict]:
     """``(scores, predictions)`` of ``model`` on one split."""
-    predictions = task.decode(split, features, predict(model, task, features, config, device))
+    outputs = predict(model, task, features, device, eval_batch_size=eval_batch_size, dtype=dtype)
+    predictions = task.decode(split, features, outputs)
     scores = task.score(split, predictions)
     log.info("%s: %s", split.name, ", ".join(f"{k} {v:.4g}" for k, v in scores.items()
                                               if isinstance(v, (int, float))))
@@ -341,45 +343,27 @@ def evaluate(model, task: Task, split: Split, features: list[dict], config, devi
 
 
 class BestOnDev:
-    """Keeps a copy of the weights of the epoch with the best dev ``main`` score."""
+    """Keeps a copy of the weights of the epoch with the best dev ``main`` score;
+    ``score()`` evaluates the model on dev."""
 
-    def __init__(self, model, task, split, features, config, device):
-        self.args = (model, task, split, features, config, device)
+    def __init__(self, model, score: Callable[[], dict]):
+        self.model, self.score = model, score
         self.best, self.epoch, self.state = -math.inf, 0, None
 
     def __call__(self, epoch: int) -> None:
-        model = self.args[0]
-        scores, _ = evaluate(*self.args)
-        if scores["main"] > self.best:
-            self.best, self.epoch = scores["main"], epoch
-            self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        main = self.score()["main"]
+        if main > self.best:
+            self.best, self.epoch = main, epoch
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
 
     def restore(self) -> None:
         if self.state is not None:
-            self.args[0].load_state_dict(self.state)
+            self.model.load_state_dict(self.state)
             log.info("restored epoch %d (best dev main %.4g)", self.epoch, self.best)
 
 
 # ----------------------------------------------------------------------------------------
 # the run
-
-
-def write_json(path: Path, value) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(value, f, ensure_ascii=False, indent=1)
-        f.write("\n")
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int):
-    """Use ``n`` torch CPU threads inside the block (``n`` = 0: leave the setting alone)."""
-    previous = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @contextlib.contextmanager
@@ -402,66 +386,64 @@ def run(config: FinetuneConfig) -> dict:
     """Fine-tune and/or evaluate as ``config`` says; returns what ``metrics.json`` holds."""
     started = time.time()
     config = resolve(config)
-    device = pick_device(config)
+    device = runtime.pick_device(config.device)
+    precision = runtime.resolve_precision(config.precision, device)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    with log_to_file(out / "log.txt"), cpu_threads(config.threads):
-        splits = select_splits(load_data(config.data, config.task, need_train=not config.eval_only), config)
-        model_config = load_model_config(config)
-        config = fit_max_length(config, model_config)
+    with log_to_file(out / "log.txt"), runtime.cpu_threads(config.threads):
+        data = load_data(config.data, config.task, need_train=not config.eval_only)
+        splits = select_splits(data, eval_only=config.eval_only, max_train_examples=config.max_train_examples,
+                               max_eval_examples=config.max_eval_examples)
+        model_config = load_model_config(config.model)
+        config = dataclasses.replace(config, max_length=fit_max_length(config.max_length, model_config))
         with open(out / "config.yaml", "w", encoding="utf-8") as f:
             yaml.safe_dump(dataclasses.asdict(config), f, sort_keys=False)
         log.info("%s %s on %s (%s), splits %s, device %s, %s", config.task, config.dataset, config.data,
-                 config.metric, {k: len(v) for k, v in splits.items()}, device, config.precision)
-        return _fit_and_evaluate(config, splits, model_config, device, out, started)
+                 config.metric, {k: len(v) for k, v in splits.items()}, device, precision)
+        result = fit_and_evaluate(config, splits, model_config, device, precision, out, started)
+        write_json(out / "metrics.json", result)
+        log.info("wrote %s (dev %s, test %s) in %.0f s", out / "metrics.json",
+                 result.get("dev", {}).get("main"), result.get("test", {}).get("main"), result["seconds"])
+        return result
 
 
-def _fit_and_evaluate(config, splits, model_config, device, out: Path, started: float) -> dict:
-    task = make_task(config)
+def fit_and_evaluate(config: FinetuneConfig, splits: dict[str, Split], model_config, device, precision: str,
+                     out: Path, started: float) -> dict:
+    """Train (unless ``eval_only``), evaluate on dev and test, save; returns the run's figures."""
+    task = make_task(config.task, **config.settings_of(TASK_TYPES[config.task]))
     splits = task.setup(splits, model_config)
-    tokenizer = load_tokenizer(config)
-    set_seed(config.seed)  # before the head is initialised
-    model = load_model(task, config).to(device)
+    tokenizer = load_tokenizer(config.model)
+    runtime.set_seed(config.seed)  # before the head is initialised
+    model = load_model(task, config.model, eval_only=config.eval_only).to(device)
     features = {name: task.encode(split, tokenizer, training=(name == "train")) for name, split in splits.items()}
+    dtype = runtime.autocast_dtype(precision, device)
 
-    result = {"dataset": config.dataset, "task": config.task, "metric": config.metric}
+    def score(name: str) -> tuple[dict, dict]:
+        return evaluate(model, task, splits[name], features[name], device, dtype=dtype,
+                        eval_batch_size=config.eval_batch_size)
+
     training = {}
     if not config.eval_only:
-        best = None
-        if config.select_best_on_dev and "dev" in splits:
-            best = BestOnDev(model, task, splits["dev"], features["dev"], config, device)
-        elif config.select_best_on_dev:
+        best = BestOnDev(model, lambda: score("dev")[0]) if config.select_best_on_dev and "dev" in splits else None
+        if config.select_best_on_dev and not best:
             log.warning("select_best_on_dev: no dev split, evaluating the final model")
-        training = train(model, task, features["train"], config, device, on_epoch_end=best)
+        training = train(model, task, features["train"], device, dtype=dtype, on_epoch_end=best,
+                         **config.settings_of(train))
         if best:
             best.restore()
             training["best_epoch"] = best.epoch
 
+    result = {"dataset": config.dataset, "task": config.task, "metric": config.metric}
     for name in ("dev", "test"):
         if name in splits:
-            scores, predictions = evaluate(model, task, splits[name], features[name], config, device)
-            result[name] = scores
+            result[name], predictions = score(name)
             write_json(out / f"predictions_{name}.json", predictions)
     if config.save_model and not config.eval_only:
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
-
-    result.update({
-        "model": config.model,
-        "seconds": round(time.time() - started, 2),
-        "train_examples": len(splits["train"]) if "train" in splits else 0,
-        "eval_examples": {name: len(splits[name]) for name in ("dev", "test") if name in splits},
-        "train_features": len(features.get("train", [])),
-        **training,
-        "seed": config.seed,
-        "precision": config.precision,
-        "select_best_on_dev": config.select_best_on_dev,
-        "eval_only": config.eval_only,
-        "data": config.data,
-        "device": str(device),
-        "stats": task.stats,
-    })
-    write_json(out / "metrics.json", result)
-    log.info("wrote %s (dev %s, test %s) in %.0f s", out / "metrics.json",
-             result.get("dev", {}).get("main"), result.get("test", {}).get("main"), result["seconds"])
-    return result
+    return {**result, "model": config.model, "seconds": round(time.time() - started, 2),
+            "train_examples": len(splits["train"]) if "train" in splits else 0,
+            "eval_examples": {name: len(splits[name]) for name in ("dev", "test") if name in splits},
+            "train_features": len(features.get("train", [])), **training, "seed": config.seed,
+            "precision": precision, "select_best_on_dev": config.select_best_on_dev,
+            "eval_only": config.eval_only, "data": config.data, "device": str(device), "stats": task.stats}

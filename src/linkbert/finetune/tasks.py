@@ -2,6 +2,8 @@
 
 Each task type is a ``Task`` subclass used by ``run.py`` in this order:
 
+0. ``make_task(name, **settings)``: the task type with the settings it reads, as flat
+   keyword-only arguments of its constructor; it never sees the whole run's settings.
 1. ``setup(splits, model_config)``: the label set (sorted unique training labels, as the
    released scripts; from the fine-tuned model's ``id2label`` when evaluating only) and the
    checks across splits (a dev/test label never seen in training, bad QA answer spans).
@@ -27,16 +29,15 @@ from transformers import (
     AutoModelForTokenClassification,
 )
 
-from linkbert.errors import BadInput
+from linkbert.errors import BadInput, ConfigError
 from linkbert.finetune.data import NUM_CHOICES, Split
 from linkbert.finetune.qa_postprocess import postprocess_qa_predictions
+from linkbert.objectives import IGNORE_INDEX
 
 log = logging.getLogger("linkbert.finetune")
 
-IGNORE = -100  # label id the loss ignores (non-first sub-tokens, special tokens)
 
-
-class TaskSetupError(ValueError):
+class TaskSetupError(ConfigError):
     """The task cannot run with these settings (metric, model head); not a data error."""
 
 
@@ -94,18 +95,19 @@ def check_known_labels(split: Split, values_per_record, known: set, what: str) -
 
 
 class Task(abc.ABC):
-    """Base of the task types; see the module docstring for the order of calls."""
+    """Base of the task types; see the module docstring for the order of calls.
+
+    ``max_length``: tokens per input; ``metric``: one of ``metrics`` ("": the first).
+    """
 
     name = ""
     metrics: tuple[str, ...] = ()  # allowed metric names; the first is the default
+    default_max_length = 512  # tokens per input in the released scripts
     model_class = None
 
-    def __init__(self, config):
-        self.config = config
-        self.metric = config.metric or self.metrics[0]
-        if self.metric not in self.metrics:
-            raise TaskSetupError(f"metric {self.metric!r} is not one for {self.name}; "
-                                 f"choose from {', '.join(self.metrics)}")
+    def __init__(self, *, max_length: int, metric: str):
+        self.metric = check_metric(self.name, metric)
+        self.max_length = max_length
         self.stats: dict = {}  # counts worth reporting in metrics.json (skipped examples, ...)
         self.pad_id = 0  # the tokenizer's, set by ``encode`` (which always runs before ``collate``)
 
@@ -149,6 +151,11 @@ class SeqCls(Task):
     metrics = ("accuracy", "pearsonr", "PRF1", "hoc")
     model_class = AutoModelForSequenceClassification
 
+    def __init__(self, *, max_length: int, metric: str, model: str):
+        """``model``: the model's name, for error messages only."""
+        super().__init__(max_length=max_length, metric=metric)
+        self.model = model
+
     def setup(self, splits, model_config):
         if "train" in splits:
             self.kind, self.labels = self._labels_from_training(splits["train"])
@@ -184,7 +191,7 @@ class SeqCls(Task):
         problem = getattr(model_config, "problem_type", None)
         if problem == "regression":
             return "regression", []
-        names = labels_from_model(model_config, self.config.model)
+        names = labels_from_model(model_config, self.model)
         return ("multilabel" if problem == "multi_label_classification" else "classification"), names
 
     def _check_metric(self):
@@ -230,7 +237,7 @@ class SeqCls(Task):
         pair = "sentence1" in records[0]
         first = [r["sentence1"] if pair else r["sentence"] for r in records]
         second = [r["sentence2"] for r in records] if pair else None
-        enc = tokenizer(first, second, truncation=True, max_length=self.config.max_seq_length)
+        enc = tokenizer(first, second, truncation=True, max_length=self.max_length)
         features = split_encoding(enc, len(records))
         for feature, record in zip(features, records):
             feature["labels"] = self._target(record["label"])
@@ -275,7 +282,7 @@ class SeqCls(Task):
 
 
 def first_subtoken_labels(word_ids: list[int | None], word_labels: list[int]) -> list[int]:
-    """Label ids per sub-token: a word's label on its first sub-token, ``IGNORE`` elsewhere.
+    """Label ids per sub-token: a word's label on its first sub-token, ``IGNORE_INDEX`` elsewhere.
 
     ``word_ids`` is the tokenizer's ``word_ids()`` (None for special tokens). Only the first
     sub-token carries the label (as the released ``run_ner``), so the model predicts one tag
@@ -283,7 +290,7 @@ def first_subtoken_labels(word_ids: list[int | None], word_labels: list[int]) ->
     """
     labels, previous = [], None
     for word in word_ids:
-        labels.append(IGNORE if word is None or word == previous else word_labels[word])
+        labels.append(IGNORE_INDEX if word is None or word == previous else word_labels[word])
         previous = word
     return labels
 
@@ -304,11 +311,16 @@ class TokCls(Task):
     metrics = ("seqeval", "pico")
     model_class = AutoModelForTokenClassification
 
+    def __init__(self, *, max_length: int, metric: str, model: str):
+        """``model``: the model's name, for error messages only."""
+        super().__init__(max_length=max_length, metric=metric)
+        self.model = model
+
     def setup(self, splits, model_config):
         if "train" in splits:
             self.labels = sorted({t for r in splits["train"].records for t in r["ner_tags"]})
         else:
-            self.labels = labels_from_model(model_config, self.config.model)
+            self.labels = labels_from_model(model_config, self.model)
         for name, split in splits.items():
             if name != "train":
                 check_known_labels(split, [r["ner_tags"] for r in split.records], set(self.labels), "tag")
@@ -322,7 +334,7 @@ class TokCls(Task):
         self.pad_id = tokenizer.pad_token_id
         records = split.records
         enc = tokenizer([r["tokens"] for r in records], is_split_into_words=True,
-                        truncation=True, max_length=self.config.max_seq_length)
+                        truncation=True, max_length=self.max_length)
         features = split_encoding(enc, len(records))
         label_id = {name: i for i, name in enumerate(self.labels)}
         cut = 0
@@ -332,14 +344,14 @@ class TokCls(Task):
             feature["labels"] = first_subtoken_labels(word_ids, [label_id[t] for t in record["ner_tags"]])
             cut += len(record["tokens"]) - len(first_subtoken_positions(word_ids))
         if cut:
-            # words cut by max_seq_length (or with no sub-token at all) are predicted "O"
-            log.info("%s: %d words beyond max_seq_length or without sub-tokens get tag O", split.name, cut)
+            # words cut by max_length (or with no sub-token at all) are predicted "O"
+            log.info("%s: %d words beyond max_length or without sub-tokens get tag O", split.name, cut)
         self.stats[f"{split.name}_words_without_prediction"] = cut
         return features
 
     def collate(self, features):
         batch = collate_inputs(features, self.pad_id)
-        batch["labels"] = pad_sequences([f["labels"] for f in features], IGNORE)
+        batch["labels"] = pad_sequences([f["labels"] for f in features], IGNORE_INDEX)
         return batch
 
     def outputs(self, model_output, batch):
@@ -395,11 +407,17 @@ def answer_in_context(record: dict, k: int) -> bool:
 
 
 class QA(Task):
-    """Extractive QA over windows of ``max_seq_length`` tokens, ``doc_stride`` apart."""
+    """Extractive QA over windows of ``max_length`` tokens, ``doc_stride`` apart; answers from
+    the ``n_best`` start/end candidates of each window, at most ``max_answer_length`` tokens."""
 
     name = "qa"
     metrics = ("squad",)
+    default_max_length = 384
     model_class = AutoModelForQuestionAnswering
+
+    def __init__(self, *, max_length: int, metric: str, doc_stride: int, n_best: int, max_answer_length: int):
+        super().__init__(max_length=max_length, metric=metric)
+        self.doc_stride, self.n_best, self.max_answer_length = doc_stride, n_best, max_answer_length
 
     def setup(self, splits, model_config):
         for name, split in splits.items():
@@ -442,12 +460,12 @@ class QA(Task):
         records = split.records
         try:
             enc = tokenizer([r["question"].lstrip() for r in records], [r["context"] for r in records],
-                            truncation="only_second", max_length=self.config.max_seq_length,
-                            stride=self.config.doc_stride, return_overflowing_tokens=True,
+                            truncation="only_second", max_length=self.max_length,
+                            stride=self.doc_stride, return_overflowing_tokens=True,
                             return_offsets_mapping=True)
         except Exception as e:  # the Rust tokenizer's complaint, e.g. question + stride too long
-            raise TaskSetupError(f"{split.path}: cannot cut contexts into windows of max_seq_length="
-                                 f"{self.config.max_seq_length}, doc_stride={self.config.doc_stride}: {e}") from None
+            raise TaskSetupError(f"{split.path}: cannot cut contexts into windows of max_length="
+                                 f"{self.max_length}, doc_stride={self.doc_stride}: {e}") from None
         windows = enc["overflow_to_sample_mapping"]
         features = split_encoding(enc, len(windows))
         for j, (feature, example_index) in enumerate(zip(features, windows)):
@@ -481,7 +499,7 @@ class QA(Task):
     def decode(self, split, features, outputs):
         return postprocess_qa_predictions(
             split.records, features, [o[0] for o in outputs], [o[1] for o in outputs],
-            n_best=self.config.n_best, max_answer_length=self.config.max_answer_length)
+            n_best=self.n_best, max_answer_length=self.max_answer_length)
 
     def score(self, split, predictions):
         from linkbert import metrics
@@ -507,7 +525,7 @@ class MultipleChoice(Task):
         records = split.records
         first = [r["sent1"] for r in records for _ in range(NUM_CHOICES)]
         second = [f"{r['sent2']} {r[f'ending{k}']}" for r in records for k in range(NUM_CHOICES)]
-        enc = tokenizer(first, second, truncation=True, max_length=self.config.max_seq_length)
+        enc = tokenizer(first, second, truncation=True, max_length=self.max_length)
         flat = split_encoding(enc, len(first))
         features = []
         for i, record in enumerate(records):
@@ -536,11 +554,24 @@ class MultipleChoice(Task):
 TASK_TYPES = {cls.name: cls for cls in (SeqCls, TokCls, QA, MultipleChoice)}
 
 
-def make_task(config) -> Task:
-    """The ``Task`` for ``config.task``."""
-    return TASK_TYPES[config.task](config)
+def make_task(task: str, **settings) -> Task:
+    """The ``Task`` of type ``task``; ``settings`` are its constructor's keyword arguments."""
+    return TASK_TYPES[task](**settings)
+
+
+def check_metric(task: str, metric: str) -> str:
+    """``metric``, or the task type's default for "", if the task type scores with it."""
+    metrics = TASK_TYPES[task].metrics
+    if metric and metric not in metrics:
+        raise TaskSetupError(f"metric {metric!r} is not one for {task}; choose from {', '.join(metrics)}")
+    return metric or metrics[0]
 
 
 def default_metric(task: str) -> str:
     return TASK_TYPES[task].metrics[0]
+
+
+def default_max_length(task: str) -> int:
+    """Tokens per input when ``max_length`` is 0: the released value of the task type."""
+    return TASK_TYPES[task].default_max_length
 
