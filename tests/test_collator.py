@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from linkbert.collator import PretrainingCollator, truncated_lengths
+from linkbert.collator import PretrainingCollator, pair_arrays, pair_batch, truncated_lengths
 from linkbert.pairs import Pair
 
 PAD, UNK, CLS, SEP, MASK, EXTRA = 0, 1, 2, 3, 4, 500
@@ -75,6 +75,47 @@ def test_truncation_is_longest_first():
     batch = collator(mlm_probability=0.0, max_length=13)([pair(range(10, 30), range(40, 60))])
     assert batch["input_ids"][0].tolist() == [CLS, *range(10, 15), SEP, *range(40, 45), SEP]
     assert batch["input_ids"].shape == (1, 13)  # never padded past max_length
+
+
+def test_pair_batch_lays_out_and_truncates_as_pretraining():
+    batch = pair_batch([np.array([5, 6, 7])], [np.array([8, 9])], cls_id=CLS, sep_id=SEP, pad_id=PAD, max_length=7)
+    assert batch["input_ids"].tolist() == [[CLS, 5, 6, SEP, 8, 9, SEP]]  # A cut first: the longer one
+    assert batch["token_type_ids"].tolist() == [[0, 0, 0, 0, 1, 1, 1]]
+    assert batch["attention_mask"].tolist() == [[1] * 7]
+    batch = pair_batch([[5], [5, 6, 7]], [[8], [8]], cls_id=CLS, sep_id=SEP, pad_id=PAD, max_length=16)
+    assert batch["input_ids"].tolist() == [[CLS, 5, SEP, 8, SEP, PAD, PAD], [CLS, 5, 6, 7, SEP, 8, SEP]]  # no rounding
+    assert batch["attention_mask"].sum(1).tolist() == [5, 7]
+    assert all(t.dtype == torch.int64 for t in batch.values())
+
+
+def reference_layout(a, b, max_length):
+    """``[CLS] A [SEP] B [SEP]`` after BERT's ``truncate_seq_pair`` (pop from the longer, B on a tie)."""
+    a, b = list(a), list(b)
+    while len(a) + len(b) > max_length - 3:
+        (a if len(a) > len(b) else b).pop()
+    return [CLS, *a, SEP, *b, SEP], [0] * (len(a) + 2) + [1] * (len(b) + 1)
+
+
+def test_pair_batch_and_the_collator_share_the_reference_layout():
+    pairs = random_pairs(12, np.random.default_rng(5), low=0, high=90)
+    a_list, b_list = [p.a for p in pairs], [p.b for p in pairs]
+    assert any(len(a) + len(b) > 125 for a, b in zip(a_list, b_list))  # some pairs are cut
+    batch = pair_batch(a_list, b_list, cls_id=CLS, sep_id=SEP, pad_id=PAD, max_length=128)
+    expected = [reference_layout(a, b, 128) for a, b in zip(a_list, b_list)]
+    assert batch["input_ids"].shape[1] == max(len(ids) for ids, _ in expected)  # padded to the longest pair
+    for row, (ids, types) in enumerate(expected):
+        n = len(ids)
+        assert batch["input_ids"][row, :n].tolist() == ids and (batch["input_ids"][row, n:] == PAD).all()
+        assert batch["token_type_ids"][row, :n].tolist() == types and batch["attention_mask"][row].sum() == n
+    for multiple in (None, 8):  # the collator's unmasked batch is the same layout
+        unmasked = collator(mlm_probability=0.0, max_length=128, pad_to_multiple_of=multiple)(pairs)
+        arrays = pair_arrays(a_list, b_list, cls_id=CLS, sep_id=SEP, pad_id=PAD, max_length=128,
+                             pad_to_multiple_of=multiple)
+        for name, array in zip(("input_ids", "token_type_ids", "attention_mask"), arrays):
+            assert unmasked[name].tolist() == array.tolist()
+        width = unmasked["input_ids"].shape[1]
+        assert unmasked["input_ids"][:, :batch["input_ids"].shape[1]].tolist() == batch["input_ids"].tolist()
+        assert (unmasked["input_ids"][:, batch["input_ids"].shape[1]:] == PAD).all() and width % (multiple or 1) == 0
 
 
 def test_masking_statistics():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from linkbert.graph import DocGraph, clean_row
+from linkbert.graph import DocGraph, clean_row, joins_pairs
 
 
 def hand_graph() -> DocGraph:
@@ -92,3 +92,53 @@ def test_a_loaded_graph_pickles_as_its_folder(tmp_path):
     np.testing.assert_array_equal(pickle.loads(data).indices, g.indices)
     in_memory = pickle.loads(pickle.dumps(g))  # not loaded from files: the arrays travel
     np.testing.assert_array_equal(in_memory.indices, g.indices)
+
+
+# -- held-out links ------------------------------------------------------------------------------
+
+
+def edge_set(graph: DocGraph) -> set[tuple[int, int]]:
+    src, dst = graph.edges()
+    return set(zip(src.tolist(), dst.tolist()))
+
+
+def test_edges_lists_every_link_in_row_order():
+    src, dst = hand_graph().edges()
+    assert src.tolist() == [0, 0, 0, 1, 2, 4] and dst.tolist() == [1, 2, 3, 2, 3, 2]
+    assert src.dtype == dst.dtype == np.int64
+
+
+def test_joins_pairs_matches_either_direction_only():
+    src, dst = np.array([0, 1, 2, 3, 1]), np.array([1, 0, 3, 0, 2])
+    assert joins_pairs(src, dst, np.array([[0, 1]]), 4).tolist() == [True, True, False, False, False]
+    assert joins_pairs(src, dst, np.array([[3, 2], [2, 1]]), 4).tolist() == [False, False, True, False, True]
+    assert not joins_pairs(src, dst, np.zeros((0, 2), np.int64), 4).any()
+
+
+def test_without_pairs_drops_both_directions_and_nothing_else():
+    # 0 <-> 1, 0 -> 2, 2 -> 3, 3 -> 1; removing the pair (1, 0) takes both 0 -> 1 and 1 -> 0
+    graph = DocGraph.from_edges(np.array([0, 1, 0, 2, 3]), np.array([1, 0, 2, 3, 1]), 4)
+    kept = graph.without_pairs(np.array([[1, 0]]))
+    kept.validate()
+    assert edge_set(kept) == {(0, 2), (2, 3), (3, 1)}
+    assert edge_set(graph.without_pairs(np.zeros((0, 2), np.int64))) == edge_set(graph)
+
+
+def random_graph(n: int = 40, seed: int = 1) -> DocGraph:
+    rng = np.random.default_rng(seed)
+    return DocGraph.from_edges(np.repeat(np.arange(n), 6), rng.integers(0, n, size=6 * n), n)
+
+
+def test_withheld_links_and_their_reverse_are_absent_from_the_rest():
+    graph = random_graph()
+    rest, withheld = graph.withhold_links(0.1)
+    assert withheld.shape == (round(0.1 * graph.num_edges), 2)
+    full, kept = edge_set(graph), edge_set(rest)
+    pairs = {tuple(p) for p in withheld.tolist()}
+    assert len(pairs) == len(withheld) and pairs <= full  # distinct, real links
+    assert kept == {(a, b) for a, b in full if (a, b) not in pairs and (b, a) not in pairs}  # nothing else is lost
+    rest.validate()
+    again_rest, again = graph.withhold_links(0.1)  # deterministic
+    assert np.array_equal(again, withheld) and edge_set(again_rest) == kept
+    assert not np.array_equal(graph.withhold_links(0.1, seed=5)[1], withheld)
+    assert graph.withhold_links(0.0)[1].shape == (0, 2) and edge_set(graph.withhold_links(0.0)[0]) == full

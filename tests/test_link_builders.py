@@ -13,6 +13,7 @@ from linkbert.link_builders import (
     TitleMentionLinker,
     compare_links,
     normalise,
+    random_links,
     tfidf_links,
     title_key,
     title_mention_links,
@@ -349,3 +350,30 @@ def test_title_mentions_against_wikispeedia_hyperlinks(shared_data):
     assert baseline["predicted"] == m["predicted"]
     assert m["precision"] > 10 * baseline["precision"]
     assert m["recall"] > 10 * baseline["recall"]
+
+
+# --- random links ---------------------------------------------------------------------------
+
+
+def test_random_links_keep_out_degrees_and_avoid_excluded_pairs():
+    n = 40
+    out_degree = np.random.default_rng(3).integers(0, 7, size=n)
+    exclude = np.array([[0, 1], [2, 0], [5, 9], [9, 7], [11, 30]])
+    indptr, indices = random_links(out_degree, seed=0, exclude=exclude)
+    assert indptr.dtype == np.int64 and indices.dtype == np.int32
+    assert np.diff(indptr).tolist() == out_degree.tolist()
+    banned = {(int(a), int(b)) for a, b in exclude} | {(int(b), int(a)) for a, b in exclude}
+    for i, row in enumerate(rows(indptr, indices)):
+        assert row == sorted(set(row)) and i not in row  # sorted, no duplicate, no self-link
+        assert not {(i, j) for j in row} & banned
+    again = random_links(out_degree, seed=0, exclude=exclude)
+    assert all(np.array_equal(x, y) for x, y in zip(again, (indptr, indices)))  # deterministic
+    assert not np.array_equal(random_links(out_degree, seed=1, exclude=exclude)[1], indices)
+
+
+def test_random_links_when_the_exclusions_leave_no_choice():
+    # 4 documents; 0 may not link 1 or 2, so its one link is 3; 1 may not link 0, so its two are 2 and 3
+    indptr, indices = random_links([1, 2, 0, 0], exclude=np.array([[0, 1], [2, 0]]))
+    assert rows(indptr, indices) == [[3], [2, 3], [], []]
+    with pytest.raises(ValueError, match="document 1 needs 3 random targets but only 2 are allowed"):
+        random_links([0, 3, 0, 0], exclude=np.array([[1, 0]]))

@@ -206,3 +206,21 @@ def test_paper_results_match_the_spec():
     names = ("hotpot", "triviaqa", "searchqa", "naturalqa", "newsqa", "squad")
     assert PAPER_RESULTS["mrqa"] == {m: dict(zip(names, row)) for m, row in SPEC_MRQA.items()}
     assert PAPER_RESULTS["medqa"]["BioLinkBERT-large"] == {"medqa_usmle": 44.6, "mmlu": 50.7}
+
+
+# ---------------------------------------------------------------- ranking (link prediction)
+
+
+def test_rank_metrics_on_a_hand_made_case():
+    true = [0.9, 0.5, 0.1, 0.3]
+    negatives = [[0.1, 0.2], [0.6, 0.1], [0.5, 0.7], [0.3, 0.0]]  # ranks 1, 2, 3, 2 (a tie counts against)
+    m = metrics.rank_metrics(true, negatives)
+    assert m["mrr"] == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 2) / 4)
+    assert m["hits1"] == 0.25 and m["hits3"] == 1.0 and m["n"] == 4 and m["candidates"] == 3
+    assert m["chance_mrr"] == pytest.approx((1 + 1 / 2 + 1 / 3) / 3) and m["chance_hits1"] == pytest.approx(1 / 3)
+
+
+def test_rank_metrics_rank_a_constant_scorer_last():
+    constant = metrics.rank_metrics([0.0] * 4, [[0.0] * 4] * 4)  # 5 candidates, all tied
+    assert constant["hits1"] == 0.0 and constant["hits3"] == 0.0 and constant["mrr"] == pytest.approx(1 / 5)
+    assert constant["mrr"] < constant["chance_mrr"]

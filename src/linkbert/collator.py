@@ -2,7 +2,7 @@
 
 ``[CLS] A [SEP] B [SEP]``, token types 0 for ``[CLS] A [SEP]`` and 1 for ``B [SEP]``, padded
 to the longest example (rounded up to ``pad_to_multiple_of``). This is the one place where
-batches become tensors.
+batches become tensors: ``pair_batch`` lays out unmasked pairs the same way, for inference.
 
 Masking, decided per example from its own generator ``default_rng((*pair.key, 1))``: an
 example's masks depend only on its (seed, epoch, index) and its tokens, never on the batch it
@@ -29,9 +29,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from linkbert.objectives import IGNORE_INDEX
 from linkbert.pairs import Pair
-
-IGNORE_INDEX = -100
 
 
 class PretrainingCollator:
@@ -76,20 +75,11 @@ class PretrainingCollator:
         ``relation_labels`` (B,)."""
         if not pairs:
             raise ValueError("cannot collate an empty batch")
-        lengths = [truncated_lengths(len(p.a), len(p.b), self.max_length - 3) for p in pairs]
-        width = self._width(max(la + lb + 3 for la, lb in lengths))
-        input_ids = np.full((len(pairs), width), self.pad_id, dtype=np.int64)
-        token_type_ids = np.zeros((len(pairs), width), dtype=np.int64)
-        attention_mask = np.zeros((len(pairs), width), dtype=np.int64)
-        uniforms = np.ones((3, len(pairs), width))  # per example: selection, 80/10/10 decision, replacement
-        for row, (pair, (la, lb)) in enumerate(zip(pairs, lengths)):
-            n = la + lb + 3
-            ids = input_ids[row]
-            ids[0], ids[la + 1], ids[n - 1] = self.cls_id, self.sep_id, self.sep_id
-            ids[1:la + 1] = pair.a[:la]
-            ids[la + 2:n - 1] = pair.b[:lb]
-            token_type_ids[row, la + 2:n] = 1
-            attention_mask[row, :n] = 1
+        input_ids, token_type_ids, attention_mask = pair_arrays(
+            [p.a for p in pairs], [p.b for p in pairs], cls_id=self.cls_id, sep_id=self.sep_id, pad_id=self.pad_id,
+            max_length=self.max_length, pad_to_multiple_of=self.pad_to_multiple_of)
+        uniforms = np.ones((3, *input_ids.shape))  # per example: selection, 80/10/10 decision, replacement
+        for row, (pair, n) in enumerate(zip(pairs, attention_mask.sum(1).tolist())):
             # n uniforms each, drawn from the example's own generator: independent of the padding
             uniforms[:, row, :n] = np.random.default_rng((*pair.key, 1, self.seed)).random((3, n))
         masked, labels = self._mask(input_ids, uniforms)
@@ -100,12 +90,6 @@ class PretrainingCollator:
             "labels": torch.from_numpy(labels),
             "relation_labels": torch.tensor([int(p.relation) for p in pairs], dtype=torch.int64),
         }
-
-    def _width(self, longest: int) -> int:
-        """Pad to the longest example rounded up to ``pad_to_multiple_of``, but never past
-        ``max_length`` (the position embeddings end there)."""
-        multiple = self.pad_to_multiple_of or 1
-        return min(-(-longest // multiple) * multiple, max(self.max_length, longest))
 
     def _mask(self, input_ids: np.ndarray, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """MLM corruption of ``input_ids`` (B, T) from per-position ``uniforms`` (3, B, T).
@@ -136,6 +120,39 @@ class PretrainingCollator:
         positions = np.arange(input_ids.shape[1])
         word_start = np.maximum.accumulate(np.where(starts, positions, 0), axis=1)
         return np.take_along_axis(draw, word_start, axis=1)
+
+
+def pair_batch(a_list: Sequence, b_list: Sequence, *, cls_id: int, sep_id: int, pad_id: int,
+               max_length: int) -> dict[str, torch.Tensor]:
+    """Unmasked ``[CLS] A [SEP] B [SEP]`` inputs of segment pairs, for inference: int64 tensors
+    ``input_ids, token_type_ids, attention_mask`` (B, T) laid out and truncated as in pretraining,
+    padded to the longest pair."""
+    arrays = pair_arrays(a_list, b_list, cls_id=cls_id, sep_id=sep_id, pad_id=pad_id, max_length=max_length)
+    return dict(zip(("input_ids", "token_type_ids", "attention_mask"), map(torch.from_numpy, arrays)))
+
+
+def pair_arrays(a_list: Sequence, b_list: Sequence, *, cls_id: int, sep_id: int, pad_id: int, max_length: int,
+                pad_to_multiple_of: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(input_ids, token_type_ids, attention_mask)``, int64 (B, T): row ``i`` is ``[CLS] A [SEP]
+    B [SEP]`` of ``a_list[i]``, ``b_list[i]`` cut by :func:`truncated_lengths` to ``max_length``,
+    token types 0 then 1 from B on, padded to the longest row rounded up to
+    ``pad_to_multiple_of`` but never past ``max_length`` (the position embeddings end there)."""
+    lengths = [truncated_lengths(len(a), len(b), max_length - 3) for a, b in zip(a_list, b_list)]
+    longest = max(la + lb + 3 for la, lb in lengths)
+    multiple = pad_to_multiple_of or 1
+    width = min(-(-longest // multiple) * multiple, max(max_length, longest))
+    input_ids = np.full((len(lengths), width), pad_id, dtype=np.int64)
+    token_type_ids = np.zeros_like(input_ids)
+    attention_mask = np.zeros_like(input_ids)
+    for row, (a, b, (la, lb)) in enumerate(zip(a_list, b_list, lengths)):
+        n = la + lb + 3
+        ids = input_ids[row]
+        ids[0], ids[la + 1], ids[n - 1] = cls_id, sep_id, sep_id
+        ids[1:la + 1] = a[:la]
+        ids[la + 2:n - 1] = b[:lb]
+        token_type_ids[row, la + 2:n] = 1
+        attention_mask[row, :n] = 1
+    return input_ids, token_type_ids, attention_mask
 
 
 def truncated_lengths(len_a: int, len_b: int, budget: int) -> tuple[int, int]:

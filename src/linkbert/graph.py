@@ -8,6 +8,10 @@ Wikipedia's 6.5M documents and 150M links take about 0.68 GB, memory-mapped on l
 Diversity sampling (SPEC §1): the linked document j is drawn with probability proportional
 to 1 / in-degree(j) among the out-neighbours of i. ``linked_probabilities`` gives that
 distribution; the pair sampler draws from it.
+
+Held-out links: ``withhold_links`` sets a share of the links aside and ``without_pairs`` removes
+given document pairs, both directions, so that a link-prediction evaluation asks about pairs
+pretraining never saw linked.
 """
 
 from __future__ import annotations
@@ -106,6 +110,31 @@ class DocGraph:
         weights = 1.0 / self.in_degree[neighbors].astype(np.float64)
         return weights / weights.sum() if len(weights) else weights
 
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(src, dst)``: every edge as two int64 arrays, in row order."""
+        src = np.repeat(np.arange(self.num_nodes, dtype=np.int64), self.out_degree)
+        return src, np.asarray(self.indices, dtype=np.int64)
+
+    # -- held-out links ---------------------------------------------------------------------
+
+    def without_pairs(self, pairs: np.ndarray) -> "DocGraph":
+        """This graph minus every edge between the two documents of a row of ``pairs`` (an
+        ``(m, 2)`` array), in either direction."""
+        src, dst = self.edges()
+        keep = ~joins_pairs(src, dst, pairs, self.num_nodes)
+        return DocGraph.from_edges(src[keep], dst[keep], self.num_nodes)
+
+    def withhold_links(self, fraction: float, seed: int = 0) -> tuple["DocGraph", np.ndarray]:
+        """``(remaining graph, withheld (m, 2) int64 array of (source, target))``: ``fraction``
+        of the links drawn by ``seed`` are withheld, and the remaining graph has neither a
+        withheld link nor its reverse, so no withheld pair of documents is ever linked in it
+        (held-out link prediction asks about exactly those pairs)."""
+        src, dst = self.edges()
+        n_withheld = round(fraction * len(src))
+        chosen = np.sort(np.random.default_rng((seed, 4241)).choice(len(src), size=n_withheld, replace=False))
+        withheld = np.stack([src[chosen], dst[chosen]], axis=1)
+        return self.without_pairs(withheld), withheld
+
     def validate(self) -> None:
         """Check the CSR invariants; raises ``ValueError`` naming the first one broken."""
         n = self.num_nodes
@@ -161,6 +190,16 @@ class DocGraph:
         if self.source_dir is not None:
             return (DocGraph.load, (str(self.source_dir),))
         return (DocGraph, (self.indptr, self.indices, self.in_degree))
+
+
+def joins_pairs(src: np.ndarray, dst: np.ndarray, pairs: np.ndarray, num_nodes: int) -> np.ndarray:
+    """Boolean per edge ``(src[i], dst[i])``: True where it joins the two documents of a row of
+    ``pairs`` (an ``(m, 2)`` array), in either direction."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if len(pairs) == 0:
+        return np.zeros(len(src), dtype=bool)
+    keys = np.concatenate([pairs[:, 0] * num_nodes + pairs[:, 1], pairs[:, 1] * num_nodes + pairs[:, 0]])
+    return np.isin(np.asarray(src, np.int64) * num_nodes + np.asarray(dst, np.int64), keys)
 
 
 def _squeeze_sorted(key: np.ndarray, num_nodes: int) -> np.ndarray:

@@ -12,6 +12,8 @@ CSR adjacency ``(indptr, indices)``: ``indptr`` is ``int64 [n+1]``, ``indices`` 
 [indptr[-1]]`` and row ``i`` is ``indices[indptr[i]:indptr[i+1]]``, in a deterministic order,
 with neither self-links nor duplicates. Both are pure functions of their inputs.
 
+``random_links`` draws links with given out-degrees (the "random links" ablation).
+
 ``compare_links`` scores a built graph against real links (precision, recall, F1, micro and
 per document); ``benchmarks/title_mention_quality.py`` runs it on Wikispeedia.
 """
@@ -247,6 +249,50 @@ def tfidf_links(texts: Iterable[str], *, k: int = 5, chunk_size: int = 1024, **o
     ``tfidf_matrix`` (``min_df``, ``max_df``, ``stop_words``, ``n_features``, ...).
     """
     return top_k_neighbours(tfidf_matrix(texts, **options), k=k, chunk_size=chunk_size)
+
+
+# -- random links -------------------------------------------------------------------------------
+
+def random_links(out_degree: Sequence[int], *, seed: int = 0,
+                 exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Random links with the given out-degree per document, as CSR ``(indptr int64 [n+1],
+    indices int32 [nnz])``: document ``i``'s ``out_degree[i]`` targets are drawn by ``seed``
+    uniformly without replacement among the other documents, never the other document of a
+    row of ``exclude`` (an ``(m, 2)`` array of pairs, either direction). Rows are sorted.
+
+    The "random links" ablation: a graph with a real graph's degrees but no meaning. Raises
+    ``ValueError`` when a document needs more targets than it is allowed.
+    """
+    n = len(out_degree)
+    rng = np.random.default_rng((seed, 977))
+    partners = _pair_partners(exclude)
+    rows = [_random_targets(rng, i, int(k), n, partners.get(i, set()) | {i})
+            for i, k in enumerate(out_degree) if k > 0]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.asarray(out_degree, dtype=np.int64), out=indptr[1:])
+    indices = np.array([j for row in rows for j in row], dtype=np.int32)
+    return indptr, indices
+
+
+def _pair_partners(pairs: np.ndarray | None) -> dict[int, set[int]]:
+    """Each document of ``pairs`` -> the documents it is paired with, either direction."""
+    partners: dict[int, set[int]] = {}
+    for a, b in (pairs if pairs is not None else ()):
+        partners.setdefault(int(a), set()).add(int(b))
+        partners.setdefault(int(b), set()).add(int(a))
+    return partners
+
+
+def _random_targets(rng: np.random.Generator, source: int, k: int, n: int, banned: set[int]) -> list[int]:
+    """``k`` distinct documents of ``0..n-1`` outside ``banned``, sorted."""
+    if k > n - len(banned):
+        raise ValueError(f"document {source} needs {k} random targets but only {n - len(banned)} are allowed")
+    targets: set[int] = set()
+    while len(targets) < k:  # rejection, in rounds of twice what is missing: degrees are far below n
+        for j in rng.integers(0, n, size=2 * (k - len(targets))).tolist():
+            if j not in banned and len(targets) < k:
+                targets.add(j)
+    return sorted(targets)
 
 
 # -- evaluation --------------------------------------------------------------------------------

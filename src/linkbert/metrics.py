@@ -1,4 +1,5 @@
-"""Metrics of the paper's downstream tasks, each its own function, as the released code computes them.
+"""Metrics of the paper's downstream tasks, each its own function, as the released code computes them,
+and the ranking metrics of zero-shot link prediction (``rank_metrics``).
 
 Scales: ``squad_scores`` returns 0-100 like the official SQuAD v1.1 script; every other function
 returns fractions in 0-1 (as seqeval, scikit-learn and the released ``compute_metrics`` do). The
@@ -203,6 +204,27 @@ def accuracy(true: Sequence, pred: Sequence) -> float:
     """Fraction of examples whose predicted label equals the gold label."""
     _check_lengths(true, pred)
     return sum(1 for t, p in zip(true, pred) if t == p) / len(true)
+
+
+# ---------------------------------------------------------------- ranking (link prediction)
+
+
+def rank_metrics(true_scores, negative_scores) -> dict:
+    """MRR and hits@1/@3 of each true candidate among its row of negatives, with their chance levels.
+
+    ``true_scores``: ``(n,)``, one per query; ``negative_scores``: ``(n, k)``, higher = more
+    likely. A tie counts against the true candidate, so a constant scorer ranks it last and
+    cannot look better than chance. Returns ``mrr``, ``hits1``, ``hits3`` (fractions), ``n``
+    (queries), ``candidates`` (k + 1), ``chance_mrr`` and ``chance_hits1`` (a uniformly random
+    ranking's expected values).
+    """
+    true_scores = np.asarray(true_scores, dtype=np.float64)
+    negative_scores = np.asarray(negative_scores, dtype=np.float64)
+    ranks = 1 + (negative_scores >= true_scores[:, None]).sum(1)
+    m = negative_scores.shape[1] + 1
+    return {"mrr": float((1.0 / ranks).mean()), "hits1": float((ranks == 1).mean()), "hits3": float((ranks <= 3).mean()),
+            "n": len(ranks), "candidates": int(m),
+            "chance_mrr": float(np.mean(1.0 / np.arange(1, m + 1))), "chance_hits1": 1.0 / m}
 
 
 # ---------------------------------------------------------------- BLURB aggregate

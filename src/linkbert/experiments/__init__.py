@@ -1,6 +1,6 @@
 """``linkbert experiment NAME``: experiments built from the pipeline's parts.
 
-* ``ablation``: the paper's link ablations in miniature on Wikispeedia (``experiments/ablation.py``).
+* ``ablation``: the paper's link ablations in miniature on Wikispeedia (``experiments/ablation/``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,157 @@
+"""One cell of the grid (init x variant x seed): pretrain, export, fine-tune and score it.
+
+Every step keeps its output in the cell's folder, so an interrupted cell resumes from its last
+pretraining checkpoint and redoes only the evaluations it lacks; ``result.json``, written last,
+marks a finished cell, which is never recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from linkbert.experiments.ablation.grid import VARIANTS, Context
+from linkbert.files import write_json
+
+
+def run_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, keep_models: bool = False) -> dict:
+    """One cell of the grid, skipped when its ``result.json`` exists (never recomputed)."""
+    folder = ctx.cell_dir(init, variant, seed)
+    result_file = folder / "result.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    checkpoint, summary = pretrain_cell(ctx, init, variant, seed, steps, folder / "pretrain")
+    pretrained = time.time()
+    metrics = evaluate_cell(ctx, checkpoint, folder, seed)
+    evaluation = summary.get("eval") or {}
+    metrics["heldout_mlm_acc"] = 100 * evaluation["mlm_accuracy"] if "mlm_accuracy" in evaluation else None
+    metrics["heldout_relation_acc"] = (100 * evaluation["relation_accuracy"]
+                                       if "relation_accuracy" in evaluation else None)
+    result = {"init": init, "variant": variant, "seed": seed, "steps": summary.get("step", 0),
+              "pretrain_seconds": round(pretrained - started, 1), "eval_seconds": round(time.time() - pretrained, 1),
+              "metrics": metrics, "pretrain_summary": {k: summary.get(k) for k in ("step", "stop_reason", "tokens")}}
+    write_json(result_file, result)
+    if not keep_models:  # what a cell leaves behind is its figures and logs, not 100 MB of weights
+        shutil.rmtree(folder / "model", ignore_errors=True)
+        shutil.rmtree(folder / "pretrain" / "checkpoints", ignore_errors=True)
+        shutil.rmtree(folder / "pretrain" / "initial", ignore_errors=True)
+    return result
+
+
+# -- pretraining -----------------------------------------------------------------------------------
+
+def pretrain_config(ctx: Context, init: str, variant: str, seed: int, steps: int):
+    from linkbert.pretrain import PretrainConfig
+
+    v, mode = VARIANTS[variant], ctx.mode
+    scratch = init == "scratch"
+    return PretrainConfig(
+        preset=mode.scratch_preset, init=ctx.init_source(init), objective=v.objective,
+        graph=str(ctx.graph_dir(v.graph).resolve()) if v.graph else "", linked_sampling=v.linked_sampling,
+        linked_segment="first", max_length=mode.max_length, batch_size=mode.batch_size, max_steps=max(1, steps),
+        lr=mode.lr_scratch if scratch else mode.lr_continued, warmup_steps=max(1, steps // 10),
+        heldout_fraction=0.01, eval_pairs=256, seed=seed, save_every=max(25, steps // 4), keep_checkpoints=1,
+        log_every=max(1, steps // 10), progress=False, tensorboard=False, precision="auto")
+
+
+def pretrain_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, folder: Path) -> tuple[Path, dict]:
+    """Pretrain (or, for ``init``, save the initial model); returns (checkpoint folder, summary)."""
+    from linkbert import checkpoint
+    from linkbert.pretrain import pretrain
+
+    config = pretrain_config(ctx, init, variant, seed, steps)
+    if not VARIANTS[variant].pretrain:
+        return save_initial_model(ctx, config, folder / "initial"), {"step": 0}
+    summary_file = folder / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
+    if summary is None or summary.get("step") != config.max_steps:
+        summary = pretrain(config, str(ctx.prepared), str(folder))
+    return checkpoint.latest(folder), summary
+
+
+def save_initial_model(ctx: Context, config, folder: Path) -> Path:
+    """The model ``config``'s pretraining would start from, saved with the corpus's tokenizer."""
+    from linkbert.pretrain import initial_model
+
+    if not (folder / "model.safetensors").exists():
+        corpus = ctx.corpus()
+        model = initial_model(preset=config.preset, init=config.init, objective=config.objective,
+                              vocab_size=corpus.store.vocab_size, dropout=config.dropout, seed=config.seed)
+        model.save_pretrained(folder)
+        corpus.tokenizer().save_pretrained(folder)
+    return folder
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+
+def evaluate_cell(ctx: Context, checkpoint: Path, folder: Path, seed: int) -> dict:
+    """Every evaluation of one pretrained model; each sub-result is kept, so a restart redoes
+    only what is missing."""
+    from linkbert.export import export
+
+    model_dir = folder / "model"
+    if not (model_dir / "config.json").exists():
+        export(checkpoint, model_dir, tokenizer=ctx.corpus().tokenizer_dir, overwrite=True)
+    qa, fewshot, category = finetune_all(ctx, model_dir, folder, seed)
+    linkpred = link_prediction(ctx, checkpoint, folder / "linkpred.json")
+    head, emb = linkpred["head"], linkpred["embedding"]
+    return {
+        "qa_f1": qa["test"]["main"], "qa_em": qa["test"]["exact_match"],
+        "qa_distract_f1": qa["dev"]["main"], "qa_distract_drop": qa["test"]["main"] - qa["dev"]["main"],
+        "fewshot_f1": fewshot["test"]["main"], "fewshot_distract_f1": fewshot["dev"]["main"],
+        "category_acc": category["test"]["main"],
+        "linkpred_mrr": None if head is None else 100 * head["mrr"],
+        "linkpred_hits1": None if head is None else 100 * head["hits1"],
+        "linkpred_emb_mrr": 100 * emb["mrr"], "linkpred_emb_hits1": 100 * emb["hits1"],
+    }
+
+
+def finetune_all(ctx: Context, model_dir: Path, folder: Path, seed: int) -> tuple[dict, dict, dict]:
+    """The metrics of QA, few-shot QA and category classification fine-tuned from ``model_dir``."""
+    mode = ctx.mode
+    qa_data = ctx.eval_dir / "qa"
+    fewshot_n = json.loads((qa_data / "stats.json").read_text())["fewshot"]
+    qa_settings = {"lr": mode.qa_lr, "max_length": mode.qa_max_length, "doc_stride": mode.qa_doc_stride,
+                   "warmup_ratio": 0.1}
+    qa = finetune(ctx, model_dir, "qa", qa_data, folder / "qa", seed, epochs=mode.qa_epochs, **qa_settings)
+    fewshot = finetune(ctx, model_dir, "qa", qa_data, folder / "qa-fewshot", seed, epochs=mode.fewshot_epochs,
+                       max_train_examples=fewshot_n, **qa_settings)
+    category = finetune(ctx, model_dir, "seqcls", ctx.eval_dir / "category", folder / "category", seed,
+                        epochs=mode.cat_epochs, lr=mode.cat_lr, max_length=mode.max_length, warmup_ratio=0.1)
+    return qa, fewshot, category
+
+
+def finetune(ctx: Context, model_dir: Path, task: str, data: Path, out: Path, seed: int, **settings) -> dict:
+    """One fine-tuning run's metrics, read back when it finished before."""
+    from linkbert.finetune.run import FinetuneConfig, run
+
+    if (out / "metrics.json").exists():
+        return json.loads((out / "metrics.json").read_text())
+    config = FinetuneConfig(task=task, model=str(model_dir), data=str(data), out=str(out), seed=seed,
+                            precision="auto", device=ctx.device, save_model=False, log_every=1000,
+                            batch_size=ctx.mode.ft_batch_size, eval_batch_size=64, **settings)
+    return run(config)
+
+
+def link_prediction(ctx: Context, checkpoint: Path, path: Path) -> dict:
+    """Zero-shot link prediction of the pretraining checkpoint on the withheld links, kept in ``path``."""
+    import torch
+
+    from linkbert.link_prediction import score_link_prediction
+    from linkbert.model import LinkBertForPreTraining
+
+    if path.exists():
+        return json.loads(path.read_text())
+    corpus = ctx.corpus()
+    tokenizer = corpus.tokenizer()
+    model = LinkBertForPreTraining.from_pretrained(checkpoint, dtype=torch.float32).to(ctx.device)
+    queries = json.loads((ctx.eval_dir / "linkpred.json").read_text())["queries"]
+    result = score_link_prediction(model, corpus.store, queries, cls_id=tokenizer.cls_token_id,
+                                   sep_id=tokenizer.sep_token_id, pad_id=tokenizer.pad_token_id,
+                                   max_length=ctx.mode.max_length, device=ctx.device)
+    write_json(path, result)
+    return result
