@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -17,6 +18,9 @@ import pytest
 # passive OpenMP waiting, set before any test imports torch: tests run on shared machines, where a
 # spinning thread stalls the others (linkbert/runtime.py); the CLI chooses by the machine's state
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# the fine-tuning tests' shared helpers (tests/finetune/) report failed asserts in detail
+pytest.register_assert_rewrite("finetune_helpers")
 
 
 def pytest_addoption(parser):
@@ -77,3 +81,61 @@ def tiny_tokenizer_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tokenizer")
     tokenizer.save_pretrained(out)
     return out
+
+
+# a tiny BERT folder to fine-tune (tests/finetune/, the ablation in tests/experiments/)
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def build_tiny_bert(folder: Path, texts: list[str], split_words=("hyperparathyroidism",)) -> Path:
+    """A 2-layer BERT (random weights) and a WordPiece vocab of the words in ``texts``.
+
+    Words in ``split_words`` are left out of the vocab so they fall apart into single-letter
+    sub-tokens, which exercises first-sub-token labelling and character offsets.
+    """
+    import string
+
+    import torch
+    from tokenizers.normalizers import BertNormalizer
+    from tokenizers.pre_tokenizers import BertPreTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    normalizer, pre = BertNormalizer(lowercase=True), BertPreTokenizer()
+    words = {w for text in texts for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text))}
+    words -= set(split_words)
+    chars = sorted(set("".join(words)) | set(string.ascii_lowercase + string.digits))
+    vocab = list(dict.fromkeys(SPECIALS + sorted(words) + chars + ["##" + c for c in chars]))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizer(vocab=str(folder / "vocab.txt")).save_pretrained(folder)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)  # a plain BERT export: no task head
+    return folder
+
+
+# a Vital Articles summaries file (the quickstart's default corpus), for its reader and the quickstart
+
+TOPICS = ["Arts", "People", "Geography"]
+
+
+def summaries(n: int) -> dict:
+    """A summaries file in the package's layout; every text mentions the next article's title."""
+    titles = [f"Article {chr(65 + i % 26)}{i // 26} subject" for i in range(n)]
+    entries = {}
+    for i, title in enumerate(titles):
+        text = " ".join(
+            f"{title} is a topic number {i}. It relates to {titles[(i + 1) % n]} and to {titles[(i + 7) % n]}. "
+            f"Sentence {k} adds words about {TOPICS[i % 3].lower()} and history." for k in range(4))
+        topic = "Uncategorized" if i % 10 == 9 else TOPICS[i % 3]
+        entries[title] = {"title": title, "extract": text, "description": "d", "topic": topic}
+    return entries
+
+
+@pytest.fixture
+def summaries_file(tmp_path) -> Path:
+    path = tmp_path / "summaries_en-us.json"
+    path.write_text(json.dumps(summaries(120)), encoding="utf-8")
+    return path

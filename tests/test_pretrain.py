@@ -99,15 +99,6 @@ def test_max_length_is_checked_against_the_model_and_the_corpus(corpus, tmp_path
     assert message in err and "Traceback" not in err, err
 
 
-def test_settings_stand_anywhere_on_the_command_line():
-    from linkbert.cli import parse
-
-    args = parse(["pretrain", "max_steps=3", "--data", "d", "lr=1e-4", "--out", "o", "seed=2"])
-    assert (args.data, args.out, args.overrides) == ("d", "o", ["max_steps=3", "lr=1e-4", "seed=2"])
-    with pytest.raises(SystemExit):
-        parse(["pretrain", "--data", "d", "--out", "o", "--bogus"])
-
-
 def test_help_lists_every_setting_with_its_help(capsys):
     import dataclasses
 

@@ -1,4 +1,5 @@
-"""The quickstart: its default corpus reader, its data split and labels, its report, end to end."""
+"""The quickstart: its corpus option, its data split and labels, its report, end to end (its default
+corpus reader: tests/corpus/test_vital_articles.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import TOPICS, summaries
 
 from linkbert.errors import ConfigError
-from linkbert.corpus.vital_articles import VitalArticlesReader, default_path, read_topics
-from linkbert.errors import BadInput
 from linkbert.quickstart import (
     QuickstartConfig,
     corpus_source,
@@ -21,76 +21,8 @@ from linkbert.quickstart import (
     write_classification_data,
 )
 
-TOPICS = ["Arts", "People", "Geography"]
 
-
-def summaries(n: int) -> dict:
-    """A summaries file in the package's layout; every text mentions the next article's title."""
-    titles = [f"Article {chr(65 + i % 26)}{i // 26} subject" for i in range(n)]
-    entries = {}
-    for i, title in enumerate(titles):
-        text = " ".join(
-            f"{title} is a topic number {i}. It relates to {titles[(i + 1) % n]} and to {titles[(i + 7) % n]}. "
-            f"Sentence {k} adds words about {TOPICS[i % 3].lower()} and history." for k in range(4))
-        topic = "Uncategorized" if i % 10 == 9 else TOPICS[i % 3]
-        entries[title] = {"title": title, "extract": text, "description": "d", "topic": topic}
-    return entries
-
-
-@pytest.fixture
-def summaries_file(tmp_path) -> Path:
-    path = tmp_path / "summaries_en-us.json"
-    path.write_text(json.dumps(summaries(120)), encoding="utf-8")
-    return path
-
-
-# -- reader -----------------------------------------------------------------------------------------
-
-def test_reader_gives_one_document_per_entry_without_links(summaries_file):
-    reader = VitalArticlesReader(str(summaries_file))
-    docs = [reader.parse(r) for r in reader.records()]
-    assert len(docs) == 120
-    assert docs[0].id == docs[0].title == "Article A0 subject"
-    assert docs[0].text.startswith("Article A0 subject is a topic number 0.")
-    assert all(doc.links == () for doc in docs)
-    assert list(reader.link_keys("Article B0 subject")) == list(reader.document_keys(docs[1]))
-
-
-def test_topics_are_read_per_title_and_uncategorized_is_excluded_from_labels(summaries_file):
-    topics = read_topics(summaries_file)
-    assert topics["Article A0 subject"] == "Arts" and topics["Article J0 subject"] == "Uncategorized"
-    labels = document_labels("vital-articles", summaries_file)
-    assert "Article J0 subject" not in labels and len(labels) == 108
-    assert document_labels("jsonl", summaries_file) == {}
-
-
-@pytest.mark.parametrize("content, location, reason", [
-    ('{"A": {"title": "A", "extract": "x"', "line 1", "malformed_json"),
-    ('["A"]', "", "malformed_json"),
-    ('{"A": {"title": "A", "topic": "Arts"}}', "entry 'A'", "missing_field"),
-    ('{"A": {"title": "A", "extract": 3, "topic": "Arts"}}', "entry 'A'", "wrong_type"),
-    ('{"A": "text"}', "entry 'A'", "wrong_type"),
-])
-def test_bad_summaries_name_the_file_and_entry(tmp_path, content, location, reason):
-    path = tmp_path / "s.json"
-    path.write_text(content, encoding="utf-8")
-    reader = VitalArticlesReader(str(path))
-    with pytest.raises(BadInput) as error:
-        for record in reader.records():
-            reader.parse(record)
-    assert error.value.path == str(path) and error.value.location == location and error.value.reason == reason
-
-
-def test_missing_package_says_how_to_install_it(monkeypatch):
-    from importlib import metadata
-
-    def missing(name):
-        raise metadata.PackageNotFoundError(name)
-
-    monkeypatch.setattr(metadata, "distribution", missing)
-    with pytest.raises(BadInput, match=r'pip install -e "\.\[demo\]"'):
-        default_path()
-
+# -- corpus option ----------------------------------------------------------------------------------
 
 def test_corpus_option_must_be_format_colon_path():
     assert corpus_source(QuickstartConfig(corpus="jsonl:some/file.jsonl")) == ("jsonl", Path("some/file.jsonl"))

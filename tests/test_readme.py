@@ -44,18 +44,20 @@ EXERCISED: list[tuple[str, str, tuple[str, ...]]] = [
     # prepare
     (r"linkbert prepare --format jsonl --input examples/tiny_corpus\.jsonl ", CI,
      (r"^linkbert prepare --format jsonl --input examples/tiny_corpus\.jsonl --tokenizer train --vocab-size 400 ",)),
-    (r"linkbert prepare --format wikispeedia ", "tests/test_wikispeedia_reader.py::test_real_dataset_articles_and_links"),
+    (r"linkbert prepare --format wikispeedia ",
+     "tests/corpus/test_wikispeedia.py::test_real_dataset_articles_and_links"),
     # pretrain, export (the CLI run, killed and run again: it resumes), torchrun
     (r"linkbert pretrain ", "tests/test_pretrain.py::test_sigkill_then_resume_gives_the_same_weights"),
     (r"linkbert export ", "tests/test_export.py::test_a_run_folder_exports_its_latest_checkpoint"),
     (r"torchrun .*-m linkbert\.cli pretrain ", "tests/test_pretrain.py::test_two_process_torchrun_matches_one_process"),
     # fine-tune, evaluate, convert
     (r"linkbert finetune --task tokcls .*--recipe configs/finetune/NCBI-disease\.yaml",
-     "tests/test_finetune_run.py::test_real_examples"),
+     "tests/finetune/test_run.py::test_real_examples"),
     (r"linkbert evaluate runs ", "tests/test_evaluate.py::test_runs_full_blurb_score_and_models_side_by_side"),
-    (r"linkbert convert NCBI-disease ", "tests/test_convert.py::test_converter_matches_shipped_files"),
+    (r"linkbert convert NCBI-disease ", "tests/finetune/test_convert.py::test_converter_matches_shipped_files"),
     # experiments
-    (r"linkbert experiment ablation ", "tests/test_ablation.py::test_the_whole_grid_runs_resumes_and_writes_results"),
+    (r"linkbert experiment ablation ",
+     "tests/experiments/test_ablation.py::test_the_whole_grid_runs_resumes_and_writes_results"),
 ]
 # a benchmark command (the README's or docs/'): test_benchmark_runs_in_smoke_mode runs each one
 BENCHMARK = r"(LINKBERT_DATA=\S+ )?python benchmarks/\w+\.py"

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
-from conftest import TINY_TEXTS
+from conftest import TINY_TEXTS, build_tiny_bert
 
 from linkbert.experiments.ablation import cell, results, run
 from linkbert.experiments.ablation.assets import add_distractors
@@ -117,8 +117,6 @@ def make_tiny_data(root: Path, n_docs: int = 20) -> Path:
 
 @pytest.mark.slow
 def test_the_whole_grid_runs_resumes_and_writes_results(tmp_path, monkeypatch):
-    from test_finetune_run import build_tiny_bert
-
     from linkbert.cli import main
 
     data = make_tiny_data(tmp_path / "data")

