@@ -186,15 +186,22 @@ def test_two_process_torchrun_matches_one_process(corpus, tmp_path):
     # no dropout: the only difference left between the runs is how the global batch is split
     steps = ["max_steps=3", "save_every=100", "dropout=0"]
     subprocess.run(_cli(corpus, tmp_path / "one", steps), check=True, capture_output=True)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    # --standalone: a rendezvous on a free local port (a fixed port collides with another test run
+    # on the same machine, and two jobs joining one store wait on each other for ever)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                 "-m", "linkbert.cli"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    # a timeout, so that ranks waiting on each other fail the test instead of hanging the suite
+    # its own session and a timeout, so that ranks waiting on each other fail the test, and are
+    # all killed, instead of hanging the suite
+    process = subprocess.Popen(torchrun + _cli(corpus, tmp_path / "two", steps)[3:], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     try:
-        result = subprocess.run(torchrun + _cli(corpus, tmp_path / "two", steps)[3:], capture_output=True, text=True,
-                                env=env, timeout=300)
-    except subprocess.TimeoutExpired as hung:  # say where the ranks were
-        pytest.fail(f"torchrun hung; stdout: {(hung.stdout or b'')[-1000:]!r}; stderr: {(hung.stderr or b'')[-3000:]!r}")
+        stdout, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"torchrun hung; stdout: {stdout[-1000:]!r}; stderr: {stderr[-3000:]!r}")
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     assert result.returncode == 0, result.stderr[-3000:]
     one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     for name in one:
