@@ -35,7 +35,7 @@ from finetune_helpers import (
 
 from linkbert import settings
 from linkbert.errors import ConfigError
-from linkbert.finetune.run import FinetuneConfig, plan_steps, resolve
+from linkbert.finetune.run import FinetuneConfig, plan_steps, resolve, update_after
 from linkbert.finetune.tasks import TaskSetupError, make_task
 
 tiny_model = finetune_helpers.tiny_model  # a fixture: a tiny BERT for the examples, built once per module
@@ -150,15 +150,22 @@ def test_same_seed_same_result_and_best_on_dev(tmp_path, tiny_model):
     assert metrics["best_epoch"] in (1, 2) and metrics["steps"] == 3
 
 
-def test_answer_not_in_context_is_counted_and_skipped(tmp_path, tiny_model):
+def test_training_keeps_spans_inside_the_context_and_skips_the_others(tmp_path, tiny_model):
+    """As the released run_qa.py: a span inside the context trains even where its text differs
+    from the answer text; one outside the context, or no answer, has nothing to learn."""
     splits = splits_of(qa_examples)
-    splits["train"][0]["answers"]["answer_start"] = [0]  # points at the wrong text
+    splits["train"][0]["answers"]["answer_start"] = [0]  # inside the context, at other text: kept
+    context = splits["train"][1]["context"]
+    splits["train"][1]["answers"]["answer_start"] = [len(context) - 1]  # runs past the context: skipped
+    splits["train"][2]["answers"] = {"answer_start": [], "text": []}  # no answer: skipped
     data = write_data(tmp_path / "qa", splits)
     out = tmp_path / "run"
     assert finetune("--task", "qa", "--model", tiny_model, "--data", data, "--out", out, "max_length=64",
                     "doc_stride=16", "save_model=false", *FAST, "max_steps=1") == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["train_examples"] == 7 and metrics["stats"]["train_answer_not_in_context"] == 1
+    assert metrics["train_examples"] == 6
+    assert metrics["stats"]["train_skipped"] == {"no_answer": 1, "span_outside_context": 1}
+    assert metrics["stats"]["train_answer_text_differs_kept"] == 1
     assert metrics["stats"]["dev_answer_not_in_context"] == 0
 
 
@@ -200,9 +207,51 @@ def plan(num_batches: int, **values) -> tuple[int, int]:
 
 
 def test_step_plan():
-    assert plan(5, epochs=2, grad_accum_steps=2, warmup_ratio=0.1) == (6, 1)  # 3 updates per epoch (the last with one batch)
+    # 2 updates per epoch: whole accumulation groups, as the released runs' HF Trainer counts them
+    assert plan(5, epochs=2, grad_accum_steps=2, warmup_ratio=0.1) == (4, 1)
+    assert plan(3, epochs=2, grad_accum_steps=4) == (2, 0)  # an epoch shorter than a group: one update
     assert plan(5, epochs=1, max_steps=4, warmup_steps=10) == (4, 4)
     assert plan(10, epochs=0.5) == (5, 0)
+
+
+def test_updates_after_whole_groups_or_a_short_epochs_last_batch():
+    assert update_after(5, 2) == {1, 3} and update_after(4, 2) == {1, 3}
+    assert update_after(3, 4) == {2} and update_after(4, 1) == {0, 1, 2, 3}
+
+
+def test_a_partial_group_joins_the_next_epochs_first_update(monkeypatch):
+    """5 batches a epoch, groups of 2, 2 epochs: updates {b0,b1} {b2,b3} {b4 + the next epoch's
+    first two} {two more}, the second epoch's last batch dropped. Batch i's loss is w * 2**i, so
+    the gradient of an update (times the group size) tells which batches it holds."""
+    import types
+
+    import torch
+
+    from linkbert.finetune import run as run_module
+
+    class Scalar(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return types.SimpleNamespace(loss=(self.w * x).sum())
+
+    task = types.SimpleNamespace(collate=lambda features: {"x": torch.tensor([f["x"] for f in features])})
+    seen, real_step = [], run_module.optimizer_step
+
+    def record(model, *args, **kwargs):
+        seen.append(round(float(model.w.grad) * 2))
+        real_step(model, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "optimizer_step", record)
+    result = run_module.train(Scalar(), task, [{"x": 2.0 ** i} for i in range(5)], torch.device("cpu"),
+                              batch_size=1, grad_accum_steps=2, epochs=2, max_steps=-1, warmup_ratio=0.0,
+                              warmup_steps=0, lr=1e-3, weight_decay=0.0, adam_beta1=0.9, adam_beta2=0.999,
+                              adam_eps=1e-8, max_grad_norm=0.0, seed=0, log_every=100, dtype=None)
+    assert result["steps"] == 4 and len(seen) == 4
+    assert [bin(g).count("1") for g in seen] == [2, 2, 3, 2]  # the third update holds three batches
+    assert seen[0] + seen[1] + seen[2] - 31 + seen[3] < 31  # the second epoch: one batch left out
 
 
 RUN = {"model": "m", "data": "d/NCBI-disease_hf", "out": "o"}
@@ -312,4 +361,4 @@ def test_real_squad(shared_data, tmp_path):
     assert finetune("--model", model, "--data", data, "--out", out, "--recipe", "configs/finetune/squad.yaml",
                     "max_steps=2", "max_length=96", "doc_stride=32", "save_model=false") == 0
     metrics = check_run(out, "qa", "squad", "squad", {"dev": 8, "test": 8})
-    assert metrics["stats"]["train_answer_not_in_context"] == 0
+    assert metrics["stats"]["train_skipped"] == {} and metrics["stats"]["train_answer_text_differs_kept"] == 0

@@ -18,6 +18,7 @@ from linkbert.finetune.tasks import (
     answer_token_span,
     first_subtoken_labels,
     first_subtoken_positions,
+    training_span_problem,
 )
 from linkbert.objectives import IGNORE_INDEX as IGNORE
 
@@ -25,6 +26,21 @@ tiny_model = finetune_helpers.tiny_model  # a fixture: a tiny BERT for the examp
 
 
 # ---------------------------------------------------------------- QA training targets
+
+
+def _qa(context: str, starts: list[int], texts: list[str]) -> dict:
+    return {"context": context, "answers": {"answer_start": starts, "text": texts}}
+
+
+def test_a_training_span_is_usable_when_it_lies_inside_the_context():
+    context = "The Eiffel Tower is in Paris."
+    assert training_span_problem(_qa(context, [23], ["Paris"])) is None
+    assert training_span_problem(_qa(context, [23], ["PARIS"])) is None  # other case (TriviaQA): the span trains
+    assert training_span_problem(_qa(context, [0], ["Paris"])) is None  # other text, inside: as the released code
+    assert training_span_problem(_qa(context, [26], ["Paris"])) == "span_outside_context"
+    assert training_span_problem(_qa(context, [-1], ["Paris"])) == "span_outside_context"
+    assert training_span_problem(_qa(context, [3], [""])) == "empty_answer"
+    assert training_span_problem(_qa(context, [], [])) == "no_answer"
 
 
 def test_answer_token_span_inside_and_outside_the_window():

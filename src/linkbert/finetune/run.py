@@ -225,8 +225,20 @@ def select_splits(splits: dict[str, Split], *, eval_only: bool, max_train_exampl
 
 
 def updates_per_epoch(num_batches: int, grad_accum_steps: int) -> int:
-    """Optimizer updates in one pass; a last, partial accumulation group still updates."""
-    return max(1, math.ceil(num_batches / grad_accum_steps))
+    """Optimizer updates in one pass, as the released runs' HF Trainer counts them: whole
+    accumulation groups (at least one). The schedule, and so the learning rate at every update,
+    is then the released one."""
+    return max(1, num_batches // grad_accum_steps)
+
+
+def update_after(num_batches: int, grad_accum_steps: int) -> set[int]:
+    """The batch indices of an epoch after which the optimizer steps: the end of every whole
+    accumulation group, or the epoch's last batch when the epoch is shorter than one group.
+    The batches of a last, partial group are back-propagated and their gradients join the next
+    epoch's first update (the last epoch's are dropped): the HF Trainer of the released runs."""
+    if num_batches <= grad_accum_steps:
+        return {num_batches - 1}
+    return {i for i in range(num_batches) if (i + 1) % grad_accum_steps == 0}
 
 
 def plan_steps(num_batches: int, *, grad_accum_steps: int, epochs: float, max_steps: int, warmup_ratio: float,
@@ -238,32 +250,22 @@ def plan_steps(num_batches: int, *, grad_accum_steps: int, epochs: float, max_st
     return total, min(warmup, total)
 
 
-def accumulation_groups(loader, size: int):
-    """Consecutive groups of ``size`` batches (the last one may be shorter)."""
-    group = []
-    for batch in loader:
-        group.append(batch)
-        if len(group) == size:
-            yield group
-            group = []
-    if group:
-        yield group
-
-
 def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def update(model, group, optimizer, scheduler, scaler, device, *, dtype, max_grad_norm: float) -> float:
-    """One optimizer update from a group of batches; returns the mean loss. ``scaler``: fp16's
-    gradient scaler, or None."""
+def backward(model, batch: dict, scaler, device, *, dtype, grad_accum_steps: int) -> float:
+    """Back-propagate one batch's loss, divided by ``grad_accum_steps`` (whatever the size of
+    the group it lands in, as the HF Trainer); returns that share of the loss."""
     model.train()
-    total = 0.0
-    for batch in group:
-        with runtime.autocast(dtype, device):
-            loss = model(**to_device(batch, device)).loss / len(group)
-        (scaler.scale(loss) if scaler else loss).backward()
-        total += loss.item()
+    with runtime.autocast(dtype, device):
+        loss = model(**to_device(batch, device)).loss / grad_accum_steps
+    (scaler.scale(loss) if scaler else loss).backward()
+    return loss.item()
+
+
+def optimizer_step(model, optimizer, scheduler, scaler, *, max_grad_norm: float) -> None:
+    """Clip, step, advance the schedule, clear the gradients. ``scaler``: fp16's, or None."""
     if max_grad_norm > 0:
         if scaler:
             scaler.unscale_(optimizer)
@@ -275,7 +277,6 @@ def update(model, group, optimizer, scheduler, scaler, device, *, dtype, max_gra
         optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return total
 
 
 def train(model, task: Task, features: list[dict], device, *, batch_size: int, grad_accum_steps: int,
@@ -291,15 +292,18 @@ def train(model, task: Task, features: list[dict], device, *, batch_size: int, g
     optimizer = adamw(model, lr=lr, weight_decay=weight_decay, betas=(adam_beta1, adam_beta2), eps=adam_eps)
     scheduler = linear_schedule(optimizer, warmup_steps=warmup, total_steps=total)
     scaler = runtime.grad_scaler(dtype, device)
+    steps_at = update_after(len(loader), grad_accum_steps)
     log.info("training: %d features, %d updates (warmup %d), update batch %d", len(features), total, warmup,
              batch_size * grad_accum_steps)
-    step, epoch, recent = 0, 0, []
+    step, epoch, recent, loss = 0, 0, [], 0.0
     progress = tqdm(total=total, desc="train", disable=None)
     while step < total:
-        for group in accumulation_groups(loader, grad_accum_steps):
-            recent.append(update(model, group, optimizer, scheduler, scaler, device, dtype=dtype,
-                                 max_grad_norm=max_grad_norm))
-            step += 1
+        for index, batch in enumerate(loader):
+            loss += backward(model, batch, scaler, device, dtype=dtype, grad_accum_steps=grad_accum_steps)
+            if index not in steps_at:
+                continue
+            optimizer_step(model, optimizer, scheduler, scaler, max_grad_norm=max_grad_norm)
+            step, recent, loss = step + 1, recent + [loss], 0.0
             progress.update(1)
             if step % log_every == 0 or step == total:
                 log.info("step %d/%d epoch %d loss %.4f lr %.3g", step, total, epoch + 1,

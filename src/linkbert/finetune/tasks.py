@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import logging
+from collections import Counter
 
 import numpy as np
 import torch
@@ -401,9 +402,32 @@ def answer_token_span(offsets, sequence_ids, start_char: int, end_char: int, cls
 
 
 def answer_in_context(record: dict, k: int) -> bool:
+    """Whether answer ``k``'s ``answer_start`` points at its text in the context."""
     answers = record["answers"]
     start, text = answers["answer_start"][k], answers["text"][k]
     return record["context"][start:start + len(text)] == text
+
+
+def training_span_problem(record: dict) -> str | None:
+    """Why a training example has no answer span to learn, or None when it has one.
+
+    As the released ``run_qa.py``, training takes the first answer's character span
+    ``answer_start .. answer_start + len(text)`` whether or not the context holds that very text
+    there (TriviaQA and SearchQA answers often differ from the context in case): a span inside
+    the context is usable. Unusable: no answer at all (the released code would train such an
+    example towards [CLS], an answer that SQuAD-style post-processing never gives), an empty
+    answer text, or a span that does not lie inside the context (every window would get the
+    [CLS] target the same way).
+    """
+    answers = record["answers"]
+    if not answers["text"]:
+        return "no_answer"
+    start, text = answers["answer_start"][0], answers["text"][0]
+    if not text:
+        return "empty_answer"
+    if start < 0 or start + len(text) > len(record["context"]):
+        return "span_outside_context"
+    return None
 
 
 class QA(Task):
@@ -425,29 +449,43 @@ class QA(Task):
         return splits
 
     def _check_spans(self, split: Split, skip: bool) -> Split:
-        """Count answers whose ``answer_start`` does not point at their text.
-
-        Training uses the first answer's span, so a training example whose first answer
-        is missing or off is skipped (counted in ``stats``). Evaluation compares answer
-        texts only, so dev/test examples are kept and just counted.
-        """
-        keep, bad = [], 0
+        """Training (``skip``): drop and count, by reason, the examples without a usable span
+        (:func:`training_span_problem`); count those kept whose span text differs from their
+        answer text. Evaluation compares answer texts only: every example is kept, and those
+        with an answer that is not at its ``answer_start`` are counted."""
+        if skip:
+            return self._usable_for_training(split)
+        bad = 0
         for index, record in enumerate(split.records):
             texts = record["answers"]["text"]
-            if not texts and not skip:
+            if not texts:
                 raise BadInput(split.path, split.where(index), "bad_field",
                                "no gold answers: this question cannot be scored")
-            checked = range(1 if skip else len(texts))
-            if not texts or not all(answer_in_context(record, k) for k in checked):
-                bad += 1
-                if skip:
-                    continue
-            keep.append(index)
+            bad += not all(answer_in_context(record, k) for k in range(len(texts)))
         self.stats[f"{split.name}_answer_not_in_context"] = bad
         if bad:
-            log.warning("%s: %d example(s) with an answer span not in the context%s", split.path, bad,
-                        " were skipped" if skip else " (kept: scoring uses the answer texts)")
-        if skip and not keep:
+            log.warning("%s: %d example(s) with an answer span not in the context (kept: scoring uses the "
+                        "answer texts)", split.path, bad)
+        return split
+
+    def _usable_for_training(self, split: Split) -> Split:
+        keep, skipped, differs = [], Counter(), 0
+        for index, record in enumerate(split.records):
+            problem = training_span_problem(record)
+            if problem:
+                skipped[problem] += 1
+                continue
+            differs += not answer_in_context(record, 0)
+            keep.append(index)
+        self.stats[f"{split.name}_skipped"] = dict(sorted(skipped.items()))
+        self.stats[f"{split.name}_answer_text_differs_kept"] = differs
+        if skipped:
+            log.warning("%s: %d training example(s) skipped without a usable answer span (%s)", split.path,
+                        sum(skipped.values()), ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+        if differs:
+            log.info("%s: %d training example(s) whose answer text differs from the context at its span: "
+                     "trained on the span, as the released code does", split.path, differs)
+        if not keep:
             raise BadInput(split.path, "", "empty_split", "no training example has a usable answer span")
         if len(keep) == len(split):
             return split
