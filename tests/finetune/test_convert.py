@@ -117,9 +117,56 @@ def test_yes_no_questions_are_stripped(tmp_path):
     assert cv.yes_no_records(path, "bioasq") == [
         {"id": "q1", "sentence1": "Is it?", "sentence2": "Context.", "label": "yes"}]
     path = _write(tmp_path / "dev.tsv", "q1\tIs it?\tContext.\tmaybe\n")
-    assert cv.yes_no_records(path, "pubmedqa")[0]["label"] == "maybe"
     with pytest.raises(BadInput, match="label 'maybe' is not one of no, yes"):
         cv.yes_no_records(path, "bioasq")
+
+
+# two entries in PubMedQA's official schema (ori_pqal.json, pqal_fold*/*_set.json), hand-made
+PUBMEDQA_ENTRY = {
+    "QUESTION": " Do mitochondria play a role in remodelling lace plant leaves during programmed cell death? ",
+    "CONTEXTS": ["Programmed cell death (PCD) is the regulated death of cells within an organism. ", "",
+                 "  The lace plant produces perforations in its leaves through PCD."],
+    "LABELS": ["BACKGROUND", "BACKGROUND", "RESULTS"], "MESHES": ["Alismataceae", "Apoptosis"],
+    "YEAR": "2011", "reasoning_required_pred": "yes", "reasoning_free_pred": "yes", "final_decision": "yes",
+    "LONG_ANSWER": "Results depicted mitochondrial dynamics in vivo as PCD progresses within the lace plant.",
+}
+
+
+def _pubmedqa_folder(root):
+    (root / "pqal_fold0").mkdir(parents=True)
+    entries = {"21645374": PUBMEDQA_ENTRY, "16418930": {**PUBMEDQA_ENTRY, "final_decision": "maybe"}}
+    for name in ("pqal_fold0/train_set.json", "pqal_fold0/dev_set.json", "test_set.json"):
+        (root / name).write_text(json.dumps(entries), encoding="utf-8")
+    return root
+
+
+def test_pubmedqa_from_its_json_files(tmp_path):
+    written = cv.convert("pubmedqa", _pubmedqa_folder(tmp_path / "pubmedqa"), tmp_path / "out")
+    assert set(written) == {"train", "dev", "test"} and written["dev"].parent.name == "pubmedqa_hf"
+    lines = written["train"].read_text(encoding="utf-8").splitlines()
+    # the released preprocess_blurb.py: stripped question, non-empty stripped contexts joined by a
+    # space, final_decision as the label, json.dumps with the keys in this order; no long answer
+    assert lines[0] == json.dumps({
+        "id": "21645374", "sentence1": PUBMEDQA_ENTRY["QUESTION"].strip(),
+        "sentence2": "Programmed cell death (PCD) is the regulated death of cells within an organism. "
+                     "The lace plant produces perforations in its leaves through PCD.", "label": "yes"})
+    assert json.loads(lines[1])["label"] == "maybe"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"final_decision": "perhaps"}, "final_decision 'perhaps' is not yes, no or maybe"),
+    ({"CONTEXTS": "one string"}, "expected a field 'CONTEXTS' of type list"),
+    ({"QUESTION": None}, "expected a field 'QUESTION' of type str"),
+])
+def test_a_bad_pubmedqa_entry_names_itself(tmp_path, change, message):
+    path = _write(tmp_path / "test_set.json", json.dumps({"123": {**PUBMEDQA_ENTRY, **change}}))
+    with pytest.raises(BadInput, match=f"entry 123: {message}"):
+        cv.pubmedqa_records(path)
+
+
+def test_a_pubmedqa_folder_without_its_files(tmp_path):
+    with pytest.raises(BadInput, match="none of pqal_fold0/train_set.json"):
+        cv.convert("pubmedqa", tmp_path, tmp_path / "out")
 
 
 def test_invalid_utf8_names_the_line(tmp_path):
@@ -306,8 +353,10 @@ def test_real_mmlu_and_squad(shared_data, tmp_path):
     counts = {}
     for split in ("dev", "val", "test"):
         written = cv.convert("mmlu", shared_data / "mmlu" / f"professional_medicine_{split}.csv", tmp_path)
-        counts[split] = len(read_jsonl(written[split]))
-    assert counts == {"dev": 5, "val": 31, "test": 272}
+        (ours, path), = written.items()
+        counts[ours] = len(read_jsonl(path))
+    # the roles of the released run's files: the 5 few-shot exemplars its train_file, val its validation
+    assert counts == {"train": 5, "dev": 31, "test": 272}
     squad = read_jsonl(cv.convert("squad", shared_data / "squad" / "dev-v1.1-part-a.json", tmp_path)["dev"])
     assert len(squad) == 5696
     first = squad[0]

@@ -4,8 +4,8 @@ Writes ``OUT/{seqcls,tokcls,qa,mc}/<name>_hf/<split>.json``: one JSON object per
 fields, field order and ``json.dumps`` spelling of the files the original LinkBERT preprocessing
 wrote (checked byte for byte against the shipped ``_hf`` files where raw and ``_hf`` both exist).
 
-Sources and what each does (the released BLURB preprocessing is not public; its semantics were
-reconstructed from the BLURB ``data_generation`` tsv files and the shipped ``_hf`` files):
+Sources and what each does, as the released preprocessing (``scripts/preprocess_{blurb,mrqa,mmlu,
+medqa}.py`` of michiyasunaga/LinkBERT) does it, checked against the shipped ``_hf`` files:
 
 * NER, ``BC5CDR-chem BC5CDR-disease NCBI-disease BC2GM JNLPBA ebmnlp`` (a folder with
   ``{train,dev,test}.tsv``) -> tokcls ``{"tokens", "ner_tags", "id"}``: ``token<TAB>tag`` lines,
@@ -19,9 +19,12 @@ reconstructed from the BLURB ``data_generation`` tsv files and the shipped ``_hf
   (``labels, sentence, index`` with index ``<abstract>_s<k>``); rows are grouped by the index
   prefix before "_" in order of appearance, sentences joined with one space, labels ("k_v" for
   k = 0..9) OR-ed into a 10-dim 0/1 list.
-* ``bioasq pubmedqa`` -> ``{"id", "sentence1", "sentence2", "label"}`` from
-  ``id, question, context, label``; both texts are ``str.strip()``-ed, as in the shipped BioASQ
-  files (PubMedQA is assumed to share BioASQ's BLURB tsv layout: no PubMedQA tsv to check against).
+* ``bioasq`` -> ``{"id", "sentence1", "sentence2", "label"}`` from ``id, question, context,
+  label``; both texts are ``str.strip()``-ed, as in the shipped BioASQ files.
+* ``pubmedqa`` (PubMedQA's data folder: ``pqal_fold0/{train,dev}_set.json``, ``test_set.json``,
+  BLURB's split of the labelled set) -> ``{"id": PMID, "sentence1": question, "sentence2": the
+  non-empty CONTEXTS stripped and joined with spaces, "label": final_decision}``, the
+  reasoning-required setting (no long answer).
 * ``squad`` (a SQuAD v1.1 JSON file) and ``mrqa`` (an MRQA ``.jsonl.gz``) -> qa
   ``{"id", "question", "context", "answers": {"answer_start", "text"}}`` (+ ``"title"`` for
   SQuAD), question stripped, as ``scripts/preprocess_mrqa.py`` writes them. An MRQA dev file is
@@ -31,16 +34,17 @@ reconstructed from the BLURB ``data_generation`` tsv files and the shipped ``_hf
   (case, spacing: an upstream tokenizer artefact), so only the span is checked against the context.
 * ``mmlu`` (headerless CSV ``question,A,B,C,D,answer``) and ``medqa`` (jsonl with ``question``,
   ``options`` {A..D}, ``answer_idx``) -> mc ``{"id", "sent1", "sent2": "", "ending0".."ending3",
-  "label"}``. MMLU keeps its own split names (dev = the 5 few-shot examples, val, test) and the
-  released ids ``<subject>_<split>-00000``, but is written to ``mc/mmlu_hf/<split>.json`` rather
-  than the released ``mc/mmlu_hf/<subject>/``, to keep one ``<name>_hf`` folder per dataset.
+  "label"}``. MMLU keeps the released ids ``<subject>_<split>-00000``; its files take the roles
+  they had in the released run: ``dev`` (the 5 few-shot exemplars, never evaluated) ->
+  ``train.json``, ``val`` (31 questions, the released validation file) -> ``dev.json``, ``test``
+  -> ``test.json``, in ``mc/mmlu_hf/`` rather than the released ``mc/mmlu_hf/<subject>/``, to keep
+  one ``<name>_hf`` folder per dataset.
 
 Header rows: the GAD, BIOSSES and HoC files start with a header row (``index sentence label``,
-``pair_id sent1 sent2 score``, ``labels sentence index``); the ChemProt and DDI files of the shared
-copy have none (the shipped DDI ``_hf`` files have exactly one example per tsv line). The original
-scripts kept a GAD/ChemProt/DDI/BIOSSES header as a bogus first example (a GAD "sentence" with
-label "label"); we **skip** a first row that equals a known header instead. (The shipped HoC files
-have no header example either.)
+``pair_id sent1 sent2 score``, ``labels sentence index``), which ``preprocess_blurb.py`` skips (its
+first row of GAD, BIOSSES and HoC); the ChemProt and DDI files have none (the shipped DDI ``_hf``
+files have exactly one example per tsv line). We skip a first row only when it equals a known
+header, which gives the same files.
 Bad input (wrong number of columns, a label outside the task's set, an answer outside its context,
 a split without examples) raises ``BadInput`` naming the file and line; arguments that do not fit
 the source (an unknown source, a split the file name does not tell) raise ``ConfigError``.
@@ -72,7 +76,13 @@ RELATION_LABELS = {
     "DDI": frozenset({"DDI-false", "DDI-advise", "DDI-effect", "DDI-int", "DDI-mechanism"}),
     "GAD": frozenset({"0", "1"}),
 }
-YES_NO_LABELS = {"bioasq": frozenset({"yes", "no"}), "pubmedqa": frozenset({"yes", "no", "maybe"})}
+YES_NO_LABELS = {"bioasq": frozenset({"yes", "no"})}
+PUBMEDQA_LABELS = frozenset({"yes", "no", "maybe"})
+# PubMedQA's labelled set (PQA-L) as BLURB splits it: fold 0's train and dev, and the test set
+PUBMEDQA_FILES = {"train": "pqal_fold0/train_set.json", "dev": "pqal_fold0/dev_set.json", "test": "test_set.json"}
+# MMLU's split -> the role its file had in the released run (train_file dev.json, validation_file
+# val.json, test_file test.json): the 5 few-shot exemplars are never evaluated
+MMLU_SPLITS = {"dev": "train", "val": "dev", "test": "test"}
 HOC_CLASSES = 10
 _HEADERS = {  # known header rows; the first row is skipped only when it is one of these
     "relation": {("index", "sentence", "label")},
@@ -217,12 +227,51 @@ def hoc_records(path: Path) -> list[dict]:
 
 
 def yes_no_records(path: Path, task: str) -> list[dict]:
-    """BioASQ / PubMedQA ``id, question, context, label`` -> a sentence-pair example."""
+    """BioASQ ``id, question, context, label`` -> a sentence-pair example."""
     records = []
     for number, (example_id, question, context, label) in _tsv_rows(path, 4, _HEADERS["yes_no"]):
         records.append({"id": example_id, "sentence1": question.strip(), "sentence2": context.strip(),
                         "label": _check_label(label, YES_NO_LABELS[task], path, number)})
     return _nonempty(records, path)
+
+
+def pubmedqa_records(path: Path) -> list[dict]:
+    """A PubMedQA JSON file (``{pmid: {"QUESTION", "CONTEXTS": [...], "final_decision", ...}}``)
+    -> ``{"id", "sentence1": question, "sentence2": context, "label"}``, as the released
+    ``preprocess_blurb.py``: the context is the abstract's non-empty ``CONTEXTS`` stripped and
+    joined with spaces; the long answer is not used (the reasoning-required setting)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(path, "", "missing_file", "no such file", fatal=True) from None
+    except UnicodeDecodeError:
+        raise BadInput(path, "", "invalid_utf8", "not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise BadInput(path, f"line {e.lineno}", "malformed_json", e.msg) from None
+    if not isinstance(data, dict):
+        raise BadInput(path, "", "wrong_schema", 'expected PubMedQA\'s {"PMID": {"QUESTION", "CONTEXTS", ...}}')
+    records = []
+    for pmid, entry in data.items():
+        where = f"entry {pmid}"
+        contexts = _require(entry, "CONTEXTS", list, path, where)
+        if not all(isinstance(c, str) for c in contexts):
+            raise BadInput(path, where, "bad_field", "CONTEXTS must be a list of strings")
+        label = _require(entry, "final_decision", str, path, where).strip()
+        if label not in PUBMEDQA_LABELS:
+            raise BadInput(path, where, "unknown_label", f"final_decision {label!r} is not yes, no or maybe")
+        records.append({"id": pmid, "sentence1": _require(entry, "QUESTION", str, path, where).strip(),
+                        "sentence2": " ".join(c.strip() for c in contexts if c.strip()), "label": label})
+    return _nonempty(records, path)
+
+
+def pubmedqa_splits(folder: Path, only: str | None = None) -> dict[str, list[dict]]:
+    """The PubMedQA folder's train, dev and test (``PUBMEDQA_FILES``), or just ``only``."""
+    wanted = {split: folder / name for split, name in PUBMEDQA_FILES.items() if only in (None, split)}
+    found = {split: path for split, path in wanted.items() if path.is_file()}
+    if not found:
+        names = ", ".join(str(path.relative_to(folder)) for path in wanted.values())
+        raise BadInput(folder, "", "empty_split", f"none of {names} in this folder", fatal=True)
+    return {split: pubmedqa_records(path) for split, path in found.items()}
 
 
 # ---------------------------------------------------------------- QA
@@ -443,7 +492,8 @@ def _blurb_source(source: str):
     return "seqcls", {"BIOSSES": biosses_records, "HoC": hoc_records}[source]
 
 
-SOURCES = (*NER_TASKS, *RELATION_LABELS, "BIOSSES", "HoC", *YES_NO_LABELS, "squad", "mrqa", "mmlu", "medqa")
+SOURCES = (*NER_TASKS, *RELATION_LABELS, "BIOSSES", "HoC", *YES_NO_LABELS, "pubmedqa", "squad", "mrqa", "mmlu",
+           "medqa")
 _SOURCE_BY_KEY = {s.lower(): s for s in SOURCES}
 
 
@@ -478,10 +528,12 @@ def _read_source(source, path: Path, split, name, inhouse_split):
             raise ConfigError("an MRQA file says its split in its header; --split does not apply")
         dataset = name or mrqa_name(read_mrqa_header(path), path)
         return "qa", dataset, mrqa_splits(path, Path(inhouse_split) if inhouse_split else None, dataset)
+    if source == "pubmedqa":
+        return "seqcls", "pubmedqa", pubmedqa_splits(path, split)
     if source == "mmlu":
-        split = _split_from_name(path, split, ("dev", "val", "test"))
+        split = _split_from_name(path, split, tuple(MMLU_SPLITS))
         subject = re.sub(rf"_{split}$", "", path.stem)
-        return "mc", "mmlu", {split: mmlu_records(path, subject, split)}
+        return "mc", "mmlu", {MMLU_SPLITS[split]: mmlu_records(path, subject, split)}
     if source == "medqa":
         split = _split_from_name(path, split)
         return "mc", "medqa_usmle", {split: medqa_records(path, split)}
@@ -500,7 +552,8 @@ def read_mrqa_header(path: Path) -> dict:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help=f"one of: {', '.join(SOURCES)}")
-    parser.add_argument("input", help="BLURB: folder of {train,dev,test}.tsv; squad/mrqa/mmlu/medqa: a file")
+    parser.add_argument("input", help="BLURB: folder of {train,dev,test}.tsv; pubmedqa: PubMedQA's data folder "
+                                      "(pqal_fold0/, test_set.json); squad/mrqa/mmlu/medqa: a file")
     parser.add_argument("out", help="output root: OUT/<type>/<name>_hf/<split>.json")
     parser.add_argument("--split", help="squad/mmlu/medqa: the file's split (default: from its name); "
                                         "BLURB: convert only this split")
