@@ -7,6 +7,7 @@ import json
 import pytest
 
 from linkbert.cli import main
+from linkbert.evaluate import canonical_dataset
 from linkbert.metrics import BLURB_TASKS
 from linkbert.paper import PAPER_RESULTS
 
@@ -97,6 +98,34 @@ def test_blurb_command_lists_missing_tasks(tmp_path, capsys):
     assert main(["evaluate", "blurb", scores]) == 2
     err = capsys.readouterr().err
     assert "scores.json" in err and "missing: BC5CDR-chem, BC5CDR-disease, BC2GM" in err
+
+
+# the BLURB leaderboard's own task names (microsoft.github.io/BLURB)
+LEADERBOARD = {"BC5-chem": "BC5CDR-chem", "BC5-disease": "BC5CDR-disease", "NCBI-disease": "NCBI-disease",
+               "BC2GM": "BC2GM", "JNLPBA": "JNLPBA", "EBM PICO": "ebmnlp", "ChemProt": "chemprot", "DDI": "DDI",
+               "GAD": "GAD", "BIOSSES": "BIOSSES", "HoC": "HoC", "PubMedQA": "pubmedqa", "BioASQ": "bioasq"}
+
+
+def test_blurb_command_takes_the_leaderboards_names(tmp_path, capsys):
+    paper = PAPER_BLURB["BioLinkBERT-base"]
+    scores = _write(tmp_path / "scores.json", {shown: paper[ours] for shown, ours in LEADERBOARD.items()})
+    assert main(["evaluate", "blurb", scores]) == 0
+    assert round(json.loads(capsys.readouterr().out)["score"], 2) == 83.39
+    mixed = {("EBM-PICO" if t == "ebmnlp" else t.upper()): paper[t] for t in BLURB_TASKS}  # any case
+    assert main(["evaluate", "blurb", _write(tmp_path / "mixed.json", mixed)]) == 0
+    # and `evaluate runs` reads them through the same table
+    assert {canonical_dataset(shown) for shown in LEADERBOARD} == set(BLURB_TASKS)
+
+
+@pytest.mark.parametrize("scores, message", [
+    ({"ChemProtein": 1.0}, "task ChemProtein: not a BLURB task name; accepted (any case): BC5CDR-chem, "),
+    ({"EBM-PICOS": 1.0}, "ebmnlp, chemprot, DDI, GAD, BIOSSES, HoC, pubmedqa, bioasq, pico, ebm-pico, ebm pico, bc5-chem"),
+    ({"chemprot": 1.0, "ChemProt": 2.0}, "task ChemProt: chemprot is given twice"),
+])
+def test_blurb_command_names_a_bad_task(tmp_path, capsys, scores, message):
+    assert main(["evaluate", "blurb", _write(tmp_path / "scores.json", scores)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
 
 
 # ---------------------------------------------------------------- runs

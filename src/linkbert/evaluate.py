@@ -28,10 +28,12 @@ MRQA_TASKS = ("squad", "hotpot", "triviaqa", "searchqa", "naturalqa", "newsqa")
 MEDICAL_QA_TASKS = ("medqa_usmle", "mmlu")
 SPLITS = ("test", "dev")
 
-# other spellings a run may use for a dataset -> our name (matching is case-insensitive)
-_ALIASES = {"medqa": "medqa_usmle", "mmlu_professional_medicine": "mmlu",
-            "professional_medicine": "mmlu", "pico": "ebmnlp", "ebm-pico": "ebmnlp",
-            "hotpotqa": "hotpot", "naturalquestions": "naturalqa"}
+# The one table of dataset names, for `evaluate blurb` and `evaluate runs` alike: other spellings
+# (the BLURB leaderboard's, the released data folders', the source datasets') -> our name.
+# Matching is case-insensitive, so the leaderboard's ChemProt, PubMedQA, BioASQ need no entry.
+_ALIASES = {"medqa": "medqa_usmle", "mmlu_professional_medicine": "mmlu", "professional_medicine": "mmlu",
+            "pico": "ebmnlp", "ebm-pico": "ebmnlp", "ebm pico": "ebmnlp", "bc5-chem": "BC5CDR-chem",
+            "bc5-disease": "BC5CDR-disease", "hotpotqa": "hotpot", "naturalquestions": "naturalqa"}
 _CANONICAL = {name.lower(): name for name in (*metrics.BLURB_TASKS, *MRQA_TASKS, *MEDICAL_QA_TASKS)}
 _CANONICAL.update(_ALIASES)
 
@@ -128,11 +130,19 @@ def _blurb_command(args) -> int:
     scores = _load_json(args.scores)
     if not isinstance(scores, dict):
         raise BadInput(args.scores, "", "wrong_schema", 'expected {"task name": score}')
+    named = {}
     for task, value in scores.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise BadInput(args.scores, f"task {task}", "wrong_schema", f"score is {value!r}, not a number")
+        name = canonical_dataset(task)
+        if name not in metrics.BLURB_TASKS:
+            raise BadInput(args.scores, f"task {task}", "unknown_task",
+                           f"not a BLURB task name; accepted (any case): {', '.join(blurb_names())}")
+        if name in named:
+            raise BadInput(args.scores, f"task {task}", "duplicate_task", f"{name} is given twice")
+        named[name] = value
     try:
-        result = metrics.blurb_score(scores)
+        result = metrics.blurb_score(named)
     except ValueError as e:
         raise BadInput(args.scores, "", "missing_tasks", str(e)) from None
     print(json.dumps(result, indent=2))
@@ -140,6 +150,11 @@ def _blurb_command(args) -> int:
 
 
 # ---------------------------------------------------------------- runs
+
+
+def blurb_names() -> list[str]:
+    """Every accepted spelling of the 13 BLURB tasks: our names, then the other spellings."""
+    return [*metrics.BLURB_TASKS, *(alias for alias, name in _ALIASES.items() if name in metrics.BLURB_TASKS)]
 
 
 def canonical_dataset(name: str) -> str:
