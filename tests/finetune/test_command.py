@@ -43,11 +43,13 @@ def test_every_recipe_is_valid():
     from linkbert.metrics import BLURB_TASKS
     from linkbert.settings import read_settings
 
-    recipes = {p.stem: read_settings(FinetuneConfig, p) for p in Path("configs/finetune").glob("*.yaml")}
-    assert set(BLURB_TASKS) <= set(recipes)
-    assert {"squad", "hotpot", "triviaqa", "searchqa", "naturalqa", "newsqa", "medqa_usmle", "mmlu"} <= set(recipes)
-    for name, values in recipes.items():
-        assert values["dataset"] == name and values["task"] in ("seqcls", "tokcls", "qa", "mc")
+    for folder in (Path("configs/finetune"), Path("configs/finetune/large")):
+        recipes = {p.stem: read_settings(FinetuneConfig, p) for p in folder.glob("*.yaml")}
+        assert set(BLURB_TASKS) <= set(recipes)
+        assert {"squad", "hotpot", "triviaqa", "searchqa", "naturalqa", "newsqa", "medqa_usmle"} <= set(recipes)
+        for name, values in recipes.items():
+            assert values["dataset"] == name and values["task"] in ("seqcls", "tokcls", "qa", "mc")
+            assert values["precision"] == "auto"
 
 
 def test_bad_settings(tmp_path, tiny_model, capsys):
