@@ -32,7 +32,12 @@ from transformers import (
 
 from linkbert.errors import BadInput, ConfigError
 from linkbert.finetune.data import NUM_CHOICES, Split
-from linkbert.finetune.qa_postprocess import postprocess_qa_predictions
+from linkbert.finetune.qa import (
+    answer_in_context,
+    answer_token_span,
+    postprocess_qa_predictions,
+    training_span_problem,
+)
 from linkbert.objectives import IGNORE_INDEX
 
 log = logging.getLogger("linkbert.finetune")
@@ -380,54 +385,6 @@ class TokCls(Task):
 
 # ----------------------------------------------------------------------------------------
 # qa
-
-
-def answer_token_span(offsets, sequence_ids, start_char: int, end_char: int, cls_index: int) -> tuple[int, int]:
-    """Token positions of the answer ``[start_char, end_char)`` in one window, or CLS twice.
-
-    As ``run_qa``: when the answer is not entirely inside this window's part of the
-    context, the target is the CLS token (the window "has no answer").
-    """
-    context = [i for i, s in enumerate(sequence_ids) if s == 1]
-    first, last = context[0], context[-1]
-    if not (offsets[first][0] <= start_char and offsets[last][1] >= end_char):
-        return cls_index, cls_index
-    start = first
-    while start <= last and offsets[start][0] <= start_char:
-        start += 1
-    end = last
-    while end >= first and offsets[end][1] >= end_char:
-        end -= 1
-    return start - 1, end + 1
-
-
-def answer_in_context(record: dict, k: int) -> bool:
-    """Whether answer ``k``'s ``answer_start`` points at its text in the context."""
-    answers = record["answers"]
-    start, text = answers["answer_start"][k], answers["text"][k]
-    return record["context"][start:start + len(text)] == text
-
-
-def training_span_problem(record: dict) -> str | None:
-    """Why a training example has no answer span to learn, or None when it has one.
-
-    As the released ``run_qa.py``, training takes the first answer's character span
-    ``answer_start .. answer_start + len(text)`` whether or not the context holds that very text
-    there (TriviaQA and SearchQA answers often differ from the context in case): a span inside
-    the context is usable. Unusable: no answer at all (the released code would train such an
-    example towards [CLS], an answer that SQuAD-style post-processing never gives), an empty
-    answer text, or a span that does not lie inside the context (every window would get the
-    [CLS] target the same way).
-    """
-    answers = record["answers"]
-    if not answers["text"]:
-        return "no_answer"
-    start, text = answers["answer_start"][0], answers["text"][0]
-    if not text:
-        return "empty_answer"
-    if start < 0 or start + len(text) > len(record["context"]):
-        return "span_outside_context"
-    return None
 
 
 class QA(Task):

@@ -1,6 +1,8 @@
-"""From start/end logits over the windows of an example to its answer text.
+"""Extractive QA's answers: the training targets from a character span, and from start/end
+logits over the windows of an example back to its answer text.
 
-The same procedure as Hugging Face ``run_qa``'s ``postprocess_qa_predictions`` for SQuAD v1.1
+Training targets (:func:`training_span_problem`, :func:`answer_token_span`) are those of the
+released ``run_qa.py``. Post-processing (:func:`postprocess_qa_predictions`) is the same procedure as Hugging Face ``run_qa``'s ``postprocess_qa_predictions`` for SQuAD v1.1
 (which the released LinkBERT QA runs used): in every window (feature) of an example take the
 ``n_best`` highest start and end logits, keep the pairs that lie inside the context, end at
 or after the start and span at most ``max_answer_length`` tokens, score a pair by
@@ -17,6 +19,60 @@ from typing import Sequence
 import numpy as np
 
 Offsets = Sequence[tuple[int, int] | None]
+
+
+# ---------------------------------------------------------------- training targets
+
+
+def answer_token_span(offsets, sequence_ids, start_char: int, end_char: int, cls_index: int) -> tuple[int, int]:
+    """Token positions of the answer ``[start_char, end_char)`` in one window, or CLS twice.
+
+    As ``run_qa``: when the answer is not entirely inside this window's part of the
+    context, the target is the CLS token (the window "has no answer").
+    """
+    context = [i for i, s in enumerate(sequence_ids) if s == 1]
+    first, last = context[0], context[-1]
+    if not (offsets[first][0] <= start_char and offsets[last][1] >= end_char):
+        return cls_index, cls_index
+    start = first
+    while start <= last and offsets[start][0] <= start_char:
+        start += 1
+    end = last
+    while end >= first and offsets[end][1] >= end_char:
+        end -= 1
+    return start - 1, end + 1
+
+
+def answer_in_context(record: dict, k: int) -> bool:
+    """Whether answer ``k``'s ``answer_start`` points at its text in the context."""
+    answers = record["answers"]
+    start, text = answers["answer_start"][k], answers["text"][k]
+    return record["context"][start:start + len(text)] == text
+
+
+def training_span_problem(record: dict) -> str | None:
+    """Why a training example has no answer span to learn, or None when it has one.
+
+    As the released ``run_qa.py``, training takes the first answer's character span
+    ``answer_start .. answer_start + len(text)`` whether or not the context holds that very text
+    there (TriviaQA and SearchQA answers often differ from the context in case): a span inside
+    the context is usable. Unusable: no answer at all (the released code would train such an
+    example towards [CLS], an answer that SQuAD-style post-processing never gives), an empty
+    answer text, or a span that does not lie inside the context (every window would get the
+    [CLS] target the same way).
+    """
+    answers = record["answers"]
+    if not answers["text"]:
+        return "no_answer"
+    start, text = answers["answer_start"][0], answers["text"][0]
+    if not text:
+        return "empty_answer"
+    if start < 0 or start + len(text) > len(record["context"]):
+        return "span_outside_context"
+    return None
+
+
+# ---------------------------------------------------------------- post-processing
 
 
 def window_candidates(start_logits: np.ndarray, end_logits: np.ndarray, offsets: Offsets,

@@ -1,13 +1,15 @@
-"""QA post-processing by hand: the best valid span over a question's windows, n-best lists,
-answer length limits, padding. No model is involved."""
+"""Extractive QA by hand: training targets from character spans; post-processing (the best valid
+span over a question's windows, n-best lists, answer length limits, padding). No model is involved."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from linkbert.finetune.qa_postprocess import (
+from linkbert.finetune.qa import (
+    answer_token_span,
     nbest_answers,
     postprocess_qa_predictions,
+    training_span_problem,
     window_candidates,
 )
 
@@ -95,3 +97,40 @@ def test_padding_beyond_the_offsets_is_ignored():
     assert postprocess_qa_predictions([{"id": "q", "context": CONTEXT}],
                                       [{"example_index": 0, "offset_mapping": offsets}],
                                       [start], [end]) == {"q": "alpha"}
+
+
+# ---------------------------------------------------------------- training targets
+
+
+def _qa(context: str, starts: list[int], texts: list[str]) -> dict:
+    return {"context": context, "answers": {"answer_start": starts, "text": texts}}
+
+
+def test_a_training_span_is_usable_when_it_lies_inside_the_context():
+    context = "The Eiffel Tower is in Paris."
+    assert training_span_problem(_qa(context, [23], ["Paris"])) is None
+    assert training_span_problem(_qa(context, [23], ["PARIS"])) is None  # other case (TriviaQA): the span trains
+    assert training_span_problem(_qa(context, [0], ["Paris"])) is None  # other text, inside: as the released code
+    assert training_span_problem(_qa(context, [26], ["Paris"])) == "span_outside_context"
+    assert training_span_problem(_qa(context, [-1], ["Paris"])) == "span_outside_context"
+    assert training_span_problem(_qa(context, [3], [""])) == "empty_answer"
+    assert training_span_problem(_qa(context, [], [])) == "no_answer"
+
+
+def test_answer_token_span_inside_and_outside_the_window():
+    # [CLS] q [SEP] alpha beta gamma [SEP]; sequence ids mark the context with 1
+    offsets = [(0, 0), (0, 1), (0, 0), (0, 5), (6, 10), (11, 16), (0, 0)]
+    sequence_ids = [None, 0, None, 1, 1, 1, None]
+    assert answer_token_span(offsets, sequence_ids, 6, 16, cls_index=0) == (4, 5)  # "beta gamma"
+    assert answer_token_span(offsets, sequence_ids, 0, 5, cls_index=0) == (3, 3)  # "alpha"
+    # "delta" (17-22) is beyond this window: the target is CLS
+    assert answer_token_span(offsets, sequence_ids, 17, 22, cls_index=0) == (0, 0)
+    # an answer only partly inside the window is also CLS
+    assert answer_token_span(offsets, sequence_ids, 11, 22, cls_index=0) == (0, 0)
+
+
+def test_answer_inside_a_sub_token_word():
+    # context "hyperparathyroidism x": one word in three sub-tokens
+    offsets = [(0, 0), (0, 1), (0, 0), (0, 5), (5, 11), (11, 19), (20, 21), (0, 0)]
+    sequence_ids = [None, 0, None, 1, 1, 1, 1, None]
+    assert answer_token_span(offsets, sequence_ids, 0, 19, cls_index=0) == (3, 5)
