@@ -36,3 +36,41 @@ def test_write_jsonl_writes_one_object_per_line(tmp_path):
     assert [json.loads(line) for line in lines] == records and "Zürich" in lines[0]
     write_jsonl(path, [])
     assert path.read_text(encoding="utf-8") == ""
+
+
+def test_an_output_folder_that_would_lose_data_is_refused(tmp_path):
+    from linkbert.errors import ConfigError
+    from linkbert.files import check_output_folder
+
+    check_output_folder(tmp_path / "new")
+    (tmp_path / "empty").mkdir()
+    check_output_folder(tmp_path / "empty")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("user data")
+    with pytest.raises(ConfigError, match="is not empty.*--overwrite"):
+        check_output_folder(tmp_path / "full")
+    check_output_folder(tmp_path / "full", overwrite=True)
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ConfigError, match="exists and is not a folder"):
+        check_output_folder(tmp_path / "a-file", overwrite=True)
+    with pytest.raises(ConfigError, match="overlaps the input"):
+        check_output_folder(tmp_path / "full" / "out", inputs=[tmp_path / "full"])
+    with pytest.raises(ConfigError, match="overlaps the input"):
+        check_output_folder(tmp_path, inputs=[tmp_path / "full" / "keep.txt"])
+
+
+def test_building_replaces_the_folder_only_when_complete(tmp_path):
+    from linkbert.files import building
+
+    final = tmp_path / "out"
+    final.mkdir()
+    (final / "old.txt").write_text("previous corpus")
+    with pytest.raises(RuntimeError):
+        with building(final) as tmp:
+            (tmp / "half.txt").write_text("half")
+            raise RuntimeError("killed half-way")
+    assert sorted(p.name for p in final.iterdir()) == ["old.txt"]  # the previous folder, untouched
+    with building(final) as tmp:
+        (tmp / "new.txt").write_text("new corpus")
+    assert sorted(p.name for p in final.iterdir()) == ["new.txt"]  # no stale file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left

@@ -7,13 +7,16 @@ runs, so ``linkbert --help`` stays fast and a command's heavy dependencies load 
 :func:`main` sets the process up first (``runtime.configure_process``: how OpenMP threads wait,
 which libgomp reads once, when torch loads it), then parses and runs the command. A user's
 mistake (``BadInput``: a file that is not what it should be; ``ConfigError``: settings that
-cannot work) is one line on stderr and exit status 2, never a traceback. ``key=value``
+cannot work) or the machine's (a full or read-only disk, a missing permission: ``OSError``s of
+``ENVIRONMENT_ERRORS``, named with their path) is one line on stderr and exit status 2, never a
+traceback. ``key=value``
 settings may stand anywhere on the command line.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import re
 import sys
@@ -69,6 +72,24 @@ def main(argv: list[str] | None = None) -> int:
     except (BadInput, ConfigError) as e:
         print(f"linkbert {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRORS:
+            raise
+        print(f"linkbert {args.command}: error: {describe_os_error(e)}", file=sys.stderr)
+        return 2
+
+
+# what the machine, not the program, got wrong: a full or read-only disk, no permission, a path
+# that is a file where a folder is needed (or the reverse); one line naming the path
+ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                      errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.EMFILE}
+
+
+def describe_os_error(error: OSError) -> str:
+    """``{path}: {what went wrong}`` (both paths for a rename), and what to do about a full disk."""
+    paths = " -> ".join(str(p) for p in (error.filename, error.filename2) if p)
+    hint = "; free some space or write elsewhere" if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"{paths or 'a file'}: {error.strerror or error}{hint}"
 
 
 if __name__ == "__main__":

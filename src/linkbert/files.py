@@ -1,10 +1,24 @@
-"""Writing outputs so that a reader never sees half a file."""
+"""Writing outputs so that nothing is lost: a reader never sees half a file, a failed run never
+leaves half a folder in place of a good one, and a user's data is never overwritten unasked.
+
+* :func:`write_json`: via a temporary file and a rename.
+* :func:`check_output_folder`: an output folder may be new or empty; a non-empty one only with
+  ``overwrite``; never a file, never inside one of the inputs (a run would read its own output).
+* :func:`building`: build a folder beside its final place and rename it into place when complete;
+  on any error the temporary folder goes and whatever was there before stays.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from linkbert.errors import ConfigError
 
 
 def write_json(path: Path, value, indent: int = 1) -> None:
@@ -12,12 +26,15 @@ def write_json(path: Path, value, indent: int = 1) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=indent, ensure_ascii=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(value, f, indent=indent, ensure_ascii=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_jsonl(path: Path, records) -> None:
@@ -34,3 +51,48 @@ def fsync_folder(folder: Path) -> None:
         if path.is_file():
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
+
+
+def check_output_folder(out: Path, *, overwrite: bool = False, inputs: Iterable[Path] = (),
+                        flag: str = "--overwrite") -> None:
+    """Refuse an output folder that would lose or corrupt data: an existing file, a non-empty
+    folder without ``overwrite`` (``flag`` names how to ask for it), or a folder inside (or
+    holding) one of ``inputs``. Raises ``ConfigError`` naming the path."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} exists and is not a folder")
+    resolved = out.resolve()
+    for source in inputs:
+        source = Path(source).resolve()
+        if resolved == source or source in resolved.parents or resolved in source.parents:
+            raise ConfigError(f"the output folder {out} overlaps the input {source}: choose a folder outside it")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out} is not empty: choose a new folder, or give {flag} to replace what it holds")
+
+
+@contextlib.contextmanager
+def building(final: Path) -> Iterator[Path]:
+    """A temporary folder beside ``final`` to build it in; when the block ends without an error
+    it replaces ``final`` (whatever was there is removed only then), else it is removed and
+    ``final`` is left as it was.
+
+    Example::
+
+        >>> with building(Path("prepared/wiki")) as tmp:
+        ...     write_everything(tmp)
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=final.parent))
+    try:
+        yield tmp
+        fsync_folder(tmp)
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            os.rename(final, old / final.name)  # out of the way first: a rename over a folder fails
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
