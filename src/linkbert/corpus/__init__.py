@@ -48,6 +48,7 @@ class Skipped:
 
 class Reader(Protocol):
     path: str
+    max_record_bytes: int  # set by open_reader
 
     def records(self) -> Iterator[object]: ...
 
@@ -69,9 +70,19 @@ READERS = {
 }
 
 
-def open_reader(fmt: str, path: str) -> Reader:
-    """The reader for ``fmt`` over ``path`` (a file or folder, as the format expects)."""
+# the most raw bytes one record (a line, a page, an archive member, a file) may take: generous for
+# any real document (a long Wikipedia page's wikitext is a few MB), small enough that a hostile
+# file cannot exhaust memory; ``prepare --max-record-bytes`` changes it
+DEFAULT_MAX_RECORD_BYTES = 64 << 20
+
+
+def open_reader(fmt: str, path: str, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Reader:
+    """The reader for ``fmt`` over ``path`` (a file or folder, as the format expects); no record
+    it yields holds more than ``max_record_bytes`` raw bytes (a larger one is a ``BadInput``
+    naming it, counted under ``--skip-bad``)."""
     if fmt not in READERS:
         raise ValueError(f"unknown corpus format {fmt!r}; expected one of {', '.join(READERS)}")
     module_name, class_name = READERS[fmt].split(":")
-    return getattr(importlib.import_module(module_name), class_name)(path)
+    reader = getattr(importlib.import_module(module_name), class_name)(path)
+    reader.max_record_bytes = max_record_bytes
+    return reader
