@@ -371,3 +371,59 @@ def test_mrqa_inhouse_split_files_are_partitions(shared_data):
         split = json.loads((shared_data / "mrqa_inhouse_splits" / f"inhouse_split_{name}.json").read_text())
         indices = split["dev"] + split["test"]
         assert sorted(indices) == list(range(len(indices))), name
+
+
+# ---------------------------------------------------------------- HotpotQA
+
+
+def _hotpot(qid: str, answer: str, kind: str = "bridge", split: str | None = "dev") -> dict:
+    record = {"_id": qid, "question": " Which city is the capital of France? ", "answer": answer, "type": kind,
+              "level": "easy", "supporting_facts": [["Paris", 0]],
+              "context": [["Paris", ["Paris is the capital of France.", " It lies on the Seine."]],
+                          ["Lyon", ["Lyon is a city in France."]]]}
+    if split:
+        record["hotpot_split"] = split
+    return record
+
+
+def test_hotpotqa_to_the_qa_format_with_mrqas_context(tmp_path):
+    from linkbert.finetune.convert_qa import hotpotqa_records
+
+    path = tmp_path / "hotpot_dev_distractor.json"  # the official files: one JSON list
+    path.write_text(json.dumps([_hotpot("a", "Paris", split=None), _hotpot("b", "yes", "comparison", None),
+                                _hotpot("c", "Marseille", split=None), _hotpot("d", "the seine", split=None)]))
+    splits, dropped = hotpotqa_records(path)
+    assert dropped == {"yes_no": 1, "answer_not_in_context": 1}
+    (first, found), = [splits["dev"]]
+    context = "[PAR] [TLE] Paris [SEP] Paris is the capital of France. It lies on the Seine. [PAR] [TLE] Lyon [SEP] " \
+              "Lyon is a city in France."
+    assert first == {"id": "a", "question": "Which city is the capital of France?", "context": context,
+                     "answers": {"answer_start": [12], "text": ["Paris"]}, "type": "bridge", "level": "easy"}
+    start = found["answers"]["answer_start"][0]  # found ignoring case, as MRQA's detected spans
+    assert context[start:start + 9] == "the Seine"
+
+
+def test_hotpotqa_splits_come_from_the_records_field(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (_hotpot("a", "Paris", split="train"),
+                                                           _hotpot("b", "Lyon", split="dev"))))
+    written = cv.convert("hotpotqa", path, tmp_path / "out")
+    assert set(written) == {"train", "dev"} and written["dev"].parent.name == "hotpot_distractor_hf"
+    assert json.loads(written["dev"].read_text())["type"] == "bridge"
+    path.write_text(json.dumps({**_hotpot("c", "Paris"), "context": [["Paris", "not a list"]]}) + "\n")
+    with pytest.raises(BadInput, match="line 1: context must be a list of \\[title, \\[sentences\\]\\]"):
+        cv.convert("hotpotqa", path, tmp_path / "out2")
+
+
+@pytest.mark.data
+def test_real_hotpotqa_distractor_file(shared_data, tmp_path):
+    from linkbert.finetune.convert_qa import hotpotqa_records
+    from linkbert.finetune.qa import answer_in_context
+
+    splits, dropped = hotpotqa_records(shared_data / "hotpotqa" / "hotpot_distractor_1450.jsonl")
+    assert dropped == {"yes_no": 94}  # MRQA drops them too; every other answer is in its context
+    assert {k: len(v) for k, v in splits.items()} == {"dev": 1265, "train": 91}
+    records = splits["dev"] + splits["train"]
+    assert all(answer_in_context(r, 0) for r in records)  # every span checked: the exact answer text
+    assert sum(r["type"] == "comparison" for r in records) == 241
+    assert all(r["context"].startswith("[PAR] [TLE] ") and r["context"].count("[PAR]") <= 10 for r in records)

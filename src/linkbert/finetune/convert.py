@@ -32,6 +32,10 @@ medqa}.py`` of michiyasunaga/LinkBERT) does it, checked against the shipped ``_h
   count paragraph lines after the header line). MRQA answers are ``detected_answers`` texts with
   the start of their first char span; MRQA's detected text may differ from the span's text
   (case, spacing: an upstream tokenizer artefact), so only the span is checked against the context.
+* ``hotpotqa`` (HotpotQA's own schema, a JSON list or JSON lines; the distractor setting) -> qa
+  records with MRQA's context over all paragraphs (``[PAR] [TLE] title [SEP] sentences``), the
+  answer's first occurrence as its span, ``type`` (bridge/comparison) and ``level`` kept for
+  per-type scores; yes/no answers dropped and counted, as MRQA does, and answers found nowhere.
 * ``mmlu`` (headerless CSV ``question,A,B,C,D,answer``) and ``medqa`` (jsonl with ``question``,
   ``options`` {A..D}, ``answer_idx``) -> mc ``{"id", "sent1", "sent2": "", "ending0".."ending3",
   "label"}``. MMLU keeps the released ids ``<subject>_<split>-00000``; its files take the roles
@@ -57,17 +61,32 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import io
 import json
 import re
 import sys
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from linkbert.errors import BadInput, ConfigError
+from linkbert.finetune.convert_io import (
+    SPLITS,
+    check_label,
+    iter_lines,
+    json_line,
+    nonempty,
+    require,
+    split_from_name,
+    tsv_rows,
+    write_jsonl,
+)
+from linkbert.finetune.convert_qa import (
+    hotpotqa_records,
+    mrqa_name,
+    mrqa_splits,
+    read_mrqa_header,
+    squad_records,
+)
 
-SPLITS = ("train", "dev", "test")
 NER_TASKS = ("BC5CDR-chem", "BC5CDR-disease", "NCBI-disease", "BC2GM", "JNLPBA", "ebmnlp")
 _BIO = frozenset({"B", "I", "O"})
 _PICO = frozenset({"O"} | {f"{p}-{t}" for p in "BI" for t in ("INT", "PAR", "OUT")})
@@ -90,68 +109,6 @@ _HEADERS = {  # known header rows; the first row is skipped only when it is one 
     "HoC": {("labels", "sentence", "index")},
     "yes_no": {("id", "question", "context", "label")},
 }
-# MRQA header dataset (or file name) prefix -> our name, as in the in-house split files
-_MRQA_NAMES = {"squad": "squad", "newsqa": "newsqa", "triviaqa": "triviaqa", "searchqa": "searchqa",
-               "hotpotqa": "hotpot", "naturalquestions": "naturalqa"}
-
-
-# ---------------------------------------------------------------- reading
-
-
-def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line without its newline); gzip when the name ends in .gz."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            for number, raw in enumerate(f, start=1):
-                try:
-                    yield number, raw.decode("utf-8").rstrip("\r\n")
-                except UnicodeDecodeError:
-                    raise BadInput(path, f"line {number}", "invalid_utf8", "not UTF-8 text") from None
-    except FileNotFoundError:
-        raise BadInput(path, "", "missing_file", "no such file", fatal=True) from None
-    except (OSError, EOFError) as e:  # a damaged gzip stream
-        raise BadInput(path, "", "truncated_file", str(e), fatal=True) from None
-
-
-def _tsv_rows(path: Path, n_fields: int, headers: set[tuple[str, ...]]) -> Iterator[tuple[int, list[str]]]:
-    """Rows of a tab-separated file (no quoting: quotes are text), header row skipped."""
-    for number, line in _iter_lines(path):
-        fields = line.split("\t")
-        if number == 1 and tuple(fields) in headers:
-            continue
-        if len(fields) != n_fields:
-            raise BadInput(path, f"line {number}", "wrong_columns",
-                           f"expected {n_fields} tab-separated fields, got {len(fields)}")
-        yield number, fields
-
-
-def _json_line(path: Path, number: int, line: str):
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as e:
-        raise BadInput(path, f"line {number}", "malformed_json", e.msg) from None
-
-
-def _require(record: dict, name: str, kind: type, path: Path, where: str):
-    if not isinstance(record, dict) or not isinstance(record.get(name), kind):
-        raise BadInput(path, where, "missing_field", f"expected a field {name!r} of type {kind.__name__}")
-    return record[name]
-
-
-def _nonempty(records: list[dict], path: Path) -> list[dict]:
-    if not records:
-        raise BadInput(path, "", "empty_split", "no examples")
-    return records
-
-
-def _check_label(label: str, allowed: frozenset, path: Path, number: int) -> str:
-    if label not in allowed:
-        raise BadInput(path, f"line {number}", "unknown_label",
-                       f"label {label!r} is not one of {', '.join(sorted(allowed))}")
-    return label
-
-
 # ---------------------------------------------------------------- BLURB tsv -> records
 
 
@@ -165,7 +122,7 @@ def ner_records(path: Path, tags: frozenset = _BIO) -> list[dict]:
             tokens.clear()
             labels.clear()
 
-    for number, line in _iter_lines(path):
+    for number, line in iter_lines(path):
         if line.startswith("-DOCSTART-"):  # a document marker, not a token
             continue
         if not line.strip():
@@ -175,24 +132,24 @@ def ner_records(path: Path, tags: frozenset = _BIO) -> list[dict]:
         if len(fields) != 2:
             raise BadInput(path, f"line {number}", "wrong_columns", f"expected token<TAB>tag, got {len(fields)} fields")
         tokens.append(fields[0])
-        labels.append(_check_label(fields[1], tags, path, number))
+        labels.append(check_label(fields[1], tags, path, number))
     end_sentence()
-    return _nonempty(records, path)
+    return nonempty(records, path)
 
 
 def relation_records(path: Path, task: str) -> list[dict]:
     """ChemProt / DDI / GAD ``id, sentence, label``; labels containing "false" become "0"."""
     records = []
-    for number, (example_id, sentence, label) in _tsv_rows(path, 3, _HEADERS["relation"]):
-        label = _check_label(label, RELATION_LABELS[task], path, number)
+    for number, (example_id, sentence, label) in tsv_rows(path, 3, _HEADERS["relation"]):
+        label = check_label(label, RELATION_LABELS[task], path, number)
         records.append({"id": example_id, "sentence": sentence, "label": "0" if "false" in label else label})
-    return _nonempty(records, path)
+    return nonempty(records, path)
 
 
 def biosses_records(path: Path) -> list[dict]:
     """BIOSSES ``pair_id, sent1, sent2, score`` -> a regression example (score 0-4)."""
     records = []
-    for number, (pair_id, sent1, sent2, score) in _tsv_rows(path, 4, _HEADERS["BIOSSES"]):
+    for number, (pair_id, sent1, sent2, score) in tsv_rows(path, 4, _HEADERS["BIOSSES"]):
         try:
             value = float(score)
         except ValueError:
@@ -200,7 +157,7 @@ def biosses_records(path: Path) -> list[dict]:
         if not 0.0 <= value <= 4.0:  # also rejects nan
             raise BadInput(path, f"line {number}", "unknown_label", f"score {score!r} is not a number in 0-4")
         records.append({"id": pair_id, "sentence1": sent1, "sentence2": sent2, "label": value})
-    return _nonempty(records, path)
+    return nonempty(records, path)
 
 
 def _hoc_labels(text: str, path: Path, number: int) -> list[int]:
@@ -216,23 +173,23 @@ def _hoc_labels(text: str, path: Path, number: int) -> list[int]:
 def hoc_records(path: Path) -> list[dict]:
     """HoC sentence rows -> one example per abstract: sentences joined, labels OR-ed."""
     abstracts: dict[str, dict] = {}
-    for number, (labels, sentence, index) in _tsv_rows(path, 3, _HEADERS["HoC"]):
+    for number, (labels, sentence, index) in tsv_rows(path, 3, _HEADERS["HoC"]):
         row = _hoc_labels(labels, path, number)
         doc = abstracts.setdefault(index.split("_")[0], {"sentences": [], "label": [0] * HOC_CLASSES})
         doc["sentences"].append(sentence)
         doc["label"] = [a | b for a, b in zip(doc["label"], row)]
     records = [{"sentence": " ".join(d["sentences"]), "label": d["label"], "id": doc_id}
                for doc_id, d in abstracts.items()]
-    return _nonempty(records, path)
+    return nonempty(records, path)
 
 
 def yes_no_records(path: Path, task: str) -> list[dict]:
     """BioASQ ``id, question, context, label`` -> a sentence-pair example."""
     records = []
-    for number, (example_id, question, context, label) in _tsv_rows(path, 4, _HEADERS["yes_no"]):
+    for number, (example_id, question, context, label) in tsv_rows(path, 4, _HEADERS["yes_no"]):
         records.append({"id": example_id, "sentence1": question.strip(), "sentence2": context.strip(),
-                        "label": _check_label(label, YES_NO_LABELS[task], path, number)})
-    return _nonempty(records, path)
+                        "label": check_label(label, YES_NO_LABELS[task], path, number)})
+    return nonempty(records, path)
 
 
 def pubmedqa_records(path: Path) -> list[dict]:
@@ -253,15 +210,15 @@ def pubmedqa_records(path: Path) -> list[dict]:
     records = []
     for pmid, entry in data.items():
         where = f"entry {pmid}"
-        contexts = _require(entry, "CONTEXTS", list, path, where)
+        contexts = require(entry, "CONTEXTS", list, path, where)
         if not all(isinstance(c, str) for c in contexts):
             raise BadInput(path, where, "bad_field", "CONTEXTS must be a list of strings")
-        label = _require(entry, "final_decision", str, path, where).strip()
+        label = require(entry, "final_decision", str, path, where).strip()
         if label not in PUBMEDQA_LABELS:
             raise BadInput(path, where, "unknown_label", f"final_decision {label!r} is not yes, no or maybe")
-        records.append({"id": pmid, "sentence1": _require(entry, "QUESTION", str, path, where).strip(),
+        records.append({"id": pmid, "sentence1": require(entry, "QUESTION", str, path, where).strip(),
                         "sentence2": " ".join(c.strip() for c in contexts if c.strip()), "label": label})
-    return _nonempty(records, path)
+    return nonempty(records, path)
 
 
 def pubmedqa_splits(folder: Path, only: str | None = None) -> dict[str, list[dict]]:
@@ -272,131 +229,6 @@ def pubmedqa_splits(folder: Path, only: str | None = None) -> dict[str, list[dic
         names = ", ".join(str(path.relative_to(folder)) for path in wanted.values())
         raise BadInput(folder, "", "empty_split", f"none of {names} in this folder", fatal=True)
     return {split: pubmedqa_records(path) for split, path in found.items()}
-
-
-# ---------------------------------------------------------------- QA
-
-
-def _first_span(answer, context: str) -> tuple[int, int] | None:
-    """The first ``char_spans`` entry of an MRQA answer (end inclusive) if it lies in the context."""
-    spans = answer.get("char_spans") if isinstance(answer, dict) else None
-    if not spans or not isinstance(spans[0], list) or len(spans[0]) != 2:
-        return None
-    start, end = spans[0]
-    ok = isinstance(start, int) and isinstance(end, int) and 0 <= start <= end < len(context)
-    return (start, end) if ok else None
-
-
-def squad_records(path: Path) -> list[dict]:
-    """Official SQuAD v1.1 JSON -> one qa record per question (title kept)."""
-    try:
-        dataset = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(path, "", "missing_file", "no such file", fatal=True) from None
-    except json.JSONDecodeError as e:
-        raise BadInput(path, f"line {e.lineno}", "malformed_json", e.msg) from None
-    records = []
-    for a, article in enumerate(_require(dataset, "data", list, path, "")):
-        for p, paragraph in enumerate(_require(article, "paragraphs", list, path, f"data[{a}]")):
-            where = f"data[{a}].paragraphs[{p}]"
-            context = _require(paragraph, "context", str, path, where)
-            for q, qa in enumerate(_require(paragraph, "qas", list, path, where)):
-                record = _squad_question(qa, context, path, f"{where}.qas[{q}]")
-                if "title" in article:
-                    record["title"] = article["title"]
-                records.append(record)
-    return _nonempty(records, path)
-
-
-def _squad_question(qa: dict, context: str, path: Path, where: str) -> dict:
-    texts, starts = [], []
-    for i, answer in enumerate(_require(qa, "answers", list, path, where)):
-        text = _require(answer, "text", str, path, f"{where}.answers[{i}]")
-        start = _require(answer, "answer_start", int, path, f"{where}.answers[{i}]")
-        if context[start:start + len(text)] != text:
-            raise BadInput(path, f"{where}.answers[{i}]", "answer_not_in_context",
-                           f"{text!r} is not at character {start} of the context")
-        texts.append(text)
-        starts.append(start)
-    return {"id": _require(qa, "id", str, path, where),
-            "question": _require(qa, "question", str, path, where).strip(), "context": context,
-            "answers": {"answer_start": starts, "text": texts}}
-
-
-def _mrqa_paragraph(paragraph: dict, path: Path, number: int) -> list[dict]:
-    where = f"line {number}"
-    context = _require(paragraph, "context", str, path, where)
-    records = []
-    for q, qa in enumerate(_require(paragraph, "qas", list, path, where)):
-        qid = qa.get("id", qa.get("qid")) if isinstance(qa, dict) else None
-        if not isinstance(qid, str):
-            raise BadInput(path, f"{where}, qas[{q}]", "missing_field", "expected a question 'qid' or 'id'")
-        starts, texts = [], []
-        for answer in _require(qa, "detected_answers", list, path, f"{where}, qas[{q}]"):
-            span = _first_span(answer, context)
-            if span is None or not isinstance(answer.get("text"), str):
-                raise BadInput(path, f"{where}, question {qid}", "answer_not_in_context",
-                               f"answer {answer!r:.120} has no character span inside the "
-                               f"{len(context)}-character context")
-            starts.append(span[0])
-            texts.append(answer["text"])
-        if not texts:
-            raise BadInput(path, f"{where}, question {qid}", "missing_answer", "no detected answer")
-        records.append({"id": qid, "question": _require(qa, "question", str, path, where).strip(),
-                        "context": context, "answers": {"answer_start": starts, "text": texts}})
-    return records
-
-
-def read_mrqa(path: Path) -> tuple[dict, list[tuple[int, dict]]]:
-    """An MRQA file: its header and its (line number, paragraph) list."""
-    lines = _iter_lines(path)
-    first = next(lines, None)
-    header = _json_line(path, 1, first[1]).get("header") if first else None
-    if not isinstance(header, dict):
-        raise BadInput(path, "line 1", "missing_field", 'expected the MRQA header line {"header": {...}}')
-    paragraphs = [(number, _json_line(path, number, line)) for number, line in lines if line.strip()]
-    return header, paragraphs
-
-
-def mrqa_name(header: dict, path: Path) -> str:
-    """Our dataset name from the MRQA header's dataset (or the file name): HotpotQA -> hotpot."""
-    for candidate in (str(header.get("dataset", "")), path.name):
-        key = re.sub(r"[^a-z]", "", candidate.lower())
-        for prefix, name in _MRQA_NAMES.items():
-            if key.startswith(prefix):
-                return name
-    raise ConfigError(f"{path}: cannot tell which MRQA dataset this is; give --name")
-
-
-def _inhouse_split(split_path: Path, n_paragraphs: int) -> dict[str, list[int]]:
-    try:
-        split_info = json.loads(split_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(split_path, "", "missing_file", "no such file", fatal=True) from None
-    indices = [i for key in ("dev", "test") for i in _require(split_info, key, list, split_path, "")]
-    if sorted(indices) != list(range(n_paragraphs)):  # the released script asserts the sizes add up
-        raise BadInput(split_path, "", "split_mismatch",
-                       f"dev+test indices do not cover the {n_paragraphs} paragraphs "
-                       f"0..{n_paragraphs - 1} exactly once")
-    return {"dev": split_info["dev"], "test": split_info["test"]}
-
-
-def mrqa_splits(path: Path, inhouse_split: Path | None, name: str) -> dict[str, list[dict]]:
-    """MRQA train file -> train; MRQA dev file -> in-house dev and test halves."""
-    header, paragraphs = read_mrqa(path)
-    if header.get("split") == "train":
-        chosen = {"train": range(len(paragraphs))}
-    else:
-        if inhouse_split is None:
-            raise ConfigError(f"{path}: an MRQA dev file needs --inhouse-split (inhouse_split_{name}.json)")
-        if inhouse_split.is_dir():
-            inhouse_split = inhouse_split / f"inhouse_split_{name}.json"
-        chosen = _inhouse_split(inhouse_split, len(paragraphs))
-    out = {}
-    for split, indices in chosen.items():
-        out[split] = [r for i in indices for r in _mrqa_paragraph(paragraphs[i][1], path, paragraphs[i][0])]
-        _nonempty(out[split], path)
-    return out
 
 
 # ---------------------------------------------------------------- multiple choice
@@ -423,41 +255,30 @@ def mmlu_records(path: Path, subject: str, split: str) -> list[dict]:
         if row[5] not in ("A", "B", "C", "D"):
             raise BadInput(path, f"line {reader.line_num}", "unknown_label", f"answer {row[5]!r} is not A-D")
         records.append(_mc_record(f"{subject}_{split}-{len(records):05d}", row[0], row[1:5], "ABCD".index(row[5])))
-    return _nonempty(records, path)
+    return nonempty(records, path)
 
 
 def medqa_records(path: Path, split: str) -> list[dict]:
     """MedQA-USMLE jsonl (4 options A-D) -> mc records with ids ``<split>-00000``."""
     records = []
-    for number, line in _iter_lines(path):
+    for number, line in iter_lines(path):
         if not line.strip():
             continue
-        item = _json_line(path, number, line)
+        item = json_line(path, number, line)
         where = f"line {number}"
-        options = _require(item, "options", dict, path, where)
+        options = require(item, "options", dict, path, where)
         if sorted(options) != ["A", "B", "C", "D"] or not all(isinstance(v, str) for v in options.values()):
             raise BadInput(path, where, "wrong_columns", f"expected text options A-D, got {sorted(options)}")
-        answer = _require(item, "answer_idx", str, path, where)
+        answer = require(item, "answer_idx", str, path, where)
         if answer not in options:
             raise BadInput(path, where, "unknown_label", f"answer_idx {answer!r} is not A-D")
         endings = [options[key] for key in "ABCD"]
-        question = _require(item, "question", str, path, where)
+        question = require(item, "question", str, path, where)
         records.append(_mc_record(f"{split}-{len(records):05d}", question, endings, "ABCD".index(answer)))
-    return _nonempty(records, path)
+    return nonempty(records, path)
 
 
 # ---------------------------------------------------------------- writing and dispatch
-
-
-def write_jsonl(records: Iterable[dict], path: Path) -> int:
-    """One ``json.dumps`` line per record, as the released preprocessing printed them."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with open(path, "w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record) + "\n")
-            count += 1
-    return count
 
 
 def _tsv_splits(folder: Path, read, only: str | None = None) -> dict[str, list[dict]]:
@@ -468,16 +289,6 @@ def _tsv_splits(folder: Path, read, only: str | None = None) -> dict[str, list[d
         names = ", ".join(f"{split}.tsv" for split in wanted)
         raise BadInput(folder, "", "empty_split", f"none of {names} in this folder", fatal=True)
     return {split: read(path) for split, path in found.items()}
-
-
-def _split_from_name(path: Path, split: str | None, choices=SPLITS) -> str:
-    if split:
-        return split
-    words = re.split(r"[^a-z]+", path.name.lower())
-    matches = [choice for choice in choices if choice in words]
-    if len(matches) != 1:
-        raise ConfigError(f"{path}: cannot tell the split from the file name; give --split")
-    return matches[0]
 
 
 def _blurb_source(source: str):
@@ -492,8 +303,8 @@ def _blurb_source(source: str):
     return "seqcls", {"BIOSSES": biosses_records, "HoC": hoc_records}[source]
 
 
-SOURCES = (*NER_TASKS, *RELATION_LABELS, "BIOSSES", "HoC", *YES_NO_LABELS, "pubmedqa", "squad", "mrqa", "mmlu",
-           "medqa")
+SOURCES = (*NER_TASKS, *RELATION_LABELS, "BIOSSES", "HoC", *YES_NO_LABELS, "pubmedqa", "squad", "mrqa", "hotpotqa",
+           "mmlu", "medqa")
 _SOURCE_BY_KEY = {s.lower(): s for s in SOURCES}
 
 
@@ -522,32 +333,29 @@ def convert(source_name: str, input_path, out_dir, *, split: str | None = None, 
 def _read_source(source, path: Path, split, name, inhouse_split):
     """(task type, default dataset name, {split: records}) of one source."""
     if source == "squad":
-        return "qa", "squad_v1.1", {_split_from_name(path, split): squad_records(path)}
+        return "qa", "squad_v1.1", {split_from_name(path, split): squad_records(path)}
     if source == "mrqa":
         if split:
             raise ConfigError("an MRQA file says its split in its header; --split does not apply")
         dataset = name or mrqa_name(read_mrqa_header(path), path)
         return "qa", dataset, mrqa_splits(path, Path(inhouse_split) if inhouse_split else None, dataset)
+    if source == "hotpotqa":
+        splits, dropped = hotpotqa_records(path, split)
+        if dropped:
+            print(f"{path}: dropped {', '.join(f'{k} {v}' for k, v in sorted(dropped.items()))} "
+                  "(MRQA drops yes/no answers too)", file=sys.stderr)
+        return "qa", "hotpot_distractor", splits
     if source == "pubmedqa":
         return "seqcls", "pubmedqa", pubmedqa_splits(path, split)
     if source == "mmlu":
-        split = _split_from_name(path, split, tuple(MMLU_SPLITS))
+        split = split_from_name(path, split, tuple(MMLU_SPLITS))
         subject = re.sub(rf"_{split}$", "", path.stem)
         return "mc", "mmlu", {MMLU_SPLITS[split]: mmlu_records(path, subject, split)}
     if source == "medqa":
-        split = _split_from_name(path, split)
+        split = split_from_name(path, split)
         return "mc", "medqa_usmle", {split: medqa_records(path, split)}
     task_type, read = _blurb_source(source)
     return task_type, source, _tsv_splits(path, read, split)
-
-
-def read_mrqa_header(path: Path) -> dict:
-    for number, line in _iter_lines(path):
-        header = _json_line(path, number, line).get("header")
-        if isinstance(header, dict):
-            return header
-        break
-    raise BadInput(path, "line 1", "missing_field", 'expected the MRQA header line {"header": {...}}')
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -89,7 +89,7 @@ def document_texts(wikispeedia: Path, store) -> list[str]:
 def build_qa_data(ctx: Context) -> dict:
     """``eval/qa``: train = questions of the first 2/3 of the articles, test = the last 1/6,
     and dev = the same test questions with distractors (so one fine-tuning run scores both)."""
-    from linkbert.finetune.convert import squad_records
+    from linkbert.finetune.convert_qa import squad_records
 
     folder = ctx.eval_dir / "qa"
     if (folder / "stats.json").exists():
