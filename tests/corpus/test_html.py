@@ -193,3 +193,124 @@ def test_bad_site_paths(tmp_path):
     with pytest.raises(BadInput) as e:
         list(HtmlSiteReader(str(tmp_path / "page.html")).records())
     assert e.value.reason == "not_a_folder"
+
+
+# -- hostile sites: nothing read outside the folder, no hang, bounded pages, no silent loss ------
+
+def hostile_site(tmp_path: Path) -> Path:
+    """A site with a page, an alias symlink inside it, and every way out or into a hang."""
+    import os
+
+    root = tmp_path / "site"
+    write(root / "index.html", "<p>Home, see <a href='guide/a.html'>a</a>.</p>")
+    write(root / "guide" / "a.html", "<p>Guide page.</p>")
+    write(tmp_path / "outside" / "secret.html", "<p>root:x:0:0:secret</p>")
+    (root / "alias.html").symlink_to(root / "guide" / "a.html")  # inside: followed
+    (root / "evil.html").symlink_to("/etc/passwd")
+    (root / "zero.html").symlink_to("/dev/zero")
+    (root / "secret.html").symlink_to(tmp_path / "outside" / "secret.html")
+    (root / "up.html").symlink_to("../outside/secret.html")  # relative, climbing out
+    (root / "loop.html").symlink_to(root / "loop2.html")
+    (root / "loop2.html").symlink_to(root / "loop.html")
+    (root / "dangling.html").symlink_to(root / "nowhere.html")
+    (root / "outer").symlink_to(tmp_path / "outside", target_is_directory=True)  # not entered
+    os.mkfifo(root / "pipe.html")
+    return root
+
+
+def test_hostile_site_reads_only_regular_files_inside_it(tmp_path):
+    from hostile import outcomes, time_limit
+
+    root = hostile_site(tmp_path)
+    with time_limit(10):
+        results = outcomes(HtmlSiteReader(str(root)))
+    by_kind = {}
+    for result in results:
+        by_kind.setdefault(type(result).__name__, []).append(result)
+    assert [doc.id for doc in by_kind["Document"]] == ["alias.html", "guide/a.html", "index.html"]
+    assert by_kind["Document"][0].text == "Guide page."
+    assert sorted(s.reason for s in by_kind["Skipped"]) == [
+        "broken_link", "not_a_regular_file", "outside_input", "outside_input", "outside_input", "outside_input",
+        "unreadable", "unreadable"]  # dangling; pipe; evil, secret, up, zero; the loop's two links
+    assert "BadInput" not in by_kind
+    assert not any("root:" in doc.text for doc in by_kind["Document"])
+
+
+def test_prepare_counts_what_it_skipped_in_stats(tmp_path, tiny_tokenizer_dir):
+    import dataclasses
+    import json as json_module
+
+    from hostile import time_limit
+
+    from linkbert.prepare import PrepareConfig, prepare
+
+    root = hostile_site(tmp_path)
+    write(root / "big.html", "<p>" + "word " * 5000 + "</p>")  # 25 kB
+    write(root / "deep.html", "<div>" * 2100 + "deep")  # 10.5 kB, nested past the parser's 2048
+    config = PrepareConfig(format="html", input=str(root), tokenizer=str(tiny_tokenizer_dir),
+                           out=str(tmp_path / "out"), skip_bad=True, progress=False, max_record_bytes=20_000)
+    with time_limit(60):
+        with pytest.raises(BadInput) as stopped:  # without --skip-bad: the first bad page, named
+            prepare(dataclasses.replace(config, skip_bad=False, out=str(tmp_path / "stopped")))
+        stats = prepare(config)
+    assert (stopped.value.path, stopped.value.reason) == (str(root / "big.html"), "record_too_large")
+    assert stats["documents"] == 3
+    assert stats["documents_skipped"] == {"broken_link": 1, "not_a_regular_file": 1, "outside_input": 4,
+                                          "record_too_large": 1, "too_deeply_nested": 1, "unreadable": 2}
+    assert json_module.loads((tmp_path / "out" / "stats.json").read_text())["documents_skipped"] == \
+        stats["documents_skipped"]
+
+
+def test_page_larger_than_the_limit_is_not_read(tmp_path):
+    from hostile import outcomes, peak_bytes, small_reader
+
+    write(tmp_path / "fits.html", b"<p>" + b"a" * 993 + b"</p>")  # 1000 bytes
+    write(tmp_path / "over.html", b"<p>" + b"a" * 994 + b"</p>")
+    with open(tmp_path / "huge.html", "wb") as f:  # 1 GB, sparse: nothing of it may be read
+        f.truncate(1 << 30)
+    results, peak = peak_bytes(lambda: outcomes(small_reader("html", tmp_path, 1000)))
+    assert peak < 1_000_000
+    fits, huge, over = results
+    assert isinstance(fits, Document) and len(fits.text) == 993
+    for error, name in ((huge, "huge.html"), (over, "over.html")):
+        assert (error.path, error.reason, error.fatal) == (str(tmp_path / name), "record_too_large", False)
+
+
+def test_nesting_deeper_than_the_parser_takes_is_named_not_an_empty_or_cut_page(tmp_path):
+    write(tmp_path / "deep.html", "<p>before</p>\n" + "<div>" * 3000 + "deep text" + "</div>" * 3000 + "<p>after</p>")
+    write(tmp_path / "deeper.html", "<div>" * 100_000 + "</div>" * 100_000)
+    write(tmp_path / "fine.html", "<div>" * 1000 + "deep but fine" + "</div>" * 1000)
+    reader = HtmlSiteReader(str(tmp_path))
+    deep, deeper, fine = reader.records()
+    for record, name in ((deep, "deep.html"), (deeper, "deeper.html")):
+        with pytest.raises(BadInput) as e:
+            reader.parse(record)
+        assert (e.value.path, e.value.reason, e.value.fatal) == (str(tmp_path / name), "too_deeply_nested", False)
+        assert "depth" in str(e.value)
+    assert deep and reader.parse(fine).text == "deep but fine"
+
+
+@pytest.mark.parametrize("label", ["rot13", "hex", "zlib", "idna", "undefined", "utf-7", "unicode_escape",
+                                   "punycode", "nonsense-charset"])
+def test_a_charset_label_that_names_no_web_charset_means_utf8(tmp_path, label):
+    write(tmp_path / "x.html", f'<meta charset="{label}"><p>caf\u00e9 +2AA- \\ud800</p>')
+    [doc] = read_all(HtmlSiteReader(str(tmp_path)))
+    assert doc.text == "caf\u00e9 +2AA- \\ud800"
+
+
+def test_binary_garbage_and_odd_pages_give_a_result_never_a_traceback(tmp_path):
+    import random
+
+    rng = random.Random(0)
+    write(tmp_path / "garbage.html", bytes(rng.randrange(256) for _ in range(5000)))
+    write(tmp_path / "latin.html", b'<meta charset="latin1">' + bytes(rng.randrange(256) for _ in range(5000)))
+    write(tmp_path / "nul.html", b"<p>a\x00b</p>")
+    write(tmp_path / "empty.html", b"")
+    (tmp_path / "folder.html").mkdir()  # a folder named like a page: not a page
+    from hostile import outcomes
+
+    empty, garbage, latin, nul = outcomes(HtmlSiteReader(str(tmp_path)))  # in name order
+    assert isinstance(garbage, BadInput) and garbage.reason == "invalid_utf8"
+    assert isinstance(latin, (Document, Skipped))
+    assert nul.text == "a\ufffdb"
+    assert empty == Skipped("empty_page")

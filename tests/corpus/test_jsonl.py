@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from linkbert.corpus import Document, open_reader
+from linkbert.corpus import Document, Skipped, open_reader
 from linkbert.errors import BadInput
 
 
@@ -64,3 +64,108 @@ def test_missing_path(tmp_path):
     with pytest.raises(BadInput, match="does not exist") as info:
         read_all(tmp_path / "nope.jsonl")
     assert info.value.reason == "missing_path"
+
+
+# -- hostile input: nothing outside the input, bounded records, one bad line costs one line -----
+
+def doc_line(doc_id, text="words") -> bytes:
+    return json.dumps({"id": doc_id, "text": text}).encode() + b"\n"
+
+
+def test_folder_reads_only_regular_files_inside_it_and_counts_the_rest(tmp_path):
+    import os
+
+    from hostile import outcomes, time_limit
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.jsonl").write_bytes(doc_line("secret"))
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "a.jsonl").write_bytes(doc_line("a"))
+    (corpus / "sub" / "b.jsonl").write_bytes(doc_line("b"))
+    (corpus / "alias.jsonl").symlink_to(corpus / "a.jsonl")  # inside the folder: followed
+    (corpus / "evil.jsonl").symlink_to(outside / "secret.jsonl")
+    (corpus / "zero.jsonl").symlink_to("/dev/zero")
+    (corpus / "gone.jsonl").symlink_to(corpus / "missing.jsonl")
+    (corpus / "linked").symlink_to(outside, target_is_directory=True)  # a folder symlink: not entered
+    os.mkfifo(corpus / "pipe.jsonl")
+    with time_limit(10):
+        results = outcomes(open_reader("jsonl", str(corpus)))
+    # in relative-path order: a, alias, evil, gone, pipe, sub/b, zero
+    assert results == [Document("a", "", "words"), Document("a", "", "words"), Skipped("outside_input"),
+                       Skipped("broken_link"), Skipped("not_a_regular_file"), Document("b", "", "words"),
+                       Skipped("outside_input")]
+
+
+def test_line_longer_than_the_limit_is_skipped_in_bounded_memory(tmp_path):
+    from hostile import bad, outcomes, peak_bytes, small_reader
+
+    path = tmp_path / "long.jsonl.gz"
+    fits = b'{"id": "fits", "text": "' + b"y" * (1000 - 26) + b'"}'
+    assert len(fits) == 1000
+    with gzip.open(path, "wb") as f:  # 30 MB of one line compress to 30 kB
+        f.write(doc_line("first") + b'{"id": "long", "text": "' + b"x" * 30_000_000 + b'"}\n'
+                + fits + b"\n" + fits + b"z\n" + doc_line("last"))
+    results, peak = peak_bytes(lambda: outcomes(small_reader("jsonl", path, 1000)))
+    assert peak < 2_000_000
+    assert [r.id for r in results if isinstance(r, Document)] == ["first", "fits", "last"]
+    assert [(e.location, e.reason, e.fatal) for e in bad(results)] == [
+        ("line 2", "record_too_large", False), ("line 4", "record_too_large", False)]
+    assert str(path) in str(bad(results)[0]) and "1,000 bytes" in str(bad(results)[0])
+
+
+@pytest.mark.parametrize("line, reason, words", [
+    (b'{"id": "x", "text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "too_deeply_nested", "nested too deeply"),
+    (b'{"id": "x", "text": "t", "links": [' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_000 + b"]}",
+     "too_deeply_nested", "nested"),
+    (b'{"id": ' + b"7" * 5000 + b', "text": "t"}', "number_too_long", "more than 4,300 digits"),
+    (b'{"id": "x", "text": "half \\ud800 a pair"}', "invalid_text", 'field "text" holds a lone surrogate (U+D800'),
+    (b'{"id": "x\\udfff", "text": "t"}', "invalid_text", 'field "id"'),
+    (b'{"id": "x", "title": "\\ud83d", "text": "t"}', "invalid_text", 'field "title"'),
+    (b'{"id": "x", "text": "t", "links": ["ok", "\\udc80"]}', "invalid_text", 'field "links"'),
+    (b"\x00\x01\xfe\xff garbage \x89PNG", "invalid_utf8", "invalid UTF-8"),
+    (b"\x00\x01 garbage", "malformed_json", "not valid JSON"),
+])
+def test_one_hostile_line_is_one_named_bad_record_and_the_others_are_kept(tmp_path, line, reason, words):
+    from hostile import bad, outcomes
+
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(doc_line("before") + line + b"\n" + doc_line("after"))
+    results = outcomes(open_reader("jsonl", str(path)))
+    assert [r.id for r in results if isinstance(r, Document)] == ["before", "after"]
+    (error,) = bad(results)
+    assert (error.path, error.location, error.reason, error.fatal) == (str(path), "line 2", reason, False)
+    assert words in str(error)
+
+
+def test_surrogate_pairs_are_text(tmp_path):
+    path = tmp_path / "emoji.jsonl"
+    path.write_bytes(b'{"id": "x", "text": "a \\ud83d\\ude00 b"}\n')
+    assert read_all(path)[0].text == "a \U0001F600 b"
+
+
+def test_a_broken_file_in_a_folder_ends_that_file_only(tmp_path):
+    from hostile import bad, outcomes
+
+    whole = gzip.compress(b"".join(doc_line(f"a{i}", "x" * 50) for i in range(2000)))
+    (tmp_path / "a.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "b.jsonl").write_bytes(doc_line("b"))
+    results = outcomes(open_reader("jsonl", str(tmp_path)))
+    (error,) = bad(results)
+    assert (error.path, error.reason, error.fatal) == (str(tmp_path / "a.jsonl.gz"), "truncated_file", True)
+    assert results.index(error) == len(results) - 2 and results[-1].id == "b"  # b.jsonl is still read
+    assert len(results) > 100  # and a.jsonl.gz's lines before the break are kept
+
+
+def test_empty_and_blank_files_give_nothing(tmp_path):
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    (tmp_path / "blank.jsonl.gz").write_bytes(gzip.compress(b"\n \n\t\n"))
+    assert read_all(tmp_path) == []
+
+
+def test_a_named_folder_without_files_and_a_file_that_is_a_folder(tmp_path):
+    (tmp_path / "folder.jsonl").mkdir()  # a folder named like a file is not a file
+    with pytest.raises(BadInput) as info:
+        read_all(tmp_path)
+    assert info.value.reason == "missing_path" and info.value.fatal

@@ -170,12 +170,17 @@ def test_truncated_gzip_is_fatal_and_names_the_file(tmp_path):
 
 
 def test_malformed_xml_names_the_line(tmp_path):
-    xml = article_set(STRUCTURED, CITING.replace("</ArticleTitle>", "</Title>"))
+    # a broken record is one bad record naming its line; the records after it are still read
+    xml = article_set(STRUCTURED, CITING.replace("</ArticleTitle>", "</Title>"), DELETED)
     path = write_gz(tmp_path / "broken.xml.gz", xml)
     line = xml[: xml.index("</Title>")].count("\n") + 1
+    reader = PubmedXmlReader(str(path))
+    first, broken, *deleted = reader.records()
+    assert reader.parse(first).id == "1001" and deleted == [Skipped("deleted_citation")] * 2
     with pytest.raises(BadInput) as e:
-        list(PubmedXmlReader(str(path)).records())
-    assert (e.value.path, e.value.location, e.value.reason) == (str(path), f"line {line}", "malformed_xml")
+        reader.parse(broken)
+    assert (e.value.path, e.value.location, e.value.reason) == (str(path), f"record 2, line {line}", "malformed_xml")
+    assert not e.value.fatal
 
 
 def test_external_entities_are_not_loaded(tmp_path):
@@ -195,6 +200,104 @@ def test_keys_and_pickling(tmp_path):
     assert list(reader.link_keys(" 1001 ")) == ["1001"]
     assert list(reader.link_keys("PMC123")) == [] and list(reader.link_keys("")) == []
     assert pickle.loads(pickle.dumps(reader)).path == reader.path
+
+
+# --- hostile files: namespaces, bounded records, one bad record costs one record ------------
+
+def test_namespaced_records_are_read_not_silently_skipped(tmp_path):
+    xml = article_set(STRUCTURED, CITING).replace("<PubmedArticleSet>", '<PubmedArticleSet xmlns="urn:x-pubmed">')
+    prefixed = HEAD + '<PubmedArticleSet xmlns:p="urn:x">' + STRUCTURED.replace(
+        "<PubmedArticle>", '<PubmedArticle xmlns="urn:own">') + "</PubmedArticleSet>"
+    docs = read_all(PubmedXmlReader(str(write_gz(tmp_path / "ns.xml.gz", xml))))
+    assert [(d.id, d.title) for d in docs] == [("1001", "Effects of Escherichia coli on rats."), ("1002", "A reply.")]
+    assert docs[1].links == ("1001", "555", "777", "1001")
+    assert [d.id for d in read_all(PubmedXmlReader(str(write_gz(tmp_path / "own.xml.gz", prefixed))))] == ["1001"]
+
+
+def test_record_larger_than_the_limit_is_skipped_in_bounded_memory(tmp_path):
+    from hostile import bad, outcomes, peak_bytes, small_reader
+
+    huge = STRUCTURED.replace("1001", "2002").replace("Closing remarks.", "x" * 30_000_000)
+    xml = article_set(STRUCTURED, huge, CITING)
+    path = write_gz(tmp_path / "huge.xml.gz", xml)
+    results, peak = peak_bytes(lambda: outcomes(small_reader("pubmed-xml", path, 2000)))
+    assert peak < 2_000_000
+    assert [r.id for r in results if isinstance(r, Document)] == ["1001", "1002"]
+    (error,) = bad(results)
+    line = xml[: xml.index("2002")].count("\n") - 1  # where its <PubmedArticle> starts
+    assert (error.path, error.location, error.reason, error.fatal) == (
+        str(path), f"record 2, line {line}", "record_too_large", False)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda r: r.replace("Plain abstract.", "Plain \x01 abstract."), "malformed_xml"),
+    (lambda r: r.replace("Plain abstract.", "Plain \udcff abstract."), "invalid_utf8"),  # a byte \xff
+    (lambda r: r.replace("</PubmedArticle>", ""), "malformed_xml"),  # unclosed: ends where the next starts
+    (lambda r: r.replace("A reply.", "a < b"), "malformed_xml"),
+])
+def test_one_damaged_record_costs_that_record(tmp_path, damage, reason):
+    from hostile import bad, outcomes
+
+    xml = article_set(STRUCTURED, damage(CITING), STRUCTURED.replace("1001", "3003"))
+    path = tmp_path / "damaged.xml"
+    path.write_bytes(xml.encode("utf-8", "surrogateescape"))
+    results = outcomes(PubmedXmlReader(str(path)))
+    assert [r.id for r in results if isinstance(r, Document)] == ["1001", "3003"]
+    (error,) = bad(results)
+    assert (error.location.split(",")[0], error.reason, error.fatal) == ("record 2", reason, False)
+
+
+def test_entity_bomb_is_not_expanded(tmp_path):
+    from hostile import bad, outcomes, peak_bytes, time_limit
+
+    laughs = "".join(f'<!ENTITY l{i + 1} "{("&l" + str(i) + ";") * 10}">' for i in range(9))
+    xml = (f'<?xml version="1.0"?>\n<!DOCTYPE PubmedArticleSet [<!ENTITY l0 "lol">{laughs}]>\n'
+           + "<PubmedArticleSet>" + STRUCTURED + CITING.replace("A reply.", "&l9;") + "</PubmedArticleSet>")
+    with time_limit(20):
+        results, peak = peak_bytes(lambda: outcomes(PubmedXmlReader(str(write_gz(tmp_path / "b.xml.gz", xml)))))
+    assert peak < 5_000_000
+    assert [r.id for r in results if isinstance(r, Document)] == ["1001"]
+    (error,) = bad(results)
+    assert error.location.startswith("record 2") and "amplification" in str(error)
+
+
+def test_folder_reads_only_regular_files_inside_it_and_goes_on_after_a_broken_file(tmp_path):
+    import os
+
+    from hostile import bad, outcomes, time_limit
+
+    outside = write_gz(tmp_path / "outside.xml.gz", article_set(STRUCTURED.replace("1001", "99999")))
+    folder = tmp_path / "pubmed"
+    folder.mkdir()
+    whole = gzip.compress(article_set(*[STRUCTURED.replace("1001", str(n)) for n in range(2000)]).encode())
+    (folder / "a.xml.gz").write_bytes(whole[: len(whole) // 2])
+    write_gz(folder / "b.xml.gz", article_set(CITING))
+    (folder / "c.xml.gz").symlink_to(outside)
+    (folder / "d.xml").symlink_to("/dev/zero")
+    os.mkfifo(folder / "e.xml")
+    (folder / "f.xml.gz").symlink_to(folder / "b.xml.gz")  # inside the folder: followed
+    with time_limit(10):
+        results = outcomes(PubmedXmlReader(str(folder)))
+    (error,) = bad(results)
+    assert (error.path, error.reason, error.fatal) == (str(folder / "a.xml.gz"), "truncated_file", True)
+    after = results[results.index(error) + 1:]
+    assert after == [read_all(PubmedXmlReader(str(folder / "b.xml.gz")))[0], Skipped("outside_input"),
+                     Skipped("outside_input"), Skipped("not_a_regular_file"), after[0]]
+    assert results.index(error) > 100  # a.xml.gz's records before the break are kept
+    assert not any(isinstance(r, Document) and r.id == "99999" for r in results)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "malformed_xml"),
+    (b"\x89PNG\r\n\x1a\n\x00 binary \xff", "malformed_xml"),
+    (b"<PubmedArticleSet><PubmedArticle><PMID>1</PMID></PubmedArticle>", "truncated_file"),
+])
+def test_files_that_are_no_pubmed_file_are_a_fatal_error_naming_them(tmp_path, content, reason):
+    path = tmp_path / "x.xml"
+    path.write_bytes(content)
+    with pytest.raises(BadInput) as e:
+        list(PubmedXmlReader(str(path)).records())
+    assert (e.value.path, e.value.reason, e.value.fatal) == (str(path), reason, True)
 
 
 # --- the real baseline file --------------------------------------------------------------

@@ -54,3 +54,62 @@ def test_missing_package_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(metadata, "distribution", missing)
     with pytest.raises(BadInput, match=r'pip install -e "\.\[demo\]"'):
         default_path()
+
+
+# -- hostile summaries files: the file is one JSON object, read whole but bounded ----------------
+
+def entry(title: str, extract: str = "Some words.") -> str:
+    import json
+
+    return json.dumps(title) + ": " + json.dumps({"title": title, "extract": extract, "topic": "Arts"})
+
+
+@pytest.mark.parametrize("content, reason", [
+    ('{"A": ' + "[" * 100_000 + "]" * 100_000 + "}", "too_deeply_nested"),
+    ('{"A": {"title": "A", "extract": "x", "topic": "Arts", "n": ' + "9" * 5000 + "}}", "number_too_long"),
+    ("\x00\x01 binary", "malformed_json"),
+    ("", "malformed_json"),
+])
+def test_json_the_module_cannot_read_is_a_fatal_error_naming_the_file(tmp_path, content, reason):
+    path = tmp_path / "s.json"
+    path.write_text(content, encoding="utf-8")
+    reader = VitalArticlesReader(str(path))
+    with pytest.raises(BadInput) as error:
+        list(reader.records())
+    assert (error.value.path, error.value.reason, error.value.fatal) == (str(path), reason, True)
+
+
+def test_file_larger_than_the_limit_is_refused_unread(tmp_path):
+    from hostile import small_reader
+
+    path = tmp_path / "s.json"
+    path.write_text("{" + ", ".join(entry(f"T{i}") for i in range(100)) + "}", encoding="utf-8")
+    with pytest.raises(BadInput) as error:
+        list(small_reader("vital-articles", path, 1000).records())
+    assert (error.value.reason, error.value.fatal) == ("record_too_large", True)
+    assert len(list(small_reader("vital-articles", path, path.stat().st_size).records())) == 100
+
+
+def test_lone_surrogate_in_an_entry_costs_that_entry(tmp_path):
+    from hostile import bad, outcomes
+
+    path = tmp_path / "s.json"
+    bad_entry = entry("B", "half SURROGATE pair").replace("SURROGATE", "\\ud800")  # the JSON escape
+    path.write_text("{" + ", ".join([entry("A"), bad_entry, entry("C")]) + "}", encoding="utf-8")
+    results = outcomes(VitalArticlesReader(str(path)))
+    (error,) = bad(results)
+    assert (error.location, error.reason, error.fatal) == ("entry 'B'", "invalid_text", False)
+    assert 'field "extract"' in str(error)
+    assert [doc.id for doc in results if not isinstance(doc, BadInput)] == ["A", "C"]
+
+
+def test_a_folder_or_a_fifo_is_not_the_summaries_file(tmp_path):
+    import os
+
+    from hostile import time_limit
+
+    os.mkfifo(tmp_path / "pipe.json")
+    for path in (tmp_path, tmp_path / "pipe.json"):
+        with time_limit(10), pytest.raises(BadInput) as error:
+            list(VitalArticlesReader(str(path)).records())
+        assert error.value.reason == "missing_path"

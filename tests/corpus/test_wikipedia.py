@@ -286,27 +286,31 @@ def test_truncated_bz2(tmp_path):
 
 
 def test_malformed_xml(tmp_path):
-    broken = "\n<page><title>Beta</title>\n<ns>0</oops></page></mediawiki>"
-    xml = dump(page("Alpha", "ok")).replace("</mediawiki>", broken)
+    # one broken page is one bad record naming its line, not the end of the dump: the pages after it are read
+    broken = "\n<page><title>Beta</title>\n<ns>0</oops></page>\n"
+    xml = dump(page("Alpha", "ok"), broken, page("Gamma", "fine", page_id=3))
     path = write(tmp_path, xml)
     reader = WikipediaXmlReader(str(path))
-    seen = []
+    alpha, beta, gamma = reader.records()
+    assert (alpha.title, gamma.title) == ("Alpha", "Gamma")
     with pytest.raises(BadInput) as info:
-        for record in reader.records():
-            seen.append(record.title)
-    assert seen == ["Alpha"]  # what came before the error is still delivered
+        reader.parse(beta)
     bad_line = next(n for n, line in enumerate(xml.splitlines(), 1) if "</oops>" in line)
-    assert info.value.reason == "malformed_xml" and info.value.fatal
-    assert info.value.location == f"line {bad_line}"
-    assert str(path) in str(info.value)
+    assert info.value.reason == "malformed_xml" and not info.value.fatal
+    assert info.value.location == f"page 2, line {bad_line}"
+    assert str(path) in str(info.value) and "mismatch" in str(info.value)
+    assert reader.parse(gamma).text == "fine"
 
 
 def test_invalid_utf8(tmp_path):
     path = tmp_path / "bad.xml"
-    path.write_bytes(dump(page("Alpha", "ok")).encode().replace(b"ok", b"o\xffk"))
+    path.write_bytes(dump(page("Alpha", "ok"), page("Beta", "fine", page_id=2)).encode().replace(b"ok", b"o\xffk"))
+    reader = WikipediaXmlReader(str(path))
+    alpha, beta = reader.records()
     with pytest.raises(BadInput) as info:
-        list(WikipediaXmlReader(str(path)).records())
-    assert info.value.reason == "invalid_utf8"
+        reader.parse(alpha)
+    assert info.value.reason == "invalid_utf8" and info.value.location == "page 1, line 5"  # after <siteinfo>
+    assert reader.parse(beta).text == "fine"
 
 
 def test_external_entity_is_not_expanded(tmp_path):
@@ -316,6 +320,101 @@ def test_external_entity_is_not_expanded(tmp_path):
     (doc,) = read_all(write(tmp_path, xml))
     assert "root:" not in doc.text and "/bin/" not in doc.text
     assert doc.text.startswith("before") and doc.text.endswith("after")
+
+
+# -- hostile dumps: one bad page costs one page, pages bounded, no entity expansion ----------------
+
+
+def test_page_larger_than_the_limit_is_skipped_in_bounded_memory(tmp_path):
+    from hostile import bad, outcomes, peak_bytes, small_reader
+
+    huge = "<page><title>Huge</title><ns>0</ns><id>2</id><revision><text>" + "x" * 30_000_000 + "</text></revision></page>"
+    path = write(tmp_path, dump(page("Alpha", "ok"), huge, page("Gamma", "fine", page_id=3)), "dump.xml.bz2")
+    assert path.stat().st_size < 100_000
+    results, peak = peak_bytes(lambda: outcomes(small_reader("wikipedia-xml", path, 1000)))
+    assert peak < 2_000_000
+    assert [r.title for r in results if isinstance(r, Document)] == ["Alpha", "Gamma"]
+    (error,) = bad(results)
+    assert (error.path, error.location, error.reason, error.fatal) == (str(path), "page 2, line 5", "record_too_large",
+                                                                       False)
+
+
+@pytest.mark.parametrize("damaged, reason, words, lines_on", [
+    ("<page><title>Beta</title><ns>0</ns><id>2</id><revision><text>a \x01 b</text></revision></page>",
+     "malformed_xml", "invalid Char", 0),
+    # missing </page>: the page ends where the next one starts (the parser notices there), not swallowing it
+    ("<page><title>Beta</title><ns>0</ns><id>2</id><revision><text>never closed</text></revision>",
+     "malformed_xml", "not well-formed", 1),
+    ("<page><title>Beta &undefined; </title><ns>0</ns><id>2</id></page>", "malformed_xml", "not defined", 0),
+    ("<page>" + "<x>" * 300 + "</x>" * 300 + "</page>", "too_deeply_nested", "depth", 0),
+])
+def test_one_damaged_page_costs_that_page(tmp_path, damaged, reason, words, lines_on):
+    from hostile import bad, outcomes
+
+    xml = dump(page("Alpha", "ok"), "\n" + damaged + "\n", page("Gamma", "fine", page_id=3))
+    line = xml[:xml.index(damaged)].count("\n") + 1 + lines_on
+    results = outcomes(WikipediaXmlReader(str(write(tmp_path, xml))))
+    assert [r.title for r in results if isinstance(r, Document)] == ["Alpha", "Gamma"]
+    (error,) = bad(results)
+    assert (error.location, error.reason, error.fatal) == (f"page 2, line {line}", reason, False)
+    assert words in str(error)
+
+
+def test_text_between_pages_and_a_dump_cut_off_are_named(tmp_path):
+    from hostile import bad, outcomes
+
+    xml = dump(page("Alpha", "ok"), "\n\n  junk text\n", page("Gamma", "fine", page_id=3))
+    line = xml[:xml.index("junk")].count("\n") + 1
+    results = outcomes(WikipediaXmlReader(str(write(tmp_path, xml))))
+    assert [r.title for r in results if isinstance(r, Document)] == ["Alpha", "Gamma"]
+    (error,) = bad(results)
+    assert (error.location, error.reason, error.fatal) == (f"line {line}", "malformed_xml", False)
+    assert "junk text" in str(error)
+    cut = write(tmp_path, dump(page("Alpha", "ok")).replace("</mediawiki>", "\n"), "cut.xml")
+    reader = WikipediaXmlReader(str(cut))
+    read = []
+    with pytest.raises(BadInput) as info:
+        read.extend(reader.records())
+    assert [record.title for record in read] == ["Alpha"]
+    assert (info.value.reason, info.value.fatal) == ("truncated_file", True) and "</mediawiki>" in str(info.value)
+
+
+def test_entity_bombs_are_not_expanded(tmp_path):
+    from hostile import bad, outcomes, peak_bytes, time_limit
+
+    laughs = "".join(f'<!ENTITY l{i + 1} "{("&l" + str(i) + ";") * 10}">' for i in range(9))
+    xml = (f'<?xml version="1.0"?>\n<!DOCTYPE mediawiki [<!ENTITY l0 "lol">{laughs}]>\n'
+           + dump(page("Alpha", "ok"), "<page><title>Bomb &l9;</title><ns>0</ns><id>2</id></page>",
+                  '<page><title>Attr</title><ns>0</ns><id>3</id><redirect title="&l9;"/></page>',
+                  page("Gamma", "fine", page_id=4)))
+    with time_limit(20):
+        results, peak = peak_bytes(lambda: outcomes(WikipediaXmlReader(str(write(tmp_path, xml)))))
+    assert peak < 5_000_000
+    assert [r.title for r in results if isinstance(r, Document)] == ["Alpha", "Gamma"]
+    line = xml[:xml.index("<page><title>Bomb")].count("\n") + 1
+    assert [(e.location, "amplification" in str(e)) for e in bad(results)] == [(f"page 2, line {line}", True),
+                                                                              (f"page 3, line {line}", True)]
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", "no XML root element"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00 binary garbage \xff\xfe", "no XML root element"),
+    (b"<mediawiki><siteinfo><oops></siteinfo><page>", "not well-formed XML before the first record"),
+    (b'<mw:mediawiki xmlns:mw="x"><mw:page><mw:title>A</mw:title></mw:page></mw:mediawiki>', "namespace prefix"),
+])
+def test_files_that_are_no_dump_are_a_fatal_error_naming_them(tmp_path, content, words):
+    path = tmp_path / "dump.xml"
+    path.write_bytes(content)
+    with pytest.raises(BadInput) as info:
+        list(WikipediaXmlReader(str(path)).records())
+    assert (info.value.path, info.value.fatal) == (str(path), True) and words in str(info.value)
+
+
+def test_absurd_namespace_numbers_are_no_namespace(tmp_path):
+    xml = dump(page("Alpha", "ok").replace("<ns>0</ns>", "<ns>" + "9" * 5000 + "</ns>"))
+    xml = xml.replace('<namespace key="4"', '<namespace key="' + "4" * 5000 + '"')
+    (doc,) = read_all(write(tmp_path, xml))
+    assert doc.title == "Alpha"  # its namespace then comes from the title, as in old dumps
 
 
 # -- the real excerpt --------------------------------------------------------------------------
@@ -374,3 +473,23 @@ def test_excerpt_redirects(excerpt):
     raw = [record.redirect for record in reader.records() if record.redirect and record.namespace == 0]
     assert len(raw) == 99
     assert sum(normalise_title(title) == title for title in raw) >= 0.9 * len(raw)
+
+
+@pytest.mark.data
+def test_excerpt_with_an_invalid_character_loses_only_that_page(shared_data, tmp_path):
+    from hostile import bad, outcomes
+
+    data = bz2.decompress(require(shared_data / EXCERPT).read_bytes())
+    title = b"<title>Anarchism</title>"
+    text_start = data.index(b"<text", data.index(title))
+    damaged = data[:text_start + 200] + b"\x01\xff" + data[text_start + 200:]
+    path = tmp_path / "damaged.xml.bz2"
+    path.write_bytes(bz2.compress(damaged))
+    results = outcomes(WikipediaXmlReader(str(path)))
+    (error,) = bad(results)
+    line = damaged[:text_start + 200].count(b"\n") + 1
+    assert (error.reason, error.fatal) == ("malformed_xml", False) and error.location.endswith(f", line {line}")
+    documents = [r for r in results if isinstance(r, Document)]
+    assert len(documents) == 105 and "Anarchism" not in {d.title for d in documents}
+    assert sum(isinstance(r, Redirect) for r in results) == 99
+    assert documents[-1].title == "Algorithm"  # the last page of the excerpt: nothing after the error lost

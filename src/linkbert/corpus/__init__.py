@@ -8,6 +8,13 @@ A reader is split in two so that ``linkbert prepare`` can parallelise the expens
   ``Document``, a ``Redirect`` or a ``Skipped`` (a counted, non-error skip such as a page
   outside the main namespace). Malformed input raises ``BadInput`` naming file and record.
 
+Input is untrusted (``linkbert.corpus.io``): only regular files inside an input folder are read,
+no record takes more than ``max_record_bytes``, and one bad record costs that record only. What
+``records()`` cannot read (a record too large, a page that is not well-formed) it yields in its
+place as a picklable ``io.BadRecord``, which ``parse()`` raises; an entry it does not read (a
+FIFO, a symlink leading out of the folder) as a ``Skipped``: so ``prepare --skip-bad`` counts
+each and goes on. ``records()`` itself raises only what ends a file (a fatal ``BadInput``).
+
 Links are resolved after the whole corpus is read, through two key functions every reader
 defines: ``document_keys(doc)`` (the keys a document can be found under: its id, its
 normalised title) and ``link_keys(target)`` (the keys a raw link target may mean, in order

@@ -2,6 +2,9 @@
 
 ``path`` is the site's folder; every ``*.html``/``*.htm`` below it is a page, read in order of
 its relative path. A page's id is that path with ``/`` separators (``guide/intro.html``).
+The folder is untrusted: only regular files inside it are read (a symlink to a page inside it
+is followed, one leading outside is not; FIFOs and devices are skipped), each skip counted
+(``linkbert.corpus.io.folder_files``), and a page larger than ``max_record_bytes`` is not read.
 
 Parsing uses ``lxml.html`` (libxml2's HTML parser, which never loads external entities):
 lxml is already a declared dependency for the PubMed reader, and the text walk needs each
@@ -16,7 +19,6 @@ because menus repeat on every page and would link every page to every menu entry
 from __future__ import annotations
 
 import codecs
-import os
 import posixpath
 import re
 from pathlib import Path, PurePosixPath
@@ -26,8 +28,9 @@ from urllib.parse import unquote, urlsplit
 import lxml.html
 from lxml import etree
 
-from linkbert.corpus import Document, Redirect, Skipped
-from linkbert.corpus.io import decode_utf8, require_path
+from linkbert.corpus import DEFAULT_MAX_RECORD_BYTES, Document, Redirect, Skipped
+from linkbert.corpus.io import (BadRecord, FolderEntry, decode_utf8, folder_files, open_regular, read_at_most,
+                                require_path, settle, too_large)
 from linkbert.errors import BadInput
 
 SUFFIXES = (".html", ".htm")
@@ -57,6 +60,17 @@ META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]
 XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 # browsers read these labels as windows-1252, which fills the gaps latin-1 leaves undefined
 WINDOWS_1252_ALIASES = frozenset({"latin_1", "ascii", "iso8859-1"})
+# The legacy charsets of the WHATWG Encoding standard (what browsers decode), as Python names them.
+# Any other label a page declares is ignored: Python's codec registry also holds codecs that are
+# no charset at all ("rot13", "hex", "zlib": an error) or that can produce lone surrogates
+# ("utf-7", "unicode_escape"), which no tokenizer takes.
+WEB_CHARSETS = frozenset({
+    "cp866", "iso8859-2", "iso8859-3", "iso8859-4", "iso8859-5", "iso8859-6", "iso8859-7", "iso8859-8",
+    "iso8859-10", "iso8859-13", "iso8859-14", "iso8859-15", "iso8859-16", "koi8-r", "koi8-u", "mac-roman",
+    "cp874", "cp1250", "cp1251", "cp1252", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258",
+    "gbk", "gb2312", "gb18030", "big5", "big5hkscs", "euc_jp", "iso2022_jp", "shift_jis", "euc_kr",
+    *WINDOWS_1252_ALIASES,
+})
 
 # huge_tree: without it libxml2 silently drops everything nested deeper than 256 elements
 PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, huge_tree=True)
@@ -65,24 +79,42 @@ PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, huge_tree=T
 class HtmlSiteReader:
     """Reads a folder of HTML pages into documents keyed by their relative path."""
 
+    max_record_bytes = DEFAULT_MAX_RECORD_BYTES
+
     def __init__(self, path: str):
         self.path = str(path)
 
-    def records(self) -> Iterator[tuple[str, bytes]]:
+    def records(self) -> Iterator[tuple[str, bytes] | Skipped | BadRecord]:
+        """(relative path, raw bytes) per page; a ``Skipped`` for an entry not read, a ``BadRecord``
+        for a page too large or that cannot be read."""
         root = require_path(self.path, "HTML site folder")
         if not root.is_dir():
             raise BadInput(str(root), "", "not_a_folder", "expected the folder of an HTML site", fatal=True)
-        for relative in page_paths(root):
-            yield relative, (root / relative).read_bytes()
+        for entry in folder_files(root, lambda name: name.lower().endswith(SUFFIXES)):
+            yield Skipped(entry.skip) if entry.skip else self._page(entry)
 
-    def parse(self, record: tuple[str, bytes]) -> Document | Redirect | Skipped:
+    def _page(self, entry: FolderEntry) -> tuple[str, bytes] | BadRecord:
+        try:
+            with open_regular(entry.path) as f:
+                raw = read_at_most(f, self.max_record_bytes)
+        except BadInput as e:
+            return BadRecord(entry.name, "", e.reason, e.detail)  # one page: not fatal
+        except OSError as e:
+            return BadRecord(entry.name, "", "unreadable", f"cannot read the page ({e.strerror})")
+        return too_large(entry.name, "", self.max_record_bytes) if raw is None else (entry.relative, raw)
+
+    def parse(self, record: tuple[str, bytes] | Skipped | BadRecord) -> Document | Redirect | Skipped:
+        if isinstance(record, (Skipped, BadRecord)):
+            return settle(record)
         relative, raw = record
-        text = decode_page(raw, str(Path(self.path) / relative))
+        path = str(Path(self.path) / relative)
+        text = decode_page(raw, path)
         try:
             # lxml refuses str input that declares an encoding; the text is decoded already
             tree = lxml.html.document_fromstring(XML_DECLARATION.sub("", text), parser=PARSER)
         except etree.ParserError:  # lxml's word for a page with no markup and no text
             return Skipped("empty_page")
+        check_parsed(path)
         refresh = refresh_target(tree, relative)
         if refresh:
             return Redirect(key=relative, target=refresh)
@@ -105,14 +137,13 @@ class HtmlSiteReader:
         return target, target + ".html", target + "/index.html"
 
 
-def page_paths(root: Path) -> list[str]:
-    """Relative POSIX paths of the site's pages, sorted; symlinked folders are not followed (no loops)."""
-    pages = []
-    for folder, _, names in os.walk(root):
-        for name in names:
-            if name.lower().endswith(SUFFIXES):
-                pages.append(Path(folder, name).relative_to(root).as_posix())
-    return sorted(pages)
+def check_parsed(path: str) -> None:
+    """A ``BadInput`` if the parser gave up on the page: libxml2 recovers from any markup, but stops
+    at its limits (elements nested over 2048 deep), silently dropping the rest of the page."""
+    for error in PARSER.error_log:
+        if error.level == etree.ErrorLevels.FATAL:
+            reason = "too_deeply_nested" if "depth" in error.message else "malformed_html"
+            raise BadInput(path, f"line {error.line}", reason, f"the HTML parser stopped here: {error.message}")
 
 
 def decode_page(raw: bytes, path: str) -> str:
@@ -129,7 +160,7 @@ def decode_page(raw: bytes, path: str) -> str:
 
 
 def declared_charset(raw: bytes) -> str | None:
-    """A Python codec for the page's declared legacy charset; None for UTF-8, none or unknown."""
+    """A Python codec for the page's declared legacy charset; None for UTF-8, none, or not a web charset."""
     match = META_CHARSET.search(raw[:CHARSET_WINDOW])
     if not match:
         return None
@@ -137,8 +168,9 @@ def declared_charset(raw: bytes) -> str | None:
         name = codecs.lookup(match.group(1).decode("ascii")).name
     except LookupError:
         return None
-    if name.startswith(("utf-8", "utf-16", "utf-32")):
-        # a UTF-16 label in bytes that reached a byte scan is wrong (the HTML spec says so): UTF-8
+    if name not in WEB_CHARSETS:
+        # UTF-8, or a UTF-16 label in bytes that reached a byte scan (wrong, the HTML spec says:
+        # UTF-8), or no charset a browser knows
         return None
     return "cp1252" if name in WINDOWS_1252_ALIASES else name
 

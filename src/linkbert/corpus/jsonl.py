@@ -11,65 +11,93 @@ file by file in name order)::
 * ``links`` (list of strings or integers, optional): each an ``id`` or a ``title`` of another
   document; ids are tried first, then exact titles. Unknown targets are counted as dangling.
 
-Blank lines are ignored. Any other deviation is an error naming the file and line.
+Blank lines are ignored. Any other deviation is an error naming the file and line: a line that
+is not UTF-8 or not a JSON object, a missing or mistyped field, a lone surrogate (``"\\ud800"``,
+which is no text), JSON nested too deeply or a number too long for Python to read, and a line
+longer than ``max_record_bytes`` (skipped without being read into memory). In a folder, entries
+that are not regular files, or symlinks leading out of the folder, are skipped and counted.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from linkbert.corpus import Document
-from linkbert.corpus.io import decode_utf8, open_binary, reading, require_path
+from linkbert.corpus import DEFAULT_MAX_RECORD_BYTES, Document, Skipped
+from linkbert.corpus.io import (BadRecord, FolderEntry, bounded_lines, check_text, decode_utf8, file_records,
+                                folder_files, open_binary, reading, require_path, settle, too_large)
 from linkbert.errors import BadInput
 
 SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".jsonl.bz2", ".json.gz", ".json.bz2")
 
+Record = tuple[str, int, bytes]  # (file, line number, raw line)
+
 
 class JsonlReader:
+    max_record_bytes = DEFAULT_MAX_RECORD_BYTES
+
     def __init__(self, path: str):
         self.path = str(path)
 
-    def files(self) -> list[Path]:
+    def files(self) -> list[FolderEntry]:
+        """The file itself, or the folder's files (below it too) in name order, skipped ones included."""
         root = require_path(self.path)
-        if root.is_file():
-            return [root]
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
-        if not files:
+        if not root.is_dir():
+            return [FolderEntry.named(root)]
+        entries = folder_files(root, lambda name: name.endswith(SUFFIXES))
+        if not entries:
             raise BadInput(str(root), "", "missing_path", f"no {', '.join(SUFFIXES)} files in this folder", fatal=True)
-        return files
+        return entries
 
-    def records(self) -> Iterator[tuple[str, int, bytes]]:
-        """(file, line number, raw bytes) for every non-blank line."""
-        for path in self.files():
-            with reading(path), open_binary(path) as f:
-                for line_no, raw in enumerate(f, start=1):
-                    if raw.strip():
-                        yield str(path), line_no, raw
+    def records(self) -> Iterator[Record | Skipped | BadRecord]:
+        """(file, line number, raw bytes) for every non-blank line; a ``BadRecord`` for a line too long."""
+        in_folder = Path(self.path).is_dir()
+        return file_records(self.files(), lambda entry: self._lines(entry, in_folder))
 
-    def parse(self, record: tuple[str, int, bytes]) -> Document:
+    def _lines(self, entry: FolderEntry, in_folder: bool) -> Iterator[Record | BadRecord]:
+        with reading(entry.name), open_binary(entry.path, regular=in_folder, name=entry.name) as f:
+            for line_no, raw in bounded_lines(f, self.max_record_bytes):
+                if raw is None:
+                    yield too_large(entry.name, f"line {line_no}", self.max_record_bytes)
+                elif raw.strip():
+                    yield entry.name, line_no, raw
+
+    def parse(self, record: Record | Skipped | BadRecord) -> Document | Skipped:
+        if isinstance(record, (Skipped, BadRecord)):
+            return settle(record)
         path, line_no, raw = record
         where = f"line {line_no}"
-        line = decode_utf8(raw, path, where)
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise BadInput(path, where, "malformed_json", f"not valid JSON ({e.msg} at column {e.colno})") from e
-        if not isinstance(obj, dict):
-            raise BadInput(path, where, "malformed_json", f"expected a JSON object, found {type(obj).__name__}")
-        return Document(
-            id=_id(obj, path, where),
-            title=_field(obj, "title", str, "", path, where),
-            text=_field(obj, "text", str, None, path, where),
-            links=tuple(str(t) for t in _links(obj, path, where)),
-        )
+        obj = _json_object(decode_utf8(raw, path, where), path, where)
+        doc_id, title = _id(obj, path, where), _field(obj, "title", str, "", path, where)
+        text, links = _field(obj, "text", str, None, path, where), _links(obj, path, where)
+        return Document(id=check_text(doc_id, path, where, "id"), title=check_text(title, path, where, "title"),
+                        text=check_text(text, path, where, "text"),
+                        links=tuple(check_text(str(t), path, where, "links") for t in links))
 
     def document_keys(self, doc: Document) -> Iterable[str]:
         return ("id:" + doc.id, "title:" + doc.title) if doc.title else ("id:" + doc.id,)
 
     def link_keys(self, target: str) -> Iterable[str]:
         return ("id:" + target, "title:" + target)
+
+
+def _json_object(line: str, path: str, where: str) -> dict:
+    """The line's JSON object; what the json module cannot read is a ``BadInput`` naming the line."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise BadInput(path, where, "malformed_json", f"not valid JSON ({e.msg} at column {e.colno})") from e
+    except RecursionError as e:
+        raise BadInput(path, where, "too_deeply_nested",
+                       "JSON arrays or objects nested too deeply to read (thousands of levels)") from e
+    except ValueError as e:  # Python refuses to convert integers this long (a denial-of-service guard)
+        raise BadInput(path, where, "number_too_long",
+                       f"an integer with more than {sys.get_int_max_str_digits():,} digits") from e
+    if not isinstance(obj, dict):
+        raise BadInput(path, where, "malformed_json", f"expected a JSON object, found {type(obj).__name__}")
+    return obj
 
 
 def _field(obj: dict, name: str, kind: type, default, path: str, where: str):

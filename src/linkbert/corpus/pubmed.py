@@ -1,8 +1,12 @@
 """PubMed/MEDLINE baseline XML: one document per citation, the PMIDs it cites as links.
 
 The input is a baseline or update file (``pubmed20n0014.xml.gz``, plain ``.xml`` too) or a
-folder of them, read in name order. Files are streamed with ``iterparse`` and every record
-is cleared once read, so memory stays flat however large the file.
+folder of them, read in name order (entries that are not regular files, or symlinks leading
+out of the folder, are skipped and counted). Each file is cut into its records, each parsed
+alone (``linkbert.corpus.xmlrecords``): memory stays flat however large the file, a record
+larger than ``max_record_bytes`` is skipped unread, and a record that is not well-formed XML is
+one bad record named by its line, the records after it still read. Records in an XML namespace
+(``<PubmedArticleSet xmlns="...">``) are read as the plain ones.
 
 lxml elements do not pickle, so ``records()`` pulls the few fields a document needs out of
 each ``PubmedArticle`` in the main process (a handful of ``find`` calls on a small subtree)
@@ -16,8 +20,10 @@ from typing import Iterable, Iterator, NamedTuple
 
 from lxml import etree
 
-from linkbert.corpus import Document, Skipped
-from linkbert.corpus.io import open_binary, reading, require_path
+from linkbert.corpus import DEFAULT_MAX_RECORD_BYTES, Document, Skipped
+from linkbert.corpus.io import (BadRecord, FolderEntry, file_records, folder_files, open_binary, reading, require_path,
+                                settle, too_large)
+from linkbert.corpus.xmlrecords import Piece, Wrapper, XmlRecords, check_gap
 from linkbert.errors import BadInput
 
 SUFFIXES = (".xml.gz", ".xml")
@@ -56,27 +62,29 @@ class Citation(NamedTuple):
 class PubmedXmlReader:
     """Reads PubMed XML files into documents keyed by PMID."""
 
+    max_record_bytes = DEFAULT_MAX_RECORD_BYTES
+
     def __init__(self, path: str):
         self.path = str(path)
 
-    def records(self) -> Iterator[Citation | Skipped]:
-        for file in self.files():
-            yield from read_file(file)
+    def records(self) -> Iterator[Citation | Skipped | BadRecord]:
+        in_folder = Path(self.path).is_dir()
+        return file_records(self.files(), lambda entry: read_file(entry, self.max_record_bytes, regular=in_folder))
 
-    def files(self) -> list[Path]:
-        """The file itself, or the folder's PubMed files sorted by name."""
+    def files(self) -> list[FolderEntry]:
+        """The file itself, or the folder's PubMed files sorted by name (skipped entries included)."""
         root = require_path(self.path, "PubMed input")
-        if root.is_file():
-            return [root]
-        files = sorted(p for p in root.iterdir() if p.is_file() and p.name.endswith(SUFFIXES))
+        if not root.is_dir():
+            return [FolderEntry.named(root)]
+        files = folder_files(root, lambda name: name.endswith(SUFFIXES), recursive=False)
         if not files:
             raise BadInput(str(root), "", "no_input_files",
                            f"no {' or '.join(SUFFIXES)} files in this folder", fatal=True)
         return files
 
-    def parse(self, record: Citation | Skipped) -> Document | Skipped:
-        if isinstance(record, Skipped):
-            return record
+    def parse(self, record: Citation | Skipped | BadRecord) -> Document | Skipped:
+        if isinstance(record, (Skipped, BadRecord)):
+            return settle(record)
         if not record.pmid:
             raise BadInput(record.path, f"record {record.number}", "missing_field",
                            "the citation has no MedlineCitation/PMID")
@@ -91,37 +99,59 @@ class PubmedXmlReader:
         return (pmid,) if pmid.isascii() and pmid.isdigit() else ()
 
 
-def read_file(path: Path) -> Iterator[Citation | Skipped]:
-    """Stream one file's citations; a damaged file or bad XML ends it with a fatal ``BadInput``."""
-    with reading(path), open_binary(path) as stream:
-        # The real files declare a DTD on dtd.nlm.nih.gov: never fetch it, nor any entity
-        events = etree.iterparse(stream, events=("end",), tag=(ARTICLE, BOOK, DELETED),
-                                 resolve_entities=False, load_dtd=False, no_network=True)
+def read_file(entry: FolderEntry, limit: int = DEFAULT_MAX_RECORD_BYTES, *,
+              regular: bool = False) -> Iterator[Citation | Skipped | BadRecord]:
+    """Stream one file's records; a damaged file ends with a fatal ``BadInput``, a damaged record
+    is a ``BadRecord``. ``regular``: a file found in a folder (``open_binary``)."""
+    path = entry.name
+    with reading(path), open_binary(entry.path, regular=regular, name=path) as stream:
+        split = XmlRecords(stream, path, (ARTICLE, BOOK, DELETED), limit)
+        header = split.header()
+        wrapper = Wrapper.of(header, path)
+        wrapper.parse_header(header, split)
         number = 0
-        try:
-            for _, element in events:
-                if element.tag == ARTICLE:
-                    number += 1
-                    yield extract(element, str(path), number)
-                elif element.tag == BOOK:
-                    yield Skipped("book_article")
-                else:
-                    # An update file's list of withdrawn PMIDs: nothing to read, but worth counting
-                    for _ in element.iterfind("PMID"):
-                        yield Skipped("deleted_citation")
-                release(element)
-        except etree.XMLSyntaxError as e:
-            # the parser cannot go on past a syntax error, so the rest of the file is lost
-            raise BadInput(str(path), f"line {e.position[0]}", "malformed_xml", e.msg, fatal=True) from e
+        for piece in split.pieces():
+            if piece.kind == "record":
+                number += piece.name == ARTICLE
+                yield from _record(wrapper, piece, path, number, limit)
+                continue
+            problem = check_gap(piece, path, wrapper.suffix)
+            if problem and problem.fatal:
+                raise problem
+            if problem:
+                yield BadRecord.of(problem)
 
 
-def release(element: etree._Element) -> None:
-    """Free a finished record and the already-read siblings before it, so memory stays constant."""
-    element.clear(keep_tail=True)
-    parent = element.getparent()
-    if parent is not None:
-        while element.getprevious() is not None:
-            del parent[0]
+def _record(wrapper: Wrapper, piece: Piece, path: str, number: int, limit: int) -> Iterator[Citation | Skipped | BadRecord]:
+    """One ``PubmedArticle`` as a ``Citation``; a ``Skipped`` for a book or each deleted PMID."""
+    location = f"record {number}" if piece.name == ARTICLE else f"{piece.name} at line {piece.line}"
+    if piece.data is None:
+        yield too_large(path, f"{location}, line {piece.line}" if piece.name == ARTICLE else location, limit)
+        return
+    try:
+        element = wrapper.parse_record(piece.data, piece.line, path, location)
+    except BadInput as e:
+        yield BadRecord.of(e)
+        return
+    without_namespaces(element)
+    if piece.name == ARTICLE:
+        yield extract(element, path, number)
+    elif piece.name == BOOK:
+        yield Skipped("book_article")
+    else:
+        # An update file's list of withdrawn PMIDs: nothing to read, but worth counting
+        for _ in element.iterfind("PMID"):
+            yield Skipped("deleted_citation")
+
+
+def without_namespaces(element: etree._Element) -> None:
+    """Drop the XML namespace from every tag below a namespaced ``element``: the paths used here
+    name plain tags."""
+    if not element.tag.startswith("{"):
+        return
+    for node in element.iter():
+        if isinstance(node.tag, str) and node.tag.startswith("{"):
+            node.tag = etree.QName(node).localname
 
 
 def extract(article: etree._Element, path: str, number: int) -> Citation:

@@ -1,7 +1,10 @@
 """MediaWiki XML dumps (``.xml``, ``.xml.bz2``, ``.xml.gz``): one ``Document`` per main-namespace article.
 
-``records()`` streams ``<page>`` elements with lxml's ``iterparse`` and frees each one after use,
-so memory stays flat however large the dump. ``parse()`` turns a page's wikitext into clean
+``records()`` cuts the dump into its ``<page>`` elements and parses each alone with lxml
+(``linkbert.corpus.xmlrecords``), so memory stays flat however large the dump, a page larger than
+``max_record_bytes`` is skipped without being held, and a page that is not well-formed XML (an
+invalid character, a broken tag) is one bad record, named with its line: the pages after it are
+still read. ``parse()`` turns a page's wikitext into clean
 text and its ``[[links]]`` with mwparserfromhell (whose C tokenizer is used when available):
 templates, tables, references, files, categories and interlanguage links are dropped, the
 visible label of every link and external link is kept.
@@ -20,13 +23,13 @@ from typing import Iterator, NamedTuple
 from urllib.parse import unquote
 
 import mwparserfromhell
-from lxml import etree
 from mwparserfromhell.nodes import (Argument, Comment, ExternalLink, Heading, HTMLEntity, Tag, Template, Text,
                                     Wikilink)
 from mwparserfromhell.parser import ParserError
 
-from linkbert.corpus import Document, Redirect, Skipped
-from linkbert.corpus.io import open_binary, reading, require_path
+from linkbert.corpus import DEFAULT_MAX_RECORD_BYTES, Document, Redirect, Skipped
+from linkbert.corpus.io import BadRecord, open_binary, reading, require_path, settle, too_large
+from linkbert.corpus.xmlrecords import Piece, Wrapper, XmlRecords, check_gap
 from linkbert.errors import BadInput
 
 FILE_NS, CATEGORY_NS = 6, 14
@@ -75,6 +78,7 @@ SPACES = re.compile(r"[^\S\n]+")
 BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")
 TITLE_SPACES = re.compile(r"[\s_]+")
 ENTITY = re.compile(r"&#?\w+;")
+NAMESPACE_NUMBER = re.compile(r"-?[0-9]{1,9}")
 DIRECTION_MARKS = re.compile("[\u200e\u200f\u202a-\u202e]")
 
 
@@ -132,49 +136,61 @@ def _canonical_namespace(name: str) -> str:
 class WikipediaXmlReader:
     """Reads one MediaWiki XML dump; holds only its path and the dump's siteinfo (picklable)."""
 
+    max_record_bytes = DEFAULT_MAX_RECORD_BYTES
+
     def __init__(self, path: str):
         self.path = str(require_path(path, "MediaWiki dump"))
         self._site: SiteInfo | None = None
 
     # -- reading (main process) -------------------------------------------------------------
 
-    def records(self) -> Iterator[PageRecord]:
-        """Every ``<page>`` of the dump, in order, as a ``PageRecord``."""
-        index = 0
+    def records(self) -> Iterator[PageRecord | BadRecord]:
+        """Every ``<page>`` of the dump, in order, as a ``PageRecord``; a ``BadRecord`` for a page
+        too large or not well-formed, or for anything but white space between pages."""
         with reading(self.path), open_binary(self.path) as stream:
-            try:
-                for _event, element in _iterparse(stream):
-                    if _local_name(element) == "siteinfo":
-                        self._site = _read_siteinfo(element)
-                    else:
-                        index += 1
-                        yield _read_page(element, index)
-                    _free(element)
-            except etree.XMLSyntaxError as e:
-                raise _malformed(self.path, e, index) from e
+            split, wrapper, self._site = self._header(stream)
+            index = 0
+            for piece in split.pieces():
+                if piece.kind == "record":
+                    index += 1
+                    yield self._page(wrapper, piece, index)
+                    continue
+                problem = check_gap(piece, self.path, wrapper.suffix)
+                if problem and problem.fatal:
+                    raise problem
+                if problem:
+                    yield BadRecord.of(problem)
+
+    def _header(self, stream) -> tuple[XmlRecords, Wrapper, SiteInfo]:
+        """The dump cut into pages, its context for parsing them, and its siteinfo."""
+        split = XmlRecords(stream, self.path, ("page",), self.max_record_bytes)
+        header = split.header()
+        wrapper = Wrapper.of(header, self.path)
+        siteinfo = _child(wrapper.parse_header(header, split), "siteinfo")
+        return split, wrapper, DEFAULT_SITE if siteinfo is None else _read_siteinfo(siteinfo)
+
+    def _page(self, wrapper: Wrapper, piece: Piece, index: int) -> PageRecord | BadRecord:
+        location = f"page {index}"
+        if piece.data is None:
+            return too_large(self.path, f"{location}, line {piece.line}", self.max_record_bytes)
+        try:
+            return _read_page(wrapper.parse_record(piece.data, piece.line, self.path, location), index)
+        except BadInput as e:
+            return BadRecord.of(e)
 
     def site(self) -> SiteInfo:
         """The dump's siteinfo, reading the file's header if ``records()`` has not done so here."""
         if self._site is None:
-            self._site = self._read_header()
+            with reading(self.path), open_binary(self.path) as stream:
+                self._site = self._header(stream)[2]
         return self._site
-
-    def _read_header(self) -> SiteInfo:
-        """The ``<siteinfo>`` before the first page, or the canonical defaults if there is none."""
-        with reading(self.path), open_binary(self.path) as stream:
-            try:
-                for _event, element in _iterparse(stream):
-                    if _local_name(element) == "siteinfo":
-                        return _read_siteinfo(element)
-                    break
-            except etree.XMLSyntaxError as e:
-                raise _malformed(self.path, e, 0) from e
-        return DEFAULT_SITE
 
     # -- parsing (worker processes) ---------------------------------------------------------
 
-    def parse(self, record: PageRecord) -> Document | Redirect | Skipped:
+    def parse(self, record: PageRecord | BadRecord) -> Document | Redirect | Skipped:
         """A main-namespace article as a ``Document``, a redirect as a ``Redirect``, else ``Skipped``."""
+        if isinstance(record, BadRecord):
+            return settle(record)
         index, page_id, title, namespace, redirect, text = record
         location = f"page {index} (id {page_id or '?'})"
         if not title or not page_id:
@@ -326,22 +342,6 @@ def _tidy(text: str) -> str:
 # -- XML helpers -------------------------------------------------------------------------------
 
 
-def _iterparse(stream):
-    """``</page>`` and ``</siteinfo>`` events of any export schema version, safely.
-
-    No DTD, no network and no entity expansion: a dump is untrusted input and an external
-    entity could otherwise pull a local file into the corpus. ``huge_tree`` lifts libxml2's
-    10 MB text-node limit, which the longest pages of a full dump exceed.
-    """
-    return etree.iterparse(stream, events=("end",), tag=("{*}page", "{*}siteinfo"), resolve_entities=False,
-                           no_network=True, load_dtd=False, huge_tree=True, remove_comments=True,
-                           remove_pis=True)
-
-
-def _local_name(element) -> str:
-    return etree.QName(element).localname
-
-
 def _child(element, name: str):
     return element.find("{*}" + name)
 
@@ -359,7 +359,7 @@ def _read_page(page, index: int) -> PageRecord:
         index=index,
         page_id=_child_text(page, "id").strip(),
         title=_child_text(page, "title"),
-        namespace=int(namespace) if namespace.lstrip("-").isdigit() else None,
+        namespace=_namespace_number(namespace),
         redirect=redirect.get("title") if redirect is not None else None,
         text=_child_text(revision, "text"),
     )
@@ -369,26 +369,14 @@ def _read_siteinfo(siteinfo) -> SiteInfo:
     namespaces = dict(CANONICAL_NAMESPACES)
     listing = _child(siteinfo, "namespaces")
     for namespace in listing if listing is not None else ():
-        name, key = (namespace.text or "").strip(), namespace.get("key", "")
-        if name and key.lstrip("-").isdigit():
-            namespaces[_canonical_namespace(name)] = int(key)
+        name, key = (namespace.text or "").strip(), _namespace_number(namespace.get("key", ""))
+        if name and key is not None:
+            namespaces[_canonical_namespace(name)] = key
     return SiteInfo(namespaces, _child_text(siteinfo, "case").strip() != "case-sensitive")
 
 
-def _free(element) -> None:
-    """Drop a handled element and the already-handled siblings before it, keeping memory flat."""
-    element.clear(keep_tail=True)
-    parent = element.getparent()
-    if parent is not None:
-        while element.getprevious() is not None:
-            del parent[0]
-
-
-def _malformed(path: str, error: etree.XMLSyntaxError, pages_read: int) -> BadInput:
-    """The syntax error as a fatal ``BadInput``: a parser cannot resume after one, so the file ends there."""
-    line = error.position[0] if error.position else error.lineno
-    if error.code == etree.ErrorTypes.ERR_INVALID_ENCODING:
-        return BadInput(path, f"line {line}", "invalid_utf8",
-                        f"invalid UTF-8 after page {pages_read} ({error.msg})", fatal=True)
-    return BadInput(path, f"line {line}", "malformed_xml",
-                    f"not well-formed XML after page {pages_read} ({error.msg})", fatal=True)
+def _namespace_number(text: str) -> int | None:
+    """A namespace number as written in the dump; None for none or anything else (a 5,000-digit
+    number would not even convert)."""
+    text = text.strip()
+    return int(text) if NAMESPACE_NUMBER.fullmatch(text) else None

@@ -25,18 +25,26 @@ dropped too, but only when it is really there: a line starting ``Retrieved from 
 notice (any whitespace between its words) and nothing else up to the end of the file. All
 4,598 articles of the dataset end so; ``Retrieved from`` occurs nowhere else in them. A text
 without the footer is kept whole.
+
+Damaged input is named and counted: a line of ``links.tsv`` that is not two UTF-8, URL-encoded
+names is one bad record (yielded first, so ``--skip-bad`` counts it and keeps the others), a
+member larger than ``max_record_bytes`` is not read, and a file that is no ``.tar.gz`` (or
+breaks off inside) ends the reading with an error naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import unquote
 
-from linkbert.corpus import Document
-from linkbert.corpus.io import decode_utf8, reading, require_path
+from linkbert.corpus import DEFAULT_MAX_RECORD_BYTES, Document, Skipped
+from linkbert.corpus.io import (BadRecord, bounded_lines, decode_utf8, file_in, open_regular, read_at_most, reading,
+                                require_path, settle, too_large)
 from linkbert.errors import BadInput
 
 ARTICLES = "plaintext_articles.tar.gz"
@@ -57,32 +65,63 @@ def decode_name(name: str) -> str:
     return unquote(name, encoding="utf-8", errors="strict")
 
 
+class Links(NamedTuple):
+    """``links.tsv`` read: {decoded source: (decoded targets, in file order)}, and its bad lines."""
+
+    out: dict[str, tuple[str, ...]]
+    bad: tuple[BadRecord, ...]
+
+
 class WikispeediaReader:
+    max_record_bytes = DEFAULT_MAX_RECORD_BYTES
+
     def __init__(self, path: str):
         self.path = str(path)
         root = require_path(path)
-        require_path(root / ARTICLES, "the article tarball")
-        # ~120k links: small enough to hold, and needed by parse() in every worker
-        self.out_links = read_links(root / LINKS)
+        self._tarball = file_in(root, ARTICLES, "the article tarball")
+        self._links_file = file_in(root, LINKS, "links.tsv")
+        self._links: Links | None = None
 
-    def records(self) -> Iterator[tuple[str, bytes]]:
-        """(member name, raw bytes) for each article file, in tarball order."""
-        tar_path = Path(self.path) / ARTICLES
-        with reading(tar_path), tarfile.open(tar_path, "r:gz") as tar:
+    def links(self) -> Links:
+        """``links.tsv``, read on first use (~120k links: small enough to hold, and needed by
+        ``parse()`` in every worker), each line at most ``max_record_bytes`` long."""
+        if self._links is None:
+            self._links = read_links(self._links_file, self.max_record_bytes)
+        return self._links
+
+    def records(self) -> Iterator[tuple[str, bytes] | Skipped | BadRecord]:
+        """The bad lines of ``links.tsv``, then (member name, raw bytes) for each article file, in
+        tarball order; a ``BadRecord`` for a member too large, a ``Skipped`` for a link or device."""
+        yield from self.links().bad
+        tar_path = str(Path(self.path) / ARTICLES)
+        with reading(tar_path), _tar_errors(tar_path), open_regular(self._tarball) as raw, \
+                tarfile.open(fileobj=raw, mode="r:gz") as tar:
+            last = "(none)"
             for member in tar:
-                if member.isfile() and member.name.endswith(".txt"):
-                    yield member.name, tar.extractfile(member).read()
+                if member.name.endswith(".txt"):
+                    yield self._member(tar, member, tar_path) if member.isfile() else Skipped("not_a_regular_file")
+                    last = _shown(member.name)
+            _check_end(tar, tar_path, last)
 
-    def parse(self, record: tuple[str, bytes]) -> Document:
+    def _member(self, tar: tarfile.TarFile, member: tarfile.TarInfo, tar_path: str) -> tuple[str, bytes] | BadRecord:
+        where = f"member {_shown(member.name)}"
+        raw = None if member.size > self.max_record_bytes else read_at_most(tar.extractfile(member), self.max_record_bytes)
+        return too_large(tar_path, where, self.max_record_bytes) if raw is None else (member.name, raw)
+
+    def parse(self, record: tuple[str, bytes] | Skipped | BadRecord) -> Document | Skipped:
+        if isinstance(record, (Skipped, BadRecord)):
+            return settle(record)
         member, raw = record
-        where = f"member {member}"
+        where = f"member {_shown(member)}"
         path = str(Path(self.path) / ARTICLES)
+        stem = Path(member).stem
         try:
-            name = decode_name(Path(member).stem)
-        except UnicodeDecodeError as e:
-            raise BadInput(path, where, "invalid_utf8", "the URL-encoded article name is not UTF-8") from e
+            stem.encode("utf-8")  # tarfile keeps the bytes of a name that are not UTF-8 as lone surrogates
+            name = decode_name(stem)
+        except UnicodeError as e:
+            raise BadInput(path, where, "invalid_utf8", "the (URL-encoded) article name is not UTF-8") from e
         text = clean_text(decode_utf8(raw, path, where))
-        return Document(id=name, title=name.replace("_", " "), text=text, links=self.out_links.get(name, ()))
+        return Document(id=name, title=name.replace("_", " "), text=text, links=self.links().out.get(name, ()))
 
     def document_keys(self, doc: Document) -> Iterable[str]:
         return (doc.id,)
@@ -91,21 +130,61 @@ class WikispeediaReader:
         return (target,)
 
 
-def read_links(path: Path) -> dict[str, tuple[str, ...]]:
-    """``links.tsv`` as {decoded source: (decoded targets, in file order)}; ``#`` lines are comments."""
-    require_path(path, "links.tsv")
+def read_links(path: Path, limit: int = DEFAULT_MAX_RECORD_BYTES) -> Links:
+    """``links.tsv`` as ``Links``; ``#`` lines are comments; a bad line is kept as a ``BadRecord``."""
     links: dict[str, list[str]] = {}
-    with open(path, "rb") as f:
-        for line_no, raw in enumerate(f, start=1):
-            line = decode_utf8(raw, str(path), f"line {line_no}").rstrip("\n")
-            if not line or line.startswith("#"):
+    bad: list[BadRecord] = []
+    with reading(path), open_regular(path) as f:
+        for line_no, raw in bounded_lines(f, limit):
+            try:
+                pair = _link(raw, str(path), f"line {line_no}", limit)
+            except BadInput as e:
+                bad.append(BadRecord.of(e))
                 continue
-            parts = line.split("\t")
-            if len(parts) != 2:
-                raise BadInput(str(path), f"line {line_no}", "malformed_line",
-                               f"expected 'source<TAB>target', found {len(parts)} field(s)")
-            links.setdefault(decode_name(parts[0]), []).append(decode_name(parts[1]))
-    return {source: tuple(targets) for source, targets in links.items()}
+            if pair:
+                links.setdefault(pair[0], []).append(pair[1])
+    return Links({source: tuple(targets) for source, targets in links.items()}, tuple(bad))
+
+
+def _link(raw: bytes | None, path: str, where: str, limit: int) -> tuple[str, str] | None:
+    """One line of ``links.tsv`` as (source, target); None for a comment or a blank line."""
+    if raw is None:
+        raise too_large(path, where, limit).error()
+    line = decode_utf8(raw, path, where).rstrip("\n")
+    if not line or line.startswith("#"):
+        return None
+    parts = line.split("\t")
+    if len(parts) != 2:
+        raise BadInput(path, where, "malformed_line", f"expected 'source<TAB>target', found {len(parts)} field(s)")
+    try:
+        return decode_name(parts[0]), decode_name(parts[1])
+    except UnicodeDecodeError as e:
+        raise BadInput(path, where, "invalid_utf8", f"a URL-encoded name is not UTF-8 once decoded ({e.reason} "
+                                                    f"at byte {e.start})") from e
+
+
+@contextlib.contextmanager
+def _tar_errors(path: str) -> Iterator[None]:
+    """tarfile's errors (not a tar.gz, a damaged header) as a fatal ``BadInput`` naming the file."""
+    try:
+        yield
+    except tarfile.TarError as e:
+        raise BadInput(path, "", "corrupt_file", f"not a readable .tar.gz archive ({e})", fatal=True) from e
+
+
+def _check_end(tar: tarfile.TarFile, path: str, last: str) -> None:
+    """A ``BadInput`` if the archive goes on past where tarfile stopped: it ends its listing at
+    the first damaged header without a word, which would silently drop the members after it."""
+    tar.fileobj.seek(tar.offset)
+    while chunk := tar.fileobj.read(1 << 16):
+        if chunk.strip(b"\0"):
+            raise BadInput(path, f"after member {last}", "corrupt_file",
+                           "a damaged member header: the rest of the archive cannot be read", fatal=True)
+
+
+def _shown(name: str) -> str:
+    """A member name fit for a message: bytes that were not UTF-8 as ``\\udcff`` escapes."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def strip_footer(raw: str) -> str:
