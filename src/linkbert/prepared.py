@@ -8,7 +8,8 @@ Layout::
                     for a corpus without links
     tokenizer/      the tokenizer the segments were written with (a transformers folder)
     stats.json      what prepare read, skipped and wrote, and the settings it wrote with
-                    (among them ``segment_budget``, the most tokens a segment may hold)
+                    (among them ``segment_budget``, the most tokens a segment may hold), and
+                    the corpus's ``fingerprint`` (:func:`compute_fingerprint`)
 
 :class:`PreparedCorpus` opens such a folder and builds the pretraining data from it: the pair
 samplers (training anchors and held-out anchors) and the collator, for the trainer, the
@@ -24,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from linkbert.errors import ConfigError
+from linkbert.store import FILES as STORE_FILES
 from linkbert.store import META, SegmentStore
 
 GRAPH = "graph"
@@ -55,6 +58,48 @@ def is_prepared(folder: str | Path) -> bool:
     return (Path(folder) / META).is_file()
 
 
+FINGERPRINT_VERSION = 1
+# the files a corpus's identity rests on: the segment store and the graph's arrays (graph.json
+# and in_degree.npy follow from these), then the tokenizer's vocabulary
+FINGERPRINT_FILES = (*STORE_FILES, f"{GRAPH}/indptr.npy", f"{GRAPH}/indices.npy")
+
+
+def compute_fingerprint(folder: str | Path) -> str:
+    """SHA-256 (hex) of what pretraining reads from a prepared folder: every byte of the segment
+    store (tokens, segment and document offsets, document ids and titles, store.json), of the
+    graph's CSR arrays, and the tokenizer's vocabulary (token and id, in id order). Two folders
+    have the same fingerprint exactly when they hold the same corpus, tokenized the same way
+    with the same vocabulary and linked the same way, wherever and however often they were
+    prepared; any change to the data changes it. Reads every file once (about a second per GB).
+    """
+    folder = Path(folder)
+    total = hashlib.sha256(f"linkbert prepared corpus {FINGERPRINT_VERSION}\n".encode())
+    for name in FINGERPRINT_FILES:
+        path = folder / name
+        if path.is_file():
+            with open(path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            total.update(f"{name} {path.stat().st_size} {digest}\n".encode())
+        else:
+            total.update(f"{name} absent\n".encode())
+    total.update(f"vocabulary {_vocabulary_digest(tokenizer_dir(folder))}\n".encode())
+    return total.hexdigest()
+
+
+def _vocabulary_digest(folder: Path) -> str:
+    """SHA-256 of a tokenizer folder's vocabulary: ``[token, id]`` pairs in id order, as JSON
+    (from tokenizer.json, else vocab.txt's bytes): the same whichever library version saved it."""
+    if (folder / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer
+
+        vocab = Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab(with_added_tokens=True)
+        pairs = sorted(vocab.items(), key=lambda item: item[1])
+        return hashlib.sha256(json.dumps(pairs, ensure_ascii=False).encode("utf-8")).hexdigest()
+    if (folder / "vocab.txt").is_file():
+        return hashlib.sha256((folder / "vocab.txt").read_bytes()).hexdigest()
+    return "absent"
+
+
 class PreparedCorpus:
     """A prepared corpus folder: its store, graph, tokenizer and statistics."""
 
@@ -77,6 +122,12 @@ class PreparedCorpus:
         """``stats.json`` (empty for a folder written before prepare recorded it)."""
         path = stats_path(self.folder)
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The corpus's identity (:func:`compute_fingerprint`): as prepare recorded it in
+        stats.json, or, for a folder prepared before it did, computed from the files (once)."""
+        return self.stats.get("fingerprint") or compute_fingerprint(self.folder)
 
     @property
     def has_graph(self) -> bool:

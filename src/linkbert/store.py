@@ -24,6 +24,7 @@ SEGMENTS = "segments.bin"
 DOCUMENTS = "documents.bin"
 DOCUMENT_NAMES = "documents.jsonl"
 META = "store.json"
+FILES = (META, TOKENS, SEGMENTS, DOCUMENTS, DOCUMENT_NAMES)  # every file of a store
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
