@@ -205,3 +205,25 @@ def test_runs_bad_metrics_file_is_named(tmp_path, capsys):
 def test_runs_without_any_run(tmp_path, capsys):
     assert main(["evaluate", "runs", str(tmp_path)]) == 2
     assert "no metrics.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("predictions, warning", [
+    ({"other1": "Denver", "other2": "x"}, "none of its 2 predictions is for a question of"),
+    ({}, "none of its 0 predictions is for a question of"),
+    ({"q1": "Denver Broncos", "zz": "x"}, "1 of the 3 questions answered (2 score 0); 1 predictions match no question"),
+])
+def test_squad_predictions_that_miss_the_questions_are_a_warning_line(tmp_path, capsys, predictions, warning):
+    dataset = _write(tmp_path / "dev.json", _squad_dataset())
+    path = _write(tmp_path / "pred.json", predictions)
+    assert main(["evaluate", "squad", dataset, path]) == 0
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert len(lines) == 1 and warning in lines[0], err
+    assert set(json.loads(out)) == {"exact_match", "f1"}
+
+
+def test_squad_predictions_of_every_question_give_no_warning(tmp_path, capsys):
+    dataset = _write(tmp_path / "dev.json", _squad_dataset())
+    path = _write(tmp_path / "pred.json", {"q1": "a", "q2": "b", "q3": "c"})
+    assert main(["evaluate", "squad", dataset, path]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -159,3 +159,51 @@ def test_a_run_folder_exports_its_latest_checkpoint(run, tmp_path):
     assert cli_main(["export", str(tmp_path / "run"), str(tmp_path / "out")]) == 0
     exported = AutoModel.from_pretrained(tmp_path / "out")
     assert torch.equal(exported.embeddings.word_embeddings.weight, model.bert.embeddings.word_embeddings.weight)
+
+
+def _pretrain_run(run, folder):
+    """A run folder as ``linkbert pretrain`` writes it: checkpoints at steps 1 and 2, with manifests."""
+    from linkbert import checkpoint
+
+    root, model, tokenizer = run
+    older = LinkBertForPreTraining(model.config)  # other weights: exporting it would show
+    for step, weights in ((1, older), (2, model)):
+        checkpoint.save(folder, step, model=weights, tokenizer=tokenizer, trainer={}, state={}, keep=2)
+    return folder / "checkpoints"
+
+
+def test_a_damaged_checkpoint_is_not_exported(run, tmp_path, capsys):
+    checkpoints = _pretrain_run(run, tmp_path / "run")
+    data = bytearray((checkpoints / "step-00000002" / "model.safetensors").read_bytes())
+    data[-4096:] = bytes(b ^ 0xFF for b in data[-4096:])
+    (checkpoints / "step-00000002" / "model.safetensors").write_bytes(bytes(data))
+    capsys.readouterr()
+    assert cli_main(["export", str(checkpoints / "step-00000002"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "model.safetensors: does not match its checksum" in err and "\n" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_folder_exports_its_newest_good_checkpoint(run, tmp_path, caplog):
+    _, model, _ = run
+    checkpoints = _pretrain_run(run, tmp_path / "run")
+    import os
+
+    os.truncate(checkpoints / "step-00000001" / "model.safetensors", 100)  # the older one: not used
+    assert export(tmp_path / "run", tmp_path / "newest")["kept"] > 0
+    exported = AutoModel.from_pretrained(tmp_path / "newest")
+    assert torch.equal(exported.embeddings.word_embeddings.weight, model.bert.embeddings.word_embeddings.weight)
+    os.truncate(checkpoints / "step-00000002" / "trainer.pt", 10)
+    with pytest.raises(BadInput, match="no usable checkpoint: step-00000002 .*step-00000001"):
+        export(tmp_path / "run", tmp_path / "none")
+
+
+def test_a_malformed_config_is_one_line(run, tmp_path, capsys):
+    import shutil
+
+    root, _, _ = run
+    shutil.copytree(root / "checkpoint", tmp_path / "bad")
+    (tmp_path / "bad" / "config.json").write_text("{not json")
+    assert cli_main(["export", str(tmp_path / "bad"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "config.json: not a JSON config" in err and "\n" not in err, err

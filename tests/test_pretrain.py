@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from linkbert.checkpoint import latest as latest_checkpoint
+from linkbert.checkpoint import verify
 from linkbert.pretrain import load_config, pretrain
 from linkbert.prepare import PrepareConfig, prepare
 
@@ -76,6 +78,7 @@ def test_shipped_configs_load_and_name_their_presets():
     ("mlm_probability=0", "mlm_probability must be above 0"),
     ("grad_clip=1", "'grad_clip' is now called 'max_grad_norm'"),
     ("lr=fast", "lr should be float"),
+    ("batch_size=0", "batch_size must be at least 1 (got 0)"),
 ])
 def test_a_bad_setting_is_one_line_and_exit_code_2(corpus, tmp_path, capsys, setting, message):
     from linkbert.cli import main
@@ -254,8 +257,9 @@ def test_graph_setting_replaces_the_data_folders_graph(corpus, tmp_path):
         run(corpus, tmp_path / "none", ["max_steps=2"])
     state_file = latest_checkpoint(tmp_path / "links") / "trainer_state.json"
     state = json.loads(state_file.read_text())
-    del state["config"]["graph"]  # as written before the setting existed
+    del state["config"]["graph"]  # as written before the setting existed (and before checksums)
     state_file.write_text(json.dumps(state))
+    (state_file.parent / "manifest.json").unlink()
     assert run(corpus, tmp_path / "links", ["max_steps=2"])["step"] == 2
 
 
@@ -274,3 +278,295 @@ def test_every_shipped_config_loads():
     for name in names:
         config = load_config(str(folder / f"{name}.yaml"), [])
         assert config.preset == name and 0 < config.warmup_steps < config.max_steps
+
+
+# -- resuming: verified checkpoints, checked settings --------------------------------------------------
+
+def _same_weights(a, b):
+    a, b = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+@pytest.fixture(scope="module")
+def straight(corpus, tmp_path_factory):
+    """A 6-step run checkpointed at steps 2, 4 and 6 (all kept): what every resume must reproduce."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    run(corpus, out, ["keep_checkpoints=3"])
+    return out
+
+
+def _copy_of(straight, tmp_path):
+    import shutil
+
+    shutil.copytree(straight, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_a_damaged_checkpoint_is_skipped_and_the_run_ends_as_a_straight_one(corpus, straight, tmp_path, caplog):
+    """4 KB of flipped bytes in the newest but one checkpoint, the newest gone (killed before it):
+    the resume says which it skipped and why, goes back to step 2, replaces the damaged step 4
+    and ends with the straight run's weights."""
+    import shutil
+
+    out = _copy_of(straight, tmp_path)
+    shutil.rmtree(out / "checkpoints" / "step-00000006")  # latest still names it
+    data = bytearray((out / "checkpoints" / "step-00000004" / "model.safetensors").read_bytes())
+    data[-8192:-4096] = bytes(b ^ 0xFF for b in data[-8192:-4096])
+    (out / "checkpoints" / "step-00000004" / "model.safetensors").write_bytes(bytes(data))
+    with caplog.at_level(logging.INFO):
+        assert run(corpus, out, ["keep_checkpoints=3"])["step"] == 6
+    assert "latest names step-00000006, which is missing" in caplog.text
+    assert "step-00000004 is not usable" in caplog.text and "does not match its checksum" in caplog.text
+    assert "resumed from" in caplog.text and "step-00000002 at step 2" in caplog.text
+    _same_weights(straight / "checkpoints" / "step-00000006", latest_checkpoint(out))
+    assert verify(out / "checkpoints" / "step-00000004")
+
+
+def test_a_truncated_checkpoint_file_is_skipped(corpus, straight, tmp_path, caplog):
+    out = _copy_of(straight, tmp_path)
+    os.truncate(out / "checkpoints" / "step-00000006" / "trainer.pt", 100)
+    with caplog.at_level(logging.WARNING):
+        assert run(corpus, out, ["keep_checkpoints=3"])["step"] == 6
+    assert "trainer.pt: 100 bytes" in caplog.text
+    _same_weights(straight / "checkpoints" / "step-00000006", latest_checkpoint(out))
+
+
+def test_a_resume_with_no_good_checkpoint_is_one_line_not_a_restart(corpus, straight, tmp_path, capsys):
+    from linkbert.cli import main
+
+    out = _copy_of(straight, tmp_path)
+    for step in ("step-00000002", "step-00000004", "step-00000006"):
+        os.truncate(out / "checkpoints" / step / "model.safetensors", 10)
+    assert main(["pretrain", "--data", str(corpus), "--out", str(out), *TINY, "keep_checkpoints=3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("linkbert pretrain: error:") and "no usable checkpoint" in err
+    assert not (out / "checkpoints" / "step-00000001").exists()
+
+
+def test_resuming_at_the_end_trains_and_saves_nothing(corpus, straight, tmp_path):
+    out = _copy_of(straight, tmp_path)
+    before = (out / "checkpoints" / "step-00000006" / "manifest.json").stat().st_mtime_ns
+    summary = run(corpus, out, ["keep_checkpoints=3"])
+    assert summary["step"] == 6 and summary["checkpoint"].endswith("step-00000006")
+    assert (out / "checkpoints" / "step-00000006" / "manifest.json").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("preset=mini", "preset 'tiny' -> 'mini'"),
+    ("objective=bert", "objective 'linkbert' -> 'bert'"),
+    ("max_steps=4", "is at step 6, past max_steps=4: give max_steps >= 6"),
+])
+def test_a_resume_that_would_be_another_run_is_refused_before_loading(corpus, straight, tmp_path, capsys,
+                                                                      monkeypatch, setting, message):
+    """The settings come from trainer_state.json before any tensor is read: no state-dict traceback."""
+    from linkbert import checkpoint
+    from linkbert.cli import main
+
+    out = _copy_of(straight, tmp_path)
+    monkeypatch.setattr(checkpoint, "read_tensors", lambda path: pytest.fail("tensors read before the check"))
+    assert main(["pretrain", "--data", str(corpus), "--out", str(out), *TINY, setting]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("linkbert pretrain: error:") and message in err and "\n" not in err, err
+
+
+def test_a_resume_applies_a_new_lr_and_a_longer_schedule(corpus, tmp_path, caplog):
+    """lr and max_steps may change on a resume: from the resumed step on the learning rate is the
+    new schedule's, as in a run with those settings from the start, and config.yaml says so."""
+    import yaml
+
+    run(corpus, tmp_path / "other", ["lr=0.002", "max_steps=8"])
+    run(corpus, tmp_path / "resumed", ["max_steps=4"])
+    with caplog.at_level(logging.INFO):
+        run(corpus, tmp_path / "resumed", ["lr=0.002", "max_steps=8"])
+    assert "lr 0.005 -> 0.002" in caplog.text and "max_steps 4 -> 8" in caplog.text
+    lrs = {name: {line["step"]: line["lr"] for line in map(json.loads, (tmp_path / name / "metrics.jsonl").open())
+                  if line["kind"] == "train"} for name in ("other", "resumed")}
+    for step in range(5, 9):
+        assert lrs["resumed"][step] == lrs["other"][step], step
+    assert yaml.safe_load((tmp_path / "resumed" / "config.yaml").read_text())["lr"] == 0.002
+    state = json.loads((latest_checkpoint(tmp_path / "resumed") / "trainer_state.json").read_text())
+    assert state["config"]["lr"] == 0.002 and state["step"] == 8
+
+
+def _other_tokenizer(corpus, tmp_path):
+    """A copy of the prepared corpus whose tokenizer has another vocabulary (same counts)."""
+    import shutil
+
+    from linkbert.tokenization import train_wordpiece
+
+    other = tmp_path / "other-corpus"
+    shutil.copytree(corpus, other)
+    shutil.rmtree(other / "tokenizer")
+    train_wordpiece([t.upper() + " zebra quartz" for t in TINY_TEXTS] * 20, vocab_size=300).save_pretrained(
+        other / "tokenizer")
+    return other
+
+
+def test_a_resume_on_another_corpus_is_refused_naming_both(corpus, straight, tmp_path, capsys):
+    from linkbert.cli import main
+
+    out = _copy_of(straight, tmp_path)
+    for other in (_other_tokenizer(corpus, tmp_path), _smaller_corpus(corpus, tmp_path)):
+        assert main(["pretrain", "--data", str(other), "--out", str(out), *TINY]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and str(corpus) in err and str(other) in err and "holds other data" in err, err
+
+
+def _smaller_corpus(corpus, tmp_path):
+    """The first 10 documents of the corpus, with its tokenizer."""
+    import shutil
+
+    import numpy as np
+
+    from linkbert.store import SegmentStore, SegmentStoreWriter
+
+    store, folder = SegmentStore(corpus), tmp_path / "smaller"
+    writer = SegmentStoreWriter(folder, store.vocab_size)
+    for d in range(10):
+        segments = [store.segment(s) for s in store.document_segments(d)]
+        writer.add(str(d), f"doc {d}", np.concatenate(segments), [len(s) for s in segments])
+    writer.close()
+    shutil.copytree(corpus / "tokenizer", folder / "tokenizer")
+    return folder
+
+
+# -- output folder, corpus, settings: one line, exit status 2 ---------------------------------------------
+
+def test_out_must_be_a_folder_and_a_foreign_one_needs_overwrite(corpus, tmp_path, capsys):
+    from linkbert.cli import main
+
+    (tmp_path / "file").write_text("x")
+    assert main(["pretrain", "--data", str(corpus), "--out", str(tmp_path / "file"), *TINY]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    assert main(["pretrain", "--data", str(corpus), "--out", str(mine), *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a pretraining run folder (it holds notes.txt)" in err and "overwrite=true" in err
+    assert "\n" not in err and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert main(["pretrain", "--data", str(corpus), "--out", str(corpus / "run"), *TINY]) == 2
+    assert "overlaps the input" in capsys.readouterr().err
+    assert main(["pretrain", "--data", str(corpus), "--out", str(mine), *TINY, "max_steps=2", "overwrite=true"]) == 0
+    assert (mine / "notes.txt").read_text() == "my notes" and latest_checkpoint(mine).name == "step-00000002"
+
+
+def test_a_run_folder_without_a_checkpoint_yet_starts_again(corpus, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("preset: tiny\n")
+    (out / "metrics.jsonl").write_text("")  # a run killed before its first checkpoint
+    assert run(corpus, out, ["max_steps=2"])["step"] == 2
+
+
+@pytest.mark.parametrize("documents", [0, 1])
+def test_a_corpus_of_fewer_than_two_documents_is_one_line(corpus, tmp_path, capsys, documents):
+    import shutil
+
+    import numpy as np
+
+    from linkbert.cli import main
+    from linkbert.store import SegmentStore, SegmentStoreWriter
+
+    store, folder = SegmentStore(corpus), tmp_path / "tiny-corpus"
+    writer = SegmentStoreWriter(folder, store.vocab_size)
+    for d in range(documents):
+        writer.add("0", "only", np.asarray(store.segment(0)), [len(store.segment(0))])
+    writer.close()
+    shutil.copytree(corpus / "tokenizer", folder / "tokenizer")
+    assert main(["pretrain", "--data", str(folder), "--out", str(tmp_path / "run"), *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("linkbert pretrain: error:") and "pretraining pairs need at least 2" in err
+    assert "\n" not in err and f"holds {documents} document" in err
+
+
+# -- faults: a non-finite loss, a full disk ----------------------------------------------------------------
+
+def test_a_non_finite_loss_stops_without_saving_it(corpus, tmp_path, capsys, monkeypatch):
+    """Weights turned to NaN after step 2 (a diverging run): the run stops at step 3 with one line
+    and exit status 1, and step 2's checkpoint stays the newest."""
+    from linkbert.cli import main
+    from linkbert.pretrain import Run
+
+    real_step = Run.train_step
+
+    def diverging(self, batches):
+        if self.step == 2:
+            with torch.no_grad():
+                next(self.model.parameters()).fill_(float("nan"))
+        return real_step(self, batches)
+
+    monkeypatch.setattr(Run, "train_step", diverging)
+    out = tmp_path / "run"
+    assert main(["pretrain", "--data", str(corpus), "--out", str(out), *TINY]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("linkbert pretrain: error: step 3 has a loss of nan") and "step-00000002" in err, err
+    assert [p.name for p in (out / "checkpoints").glob("step-*")] == ["step-00000002"]
+    assert latest_checkpoint(out).name == "step-00000002" and verify(latest_checkpoint(out))
+
+
+def test_a_full_disk_while_saving_is_one_line_naming_the_file(corpus, tmp_path, capsys, monkeypatch):
+    """ENOSPC from the second checkpoint's save: the first checkpoint and ``latest`` stay, nothing
+    half-written is left, and the error names the file."""
+    import errno
+
+    from linkbert.cli import main
+
+    real_save, calls = torch.save, []
+
+    def filling(value, file, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(value, file, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", filling)
+    out = tmp_path / "run"
+    assert main(["pretrain", "--data", str(corpus), "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("linkbert pretrain: error: ") and "trainer.pt: No space left on device" in err, err
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest", "step-00000002"]
+    assert latest_checkpoint(out).name == "step-00000002" and verify(latest_checkpoint(out))
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_always_resumes_from_a_verified_checkpoint(corpus, tmp_path):
+    """A run checkpointing every step, SIGKILLed at random moments (many land in a save), then
+    resumed, again and again: each time the newest checkpoint verifies, and the run ends with
+    the straight run's weights."""
+    import random
+
+    from linkbert.checkpoint import newest_good, steps
+
+    def newest(out):  # polled while the run writes and prunes
+        try:
+            return newest_good(out)
+        except OSError:
+            return None
+
+    extra = ["max_steps=30", "save_every=1", "keep_checkpoints=2"]  # a step and a save: about 0.1 s
+    subprocess.run(_cli(corpus, tmp_path / "straight", extra), check=True, capture_output=True)
+    out, rng, deadline = tmp_path / "killed", random.Random(0), time.time() + 150
+    kills = 0
+    while time.time() < deadline and kills < 8:
+        before = newest(out)
+        process = subprocess.Popen(_cli(corpus, out, extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started = time.time()
+        # once the run saves again, kill it a random moment later: in a step or in a save
+        while time.time() - started < 60 and newest(out) == before and process.poll() is None:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.2))
+        if process.poll() is not None:
+            break
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+        found = newest_good(out)  # raises if no good checkpoint is left
+        if found is not None:  # the newest checkpoint folder is always complete: saves are atomic
+            assert found == steps(out / "checkpoints")[0] and verify(found)
+        print(f"kill {kills}: newest good checkpoint {found and found.name}")
+    assert kills >= 2, "the run ended before it could be killed twice"
+    subprocess.run(_cli(corpus, out, extra), check=True, capture_output=True)
+    _same_weights(latest_checkpoint(tmp_path / "straight"), latest_checkpoint(out))

@@ -12,7 +12,9 @@ from conftest import TOPICS, summaries
 
 from linkbert.errors import ConfigError
 from linkbert.quickstart import (
+    MARKER,
     QuickstartConfig,
+    claim_output_folder,
     corpus_source,
     document_labels,
     majority_accuracy,
@@ -97,3 +99,63 @@ def test_any_corpus_runs_and_skips_fine_tuning_without_labels(tmp_path):
     assert metrics["finetune"] == {} and not (out / "finetune").exists()
     page = (out / "report" / "index.html").read_text()
     assert "Fine-tuning" not in page and page.count("data:image/png") == 3
+    # a quickstart folder is the quickstart's to redo: its stage folders are replaced
+    (out / "pretrain" / "stale.txt").write_text("from the first run")
+    assert run(QuickstartConfig(corpus=f"jsonl:{corpus}", out=str(out), smoke=True, budget_minutes=0.05))
+    assert not (out / "pretrain" / "stale.txt").exists() and (out / MARKER).is_file()
+
+
+# -- the output folder: a user's folder is never deleted unasked --------------------------------------
+
+def _user_folder(tmp_path) -> Path:
+    """A folder the quickstart did not write, with a ``data/`` of the user's own."""
+    out = tmp_path / "mine"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "precious.txt").write_text("keep me")
+    return out
+
+
+def test_a_folder_not_written_by_the_quickstart_is_refused(tmp_path, summaries_file, capsys):
+    from linkbert.cli import main
+
+    out = _user_folder(tmp_path)
+    assert main(["quickstart", "--corpus", f"vital-articles:{summaries_file}", "--out", str(out), "--smoke"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("linkbert quickstart: error:") and "\n" not in err, err
+    assert "was not written by the quickstart" in err and "--overwrite" in err
+    assert (out / "data" / "precious.txt").read_text() == "keep me" and not (out / MARKER).exists()
+
+
+def test_overwrite_claims_a_folder_and_a_quickstart_folder_is_reused(tmp_path, summaries_file):
+    out = _user_folder(tmp_path)
+    (out / "notes.txt").write_text("mine")
+    claim_output_folder(out, corpus=summaries_file, overwrite=True)
+    assert (out / MARKER).is_file() and (out / "notes.txt").read_text() == "mine"
+    claim_output_folder(out, corpus=summaries_file, overwrite=False)  # now a quickstart folder
+    claim_output_folder(tmp_path / "new", corpus=summaries_file, overwrite=False)
+    assert (tmp_path / "new" / MARKER).is_file()
+
+
+def test_the_corpus_may_not_lie_in_a_stage_folder(tmp_path, summaries_file):
+    out = tmp_path / "qs"
+    (out / "work").mkdir(parents=True)
+    corpus = out / "work" / "corpus.json"
+    corpus.write_text(summaries_file.read_text())
+    with pytest.raises(ConfigError, match="overlaps the input"):
+        claim_output_folder(out, corpus=corpus, overwrite=True)
+    with pytest.raises(ConfigError, match="exists and is not a folder"):
+        claim_output_folder(corpus, corpus=summaries_file, overwrite=True)
+
+
+@pytest.mark.parametrize("flag, message", [
+    (["--batch-size", "0"], "batch_size must be at least 1 (got 0)"),
+    (["--max-length", "4"], "max_length must be at least 8 (got 4)"),
+    (["--budget-minutes", "0"], "budget_minutes must be above 0"),
+])
+def test_a_bad_setting_is_one_line(tmp_path, capsys, flag, message):
+    from linkbert.cli import main
+
+    assert main(["quickstart", "--out", str(tmp_path / "qs"), *flag]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("linkbert quickstart: error:") and message in err and "\n" not in err, err
+    assert not (tmp_path / "qs").exists()

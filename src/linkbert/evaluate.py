@@ -119,8 +119,27 @@ def read_squad_predictions(path) -> dict[str, str]:
 def _squad_command(args) -> int:
     golds = read_squad_golds(args.dataset_file)
     predictions = read_squad_predictions(args.prediction_file)
-    print(json.dumps(metrics.squad_scores(golds, predictions)))
+    scores = metrics.squad_scores(golds, predictions)
+    warning = coverage_warning(golds, predictions, args.dataset_file, args.prediction_file)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(json.dumps(scores))
     return 0
+
+
+def coverage_warning(golds: dict, predictions: dict, dataset_file, prediction_file) -> str | None:
+    """One line on how the predictions cover the questions, when they do not exactly: a file of
+    another dataset (no id in common) scores 0 and would otherwise pass for a model that failed."""
+    answered = sum(qid in predictions for qid in golds)
+    extra = len(predictions) - answered
+    if answered == 0:
+        example = f" (ids such as {next(iter(predictions))!r})" if predictions else ""
+        return (f"{prediction_file}: none of its {len(predictions)} predictions is for a question of {dataset_file}"
+                f"{example}: all {len(golds)} questions score 0; predictions of another dataset?")
+    if answered < len(golds) or extra:
+        return (f"{answered} of the {len(golds)} questions answered ({len(golds) - answered} score 0); "
+                f"{extra} predictions match no question (ignored)")
+    return None
 
 
 # ---------------------------------------------------------------- blurb

@@ -116,24 +116,32 @@ def find_tokenizer(checkpoint: Path) -> Path:
 
 
 def _latest_if_run_folder(path: Path) -> Path:
-    """A run folder of ``linkbert pretrain`` stands for its latest checkpoint; any other path is
-    itself (and ``_check_checkpoint`` says what it lacks)."""
+    """A run folder of ``linkbert pretrain`` stands for its newest checkpoint that verifies (a
+    damaged one is skipped, and logged); any other path is itself (and ``_check_checkpoint``
+    says what it lacks)."""
     from linkbert import checkpoint
 
     if (path / "config.json").is_file():
         return path
-    latest = checkpoint.latest(path)
+    latest = checkpoint.newest_good(path)
     if latest is not None:
         logger.info("%s is a run folder: exporting its latest checkpoint %s", path, latest)
     return latest or path
 
 
 def _check_checkpoint(checkpoint: Path) -> None:
+    """A LinkBERT pretraining checkpoint, whose files match its manifest where it has one."""
+    from linkbert.checkpoint import verify
+
     config_file = checkpoint / "config.json"
     if not config_file.is_file():
         raise BadInput(checkpoint, "", "not_a_checkpoint", "no config.json: not a saved pretraining checkpoint")
-    config = json.loads(config_file.read_text())
-    if config.get("model_type") != "bert" or "num_relations" not in config:
+    verify(checkpoint)
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadInput(config_file, "", "malformed_json", f"not a JSON config: {e}") from None
+    if not isinstance(config, dict) or config.get("model_type") != "bert" or "num_relations" not in config:
         raise BadInput(config_file, "", "not_a_checkpoint",
                        "not a LinkBertForPreTraining config (model_type bert with num_relations); "
                        "a plain BERT folder needs no export")

@@ -15,6 +15,25 @@ and the relation loss a mean over its pairs, whatever the number of ranks and mi
 Each micro-batch contributes its loss sums divided by the global counts (all-reduced before the
 backward pass), times the world size because DistributedDataParallel averages gradients.
 
+Resuming: ``--out`` with a checkpoint continues that run from its newest checkpoint that
+verifies (``checkpoint.py``). What decides the run's batches and model must stay: the settings
+of ``RUN_IDENTITY`` and the corpus (its fingerprint and its tokenizer); a resume with another
+is refused, naming both, before any state is loaded. Everything else may change, and applies
+from the resumed step on, since it changes how the same run is optimised or run, not which:
+
+* the schedule and the optimizer: ``lr``, ``warmup_steps``, ``max_steps`` (at least the
+  checkpoint's step; a longer one extends the linear decay, so the learning rate jumps to the
+  new schedule's value), ``weight_decay``, ``adam_*``, ``max_grad_norm`` (lowering ``lr`` is the
+  way on after a non-finite loss);
+* ``dropout``, ``precision``, ``compile``, ``micro_batch_size`` (the loss is normalised over the
+  global batch whatever its split), ``eval_pairs``;
+* ``budget_minutes`` (the whole run's training time, across resumes), ``log_every``,
+  ``eval_every``, ``save_every``, ``keep_checkpoints``, ``num_workers``, ``progress``,
+  ``tensorboard``, ``overwrite``.
+
+The changes are logged, and ``config.yaml`` records the settings the run uses now. A non-finite
+loss stops the run (exit status 1) without saving that state: its last checkpoint stays good.
+
 The pieces it runs on live elsewhere: the process, device and precision in ``runtime.py``, the
 optimizer rule in ``optim.py``, checkpoints in ``checkpoint.py``, the prepared corpus and its
 pairs in ``prepared.py``, the model in ``model/``.
@@ -37,6 +56,7 @@ import torch
 
 from linkbert import checkpoint, optim, runtime, settings
 from linkbert.errors import ConfigError
+from linkbert.files import check_output_folder, write_json
 from linkbert.model.modeling import PRESETS
 from linkbert.objectives import IGNORE_INDEX, OBJECTIVES, relation_names
 from linkbert.pairs import LINKED_SAMPLING, LINKED_SEGMENT
@@ -46,6 +66,7 @@ from linkbert.settings import setting
 log = logging.getLogger("linkbert.pretrain")
 
 # settings that decide which batches a run sees and what it trains; a resume must keep them
+# (with the corpus: its fingerprint and tokenizer). Every other setting may change on a resume.
 RUN_IDENTITY = ("preset", "init", "graph", "objective", "p_contiguous", "p_random", "p_linked", "linked_sampling",
                 "linked_segment", "max_length", "mlm_probability", "whole_word_mask", "heldout_fraction",
                 "batch_size", "seed")
@@ -102,6 +123,8 @@ class PretrainConfig:
     num_workers: int = setting(0, "DataLoader processes building batches (0: in the training process)", minimum=0)
     progress: bool = setting(True, "show a progress bar")
     tensorboard: bool = setting(True, "write TensorBoard scalars to OUT/tensorboard when tensorboard is installed")
+    overwrite: bool = setting(False, "write the run into a non-empty --out that is not a pretraining run folder "
+                                     "(its other files are kept)")
 
     def check(self) -> None:
         if self.objective != "bert":
@@ -116,6 +139,71 @@ class PretrainConfig:
 def load_config(path: str | None, overrides: list[str]) -> PretrainConfig:
     """A config from a YAML file (if given) and ``key=value`` overrides, each typed by its field."""
     return settings.load(PretrainConfig, path, overrides)
+
+
+# what a pretraining run writes into --out; a folder holding only these is a run folder
+RUN_FILES = {"config.yaml", "metrics.jsonl", "summary.json", checkpoint.CHECKPOINTS, "tensorboard"}
+
+
+def check_run_folder(out: Path, data_dir: str, *, overwrite: bool) -> None:
+    """``--out`` may be new, empty, a pretraining run folder (resumed, or started afresh if it
+    has no checkpoint yet), or, with ``overwrite``, any folder: the run's files then go beside
+    the others. Never a file, and never inside the corpus or around it."""
+    out = Path(out)
+    check_output_folder(out, overwrite=True, inputs=[Path(data_dir)])
+    if overwrite or not out.is_dir():
+        return
+    others = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES)
+    has_checkpoints = checkpoint.latest(out) is not None
+    if others and not has_checkpoints:
+        listed = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise ConfigError(f"{out} is not empty and not a pretraining run folder (it holds {listed}): choose a new "
+                          "--out, or give overwrite=true to write the run beside these files")
+
+
+def open_corpus(data_dir: str) -> PreparedCorpus:
+    """The prepared corpus, refused when it cannot give pairs: a random pair's B comes from
+    another document, so at least two are needed (PairSampler would raise a bare ValueError)."""
+    corpus = PreparedCorpus(data_dir)
+    n = corpus.store.num_documents
+    if n < 2:
+        raise ConfigError(f"{data_dir} holds {n} document{'' if n == 1 else 's'}: pretraining pairs need at least "
+                          "2; prepare a larger corpus")
+    return corpus
+
+
+def pretraining_data(corpus: PreparedCorpus, config: PretrainConfig):
+    """``(train sampler, held-out sampler, collator)``; a corpus they cannot use is a ConfigError."""
+    try:
+        return corpus.pretraining_data(
+            max_length=config.max_length, seed=config.seed, objective=config.objective,
+            p_contiguous=config.p_contiguous, p_random=config.p_random, p_linked=config.p_linked,
+            linked_sampling=config.linked_sampling, linked_segment=config.linked_segment,
+            mlm_probability=config.mlm_probability, whole_word_mask=config.whole_word_mask,
+            heldout_fraction=config.heldout_fraction, graph=config.graph or None)
+    except ValueError as e:  # PairSampler's checks of the store and the graph
+        raise ConfigError(f"{corpus.folder}: {e}") from None
+
+
+def corpus_record(corpus: PreparedCorpus) -> dict:
+    """What a checkpoint records of its corpus, to refuse resuming on another one: the
+    fingerprint (data and tokenizer), and counts for a corpus prepared before it existed."""
+    return {"folder": str(corpus.folder), "fingerprint": corpus.fingerprint,
+            "documents": corpus.store.num_documents, "segments": corpus.store.num_segments}
+
+
+def same_vocabulary(checkpoint_dir: Path, tokenizer) -> bool:
+    """Whether the tokenizer saved in a checkpoint has ``tokenizer``'s vocabulary (a checkpoint
+    without one is not judged)."""
+    from linkbert.tokenization import load_tokenizer
+
+    if not (Path(checkpoint_dir) / "tokenizer.json").is_file() and not (Path(checkpoint_dir) / "vocab.txt").is_file():
+        return True
+    try:
+        saved = load_tokenizer(str(checkpoint_dir))
+    except (OSError, ValueError) as e:
+        raise checkpoint.Damaged(checkpoint_dir, f"its tokenizer cannot be read: {e}") from None
+    return saved.get_vocab() == tokenizer.get_vocab()
 
 
 def initial_model(*, preset: str, init: str, objective: str, vocab_size: int, dropout: float, seed: int):
@@ -165,8 +253,18 @@ class StepBatches(torch.utils.data.Dataset):
 
 # -- the loop ------------------------------------------------------------------------------------
 
+class TrainingFailed(RuntimeError):
+    """Training cannot go on (a non-finite loss): not the user's mistake, but the run stops with
+    one line and exit status 1, its last good checkpoint kept."""
+
+
 class Run:
-    """One pretraining run: ``Run(config, data, out).train()``."""
+    """One pretraining run: ``Run(config, data, out).train()``.
+
+    Everything that can refuse the run does so before the model is built: the output folder
+    (:func:`check_run_folder`), the corpus (:func:`open_corpus`), and a resume's settings, read
+    from the checkpoint's trainer_state.json before any tensor (:meth:`_check_resume`).
+    """
 
     def __init__(self, config: PretrainConfig, data_dir: str, out_dir: str):
         self.config, self.out = config, Path(out_dir)
@@ -179,18 +277,15 @@ class Run:
         self.micro = config.micro_batch_size or local
         if local % self.micro:
             raise ConfigError(f"the per-rank batch {local} must be a multiple of micro_batch_size {self.micro}")
-        self.corpus = PreparedCorpus(data_dir)
+        check_run_folder(self.out, data_dir, overwrite=config.overwrite)
+        self.corpus = open_corpus(data_dir)
         self.tokenizer = self.corpus.tokenizer()
+        resumed = checkpoint.load_newest(self.out, check=self._check_resume)
         self.model = initial_model(preset=config.preset, init=config.init, objective=config.objective,
                                    vocab_size=self.corpus.store.vocab_size, dropout=config.dropout,
                                    seed=config.seed).to(self.dist.device)
         self.corpus.check_max_length(config.max_length, self.model.config.max_position_embeddings)
-        self.train_sampler, self.heldout_sampler, self.collator = self.corpus.pretraining_data(
-            max_length=config.max_length, seed=config.seed, objective=config.objective,
-            p_contiguous=config.p_contiguous, p_random=config.p_random, p_linked=config.p_linked,
-            linked_sampling=config.linked_sampling, linked_segment=config.linked_segment,
-            mlm_probability=config.mlm_probability, whole_word_mask=config.whole_word_mask,
-            heldout_fraction=config.heldout_fraction, graph=config.graph or None)
+        self.train_sampler, self.heldout_sampler, self.collator = pretraining_data(self.corpus, config)
         self.optimizer = optim.adamw(self.model, lr=config.lr, weight_decay=config.weight_decay,
                                      betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps)
         self.scheduler = optim.linear_schedule(self.optimizer, warmup_steps=config.warmup_steps,
@@ -198,12 +293,14 @@ class Run:
         self.autocast = runtime.autocast_dtype(config.precision, self.dist.device)
         self.scaler = runtime.grad_scaler(self.autocast, self.dist.device)
         self.step, self.history = 0, {"train_seconds": 0.0, "tokens": 0}
+        self.saved_step, self.last_checkpoint = None, None
         if self.dist.main:
             log.info("device %s, %d threads, OpenMP waiting: %s", self.dist.device, torch.get_num_threads(),
                      runtime.describe_waiting())
         if self.dist.rank:  # dropout differs across ranks, as their data does; rank 0 keeps the seed's stream
             torch.manual_seed(config.seed + self.dist.rank)
-        self._resume()
+        if resumed:
+            self._resume(resumed)
         if config.compile:
             self.model = torch.compile(self.model)
         if self.dist.world > 1:
@@ -211,33 +308,86 @@ class Run:
             self.model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
         self.metrics_file = self.tensorboard = None
 
-    def _resume(self) -> None:
-        path = checkpoint.latest(self.out)
-        if path is None:
-            return
-        trainer, state = checkpoint.load(path, self.model)
-        self._check_same_run(state["config"], path)
+    # ---- resuming
+
+    def _resume(self, resumed: checkpoint.Loaded) -> None:
+        trainer, state = resumed.trainer, resumed.state
+        checkpoint.apply_weights(self.model, resumed.weights)
         self.optimizer.load_state_dict(trainer["optimizer"])
         self.scheduler.load_state_dict(trainer["scheduler"])
+        self._apply_optimisation_settings()
+        if self.scaler is not None and trainer.get("scaler"):
+            self.scaler.load_state_dict(trainer["scaler"])
         checkpoint.set_rng_state(trainer)
         self.step, self.history = state["step"], state["history"]
+        self.saved_step, self.last_checkpoint = self.step, resumed.path
         if self.dist.main:
-            log.info("resumed from %s at step %d", path, self.step)
+            log.info("resumed from %s at step %d", resumed.path, self.step)
+            self._log_changes(state["config"])
 
-    def _check_same_run(self, saved: dict, checkpoint: Path) -> None:
-        """Resuming continues *that* run: settings that decide its data or model must not change."""
+    def _check_resume(self, path: Path, state: dict) -> None:
+        """Resuming continues *that* run: refuse what would make it another one (module
+        docstring: which settings may change), before any of its tensors is read."""
+        saved = state.get("config") or {}
         defaults = PretrainConfig()  # a setting newer than the checkpoint had its default value then
         changed = [key for key in RUN_IDENTITY if saved.get(key, getattr(defaults, key)) != getattr(self.config, key)]
         if changed:
             details = ", ".join(f"{key} {saved.get(key, getattr(defaults, key))!r} -> {getattr(self.config, key)!r}"
                                 for key in changed)
-            raise ConfigError(f"{checkpoint} belongs to a run with other settings ({details}); "
+            raise ConfigError(f"{path} belongs to a run with other settings ({details}); "
                               "use a new --out folder, or the run's own settings to resume it")
+        if state["step"] > self.config.max_steps:
+            raise ConfigError(f"{path} is at step {state['step']}, past max_steps={self.config.max_steps}: "
+                              f"give max_steps >= {state['step']} to resume it")
+        self._check_same_corpus(path, state)
+
+    def _check_same_corpus(self, path: Path, state: dict) -> None:
+        """The run's data: the corpus's fingerprint (or, for a checkpoint written before it,
+        its counts) and the checkpoint's tokenizer must be the ones of ``--data``."""
+        saved, now = state.get("corpus") or {}, corpus_record(self.corpus)
+        keys = ["fingerprint"] if saved.get("fingerprint") else ["documents", "segments"]
+        differs = [key for key in keys if key in saved and saved[key] != now[key]]
+        if differs or not same_vocabulary(path, self.tokenizer):
+            what = ", ".join(f"{key} {str(saved[key])[:12]} -> {str(now[key])[:12]}" for key in differs) or \
+                "another tokenizer"
+            raise ConfigError(f"{path} was trained on {saved.get('folder', 'another corpus')}, but --data "
+                              f"{self.corpus.folder} holds other data ({what}); resume with its own --data, "
+                              "or use a new --out folder")
+
+    def _apply_optimisation_settings(self) -> None:
+        """The optimizer's hyperparameters and the schedule of *this* config, not the
+        checkpoint's: a resume may change them (``lr``, ``warmup_steps``, ``max_steps``,
+        ``weight_decay``, Adam's betas and epsilon) and they apply from the resumed step on.
+        Unchanged, every value is recomputed bit for bit as the scheduler computed it."""
+        config, groups = self.config, self.optimizer.param_groups
+        for group in groups:
+            group.update(betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps, initial_lr=config.lr)
+        groups[0]["weight_decay"] = config.weight_decay  # optim.adamw: group 0 decays, group 1 does not
+        self.scheduler.base_lrs = [config.lr] * len(groups)
+        for group, rule in zip(groups, self.scheduler.lr_lambdas, strict=True):
+            group["lr"] = config.lr * rule(self.scheduler.last_epoch)
+        self.scheduler._last_lr = [group["lr"] for group in groups]
+
+    def _log_changes(self, saved: dict) -> None:
+        defaults = dataclasses.asdict(PretrainConfig())
+        changes = [f"{key} {saved.get(key, defaults[key])!r} -> {value!r}"
+                   for key, value in dataclasses.asdict(self.config).items() if saved.get(key, defaults[key]) != value]
+        if changes:
+            log.info("settings changed since the checkpoint, applied from step %d on: %s", self.step,
+                     ", ".join(changes))
 
     # ---- named steps
 
     def train(self) -> dict:
         self._open_logs()
+        try:
+            stop_reason = self._loop()
+        except BaseException:
+            self._close_logs()
+            raise
+        return self.finish(stop_reason)
+
+    def _loop(self) -> str:
         batches = iter(self._loader())
         self.started = time.perf_counter()
         self.seconds_before = self.history["train_seconds"]
@@ -247,6 +397,7 @@ class Run:
         stop_reason = "max_steps"
         while self.step < self.config.max_steps:
             figures = self.train_step([next(batches) for _ in range(self.micro_accumulation)])
+            self._check_finite(figures)
             self.step += 1
             tokens = figures.pop("tokens")
             window["tokens"] += tokens
@@ -262,7 +413,18 @@ class Run:
                 stop_reason = "budget"
                 break
         bar.close()
-        return self.finish(stop_reason)
+        return stop_reason
+
+    def _check_finite(self, figures: dict) -> None:
+        """Stop before a NaN or infinite loss (or, without fp16's loss scaling, which skips such
+        steps itself, gradient norm) reaches a checkpoint: the weights after this step are
+        garbage, and every later step and checkpoint would be too."""
+        loss, grad_norm = figures["loss"], figures["grad_norm"]
+        if math.isfinite(loss) and (self.scaler is not None or math.isfinite(grad_norm)):
+            return
+        where = f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint yet"
+        raise TrainingFailed(f"step {self.step + 1} has a loss of {loss:g} and a gradient norm of {grad_norm:g}: "
+                             f"stopped without saving ({where}); resume with a lower lr, or another precision")
 
     def _budget_spent(self, budget_s: float) -> bool:
         """Whether the wall-clock budget is spent; ranks decide together (any rank's clock past the
@@ -369,11 +531,14 @@ class Run:
         if self.dist.main:
             log.info("stopped at step %d (%s)", self.step, stop_reason)
         evaluation = self._log_eval()
-        checkpoint = self._save()
+        if self.saved_step != self.step:  # a run resumed at its end, or stopped right after a save, has it
+            self._save()
+        self.history["train_seconds"] = self._train_seconds()
         summary = {"step": self.step, "stop_reason": stop_reason, "train_seconds": round(self.history["train_seconds"], 1),
-                   "tokens": self.history["tokens"], "eval": evaluation, "checkpoint": str(checkpoint)}
+                   "tokens": self.history["tokens"], "eval": evaluation, "checkpoint": str(self.last_checkpoint)}
         if self.dist.main:
-            (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            with checkpoint.naming(self.out / "summary.json"):
+                write_json(self.out / "summary.json", summary, indent=2)
         self._close_logs()
         if self.dist.world > 1:
             # all ranks arrive together: destroying a gloo group while a peer is still busy (rank 0
@@ -408,18 +573,18 @@ class Run:
             return contextlib.nullcontext()
         return self.model.no_sync()
 
-    def _save(self) -> Path | None:
+    def _save(self) -> None:
         self.history["train_seconds"] = self._train_seconds()
-        path = None
         if self.dist.main:
             trainer = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                       **checkpoint.rng_state()}
-            path = checkpoint.save(self.out, self.step, model=self.model, tokenizer=self.tokenizer, trainer=trainer,
-                                   state={"config": dataclasses.asdict(self.config), "history": self.history},
-                                   keep=self.config.keep_checkpoints)
+                       "scaler": self.scaler.state_dict() if self.scaler is not None else {}, **checkpoint.rng_state()}
+            state = {"config": dataclasses.asdict(self.config), "corpus": corpus_record(self.corpus),
+                     "history": self.history}
+            self.last_checkpoint = checkpoint.save(self.out, self.step, model=self.model, tokenizer=self.tokenizer,
+                                                   trainer=trainer, state=state, keep=self.config.keep_checkpoints)
+        self.saved_step = self.step
         if self.dist.world > 1:
             torch.distributed.barrier()
-        return path
 
     def _open_logs(self) -> None:
         if not self.dist.main:
@@ -427,7 +592,9 @@ class Run:
         import yaml
 
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(self.config), sort_keys=False))
+        # what this run uses: a resume's accepted changes included
+        text = yaml.safe_dump(dataclasses.asdict(self.config), sort_keys=False)
+        checkpoint.write_text(self.out / "config.yaml", text)
         self.metrics_file = open(self.out / "metrics.jsonl", "a", encoding="utf-8")
         if self.config.tensorboard:
             try:
@@ -446,8 +613,9 @@ class Run:
     def _record(self, kind: str, figures: dict) -> None:
         if not self.dist.main:
             return
-        self.metrics_file.write(json.dumps({"step": self.step, "kind": kind, **figures}) + "\n")
-        self.metrics_file.flush()
+        with checkpoint.naming(self.out / "metrics.jsonl"):
+            self.metrics_file.write(json.dumps({"step": self.step, "kind": kind, **figures}) + "\n")
+            self.metrics_file.flush()
         if self.tensorboard:
             for key, value in figures.items():
                 if isinstance(value, (int, float)):
@@ -518,7 +686,13 @@ def configure(parser) -> None:
 def main(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     config = load_config(args.config, args.overrides)
-    summary = pretrain(config, args.data, args.out)
-    if int(os.environ.get("RANK", "0")) == 0:
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    try:
+        summary = pretrain(config, args.data, args.out)
+    except TrainingFailed as e:
+        if main_rank:
+            print(f"linkbert pretrain: error: {e}", file=sys.stderr)
+        return 1
+    if main_rank:
         print(json.dumps(summary, indent=2))
     return 0

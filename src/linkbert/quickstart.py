@@ -17,8 +17,11 @@ Stages, each announced with what it does and timed:
 5. **report**: ``OUT/report/`` with ``metrics.json``, PNG plots and one self-contained ``index.html``.
 
 Everything lands in ``OUT`` (default ``quickstart/``): ``data/`` (prepared corpus), ``pretrain/``
-(run folder: checkpoints, ``metrics.jsonl``), ``models/`` (exported BERT folders), ``finetune/``
-and ``report/``. A rerun starts each stage afresh.
+(run folder: checkpoints, ``metrics.jsonl``), ``models/`` (exported BERT folders), ``finetune/``,
+``work/`` and ``report/``, and the marker ``.linkbert-quickstart``. A rerun starts each stage
+afresh, replacing these stage folders, so ``OUT`` must be a folder the quickstart wrote (it has
+the marker), new or empty: a user's folder is never deleted unasked. ``--overwrite`` writes into
+any folder: its stage folders are replaced, its other files kept.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 
 from linkbert import settings
 from linkbert.errors import ConfigError
+from linkbert.files import check_output_folder, write_json
 from linkbert.model.modeling import PRESETS
 from linkbert.prepare import LINK_BUILDERS
 from linkbert.report import duration, write_metrics, write_report
@@ -73,6 +77,8 @@ class QuickstartConfig:
     seed: int = setting(0, "seed of every stage", minimum=0)
     smoke: bool = setting(False, "600 documents, the tiny preset, about a minute: checks every stage")
     max_documents: int = setting(0, "use every k-th document of the default corpus, N in all; 0: all", minimum=0)
+    overwrite: bool = setting(False, "write into a non-empty output folder the quickstart did not write: its "
+                                     "data, pretrain, models, finetune, work and report folders are replaced")
 
     def resolved(self) -> QuickstartConfig:
         if not self.smoke:
@@ -108,6 +114,7 @@ def run(config: QuickstartConfig) -> dict:
     config = config.resolved()
     out = Path(config.out)
     fmt, path = corpus_source(config)
+    claim_output_folder(out, corpus=path, overwrite=config.overwrite)
     stages = Stages(5)
     started = time.perf_counter()
 
@@ -141,6 +148,32 @@ def run(config: QuickstartConfig) -> dict:
     write_metrics(metrics, out / "report")  # again, now with the report stage's own time
     print(f"\nquickstart finished in {duration(time.perf_counter() - started)}; open {page}", flush=True)
     return metrics
+
+
+# -- the output folder ------------------------------------------------------------------------------
+
+MARKER = ".linkbert-quickstart"
+STAGE_FOLDERS = ("data", "pretrain", "models", "finetune", "work", "report")
+
+
+def is_quickstart_folder(out: Path) -> bool:
+    """Written by the quickstart: its marker, or (before the marker) a finished report."""
+    return (out / MARKER).is_file() or (out / "report" / "metrics.json").is_file()
+
+
+def claim_output_folder(out: Path, *, corpus: Path, overwrite: bool) -> None:
+    """Check ``out`` before any stage deletes its folders, then mark it as the quickstart's:
+    new, empty or a quickstart folder, or any folder with ``overwrite``; never a file, and no
+    stage folder may hold the corpus (the prepare stage would delete its own input)."""
+    out = Path(out)
+    check_output_folder(out, overwrite=True)
+    for stage in STAGE_FOLDERS:
+        check_output_folder(out / stage, overwrite=True, inputs=[corpus])
+    if out.is_dir() and any(out.iterdir()) and not is_quickstart_folder(out) and not overwrite:
+        raise ConfigError(f"{out} is not empty and was not written by the quickstart (no {MARKER}): choose a new "
+                          f"--out, or give --overwrite to replace its {', '.join(STAGE_FOLDERS)} folders")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / MARKER, {"written_by": "linkbert quickstart", "stage_folders": list(STAGE_FOLDERS)})
 
 
 # -- 1. prepare -------------------------------------------------------------------------------------
@@ -351,5 +384,11 @@ def main(args: argparse.Namespace) -> int:
     # unexpected MLM head" load report is expected here and would drown the stage lines
     transformers_logging.set_verbosity_error()
     config = settings.from_flags(QuickstartConfig, args)
-    run(config)
+    from linkbert.pretrain import TrainingFailed
+
+    try:
+        run(config)
+    except TrainingFailed as e:  # not the user's mistake: one line, exit status 1, as `linkbert pretrain`
+        print(f"linkbert quickstart: error: {e}", file=sys.stderr)
+        return 1
     return 0

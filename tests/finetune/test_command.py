@@ -145,3 +145,97 @@ def test_help_lists_every_setting(capsys):
     text = capsys.readouterr().out
     for field in dataclasses.fields(FinetuneConfig):
         assert f"  {field.name} " in text and field.metadata["help"][:40] in text, field.name
+
+
+# ---------------------------------------------------------------- the output folder and faults
+
+
+def test_out_is_new_or_empty_unless_overwrite(tmp_path, tiny_model, capsys):
+    """A second run into the same folder is refused, the first one's files untouched; with
+    overwrite=true the folder is replaced, when the new run completes."""
+    data = write_data(tmp_path / "mc", splits_of(mc_examples))
+    out = tmp_path / "run"
+    run = ["--task", "mc", "--model", tiny_model, "--data", data, "--out", out, "max_steps=1", "batch_size=4",
+           "save_model=false"]
+    assert finetune(*run) == 0
+    first = (out / "metrics.json").read_bytes()
+    err = fails_with(capsys, *run)
+    assert f"{out} is not empty" in err and "overwrite=true" in one_line_error(err.splitlines()[-1])
+    assert (out / "metrics.json").read_bytes() == first
+    (out / "stale.txt").write_text("from before")
+    assert finetune(*run, "overwrite=true", "seed=3") == 0
+    assert not (out / "stale.txt").exists() and json.loads((out / "metrics.json").read_text())["seed"] == 3
+    assert not list(tmp_path.glob(".run.*"))  # nothing left beside it
+    (tmp_path / "file").write_text("x")
+    assert "exists and is not a folder" in fails_with(capsys, *run[:-4], tmp_path / "file", *run[-3:])
+
+
+def test_out_inside_an_input_is_refused(tmp_path, tiny_model, capsys):
+    data = write_data(tmp_path / "mc", splits_of(mc_examples))
+    err = fails_with(capsys, "--task", "mc", "--model", tiny_model, "--data", data, "--out", data / "run")
+    assert "overlaps the input" in err
+
+
+@pytest.mark.parametrize("code, message", [
+    ("ENOSPC", "model.safetensors: No space left on device; free some space"),
+    ("EROFS", "model.safetensors: Read-only file system"),
+])
+def test_a_full_disk_names_the_file_and_leaves_out_as_it_was(tmp_path, tiny_model, capsys, monkeypatch, code,
+                                                              message):
+    import errno
+    import os
+
+    from transformers import PreTrainedModel
+
+    def full(self, *args, **kwargs):
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained", full)
+    data = write_data(tmp_path / "mc", splits_of(mc_examples))
+    out = tmp_path / "run"
+    err = fails_with(capsys, "--task", "mc", "--model", tiny_model, "--data", data, "--out", out, "max_steps=1",
+                     "batch_size=4")
+    line = one_line_error(err.splitlines()[-1])
+    assert message in line, line
+    assert not out.exists() and not list(tmp_path.glob(".run.*"))
+
+
+# ---------------------------------------------------------------- user mistakes: one line, status 2
+
+
+@pytest.mark.parametrize("model, message", [
+    ("{tmp}/no/such/model", "no such model folder"),
+    ("runs/nothing/model", "no such model folder"),
+    ("./model", "no such model folder"),
+    ("{tmp}/file.txt", "is a file: --model takes a model folder or a hub name"),
+])
+def test_a_model_path_that_does_not_exist_is_said_so(tmp_path, capsys, model, message):
+    (tmp_path / "file.txt").write_text("x")
+    data = write_data(tmp_path / "mc", splits_of(mc_examples))
+    err = fails_with(capsys, "--task", "mc", "--model", model.format(tmp=tmp_path), "--data", data,
+                     "--out", tmp_path / "o")
+    line = one_line_error(err.splitlines()[-1])
+    assert message in line and "Repo id" not in line, line
+
+
+def test_a_hub_name_that_cannot_be_loaded_is_one_line(tmp_path, capsys, monkeypatch):
+    # offline: huggingface_hub reads HF_HUB_OFFLINE when imported, so set its constant (else the
+    # lookup retries the unreachable hub for about 20 seconds)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    data = write_data(tmp_path / "mc", splits_of(mc_examples))
+    err = fails_with(capsys, "--task", "mc", "--model", "nobody/no-such-model-xyz", "--data", data,
+                     "--out", tmp_path / "o")
+    assert "no such folder here, and from the Hugging Face hub" in one_line_error(err.splitlines()[-1])
+
+
+@pytest.mark.parametrize("task, make, max_length, needed", [
+    ("mc", mc_examples, 4, 5), ("tokcls", ner_examples, 2, 3), ("seqcls", mc_examples, 1, 5)])
+def test_a_max_length_too_short_for_a_pair_is_one_line(tmp_path, tiny_model, capsys, task, make, max_length, needed):
+    if task == "seqcls":
+        make = finetune_helpers.pair_examples
+    data = write_data(tmp_path / "d", splits_of(make))
+    err = fails_with(capsys, "--task", task, "--model", tiny_model, "--data", data, "--out", tmp_path / "o",
+                     f"max_length={max_length}")
+    line = one_line_error(err.splitlines()[-1])
+    assert f"max_length {max_length} is too short for {task}" in line and f"max_length >= {needed}" in line, line
+    assert not (tmp_path / "o").exists()

@@ -13,6 +13,13 @@ optional mixed precision), evaluates the final model on dev and test (the paper'
 * the model and tokenizer (``save_pretrained``, safetensors) unless ``save_model`` is false;
 * ``log.txt``: the log lines of the run.
 
+``config.out`` must be new or empty unless ``overwrite`` is set: a user's folder is not written
+over unasked. The run is written into a folder beside it (``.NAME.building-*``, where a running
+run's ``log.txt`` is) and renamed into place when complete, replacing what was there only then:
+a failed or killed run leaves ``config.out`` as it was, and never a folder without metrics.json
+that a caller (the ablation, which skips runs that have one) would take for finished or refuse.
+A full or read-only disk is an ``OSError`` naming the file being written.
+
 Only ``run`` and the two functions it hands the whole ``FinetuneConfig`` to (``resolve`` and
 ``fit_and_evaluate``) see it; every other function takes the few settings it uses, by name. The
 process (device, precision, seeds, threads) is set up by ``linkbert.runtime`` and the
@@ -39,8 +46,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from linkbert import runtime, settings
+from linkbert.checkpoint import naming
 from linkbert.errors import BadInput, ConfigError
-from linkbert.files import write_json
+from linkbert.files import building, check_output_folder, write_json
 from linkbert.finetune.data import TASKS, Split, load_data
 from linkbert.finetune.tasks import (
     TASK_TYPES,
@@ -108,6 +116,8 @@ class FinetuneConfig:
     max_eval_examples: int = setting(-1, "if >= 0: evaluate on N dev and N test examples only "
                                          "(fixed random subsets)", minimum=-1)
     log_every: int = setting(50, "log the training loss every this many updates", minimum=1)
+    overwrite: bool = setting(False, "write into a non-empty out folder: what it holds is replaced when the "
+                                     "run completes")
 
     def check(self) -> None:
         """Rules across settings; ``settings.check`` runs it after each field's own bounds."""
@@ -148,10 +158,24 @@ def resolve(config: FinetuneConfig) -> FinetuneConfig:
 # setup
 
 
+# a Hugging Face hub name: "name" or "owner/name"; anything else (runs/x/model, /abs, ./m) is a path
+HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
 def check_model_source(model: str) -> None:
-    """Weights are read only from safetensors: a local folder must have them."""
+    """A local path must be a model folder with safetensors weights (pickled weights are never
+    read); a name that cannot be a hub name and is no folder here is a missing folder, said so
+    (not the hub client's "Repo id must be in the form ...")."""
     path = Path(model)
-    if path.is_dir() and not any(path.glob("*.safetensors")):
+    if not path.exists():
+        if not HUB_NAME.fullmatch(model) or model.count("/") > 1:
+            raise BadInput(path, "", "missing_path", "no such model folder: give a folder with config.json "
+                                                     "and *.safetensors weights (linkbert export writes one), "
+                                                     "or a hub name")
+        return
+    if not path.is_dir():
+        raise BadInput(path, "", "not_a_folder", "is a file: --model takes a model folder or a hub name")
+    if not any(path.glob("*.safetensors")):
         found = ", ".join(sorted(p.name for p in path.iterdir())) or "nothing"
         raise BadInput(path, "", "no_safetensors",
                        f"no *.safetensors weights in the model folder (found: {found}); "
@@ -165,7 +189,15 @@ def load_model_config(model: str):
     try:
         return AutoConfig.from_pretrained(model, trust_remote_code=False)
     except (OSError, ValueError) as e:
-        raise BadInput(model, "", "model_not_loadable", f"cannot read the model config: {e}") from None
+        where = "" if Path(model).exists() else "no such folder here, and from the Hugging Face hub: "
+        raise BadInput(model, "", "model_not_loadable",
+                       f"cannot read the model config: {where}{_first_line(e)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    """The first line of a library's error: the CLI prints one line."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_tokenizer(model: str):
@@ -174,7 +206,7 @@ def load_tokenizer(model: str):
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=False)
     except (OSError, ValueError) as e:
-        raise BadInput(model, "", "model_not_loadable", f"cannot load the tokenizer: {e}") from None
+        raise BadInput(model, "", "model_not_loadable", f"cannot load the tokenizer: {_first_line(e)}") from None
     if not tokenizer.is_fast:  # offsets (qa) and word_ids (tokcls) need a fast tokenizer
         raise BadInput(model, "", "model_not_loadable", "the tokenizer is not a fast (Rust) tokenizer")
     return tokenizer
@@ -186,13 +218,25 @@ def load_model(task: Task, model: str, *, eval_only: bool):
         loaded, info = task.model_class.from_pretrained(
             model, use_safetensors=True, trust_remote_code=False, output_loading_info=True, **task.model_kwargs())
     except OSError as e:
-        raise BadInput(model, "", "model_not_loadable", f"cannot load the model: {e}") from None
+        raise BadInput(model, "", "model_not_loadable", f"cannot load the model: {_first_line(e)}") from None
     missing = sorted(info.get("missing_keys") or [])
     if eval_only and missing:
         # a freshly initialised head would score at chance level without any warning
         raise ConfigError(f"--eval-only needs a model fine-tuned for {task.name}, but {model} "
                           f"lacks {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
     return loaded
+
+
+def check_max_length(max_length: int, task: str, tokenizer) -> None:
+    """An input must hold its special tokens and a token of each text (``[CLS] A [SEP] B [SEP]``
+    for the pair-capable seqcls, qa and mc; ``[CLS] A [SEP]`` for tokcls): shorter, every
+    example would be cut to nothing and the run would score chance without a word."""
+    pair = task != "tokcls"
+    needed = tokenizer.num_special_tokens_to_add(pair=pair) + (2 if pair else 1)
+    if max_length < needed:
+        what = "[CLS] A [SEP] B [SEP] with a token of each text" if pair else "[CLS] A [SEP] with a token of text"
+        raise ConfigError(f"max_length {max_length} is too short for {task}: {what} needs {needed}; use "
+                          f"max_length >= {needed}, or 0 for the task's default ({default_max_length(task)})")
 
 
 def fit_max_length(max_length: int, model_config) -> int:
@@ -393,22 +437,25 @@ def run(config: FinetuneConfig) -> dict:
     device = runtime.pick_device(config.device)
     precision = runtime.resolve_precision(config.precision, device)
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with log_to_file(out / "log.txt"), runtime.cpu_threads(config.threads):
+    inputs = [Path(config.data)] + ([Path(config.model)] if Path(config.model).exists() else [])
+    check_output_folder(out, overwrite=config.overwrite, inputs=inputs, flag="overwrite=true")
+    with building(out) as folder, log_to_file(folder / "log.txt"), runtime.cpu_threads(config.threads):
+        log.info("writing into %s, renamed to %s when complete", folder, out)
         data = load_data(config.data, config.task, need_train=not config.eval_only)
         splits = select_splits(data, eval_only=config.eval_only, max_train_examples=config.max_train_examples,
                                max_eval_examples=config.max_eval_examples)
         model_config = load_model_config(config.model)
         config = dataclasses.replace(config, max_length=fit_max_length(config.max_length, model_config))
-        with open(out / "config.yaml", "w", encoding="utf-8") as f:
+        with naming(folder / "config.yaml"), open(folder / "config.yaml", "w", encoding="utf-8") as f:
             yaml.safe_dump(dataclasses.asdict(config), f, sort_keys=False)
         log.info("%s %s on %s (%s), splits %s, device %s, %s", config.task, config.dataset, config.data,
                  config.metric, {k: len(v) for k, v in splits.items()}, device, precision)
-        result = fit_and_evaluate(config, splits, model_config, device, precision, out, started)
-        write_json(out / "metrics.json", result)
+        result = fit_and_evaluate(config, splits, model_config, device, precision, folder, started)
+        with naming(folder / "metrics.json"):
+            write_json(folder / "metrics.json", result)
         log.info("wrote %s (dev %s, test %s) in %.0f s", out / "metrics.json",
                  result.get("dev", {}).get("main"), result.get("test", {}).get("main"), result["seconds"])
-        return result
+    return result
 
 
 def fit_and_evaluate(config: FinetuneConfig, splits: dict[str, Split], model_config, device, precision: str,
@@ -417,6 +464,7 @@ def fit_and_evaluate(config: FinetuneConfig, splits: dict[str, Split], model_con
     task = make_task(config.task, **config.settings_of(TASK_TYPES[config.task]))
     splits = task.setup(splits, model_config)
     tokenizer = load_tokenizer(config.model)
+    check_max_length(config.max_length, config.task, tokenizer)
     runtime.set_seed(config.seed)  # before the head is initialised
     model = load_model(task, config.model, eval_only=config.eval_only).to(device)
     features = {name: task.encode(split, tokenizer, training=(name == "train")) for name, split in splits.items()}
@@ -441,10 +489,13 @@ def fit_and_evaluate(config: FinetuneConfig, splits: dict[str, Split], model_con
     for name in ("dev", "test"):
         if name in splits:
             result[name], predictions = score(name)
-            write_json(out / f"predictions_{name}.json", predictions)
+            with naming(out / f"predictions_{name}.json"):
+                write_json(out / f"predictions_{name}.json", predictions)
     if config.save_model and not config.eval_only:
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
+        with naming(out / "model.safetensors"):
+            model.save_pretrained(out)
+        with naming(out):
+            tokenizer.save_pretrained(out)
     return {**result, "model": config.model, "seconds": round(time.time() - started, 2),
             "train_examples": len(splits["train"]) if "train" in splits else 0,
             "eval_examples": {name: len(splits[name]) for name in ("dev", "test") if name in splits},
