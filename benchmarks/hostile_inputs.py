@@ -105,14 +105,27 @@ def wikispeedia(root: Path, articles: dict[str, str], links: str, tar_bytes: byt
     return root
 
 
-def prepared_corpus(root: Path) -> Path:
+def cli(*argv: str) -> None:
+    """Run ``linkbert ARGV`` to set a case up (it must succeed)."""
+    subprocess.run([sys.executable, "-m", "linkbert.cli", *map(str, argv)], check=True, capture_output=True)
+
+
+def prepared_corpus(root: Path, n: int = 12, prefix: str = "d") -> Path:
     """A small prepared corpus (through the real CLI) for the pretraining cases."""
     root.mkdir(parents=True, exist_ok=True)
-    source = jsonl(root / "corpus.jsonl", docs(12))
+    source = jsonl(root / "corpus.jsonl", docs(n, prefix))
     out = root / "prepared"
-    subprocess.run([sys.executable, "-m", "linkbert.cli", *prepare_argv("jsonl", source, out, "--segment-budget", "30")],
-                   check=True, capture_output=True)
+    cli(*prepare_argv("jsonl", source, out, "--segment-budget", "30"))
     return out
+
+
+def flip_bytes(path: Path, count: int = 4096) -> None:
+    """Corrupt ``count`` bytes in the middle of a file, as a failing disk or a bad copy would."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    for i in range(middle, min(len(data), middle + count)):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
 
 
 # -- the cases -------------------------------------------------------------------------------------
@@ -235,6 +248,20 @@ def cases(tmp: Path) -> list[Case]:
              "error", names="segment_budget", out=tmp / "o24"))
     add(Case("prepare/vocab-size-0", prepare_argv("jsonl", corpus, tmp / "o25", "--vocab-size", "0"), "error",
              names="vocab_size", out=tmp / "o25"))
+    add(Case("prepare/workers-0", prepare_argv("jsonl", corpus, tmp / "o27", "--workers", "0"), "error",
+             names="workers", out=tmp / "o27"))
+    add(Case("jsonl/missing-text-field", prepare_argv("jsonl", jsonl(tmp / "notext.jsonl", docs(3), [
+        '{"id": "t"}', '[1, 2, 3]']), tmp / "o28", "--skip-bad"), "skip", documents=3, out=tmp / "o28"))
+    (tmp / "cut.jsonl.gz").write_bytes(gzip.compress(("\n".join(json.dumps(d) for d in docs(3)) + "\n").encode())[:-30])
+    add(Case("jsonl/truncated-gzip", prepare_argv("jsonl", tmp / "cut.jsonl.gz", tmp / "o29"), "error",
+             names="cut.jsonl.gz", out=tmp / "o29"))
+    ws = wikispeedia(tmp / "ws4", good, "")
+    (ws / "links.tsv").unlink()
+    add(Case("wikispeedia/missing-links-tsv", prepare_argv("wikispeedia", ws, tmp / "o30"), "error",
+             names="links.tsv", out=tmp / "o30"))
+    (tmp / "summaries.json").write_text("{not json")
+    add(Case("vital-articles/not-json", prepare_argv("vital-articles", tmp / "summaries.json", tmp / "o31"), "error",
+             names="summaries.json", out=tmp / "o31"))
     add(Case("prepare/missing-tokenizer-folder", ["prepare", "--format", "jsonl", "--input", str(corpus),
                                                   "--tokenizer", str(tmp / "no" / "such" / "tokenizer"),
                                                   "--out", str(tmp / "o26"), "--no-progress"],
@@ -248,11 +275,32 @@ def cases(tmp: Path) -> list[Case]:
     add(Case("pretrain/max-length-1000", [*run, "--out", str(tmp / "r1"), "max_length=1000"], "error",
              names="max_length"))
     add(Case("pretrain/save-every-0", [*run, "--out", str(tmp / "r2"), "save_every=0"], "error", names="save_every"))
-    add(Case("pretrain/not-prepared", ["pretrain", "--data", str(tmp), "--out", str(tmp / "r3")], "error",
-             names=str(tmp)))
+    (tmp / "not-prepared").mkdir()
+    add(Case("pretrain/not-prepared", ["pretrain", "--data", str(tmp / "not-prepared"), "--out", str(tmp / "r3")],
+             "error", names="not-prepared"))
     add(Case("pretrain/probabilities-not-1", [*run, "--out", str(tmp / "r4"), "p_linked=0.9"], "error",
              names="p_linked"))
     add(Case("pretrain/out-not-a-run", [*run, "--out", str(full)], "error", names="user-folder", out=full))
+    add(Case("pretrain/batch-size-0", [*run, "--out", str(tmp / "r5"), "batch_size=0"], "error", names="batch_size"))
+    # resuming: damaged checkpoints, a pointer to nowhere, another corpus, other settings
+    for name, damage in (("flipped-bytes", lambda step: flip_bytes(step / "model.safetensors")),
+                         ("truncated", lambda step: (step / "model.safetensors").write_bytes(
+                             (step / "model.safetensors").read_bytes()[:1000])),
+                         ("latest-points-nowhere", lambda step: (step.parent / "latest").write_text("step-99999999\n"))):
+        folder = tmp / f"resume-{name}"
+        cli(*run, "--out", folder)
+        damage(folder / "checkpoints" / (folder / "checkpoints" / "latest").read_text().strip())
+        add(Case(f"pretrain/resume-{name}", [*run, "--out", str(folder), "max_steps=3"], "ok"))
+    folder = tmp / "resume-checks"
+    cli(*run, "--out", folder)
+    other = prepared_corpus(tmp / "other-corpus", 12, "x")
+    add(Case("pretrain/resume-another-corpus", [*run, "--out", str(folder), "--data", str(other)], "error",
+             names="corpus", out=folder))
+    add(Case("pretrain/resume-another-preset", [*run, "--out", str(folder), "preset=mini"], "error", names="preset",
+             out=folder))
+    add(Case("pretrain/resume-fewer-steps", [*run, "--out", str(folder), "max_steps=1"], "error", names="max_steps",
+             out=folder))
+    add(Case("export/not-a-checkpoint", ["export", str(full), str(tmp / "e1")], "error", names="user-folder"))
 
     # finetune and evaluate
     ft_data = tmp / "ft-data"
@@ -264,12 +312,25 @@ def cases(tmp: Path) -> list[Case]:
              names="no-model"))
     add(Case("finetune/batch-size-0", ["finetune", "--task", "seqcls", "--model", str(tmp), "--data", str(tmp),
                                       "--out", str(tmp / "f2"), "batch_size=0"], "error", names="batch_size"))
+    add(Case("finetune/out-not-empty", ["finetune", "--task", "seqcls", "--model", str(tmp / "no-model"), "--data",
+                                       str(ft_data), "--out", str(full)], "error", names="user-folder", out=full))
+    add(Case("finetune/unknown-setting", ["finetune", "--task", "seqcls", "--model", str(tmp), "--data", str(ft_data),
+                                         "--out", str(tmp / "f3"), "learning_rate=1e-5"], "error",
+             names="learning_rate"))
+    add(Case("quickstart/out-not-empty", ["quickstart", "--smoke", "--out", str(full)], "error", names="user-folder",
+             out=full))
     squad = tmp / "squad.json"
     squad.write_text(json.dumps({"version": "1.1", "data": [{"title": "T", "paragraphs": [
         {"context": "Paris is in France.", "qas": [{"id": "q1", "question": "Where?",
                                                     "answers": [{"text": "France", "answer_start": 12}]}]}]}]}))
     add(Case("evaluate/squad-file-missing", ["evaluate", "squad", str(squad), str(tmp / "none.json")], "error",
              names="none.json"))
+    (tmp / "nomatch.json").write_text(json.dumps({"other-id": "France"}))
+    add(Case("evaluate/squad-predictions-match-nothing", ["evaluate", "squad", str(squad), str(tmp / "nomatch.json")],
+             "ok"))
+    (tmp / "blurb.json").write_text(json.dumps({"ChemProtein": 80.0}))
+    add(Case("evaluate/blurb-unknown-task", ["evaluate", "blurb", str(tmp / "blurb.json")], "error",
+             names="ChemProtein"))
     return out
 
 

@@ -364,6 +364,8 @@ BENCHMARKS = {
                          {"documents", "words_per_document", "title", "tfidf"}),
     "prepare.py": (["--max-documents", "300", "--graph-nodes", "1000", "--graph-edges", "5000"],
                    {"encode_batch", "pipeline", "replicated", "synthetic_graph", "summary"}),
+    "long_documents.py": (["--sizes", "0.1,0.2"], {"sizes", "seconds_per_mb_ratio"}),
+    "hostile_inputs.py": (["--only", "jsonl/empty-file,prepare/segment-budget-0"], {"cases", "totals", "results"}),
     "title_mention_quality.py": (["--examples", "1"],
                                  {"documents", "overall", "recall_ceiling", "against_mentioned_gold", "random_precision"}),
 }
@@ -398,5 +400,7 @@ def test_benchmark_runs_in_smoke_mode(command, request, tmp_path):
     assert isinstance(last, dict) and keys <= set(last), sorted(last)
     if script == "pretrain_throughput.py":
         assert last["tiny/fp32"]["own_tokens_per_s"] > 0 and last["tiny/fp32"]["stock_tokens_per_s"] > 0
+    if script == "hostile_inputs.py":  # the cases the smoke mode runs must each end as a careful tool ends them
+        assert last["cases"] == 2 and last["totals"]["good"] == 2, last
     if script == "link_builders.py":
         assert last["documents"] == 2000 and last["title"]["links"] > 0 and last["tfidf"]["links"] > 0

@@ -30,21 +30,20 @@ Why each rule:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from linkbert.errors import BadInput
-from linkbert.files import fsync_folder
+from linkbert.files import fsync_folder, naming, write_text
 from linkbert.runtime import unwrap
 
 log = logging.getLogger("linkbert.checkpoint")
@@ -352,35 +351,6 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch_rng"])
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda_rng"])
-
-
-# -- errors that name their file -------------------------------------------------------------------
-
-OS_ERROR_CODE = re.compile(r"(?:os error|code:)\s*(\d+)")
-
-
-@contextlib.contextmanager
-def naming(path: Path) -> Iterator[None]:
-    """Errors of writing ``path`` as an ``OSError`` naming it, so that the CLI prints one line
-    (``path: No space left on device``): Python's ``write`` and ``close`` give no file name, and
-    safetensors reports the OS error inside its own exception's text."""
-    try:
-        yield
-    except OSError as e:
-        if e.filename or e.errno is None:
-            raise
-        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
-    except Exception as e:
-        match = OS_ERROR_CODE.search(str(e))
-        if not match:
-            raise
-        code = int(match.group(1))
-        raise OSError(code, os.strerror(code), str(path)) from e
-
-
-def write_text(path: Path, text: str) -> None:
-    with naming(path), open(path, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 class _RecordingWriter:

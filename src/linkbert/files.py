@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -96,3 +97,32 @@ def building(final: Path) -> Iterator[Path]:
             os.rename(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- errors that name their file -------------------------------------------------------------------
+
+OS_ERROR_CODE = re.compile(r"(?:os error|code:)\s*(\d+)")
+
+
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Errors of writing ``path`` as an ``OSError`` naming it, so that the CLI prints one line
+    (``path: No space left on device``): Python's ``write`` and ``close`` give no file name, and
+    safetensors reports the OS error inside its own exception's text."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename or e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+    except Exception as e:
+        match = OS_ERROR_CODE.search(str(e))
+        if not match:
+            raise
+        code = int(match.group(1))
+        raise OSError(code, os.strerror(code), str(path)) from e
+
+
+def write_text(path: Path, text: str) -> None:
+    with naming(path), open(path, "w", encoding="utf-8") as f:
+        f.write(text)

@@ -35,3 +35,19 @@ def linear_schedule(optimizer: torch.optim.Optimizer, *, warmup_steps: int, tota
     from transformers import get_linear_schedule_with_warmup
 
     return get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+
+
+def retarget(optimizer: torch.optim.Optimizer, scheduler, *, lr: float, weight_decay: float,
+             betas: tuple[float, float], eps: float) -> None:
+    """Give a restored ``adamw`` optimizer and its ``linear_schedule`` new hyperparameters, from
+    the schedule's current step on (a resumed run whose settings changed). The schedule's shape
+    (its warmup and total steps) is the scheduler's; the peak becomes ``lr``. Unchanged values
+    are recomputed bit for bit as the scheduler computed them."""
+    groups = optimizer.param_groups
+    for group in groups:
+        group.update(betas=betas, eps=eps, initial_lr=lr)
+    groups[0]["weight_decay"] = weight_decay  # adamw: group 0 decays, group 1 does not
+    scheduler.base_lrs = [lr] * len(groups)
+    for group, rule in zip(groups, scheduler.lr_lambdas, strict=True):
+        group["lr"] = lr * rule(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in groups]

@@ -17,8 +17,8 @@ backward pass), times the world size because DistributedDataParallel averages gr
 
 Resuming: ``--out`` with a checkpoint continues that run from its newest checkpoint that
 verifies (``checkpoint.py``). What decides the run's batches and model must stay: the settings
-of ``RUN_IDENTITY`` and the corpus (its fingerprint and its tokenizer); a resume with another
-is refused, naming both, before any state is loaded. Everything else may change, and applies
+of ``run_folder.RUN_IDENTITY`` and the corpus (its fingerprint and its tokenizer); a resume with
+another is refused, naming both, before any state is loaded (``run_folder.py``). Everything else may change, and applies
 from the resumed step on, since it changes how the same run is optimised or run, not which:
 
 * the schedule and the optimizer: ``lr``, ``warmup_steps``, ``max_steps`` (at least the
@@ -35,8 +35,9 @@ The changes are logged, and ``config.yaml`` records the settings the run uses no
 loss stops the run (exit status 1) without saving that state: its last checkpoint stays good.
 
 The pieces it runs on live elsewhere: the process, device and precision in ``runtime.py``, the
-optimizer rule in ``optim.py``, checkpoints in ``checkpoint.py``, the prepared corpus and its
-pairs in ``prepared.py``, the model in ``model/``.
+optimizer rule in ``optim.py``, checkpoints in ``checkpoint.py``, the run folder and its identity
+in ``run_folder.py``, its logs in ``run_log.py``, the prepared corpus and its pairs in
+``prepared.py``, the model in ``model/``.
 """
 
 from __future__ import annotations
@@ -54,23 +55,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from linkbert import checkpoint, optim, runtime, settings
+from linkbert import checkpoint, optim, run_folder, runtime, settings
 from linkbert.errors import ConfigError
-from linkbert.files import check_output_folder, write_json
+from linkbert.files import naming, write_json
 from linkbert.model.modeling import PRESETS
 from linkbert.objectives import IGNORE_INDEX, OBJECTIVES, relation_names
 from linkbert.pairs import LINKED_SAMPLING, LINKED_SEGMENT
 from linkbert.prepared import PreparedCorpus
+from linkbert.run_log import RunLog
 from linkbert.settings import setting
 
 log = logging.getLogger("linkbert.pretrain")
-
-# settings that decide which batches a run sees and what it trains; a resume must keep them
-# (with the corpus: its fingerprint and tokenizer). Every other setting may change on a resume.
-RUN_IDENTITY = ("preset", "init", "graph", "objective", "p_contiguous", "p_random", "p_linked", "linked_sampling",
-                "linked_segment", "max_length", "mlm_probability", "whole_word_mask", "heldout_fraction",
-                "batch_size", "seed")
-
 
 @dataclass
 class PretrainConfig:
@@ -141,26 +136,6 @@ def load_config(path: str | None, overrides: list[str]) -> PretrainConfig:
     return settings.load(PretrainConfig, path, overrides)
 
 
-# what a pretraining run writes into --out; a folder holding only these is a run folder
-RUN_FILES = {"config.yaml", "metrics.jsonl", "summary.json", checkpoint.CHECKPOINTS, "tensorboard"}
-
-
-def check_run_folder(out: Path, data_dir: str, *, overwrite: bool) -> None:
-    """``--out`` may be new, empty, a pretraining run folder (resumed, or started afresh if it
-    has no checkpoint yet), or, with ``overwrite``, any folder: the run's files then go beside
-    the others. Never a file, and never inside the corpus or around it."""
-    out = Path(out)
-    check_output_folder(out, overwrite=True, inputs=[Path(data_dir)])
-    if overwrite or not out.is_dir():
-        return
-    others = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES)
-    has_checkpoints = checkpoint.latest(out) is not None
-    if others and not has_checkpoints:
-        listed = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-        raise ConfigError(f"{out} is not empty and not a pretraining run folder (it holds {listed}): choose a new "
-                          "--out, or give overwrite=true to write the run beside these files")
-
-
 def open_corpus(data_dir: str) -> PreparedCorpus:
     """The prepared corpus, refused when it cannot give pairs: a random pair's B comes from
     another document, so at least two are needed (PairSampler would raise a bare ValueError)."""
@@ -183,27 +158,6 @@ def pretraining_data(corpus: PreparedCorpus, config: PretrainConfig):
             heldout_fraction=config.heldout_fraction, graph=config.graph or None)
     except ValueError as e:  # PairSampler's checks of the store and the graph
         raise ConfigError(f"{corpus.folder}: {e}") from None
-
-
-def corpus_record(corpus: PreparedCorpus) -> dict:
-    """What a checkpoint records of its corpus, to refuse resuming on another one: the
-    fingerprint (data and tokenizer), and counts for a corpus prepared before it existed."""
-    return {"folder": str(corpus.folder), "fingerprint": corpus.fingerprint,
-            "documents": corpus.store.num_documents, "segments": corpus.store.num_segments}
-
-
-def same_vocabulary(checkpoint_dir: Path, tokenizer) -> bool:
-    """Whether the tokenizer saved in a checkpoint has ``tokenizer``'s vocabulary (a checkpoint
-    without one is not judged)."""
-    from linkbert.tokenization import load_tokenizer
-
-    if not (Path(checkpoint_dir) / "tokenizer.json").is_file() and not (Path(checkpoint_dir) / "vocab.txt").is_file():
-        return True
-    try:
-        saved = load_tokenizer(str(checkpoint_dir))
-    except (OSError, ValueError) as e:
-        raise checkpoint.Damaged(checkpoint_dir, f"its tokenizer cannot be read: {e}") from None
-    return saved.get_vocab() == tokenizer.get_vocab()
 
 
 def initial_model(*, preset: str, init: str, objective: str, vocab_size: int, dropout: float, seed: int):
@@ -262,7 +216,7 @@ class Run:
     """One pretraining run: ``Run(config, data, out).train()``.
 
     Everything that can refuse the run does so before the model is built: the output folder
-    (:func:`check_run_folder`), the corpus (:func:`open_corpus`), and a resume's settings, read
+    (``run_folder.check_run_folder``), the corpus (:func:`open_corpus`), and a resume's settings, read
     from the checkpoint's trainer_state.json before any tensor (:meth:`_check_resume`).
     """
 
@@ -277,7 +231,7 @@ class Run:
         self.micro = config.micro_batch_size or local
         if local % self.micro:
             raise ConfigError(f"the per-rank batch {local} must be a multiple of micro_batch_size {self.micro}")
-        check_run_folder(self.out, data_dir, overwrite=config.overwrite)
+        run_folder.check_run_folder(self.out, data_dir, overwrite=config.overwrite)
         self.corpus = open_corpus(data_dir)
         self.tokenizer = self.corpus.tokenizer()
         resumed = checkpoint.load_newest(self.out, check=self._check_resume)
@@ -306,7 +260,7 @@ class Run:
         if self.dist.world > 1:
             device_ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
             self.model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
-        self.metrics_file = self.tensorboard = None
+        self.log = RunLog(self.out, enabled=self.dist.main, tensorboard=config.tensorboard)
 
     # ---- resuming
 
@@ -315,7 +269,8 @@ class Run:
         checkpoint.apply_weights(self.model, resumed.weights)
         self.optimizer.load_state_dict(trainer["optimizer"])
         self.scheduler.load_state_dict(trainer["scheduler"])
-        self._apply_optimisation_settings()
+        optim.retarget(self.optimizer, self.scheduler, lr=self.config.lr, weight_decay=self.config.weight_decay,
+                       betas=(self.config.adam_beta1, self.config.adam_beta2), eps=self.config.adam_eps)
         if self.scaler is not None and trainer.get("scaler"):
             self.scaler.load_state_dict(trainer["scaler"])
         checkpoint.set_rng_state(trainer)
@@ -326,52 +281,15 @@ class Run:
             self._log_changes(state["config"])
 
     def _check_resume(self, path: Path, state: dict) -> None:
-        """Resuming continues *that* run: refuse what would make it another one (module
-        docstring: which settings may change), before any of its tensors is read."""
-        saved = state.get("config") or {}
-        defaults = PretrainConfig()  # a setting newer than the checkpoint had its default value then
-        changed = [key for key in RUN_IDENTITY if saved.get(key, getattr(defaults, key)) != getattr(self.config, key)]
-        if changed:
-            details = ", ".join(f"{key} {saved.get(key, getattr(defaults, key))!r} -> {getattr(self.config, key)!r}"
-                                for key in changed)
-            raise ConfigError(f"{path} belongs to a run with other settings ({details}); "
-                              "use a new --out folder, or the run's own settings to resume it")
-        if state["step"] > self.config.max_steps:
-            raise ConfigError(f"{path} is at step {state['step']}, past max_steps={self.config.max_steps}: "
-                              f"give max_steps >= {state['step']} to resume it")
-        self._check_same_corpus(path, state)
-
-    def _check_same_corpus(self, path: Path, state: dict) -> None:
-        """The run's data: the corpus's fingerprint (or, for a checkpoint written before it,
-        its counts) and the checkpoint's tokenizer must be the ones of ``--data``."""
-        saved, now = state.get("corpus") or {}, corpus_record(self.corpus)
-        keys = ["fingerprint"] if saved.get("fingerprint") else ["documents", "segments"]
-        differs = [key for key in keys if key in saved and saved[key] != now[key]]
-        if differs or not same_vocabulary(path, self.tokenizer):
-            what = ", ".join(f"{key} {str(saved[key])[:12]} -> {str(now[key])[:12]}" for key in differs) or \
-                "another tokenizer"
-            raise ConfigError(f"{path} was trained on {saved.get('folder', 'another corpus')}, but --data "
-                              f"{self.corpus.folder} holds other data ({what}); resume with its own --data, "
-                              "or use a new --out folder")
-
-    def _apply_optimisation_settings(self) -> None:
-        """The optimizer's hyperparameters and the schedule of *this* config, not the
-        checkpoint's: a resume may change them (``lr``, ``warmup_steps``, ``max_steps``,
-        ``weight_decay``, Adam's betas and epsilon) and they apply from the resumed step on.
-        Unchanged, every value is recomputed bit for bit as the scheduler computed it."""
-        config, groups = self.config, self.optimizer.param_groups
-        for group in groups:
-            group.update(betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps, initial_lr=config.lr)
-        groups[0]["weight_decay"] = config.weight_decay  # optim.adamw: group 0 decays, group 1 does not
-        self.scheduler.base_lrs = [config.lr] * len(groups)
-        for group, rule in zip(groups, self.scheduler.lr_lambdas, strict=True):
-            group["lr"] = config.lr * rule(self.scheduler.last_epoch)
-        self.scheduler._last_lr = [group["lr"] for group in groups]
+        """Resuming continues *that* run (``run_folder.check_resume``), checked before any of the
+        checkpoint's tensors is read."""
+        run_folder.check_resume(path, state, settings=dataclasses.asdict(self.config),
+                                defaults=dataclasses.asdict(PretrainConfig()), corpus=self.corpus,
+                                tokenizer=self.tokenizer)
 
     def _log_changes(self, saved: dict) -> None:
-        defaults = dataclasses.asdict(PretrainConfig())
-        changes = [f"{key} {saved.get(key, defaults[key])!r} -> {value!r}"
-                   for key, value in dataclasses.asdict(self.config).items() if saved.get(key, defaults[key]) != value]
+        changes = run_folder.changed_settings(saved, dataclasses.asdict(self.config),
+                                              dataclasses.asdict(PretrainConfig()))
         if changes:
             log.info("settings changed since the checkpoint, applied from step %d on: %s", self.step,
                      ", ".join(changes))
@@ -379,11 +297,11 @@ class Run:
     # ---- named steps
 
     def train(self) -> dict:
-        self._open_logs()
+        self.log.open(dataclasses.asdict(self.config))
         try:
             stop_reason = self._loop()
         except BaseException:
-            self._close_logs()
+            self.log.close()
             raise
         return self.finish(stop_reason)
 
@@ -537,9 +455,9 @@ class Run:
         summary = {"step": self.step, "stop_reason": stop_reason, "train_seconds": round(self.history["train_seconds"], 1),
                    "tokens": self.history["tokens"], "eval": evaluation, "checkpoint": str(self.last_checkpoint)}
         if self.dist.main:
-            with checkpoint.naming(self.out / "summary.json"):
+            with naming(self.out / "summary.json"):
                 write_json(self.out / "summary.json", summary, indent=2)
-        self._close_logs()
+        self.log.close()
         if self.dist.world > 1:
             # all ranks arrive together: destroying a gloo group while a peer is still busy (rank 0
             # writing the summary) hung one CI run at exit (pytorch/pytorch#75097)
@@ -578,7 +496,7 @@ class Run:
         if self.dist.main:
             trainer = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                        "scaler": self.scaler.state_dict() if self.scaler is not None else {}, **checkpoint.rng_state()}
-            state = {"config": dataclasses.asdict(self.config), "corpus": corpus_record(self.corpus),
+            state = {"config": dataclasses.asdict(self.config), "corpus": run_folder.corpus_record(self.corpus),
                      "history": self.history}
             self.last_checkpoint = checkpoint.save(self.out, self.step, model=self.model, tokenizer=self.tokenizer,
                                                    trainer=trainer, state=state, keep=self.config.keep_checkpoints)
@@ -586,46 +504,11 @@ class Run:
         if self.dist.world > 1:
             torch.distributed.barrier()
 
-    def _open_logs(self) -> None:
-        if not self.dist.main:
-            return
-        import yaml
-
-        self.out.mkdir(parents=True, exist_ok=True)
-        # what this run uses: a resume's accepted changes included
-        text = yaml.safe_dump(dataclasses.asdict(self.config), sort_keys=False)
-        checkpoint.write_text(self.out / "config.yaml", text)
-        self.metrics_file = open(self.out / "metrics.jsonl", "a", encoding="utf-8")
-        if self.config.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                log.info("tensorboard is not installed: no TensorBoard scalars (metrics.jsonl has them all)")
-            else:
-                self.tensorboard = SummaryWriter(str(self.out / "tensorboard"))
-
-    def _close_logs(self) -> None:
-        if self.metrics_file:
-            self.metrics_file.close()
-        if self.tensorboard:
-            self.tensorboard.close()
-
-    def _record(self, kind: str, figures: dict) -> None:
-        if not self.dist.main:
-            return
-        with checkpoint.naming(self.out / "metrics.jsonl"):
-            self.metrics_file.write(json.dumps({"step": self.step, "kind": kind, **figures}) + "\n")
-            self.metrics_file.flush()
-        if self.tensorboard:
-            for key, value in figures.items():
-                if isinstance(value, (int, float)):
-                    self.tensorboard.add_scalar(f"{kind}/{key}", value, self.step)
-
     def _log_train(self, figures: dict, window: dict, bar) -> None:
         now = time.perf_counter()
         figures["tokens_per_s"] = round(window["tokens"] / max(now - window["time"], 1e-9))
         window.update(tokens=0, time=now)
-        self._record("train", figures)
+        self.log.record(self.step, "train", figures)
         bar.set_postfix({k: f"{figures[k]:.3g}" for k in ("loss", "mlm_loss", "relation_accuracy", "lr") if k in figures})
         if self.dist.main and not self.config.progress:
             log.info("step %d %s", self.step, " ".join(f"{k}={v:.4g}" for k, v in figures.items()))
@@ -636,7 +519,7 @@ class Run:
             scalars = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
             for name, accuracy in result.get("relation_accuracy_per_class", {}).items():
                 scalars[f"relation_accuracy_{name}"] = accuracy
-            self._record("eval", scalars)
+            self.log.record(self.step, "eval", scalars)
             if self.dist.main:
                 per_class = result.get("relation_accuracy_per_class")
                 log.info("eval at step %d: mlm_loss %.4f mlm_accuracy %.4f%s", self.step, result["mlm_loss"],

@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from linkbert import runtime, settings
-from linkbert.checkpoint import naming
+from linkbert.files import naming
 from linkbert.errors import BadInput, ConfigError
 from linkbert.files import building, check_output_folder, write_json
 from linkbert.finetune.data import TASKS, Split, load_data

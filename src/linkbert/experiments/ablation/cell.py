@@ -132,7 +132,7 @@ def finetune(ctx: Context, model_dir: Path, task: str, data: Path, out: Path, se
     if (out / "metrics.json").exists():
         return json.loads((out / "metrics.json").read_text())
     config = FinetuneConfig(task=task, model=str(model_dir), data=str(data), out=str(out), seed=seed,
-                            precision="auto", device=ctx.device, save_model=False, log_every=1000,
+                            precision="auto", device=ctx.device, overwrite=True, save_model=False, log_every=1000,
                             batch_size=ctx.mode.ft_batch_size, eval_batch_size=64, **settings)
     return run(config)
 

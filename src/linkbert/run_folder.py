@@ -1,0 +1,96 @@
+"""A pretraining run folder: what it may hold, and which run its checkpoints belong to.
+
+A run is its settings of ``RUN_IDENTITY`` and its corpus (the fingerprint ``prepare`` wrote, and
+the tokenizer): a resume with another one would train another run on the first one's weights,
+so it is refused, naming both values, before any tensor is read. Every other setting may change
+on a resume (``pretrain.py`` applies them from the resumed step on).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from linkbert import checkpoint
+from linkbert.errors import ConfigError
+from linkbert.files import check_output_folder
+
+# settings that decide which batches a run sees and what it trains; a resume must keep them
+# (with the corpus: its fingerprint and tokenizer). Every other setting may change on a resume.
+RUN_IDENTITY = ("preset", "init", "graph", "objective", "p_contiguous", "p_random", "p_linked", "linked_sampling",
+                "linked_segment", "max_length", "mlm_probability", "whole_word_mask", "heldout_fraction",
+                "batch_size", "seed")
+# what a pretraining run writes into --out; a folder holding only these is a run folder
+RUN_FILES = {"config.yaml", "metrics.jsonl", "summary.json", checkpoint.CHECKPOINTS, "tensorboard"}
+
+
+def check_run_folder(out: Path, data_dir: str, *, overwrite: bool) -> None:
+    """``--out`` may be new, empty, a pretraining run folder (resumed, or started afresh if it
+    has no checkpoint yet), or, with ``overwrite``, any folder: the run's files then go beside
+    the others. Never a file, and never inside the corpus or around it."""
+    out = Path(out)
+    check_output_folder(out, overwrite=True, inputs=[Path(data_dir)])
+    if overwrite or not out.is_dir():
+        return
+    others = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES)
+    has_checkpoints = checkpoint.latest(out) is not None
+    if others and not has_checkpoints:
+        listed = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise ConfigError(f"{out} is not empty and not a pretraining run folder (it holds {listed}): choose a new "
+                          "--out, or give overwrite=true to write the run beside these files")
+
+
+def corpus_record(corpus) -> dict:
+    """What a checkpoint records of its ``PreparedCorpus``, to refuse resuming on another one:
+    the fingerprint (data and tokenizer), and counts for a corpus prepared before it existed."""
+    return {"folder": str(corpus.folder), "fingerprint": corpus.fingerprint,
+            "documents": corpus.store.num_documents, "segments": corpus.store.num_segments}
+
+
+def same_vocabulary(checkpoint_dir: Path, tokenizer) -> bool:
+    """Whether the tokenizer saved in a checkpoint has ``tokenizer``'s vocabulary (a checkpoint
+    without one is not judged)."""
+    from linkbert.tokenization import load_tokenizer
+
+    if not (Path(checkpoint_dir) / "tokenizer.json").is_file() and not (Path(checkpoint_dir) / "vocab.txt").is_file():
+        return True
+    try:
+        saved = load_tokenizer(str(checkpoint_dir))
+    except (OSError, ValueError) as e:
+        raise checkpoint.Damaged(checkpoint_dir, f"its tokenizer cannot be read: {e}") from None
+    return saved.get_vocab() == tokenizer.get_vocab()
+
+
+def check_resume(path: Path, state: dict, *, settings: dict, defaults: dict, corpus, tokenizer) -> None:
+    """Resuming continues *that* run (the checkpoint at ``path``, its trainer ``state``): refuse
+    other ``RUN_IDENTITY`` ``settings`` (a setting newer than the checkpoint had its value in
+    ``defaults`` then), a ``max_steps`` below the step reached, another corpus or tokenizer."""
+    saved = state.get("config") or {}
+    changed = [key for key in RUN_IDENTITY if saved.get(key, defaults[key]) != settings[key]]
+    if changed:
+        details = ", ".join(f"{key} {saved.get(key, defaults[key])!r} -> {settings[key]!r}" for key in changed)
+        raise ConfigError(f"{path} belongs to a run with other settings ({details}); "
+                          "use a new --out folder, or the run's own settings to resume it")
+    if state["step"] > settings["max_steps"]:
+        raise ConfigError(f"{path} is at step {state['step']}, past max_steps={settings['max_steps']}: "
+                          f"give max_steps >= {state['step']} to resume it")
+    _check_same_corpus(path, state, corpus, tokenizer)
+
+
+def _check_same_corpus(path: Path, state: dict, corpus, tokenizer) -> None:
+    """The corpus's fingerprint (or, for a checkpoint written before it, its counts) and the
+    checkpoint's tokenizer must be the ones of ``--data``."""
+    saved, now = state.get("corpus") or {}, corpus_record(corpus)
+    keys = ["fingerprint"] if saved.get("fingerprint") else ["documents", "segments"]
+    differs = [key for key in keys if key in saved and saved[key] != now[key]]
+    if differs or not same_vocabulary(path, tokenizer):
+        what = ", ".join(f"{key} {str(saved[key])[:12]} -> {str(now[key])[:12]}" for key in differs) or \
+            "another tokenizer"
+        raise ConfigError(f"{path} was trained on {saved.get('folder', 'another corpus')}, but --data "
+                          f"{corpus.folder} holds other data ({what}); resume with its own --data, "
+                          "or use a new --out folder")
+
+
+def changed_settings(saved: dict, settings: dict, defaults: dict) -> list[str]:
+    """``"key old -> new"`` for every setting that differs from the checkpoint's."""
+    return [f"{key} {saved.get(key, defaults[key])!r} -> {value!r}"
+            for key, value in settings.items() if saved.get(key, defaults[key]) != value]
