@@ -206,6 +206,9 @@ def cases(tmp: Path) -> list[Case]:
     dump = wiki_dump(tmp / "bad-char.xml.bz2", pages[:2], raw="<page><title>Bad\x01</title></page>")
     add(Case("wikipedia/invalid-character", prepare_argv("wikipedia-xml", dump, tmp / "o19", "--skip-bad"), "skip",
              documents=2, out=tmp / "o19"))
+    dump = wiki_dump(tmp / "unclosed.xml.bz2", [*pages[:3], ("Bomb", "{{a|[[b|" * 20000)])
+    add(Case("wikipedia/unclosed-markup", prepare_argv("wikipedia-xml", dump, tmp / "o32", "--skip-bad"), "skip",
+             documents=3, out=tmp / "o32"))
     (tmp / "page.html").write_text("<html><body><p>" + TEXT + "</p></body></html>")
     add(Case("wikipedia/html-given-as-dump", prepare_argv("wikipedia-xml", tmp / "page.html", tmp / "o20"), "error",
              names="page.html", out=tmp / "o20"))

@@ -115,6 +115,37 @@ def test_missing_id_is_bad_input(tmp_path):
     assert info.value.reason == "missing_field" and info.value.location.startswith("page 1")
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("{{a|b}} [[c|d]] [http://e f] {| x |} <!-- g --> <ref name=h>i</ref> <br> <ref name=j />", 0),
+    ("{{a|[[b|" * 3, 6),                      # never closed: counted, whichever kind
+    ("]]" * 4 + "[[a|" * 4, 4),               # closers before their openers close nothing
+    ("<div><span>x</span>", 1),               # an HTML tag left open
+    ("a < b and c > d, <br/> <hr>", 0),       # comparisons and void tags open nothing
+])
+def test_unclosed_markup_counts_what_is_left_open(text, expected):
+    from linkbert.corpus.wikipedia import unclosed_markup
+
+    assert unclosed_markup(text) == expected
+
+
+def test_a_page_with_too_much_unclosed_markup_is_refused_before_parsing(tmp_path, monkeypatch):
+    """mwparserfromhell's time grows with the square of what is left open (the page below: about
+    a minute): it is refused before the parser sees it, naming the page, and the next page is read."""
+    import mwparserfromhell
+
+    xml = dump(page("Bomb", "{{a|[[b|" * 10000, page_id=1), page("Fine", "Plain [[Text]].", page_id=2))
+    reader = WikipediaXmlReader(str(write(tmp_path, xml)))
+    records = list(reader.records())
+    parse = mwparserfromhell.parse
+    seen = []
+    monkeypatch.setattr(mwparserfromhell, "parse", lambda text, **kw: seen.append(len(text)) or parse(text, **kw))
+    with pytest.raises(BadInput) as info:
+        reader.parse(records[0])
+    assert info.value.reason == "unbalanced_markup" and info.value.location.startswith("page 1")
+    assert "20,000 unclosed" in info.value.detail and seen == []  # never handed to the parser
+    assert reader.parse(records[1]).text == "Plain Text." and len(seen) == 1
+
+
 def test_open_reader_finds_it(tmp_path):
     reader = open_reader("wikipedia-xml", str(write(tmp_path, dump(page("Alpha", "x")))))
     assert isinstance(reader, WikipediaXmlReader)

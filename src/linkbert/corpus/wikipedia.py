@@ -74,6 +74,14 @@ LINE_BREAK_TAGS = frozenset({"br"})
 REDIRECT_TEXT = re.compile(r"\s*#redirect\s*:?\s*\[\[([^\]|]+)", re.IGNORECASE)
 BEHAVIOR_SWITCH = re.compile(r"__[A-Z]+__")
 LEFTOVER_QUOTES = re.compile(r"'{2,}")  # bold/italic marks mwparserfromhell left unpaired
+
+# mwparserfromhell's time grows with the square of the markup left open (10,000 unclosed "{{a|[[b|"
+# took 79 s; closed markup, however deep, is linear): a page with more than this many openers never
+# closed is refused, far above what real articles leave open
+MAX_UNCLOSED_MARKUP = 2000
+MARKUP = re.compile(r"\{\{|\}\}|\[\[|\]\]|\{\||\|\}|<!--|-->|\[|\]|</?[A-Za-z][^<>]*>")
+PAIRS = {"{{": ("}}", "template"), "[[": ("]]", "link"), "{|": ("|}", "table"), "<!--": ("-->", "comment"),
+         "[": ("]", "external")}
 SPACES = re.compile(r"[^\S\n]+")
 BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")
 TITLE_SPACES = re.compile(r"[\s_]+")
@@ -206,6 +214,11 @@ class WikipediaXmlReader:
         if redirect is not None:
             return Redirect(key=normalise_title(title, site.first_letter),
                             target=normalise_title(redirect, site.first_letter))
+        unclosed = unclosed_markup(text)
+        if unclosed > MAX_UNCLOSED_MARKUP:
+            raise BadInput(self.path, location, "unbalanced_markup",
+                           f"{unclosed:,} unclosed brackets, braces or tags (at most {MAX_UNCLOSED_MARKUP:,}): "
+                           "the wikitext parser's time grows with their square")
         try:
             clean, links = self.wikitext_to_text(text)
         except ParserError as e:
@@ -380,3 +393,31 @@ def _namespace_number(text: str) -> int | None:
     number would not even convert)."""
     text = text.strip()
     return int(text) if NAMESPACE_NUMBER.fullmatch(text) else None
+
+
+def unclosed_markup(wikitext: str) -> int:
+    """How many openers (``{{``, ``[[``, ``[``, ``{|``, ``<!--``, HTML tags) are never closed, in
+    one pass: each kind's depth goes up at an opener and down (never below 0) at a closer, and
+    what is left open at the end is counted. Void and self-closing tags count for nothing."""
+    depth = {"template": 0, "link": 0, "table": 0, "comment": 0, "external": 0, "tag": 0}
+    closers = {closer: kind for closer, kind in PAIRS.values()}
+    for match in MARKUP.finditer(wikitext):
+        token = match.group()
+        if token in PAIRS:
+            depth[PAIRS[token][1]] += 1
+        elif token in closers:
+            kind = closers[token]
+            depth[kind] = max(0, depth[kind] - 1)
+        elif token.startswith("</"):
+            depth["tag"] = max(0, depth["tag"] - 1)
+        elif not token.endswith("/>") and _tag_name(token) not in VOID_TAGS:
+            depth["tag"] += 1
+    return sum(depth.values())
+
+
+VOID_TAGS = {"br", "hr", "img", "wbr", "meta", "link", "input", "col", "area", "base", "source", "track", "embed",
+             "references"}
+
+
+def _tag_name(token: str) -> str:
+    return re.match(r"</?([A-Za-z][\w-]*)", token).group(1).lower()
