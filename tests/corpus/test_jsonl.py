@@ -169,3 +169,26 @@ def test_a_named_folder_without_files_and_a_file_that_is_a_folder(tmp_path):
     with pytest.raises(BadInput) as info:
         read_all(tmp_path)
     assert info.value.reason == "missing_path" and info.value.fatal
+
+
+def test_labels_are_read_where_records_have_them(tmp_path):
+    from linkbert.corpus.labels import document_labels
+
+    path = tmp_path / "labelled.jsonl"
+    path.write_text('{"id": 1, "text": "a", "label": "Theory"}\n{"id": "b", "text": "b"}\n'
+                    '{"id": "c", "text": "c", "label": 3}\nnot json\n')
+    assert document_labels("jsonl", path) == {"1": "Theory", "c": "3"}
+    assert document_labels("wikispeedia", tmp_path) == {}
+    path.write_text('{"id": 1, "text": "a", "label": ["x"]}\n')
+    with pytest.raises(BadInput, match='line 1: field "label" must be a string or an integer, found list'):
+        document_labels("jsonl", path)
+
+
+@pytest.mark.data
+def test_cora_labels(shared_data):
+    from collections import Counter
+
+    from linkbert.corpus.labels import document_labels
+
+    labels = document_labels("jsonl", shared_data / "cora" / "cora.jsonl")
+    assert len(labels) == 2708 and Counter(labels.values())["Neural_Networks"] == 818

@@ -8,6 +8,8 @@ file by file in name order)::
 * ``id`` (string or integer, required): unique within the corpus.
 * ``text`` (string, required): the document's plain text; paragraphs separated by blank lines.
 * ``title`` (string, optional, default ""): used to resolve links given by title.
+* ``label`` (string or integer, optional): a document label (a subject, a class) for the
+  experiments and the quickstart's fine-tuning stage (``corpus/labels.py``); pretraining ignores it.
 * ``links`` (list of strings or integers, optional): each an ``id`` or a ``title`` of another
   document; ids are tried first, then exact titles. Unknown targets are counted as dangling.
 
