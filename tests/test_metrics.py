@@ -224,3 +224,53 @@ def test_rank_metrics_rank_a_constant_scorer_last():
     constant = metrics.rank_metrics([0.0] * 4, [[0.0] * 4] * 4)  # 5 candidates, all tied
     assert constant["hits1"] == 0.0 and constant["hits3"] == 0.0 and constant["mrr"] == pytest.approx(1 / 5)
     assert constant["mrr"] < constant["chance_mrr"]
+
+
+# ---------------------------------------------------------------- seed-paired comparison
+
+
+def test_paired_comparison_hand_worked():
+    # d = a - b = [1, 2, 3, 4, 5]: mean 3, std sqrt(2.5) = 1.5811, se = 1.5811 / sqrt(5) = 0.7071,
+    # t = 3 / 0.7071 = 4.2426 on 4 df -> two-sided p 0.01324; t_0.975,4 = 2.77645 -> 3 ± 1.96324;
+    # d_z = 3 / 1.5811 = 1.8974; Wilcoxon: all 5 differences positive, rank sum 15 is the most
+    # extreme of 2^5 sign patterns, two-sided p = 2 / 32 = 0.0625
+    result = metrics.paired_comparison([3, 4, 5, 6, 7], [2, 2, 2, 2, 2])
+    assert result["n"] == 5 and result["mean_a"] == 5 and result["mean_b"] == 2
+    assert result["mean_diff"] == pytest.approx(3.0)
+    assert result["std_diff"] == pytest.approx(math.sqrt(2.5))
+    assert result["ci_low"] == pytest.approx(1.03676, abs=1e-4)
+    assert result["ci_high"] == pytest.approx(4.96324, abs=1e-4)
+    assert result["t_p"] == pytest.approx(0.01324, abs=1e-5)
+    assert result["wilcoxon_p"] == pytest.approx(0.0625)
+    assert result["d_z"] == pytest.approx(1.89737, abs=1e-5)
+
+
+def test_paired_comparison_matches_scipy():
+    import numpy as np
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(70, 3, 8), rng.normal(69, 3, 8)
+    result = metrics.paired_comparison(a, b)
+    d = a - b
+    assert result["t_p"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert result["wilcoxon_p"] == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    low, high = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
+    assert (result["ci_low"], result["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert result["d_z"] == pytest.approx(d.mean() / d.std(ddof=1))
+    swapped = metrics.paired_comparison(b, a)  # the order only flips the sign
+    assert swapped["mean_diff"] == pytest.approx(-result["mean_diff"]) and swapped["t_p"] == pytest.approx(result["t_p"])
+
+
+def test_paired_comparison_degenerate_cases():
+    same = metrics.paired_comparison([1, 2, 3], [1, 2, 3])  # no difference at all
+    assert (same["mean_diff"], same["t_p"], same["wilcoxon_p"], same["d_z"]) == (0, 1.0, 1.0, 0.0)
+    constant = metrics.paired_comparison([3, 3, 3], [1, 1, 1])  # the same non-zero difference every time
+    assert constant["mean_diff"] == 2 and constant["t_p"] == 0.0 and constant["d_z"] is None
+    assert constant["ci_low"] == constant["ci_high"] == 2
+    one = metrics.paired_comparison([1.0], [0.5])
+    assert one["mean_diff"] == 0.5 and one["t_p"] is None and one["ci_low"] is None and one["d_z"] is None
+    with pytest.raises(ValueError, match="same length"):
+        metrics.paired_comparison([1, 2], [1])
+    with pytest.raises(ValueError, match="no pairs"):
+        metrics.paired_comparison([], [])

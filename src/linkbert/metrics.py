@@ -1,5 +1,6 @@
 """Metrics of the paper's downstream tasks, each its own function, as the released code computes them,
-and the ranking metrics of zero-shot link prediction (``rank_metrics``).
+the ranking metrics of zero-shot link prediction (``rank_metrics``), and the seed-paired
+comparison of two systems (``paired_comparison``: mean difference, CI, t and Wilcoxon p, d_z).
 
 Scales: ``squad_scores`` returns 0-100 like the official SQuAD v1.1 script; every other function
 returns fractions in 0-1 (as seqeval, scikit-learn and the released ``compute_metrics`` do). The
@@ -12,6 +13,7 @@ Label conventions are the callers' business: for ChemProt, DDI and GAD the conve
 
 from __future__ import annotations
 
+import math
 import re
 import string
 import sys
@@ -225,6 +227,58 @@ def rank_metrics(true_scores, negative_scores) -> dict:
     return {"mrr": float((1.0 / ranks).mean()), "hits1": float((ranks == 1).mean()), "hits3": float((ranks <= 3).mean()),
             "n": len(ranks), "candidates": int(m),
             "chance_mrr": float(np.mean(1.0 / np.arange(1, m + 1))), "chance_hits1": 1.0 / m}
+
+
+# ---------------------------------------------------------------- seed-paired comparison
+
+
+def paired_comparison(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
+    """Compare two systems scored on the same seeds: ``a[i]`` and ``b[i]`` share seed ``i`` (the
+    same initial weights, data order and evaluation sets), so the per-seed differences
+    ``d = a - b`` cancel what the seed does to both, and are what is tested.
+
+    Returns ``n``, ``mean_a``, ``mean_b``, ``mean_diff`` (mean of d), ``std_diff`` (its sample
+    std, ddof 1), ``ci_low``/``ci_high`` (the t interval of the mean difference at
+    ``confidence``), ``t_p`` (two-sided paired t-test), ``wilcoxon_p`` (two-sided Wilcoxon
+    signed-rank test, exact for small n; zero differences dropped, as scipy's default does)
+    and ``d_z`` (Cohen's d_z: mean_diff / std_diff).
+
+    What is undefined is None: with one pair, everything but the means and ``mean_diff``; when
+    every difference is the same non-zero value, ``d_z`` (infinite). Equal scores on every seed
+    give p-values of 1 and ``d_z`` 0. Note that with 5 pairs the smallest possible Wilcoxon p is
+    2/32 = 0.0625: only the t-test can reach 0.05 there.
+    """
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired scores must be two lists of the same length, got {a.shape} and {b.shape}")
+    if len(a) == 0:
+        raise ValueError("no pairs to compare")
+    d = a - b
+    n, mean = len(d), float(d.mean())
+    out = {"n": n, "mean_a": float(a.mean()), "mean_b": float(b.mean()), "mean_diff": mean, "std_diff": None,
+           "ci_low": None, "ci_high": None, "t_p": None, "wilcoxon_p": None, "d_z": None}
+    if n < 2:
+        return out
+    std = float(d.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+    out.update(std_diff=std, ci_low=mean - half, ci_high=mean + half)
+    if std == 0.0:  # every difference equal: the tests' statistics are 0/0 or x/0
+        out.update(t_p=1.0 if mean == 0 else 0.0, wilcoxon_p=1.0 if mean == 0 else _wilcoxon_p(d),
+                   d_z=0.0 if mean == 0 else None)
+        return out
+    out.update(t_p=float(stats.ttest_rel(a, b).pvalue), wilcoxon_p=_wilcoxon_p(d), d_z=mean / std)
+    return out
+
+
+def _wilcoxon_p(d: np.ndarray) -> float:
+    """Two-sided signed-rank p of the differences ``d``; 1.0 when all of them are zero."""
+    from scipy import stats
+
+    if not np.any(d != 0):
+        return 1.0
+    return float(stats.wilcoxon(d).pvalue)
 
 
 # ---------------------------------------------------------------- BLURB aggregate

@@ -1,11 +1,13 @@
 """``linkbert experiment NAME``: experiments built from the pipeline's parts.
 
 * ``ablation``: the paper's link ablations in miniature on Wikispeedia (``experiments/ablation/``).
+* ``graph``: did the links help, on my data? A link benchmark for any linked JSON-lines corpus
+  (``experiments/graph/``; docs/graph_experiment.md).
 """
 
 from __future__ import annotations
 
-EXPERIMENTS = {"ablation": "linkbert.experiments.ablation"}
+EXPERIMENTS = {"ablation": "linkbert.experiments.ablation", "graph": "linkbert.experiments.graph"}
 
 
 def configure(parser) -> None:

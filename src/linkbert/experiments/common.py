@@ -1,0 +1,88 @@
+"""Pieces the experiment grids share, each free of any one grid's layout: the caller says where
+things go. ``experiments/graph/`` uses them; ``experiments/ablation/`` has its own copies of the
+same steps (``cell.finetune``, ``cell.link_prediction``, ``cell.save_initial_model``,
+``command._csv``, ``command._quiet_transformers``), written against its own ``Context``.
+
+Every step that produces a figure keeps it in a file and reads it back when asked again, so a
+grid resumed after a crash redoes only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from linkbert.files import write_json
+
+
+def say(grid: str, message: str) -> None:
+    print(f"[{grid} {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def csv_choices(text: str, choices, what: str) -> list[str]:
+    """``"a,b"`` -> ``["a", "b"]``, every item one of ``choices``; a ValueError names the others."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    unknown = [item for item in items if item not in choices]
+    if unknown or not items:
+        raise ValueError(f"unknown {what}: {', '.join(unknown) or '(none)'}; choose from {', '.join(choices)}")
+    return list(dict.fromkeys(items))
+
+
+def quiet_transformers() -> None:
+    """Every cell loads models with fresh heads: transformers' reports of that are expected, not news."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+
+
+def save_initial_model(corpus, config, folder: Path) -> Path:
+    """The model ``config``'s pretraining would start from (``pretrain.initial_model``), saved
+    with ``corpus``'s tokenizer: the "no further pretraining" reference of a grid."""
+    from linkbert.pretrain import initial_model
+
+    if not (folder / "model.safetensors").exists():
+        model = initial_model(preset=config.preset, init=config.init, objective=config.objective,
+                              vocab_size=corpus.store.vocab_size, dropout=config.dropout, seed=config.seed)
+        model.save_pretrained(folder)
+        corpus.tokenizer().save_pretrained(folder)
+    return folder
+
+
+def finetune_once(model_dir: Path, task: str, data: Path, out: Path, *, seed: int, device: str, **settings) -> dict:
+    """One fine-tuning run (``finetune.run``) of ``model_dir`` on ``data`` into ``out``; its
+    ``metrics.json`` read back when it finished before. ``out`` is the caller's own folder
+    (``overwrite``); the model is not saved, only the figures and predictions."""
+    from linkbert.finetune.run import FinetuneConfig, run
+
+    if (out / "metrics.json").exists():
+        return json.loads((out / "metrics.json").read_text())
+    config = FinetuneConfig(task=task, model=str(model_dir), data=str(data), out=str(out), seed=seed,
+                            precision="auto", device=device, overwrite=True, save_model=False, log_every=1000,
+                            **settings)
+    return run(config)
+
+
+def load_pretraining_model(checkpoint: Path, device: str):
+    """A pretraining checkpoint (``LinkBertForPreTraining``, heads included) in fp32, eval mode."""
+    import torch
+
+    from linkbert.model import LinkBertForPreTraining
+
+    return LinkBertForPreTraining.from_pretrained(checkpoint, dtype=torch.float32).to(device).eval()
+
+
+def link_prediction_once(model, corpus, queries: list[dict], path: Path, *, max_length: int, device: str) -> dict:
+    """``link_prediction.score_link_prediction`` of ``model`` on ``queries`` (document indices of
+    ``corpus``), kept in ``path``."""
+    from linkbert.link_prediction import score_link_prediction
+
+    if path.exists():
+        return json.loads(path.read_text())
+    tokenizer = corpus.tokenizer()
+    result = score_link_prediction(model, corpus.store, queries, cls_id=tokenizer.cls_token_id,
+                                   sep_id=tokenizer.sep_token_id, pad_id=tokenizer.pad_token_id,
+                                   max_length=max_length, device=device)
+    write_json(path, result)
+    return result

@@ -1,0 +1,260 @@
+"""What every cell shares, built once and kept in ``--out``: the prepared corpus, the withheld
+links and the pretraining graphs, the link-prediction queries, and each seed's few-shot sets.
+
+Each builder returns its statistics, or, when its output exists already, what it recorded then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from linkbert.experiments.common import say
+from linkbert.experiments.graph.grid import VARIANTS, Context
+from linkbert.files import write_json, write_jsonl
+
+
+def prepare_assets(ctx: Context, variants) -> dict:
+    """Everything the cells of ``variants`` need but the per-seed few-shot sets; each piece once."""
+    corpus = check_corpus_identity(ctx)
+    prepare_corpus(ctx)
+    graphs = build_graphs(ctx, {VARIANTS[v].graph for v in variants if VARIANTS[v].graph})
+    labels = label_stats(ctx)
+    queries = build_linkpred_queries(ctx)
+    return {"corpus": corpus, "graphs": graphs, "labels": labels,
+            "linkpred": {"queries": len(queries["queries"]), "candidates": queries["candidates"]}}
+
+
+def check_corpus_identity(ctx: Context) -> dict:
+    """``corpus.json``: the corpus file's path, size and sha256, recorded at the first run; a
+    rerun on another corpus is refused, since every cell would mix two corpora."""
+    path = ctx.out / "corpus.json"
+    digest = hashlib.sha256()
+    with open(ctx.corpus_file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    identity = {"file": str(ctx.corpus_file.resolve()), "bytes": ctx.corpus_file.stat().st_size,
+                "sha256": digest.hexdigest()}
+    if path.exists():
+        recorded = json.loads(path.read_text())
+        if recorded["sha256"] != identity["sha256"]:
+            raise ValueError(f"{ctx.out} holds the benchmark of another corpus ({recorded['file']}); "
+                             "use another --out")
+        return recorded
+    write_json(path, identity)
+    return identity
+
+
+def prepare_corpus(ctx: Context) -> None:
+    """The corpus prepared once with the init's tokenizer (prepare builds beside and renames in,
+    so an existing folder is a complete one); a corpus without links is refused here."""
+    from linkbert.prepare import PrepareConfig, prepare
+    from linkbert.prepared import is_prepared
+
+    if not is_prepared(ctx.prepared):
+        say("graph", f"preparing {ctx.corpus_file} (segments of <= {ctx.mode.segment_budget} tokens, "
+                     f"tokenizer {ctx.tokenizer})")
+        prepare(PrepareConfig(format="jsonl", input=str(ctx.corpus_file), tokenizer=ctx.tokenizer,
+                              out=str(ctx.prepared), segment_budget=ctx.mode.segment_budget, progress=False,
+                              overwrite=ctx.prepared.exists()))
+    graph = ctx.corpus().graph()
+    if graph is None or graph.num_edges == 0:
+        raise ValueError(f"{ctx.corpus_file} has no links between its documents: the benchmark withholds some "
+                         'of them and asks whether the rest helped (give each record a "links" list)')
+
+
+# -- graphs ----------------------------------------------------------------------------------------
+
+def withhold_pairs(graph, fraction: float, seed: int = 0):
+    """``(remaining graph, withheld (m, 2) array)``: ``fraction`` of the linked *pairs* of
+    documents, drawn by ``seed``, withheld in both directions. A pair counts once whether one
+    or both documents link the other (Cora lists each citation both ways), and each withheld
+    row keeps a direction the corpus has. ``DocGraph.withhold_links`` does the drawing."""
+    from linkbert.graph import DocGraph
+
+    n = graph.num_nodes
+    src, dst = graph.edges()
+    pairs = DocGraph.from_edges(np.minimum(src, dst), np.maximum(src, dst), n)  # one row per pair
+    _, withheld = pairs.withhold_links(fraction, seed)
+    forward = np.isin(withheld[:, 0] * n + withheld[:, 1], src * n + dst)
+    withheld[~forward] = withheld[~forward][:, ::-1]
+    return graph.without_pairs(withheld), withheld
+
+
+def build_graphs(ctx: Context, names) -> dict:
+    """The withheld links and the pretraining graphs ``names`` (of links, random, tfidf), each
+    built once, none holding a withheld pair in either direction; their statistics."""
+    from linkbert.graph import DocGraph
+    from linkbert.link_builders import random_links, tfidf_links
+
+    stats_file = ctx.out / "graphs" / "stats.json"
+    stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    corpus = ctx.corpus()
+    if not ctx.withheld_file.exists():
+        full = corpus.graph()
+        links, withheld = withhold_pairs(full, ctx.mode.withheld_fraction)
+        if len(withheld) == 0:
+            raise ValueError(f"{ctx.corpus_file} has too few links to withhold {ctx.mode.withheld_fraction:.0%} "
+                             f"of them ({full.num_edges} links)")
+        links.save(ctx.graph_dir("links"))
+        np.save(ctx.withheld_file, withheld)
+        stats.update(full=full.stats(), withheld_pairs=len(withheld), links=links.stats())
+    withheld = np.load(ctx.withheld_file)
+    for name in sorted(set(names) - {"links"} - set(stats)):
+        if name == "random":
+            degrees = DocGraph.load(ctx.graph_dir("links")).out_degree
+            graph = DocGraph(*random_links(degrees, exclude=withheld))
+        else:
+            texts = document_texts(ctx, corpus.store)
+            graph = DocGraph(*tfidf_links(texts, k=ctx.mode.tfidf_k)).without_pairs(withheld)
+        graph.save(ctx.graph_dir(name))
+        stats[name] = graph.stats()
+    write_json(stats_file, stats)
+    return stats
+
+
+def document_texts(ctx: Context, store) -> list[str]:
+    """Every store document's text, in store order, read again from the corpus file."""
+    from linkbert.corpus import Document, open_reader
+
+    reader = open_reader("jsonl", str(ctx.corpus_file))
+    texts = {}
+    for record in reader.records():
+        parsed = reader.parse(record)
+        if isinstance(parsed, Document):
+            texts[parsed.id] = parsed.text
+    return [texts[d["id"]] for d in store.document_names()]
+
+
+# -- link prediction -------------------------------------------------------------------------------
+
+def linkpred_queries(full, withheld: np.ndarray, n_queries: int, k: int, seed: int = 0) -> list[dict]:
+    """Up to ``n_queries`` withheld links ``{"source", "target", "candidates"}``, each with ``k``
+    candidates drawn uniformly among the documents linked with the source in neither direction
+    in the *full* graph (a candidate is never a real, withheld or kept, link of the source)."""
+    rng = np.random.default_rng((seed, 31337))
+    src, dst = full.edges()
+    linked: dict[int, set] = {}
+    for s, t in zip(src.tolist(), dst.tolist()):
+        linked.setdefault(s, set()).add(t)
+        linked.setdefault(t, set()).add(s)
+    queries = []
+    for row in sorted(rng.permutation(len(withheld))[:n_queries].tolist()):
+        s, t = int(withheld[row, 0]), int(withheld[row, 1])
+        banned = np.fromiter(linked.get(s, set()) | {s, t}, dtype=np.int64)
+        allowed = np.setdiff1d(np.arange(full.num_nodes), banned)
+        if len(allowed) >= k:
+            queries.append({"source": s, "target": t,
+                            "candidates": sorted(rng.choice(allowed, k, replace=False).tolist())})
+    return queries
+
+
+def build_linkpred_queries(ctx: Context) -> dict:
+    """``eval/linkpred.json``: the queries every model and the TF-IDF floor are scored on."""
+    path = ctx.eval_dir / "linkpred.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    queries = linkpred_queries(ctx.corpus().graph(), np.load(ctx.withheld_file), ctx.mode.lp_queries,
+                               ctx.mode.lp_candidates)
+    if not queries:
+        raise ValueError(f"no withheld link has {ctx.mode.lp_candidates} unlinked candidates: the corpus is too small")
+    value = {"candidates": ctx.mode.lp_candidates, "queries": queries}
+    write_json(path, value)
+    return value
+
+
+# -- few-shot classification ----------------------------------------------------------------------
+
+def store_labels(ctx: Context, store) -> dict[int, str]:
+    """``{document index: label}`` of the labelled documents (``corpus.labels.document_labels``)."""
+    from linkbert.corpus.labels import document_labels
+
+    labels = document_labels("jsonl", ctx.corpus_file)
+    return {d: labels[n["id"]] for d, n in enumerate(store.document_names()) if n["id"] in labels}
+
+
+def label_stats(ctx: Context) -> dict | None:
+    """The classes and their sizes, checked against the shots; None for a corpus without labels."""
+    labels = store_labels(ctx, ctx.corpus().store)
+    if not labels:
+        return None
+    counts = check_shots(labels, ctx.mode.shots)
+    return {"documents": len(labels), "classes": counts}
+
+
+def check_shots(labels: dict[int, str], shots) -> dict[str, int]:
+    """Documents per class, refused when a class has fewer than the largest ``k`` of ``shots``
+    or nothing would be left to test on."""
+    counts: dict[str, int] = {}
+    for label in labels.values():
+        counts[label] = counts.get(label, 0) + 1
+    k = max(shots)
+    small = {label: n for label, n in sorted(counts.items()) if n < k}
+    if small:
+        listed = ", ".join(f"{label} ({n})" for label, n in small.items())
+        raise ValueError(f"too few labelled documents per class for {k}-shot sets: {listed}; lower --shots")
+    if len(labels) <= k * len(counts):
+        raise ValueError(f"{len(labels)} labelled documents leave none to test on after {k} per class; lower --shots")
+    return dict(sorted(counts.items()))
+
+
+def fewshot_split(labels: dict[int, str], shots, test_docs: int, seed: int) -> dict:
+    """``{"train": {k: [documents]}, "test": [documents]}`` of one seed: each class's documents
+    in an order drawn by ``seed``, its first ``k`` in the k-shot set (so smaller sets nest in
+    larger ones), and ``test_docs`` of the documents in no training set as the test set (all
+    of them when fewer). A function of (labels, seed) alone: every variant of a seed sees the same."""
+    rng = np.random.default_rng((seed, 5309))
+    by_class: dict[str, list[int]] = {}
+    for d, label in sorted(labels.items()):
+        by_class.setdefault(label, []).append(d)
+    order = {label: [docs[i] for i in rng.permutation(len(docs))] for label, docs in sorted(by_class.items())}
+    train = {k: sorted(d for docs in order.values() for d in docs[:k]) for k in sorted(shots)}
+    pool = set(train[max(shots)])
+    rest = np.array([d for d in sorted(labels) if d not in pool], dtype=np.int64)
+    test = rest if test_docs < 0 or test_docs >= len(rest) else rng.choice(rest, test_docs, replace=False)
+    return {"train": train, "test": sorted(int(d) for d in test)}
+
+
+def build_fewshot_data(ctx: Context, seed: int) -> dict:
+    """``eval/fewshot/seed-<s>/``: ``split.json`` (document indices) and ``k<k>/{train,test}.json``
+    in the fine-tuning format (``{"id", "sentence", "label"}``; the text is cut to max_length
+    by the fine-tuning tokenizer). Returns the split."""
+    folder = ctx.fewshot_dir(seed)
+    if (folder / "split.json").exists():
+        return _int_keys(json.loads((folder / "split.json").read_text()))
+    corpus = ctx.corpus()
+    labels = store_labels(ctx, corpus.store)
+    split = fewshot_split(labels, ctx.mode.shots, ctx.mode.test_docs, seed)
+    texts, names = document_texts(ctx, corpus.store), corpus.store.document_names()
+
+    def records(docs):
+        return [{"id": names[d]["id"], "sentence": texts[d], "label": labels[d]} for d in docs]
+
+    for k, docs in split["train"].items():
+        write_jsonl(folder / f"k{k}" / "train.json", records(docs))
+        write_jsonl(folder / f"k{k}" / "test.json", records(split["test"]))
+    used = sorted({*split["test"], *split["train"][max(split["train"])]})
+    write_json(folder / "split.json", {**split, "labels": {str(d): labels[d] for d in used}})
+    return split
+
+
+def _int_keys(split: dict) -> dict:
+    return {"train": {int(k): v for k, v in split["train"].items()}, "test": split["test"]}
+
+
+def split_labels(ctx: Context, seed: int) -> dict[int, str]:
+    """The labels recorded with a seed's split (``{document index: label}``)."""
+    stored = json.loads((ctx.fewshot_dir(seed) / "split.json").read_text())["labels"]
+    return {int(d): label for d, label in stored.items()}
+
+
+def first_tokens(store, documents, length: int) -> list[np.ndarray]:
+    """Each document's first ``length`` tokens: what a model reads of it when classifying."""
+    return [np.asarray(store.document_tokens(int(d))[:length]) for d in documents]
+
+
+def fewshot_path(ctx: Context, seed: int, k: int) -> Path:
+    return ctx.fewshot_dir(seed) / f"k{k}"

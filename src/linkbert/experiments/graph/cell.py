@@ -1,0 +1,90 @@
+"""One cell of the benchmark (variant x seed, or a compute-curve point): pretrain, then evaluate.
+
+Every step keeps its output in the cell's folder, so an interrupted cell resumes from its last
+pretraining checkpoint and redoes only the evaluations it lacks; ``result.json``, written last,
+marks a finished cell, which is never recomputed. The bag-of-words floor is a cell of its own
+(``cells/bow/seed-<s>``), computed once per seed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from linkbert.experiments.common import save_initial_model
+from linkbert.experiments.graph import evaluate
+from linkbert.experiments.graph.grid import BOW, VARIANTS, Context
+from linkbert.files import write_json
+
+
+def run_cell(ctx: Context, variant: str, seed: int, steps: int, *, classify: bool, minutes: float | None = None,
+             keep_models: bool = False) -> dict:
+    """One cell, skipped when its ``result.json`` exists (never recomputed)."""
+    folder = ctx.cell_dir(variant, seed, minutes)
+    result_file = folder / "result.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    checkpoint, summary = pretrain_cell(ctx, variant, seed, steps, folder / "pretrain")
+    pretrained = time.time()
+    metrics = evaluate.evaluate_model(ctx, checkpoint, folder, seed, classify)
+    held_out = summary.get("eval") or {}
+    metrics["heldout_mlm_acc"] = 100 * held_out["mlm_accuracy"] if "mlm_accuracy" in held_out else None
+    result = {"variant": variant, "seed": seed, "minutes": minutes, "steps": summary.get("step", 0),
+              "pretrain_seconds": round(pretrained - started, 1), "eval_seconds": round(time.time() - pretrained, 1),
+              "metrics": metrics, "pretrain_summary": {k: summary.get(k) for k in ("step", "stop_reason", "tokens")}}
+    write_json(result_file, result)
+    if not keep_models:  # what a cell leaves behind is its figures and logs, not 100 MB of weights
+        for name in ("model", "pretrain/checkpoints", "pretrain/initial"):
+            shutil.rmtree(folder / name, ignore_errors=True)
+    return result
+
+
+def run_bow_cell(ctx: Context, seed: int, *, classify: bool) -> dict:
+    """The bag-of-words floor of one seed (``cells/bow/seed-<s>/result.json``), once."""
+    folder = ctx.cell_dir(BOW, seed)
+    if (folder / "result.json").exists():
+        return json.loads((folder / "result.json").read_text())
+    started = time.time()
+    metrics = evaluate.bow_metrics(ctx, seed, classify)
+    result = {"variant": BOW, "seed": seed, "minutes": None, "steps": 0, "pretrain_seconds": 0.0,
+              "eval_seconds": round(time.time() - started, 1), "metrics": metrics}
+    write_json(folder / "result.json", result)
+    return result
+
+
+# -- pretraining -------------------------------------------------------------------------------------
+
+def pretrain_config(ctx: Context, variant: str, seed: int, steps: int):
+    """The variant's run: the same init, batch, steps and schedule for every variant of a grid
+    (equal compute); only the objective and the graph (never one with a withheld pair) differ."""
+    from linkbert.pretrain import PretrainConfig
+
+    v, mode = VARIANTS[variant], ctx.mode
+    graph = ctx.graph_dir(v.graph or "links")
+    return PretrainConfig(
+        preset=mode.scratch_preset, init=ctx.init_source, objective=v.objective, graph=str(graph.resolve()),
+        linked_sampling=v.linked_sampling, linked_segment="first", max_length=mode.max_length,
+        batch_size=mode.batch_size, max_steps=max(1, steps), lr=mode.lr_scratch if ctx.scratch else mode.lr_continued,
+        warmup_steps=max(1, steps // 10), heldout_fraction=0.01, eval_pairs=mode.eval_pairs, seed=seed,
+        save_every=max(25, steps // 2), keep_checkpoints=1, log_every=max(1, steps // 10), progress=False,
+        tensorboard=False, precision="auto")
+
+
+def pretrain_cell(ctx: Context, variant: str, seed: int, steps: int, folder: Path) -> tuple[Path, dict]:
+    """Pretrain (resuming the run's last checkpoint), or for ``init`` save the initial model;
+    returns (checkpoint folder, summary)."""
+    from linkbert import checkpoint
+    from linkbert.pretrain import pretrain
+
+    config = pretrain_config(ctx, variant, seed, steps)
+    if not VARIANTS[variant].pretrain:
+        return save_initial_model(ctx.corpus(), config, folder / "initial"), {"step": 0}
+    summary_file = folder / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
+    if summary is None or summary.get("step") != config.max_steps:
+        summary = pretrain(config, str(ctx.prepared), str(folder))
+    return checkpoint.latest(folder), summary
