@@ -1,6 +1,6 @@
 """The quickstart's report folder: ``metrics.json``, PNG plots and one self-contained HTML page.
 
-    write_report(metrics, data_dir, pretrain_dir, report_dir) -> report_dir / "index.html"
+    write_report(metrics, data_dir, pretrain_dir, report_dir[, baseline_dir]) -> report_dir / "index.html"
 
 Plots (matplotlib, from the ``demo`` extra; without it the page has the tables only):
 
@@ -8,7 +8,14 @@ Plots (matplotlib, from the ``demo`` extra; without it the page has the tables o
   accuracy in training and on held-out pairs, per class, against chance;
 * ``relation_confusion.png``: the held-out relation confusion matrix (rows: true relation);
 * ``degree_distribution.png``: how many documents have each in- and out-degree (log-log);
-* ``finetune.png``: topic-classification test accuracy with and without pretraining.
+* ``finetune.png``: classification test accuracy of each model, with its 95% interval;
+* with a BERT baseline (``baseline_dir``, its pretraining run): ``baseline_curves.png`` (both
+  runs' MLM losses, and each relation head's held-out accuracy against its own chance) and
+  ``nsp_confusion.png`` (BERT's held-out next-sentence confusion matrix).
+
+Every accuracy the page compares comes with a binomial 95% interval (Wilson's, which stays
+inside [0, 1] for small test sets and accuracies near 0 or 1): one run on one seed measures each
+model once, and a difference inside the intervals' overlap is noise as far as that run can tell.
 
 The HTML embeds the images as base64 ``data:`` URIs, so the page is one file that can be
 mailed or attached to an issue.
@@ -20,20 +27,25 @@ import base64
 import html
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 
 log = logging.getLogger("linkbert.report")
 
-PLOTS = ("training_curves", "relation_confusion", "degree_distribution", "finetune")
+PLOTS = ("training_curves", "baseline_curves", "relation_confusion", "nsp_confusion", "degree_distribution",
+         "finetune")
+Z95 = 1.959964  # the standard normal quantile of a two-sided 95% interval
 
 
-def write_report(metrics: dict, data_dir: Path, pretrain_dir: Path, report_dir: Path) -> Path:
+def write_report(metrics: dict, data_dir: Path, pretrain_dir: Path, report_dir: Path,
+                 baseline_dir: Path | None = None) -> Path:
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     write_metrics(metrics, report_dir)
-    images = write_plots(metrics, Path(data_dir), Path(pretrain_dir), report_dir)
+    images = write_plots(metrics, Path(data_dir), Path(pretrain_dir), report_dir,
+                         Path(baseline_dir) if baseline_dir else None)
     page = report_dir / "index.html"
     page.write_text(render_html(metrics, images), encoding="utf-8")
     return page
@@ -44,6 +56,19 @@ def write_metrics(metrics: dict, report_dir: Path) -> None:
                                                    encoding="utf-8")
 
 
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson's binomial interval for ``successes`` out of ``n`` (95% by default): how far an
+    accuracy measured on ``n`` test items could move on another draw of them. Unlike the
+    normal approximation it stays in [0, 1] and is not empty at 0 or n successes.
+    ``n == 0`` (nothing measured): ``(0.0, 1.0)``."""
+    if n <= 0:
+        return 0.0, 1.0
+    p, z2 = successes / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)
+
+
 # -- plots ------------------------------------------------------------------------------------------
 
 def read_metrics_log(pretrain_dir: Path) -> tuple[list[dict], list[dict]]:
@@ -52,7 +77,8 @@ def read_metrics_log(pretrain_dir: Path) -> tuple[list[dict], list[dict]]:
     return [r for r in rows if r["kind"] == "train"], [r for r in rows if r["kind"] == "eval"]
 
 
-def write_plots(metrics: dict, data_dir: Path, pretrain_dir: Path, report_dir: Path) -> dict[str, Path]:
+def write_plots(metrics: dict, data_dir: Path, pretrain_dir: Path, report_dir: Path,
+                baseline_dir: Path | None = None) -> dict[str, Path]:
     try:
         import matplotlib
     except ImportError:
@@ -64,10 +90,15 @@ def write_plots(metrics: dict, data_dir: Path, pretrain_dir: Path, report_dir: P
     from linkbert.prepared import PreparedCorpus
 
     train, evals = read_metrics_log(pretrain_dir)
+    baseline = read_metrics_log(baseline_dir) if baseline_dir else None
     evaluation = metrics["pretrain"]["eval"]
+    bert_eval = (metrics.get("baseline") or {}).get("pretrain", {}).get("eval", {})
     drawers = {
         "training_curves": lambda: plot_training_curves(plt, train, evals),
+        "baseline_curves": lambda: plot_baseline_curves(plt, (train, evals), baseline) if baseline else None,
         "relation_confusion": lambda: plot_confusion(plt, evaluation) if "relation_confusion" in evaluation else None,
+        "nsp_confusion": lambda: (plot_confusion(plt, bert_eval, "BERT held-out next-sentence confusion")
+                                  if "relation_confusion" in bert_eval else None),
         "degree_distribution": lambda: plot_degrees(plt, PreparedCorpus(data_dir).graph()),
         "finetune": lambda: plot_finetune(plt, metrics["finetune"]) if metrics.get("finetune") else None,
     }
@@ -106,7 +137,32 @@ def plot_training_curves(plt, train: list[dict], evals: list[dict]):
     return figure
 
 
-def plot_confusion(plt, evaluation: dict):
+def plot_baseline_curves(plt, linkbert: tuple[list[dict], list[dict]], bert: tuple[list[dict], list[dict]]):
+    """LinkBERT's and BERT's runs side by side: MLM loss (training and held-out), and each
+    relation head's held-out accuracy against its own chance (3-way 1/3, NSP 1/2)."""
+    figure, (losses, accuracy) = plt.subplots(1, 2, figsize=(11, 4))
+    for (train, evals), name, colour in ((linkbert, "LinkBERT", "tab:blue"), (bert, "BERT", "tab:green")):
+        if train and "mlm_loss" in train[0]:
+            losses.plot([r["step"] for r in train], [r["mlm_loss"] for r in train], color=colour, alpha=0.6,
+                        label=f"{name} train MLM")
+        if evals:
+            steps = [r["step"] for r in evals]
+            losses.plot(steps, [r["mlm_loss"] for r in evals], "o--", color=colour, label=f"{name} held-out MLM")
+            if "relation_accuracy" in evals[0]:
+                task = "next-sentence (2-way)" if name == "BERT" else "relation (3-way)"
+                accuracy.plot(steps, [r["relation_accuracy"] for r in evals], "o-", color=colour,
+                              label=f"{name} held-out {task}")
+    accuracy.axhline(1 / 3, color="tab:blue", linestyle=":", label="LinkBERT chance (1/3)")
+    accuracy.axhline(1 / 2, color="tab:green", linestyle=":", label="BERT chance (1/2)")
+    losses.set(xlabel="step", ylabel="loss", title="Masked-token loss, LinkBERT and BERT")
+    losses.legend(fontsize=8)
+    accuracy.set(xlabel="step", ylabel="accuracy", ylim=(0, 1), title="Relation heads (different tasks)")
+    accuracy.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def plot_confusion(plt, evaluation: dict, title: str = "Held-out relation confusion"):
     counts = np.array(evaluation["relation_confusion"], dtype=float)
     labels = evaluation["relation_labels"]
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
@@ -117,7 +173,7 @@ def plot_confusion(plt, evaluation: dict):
             axes.text(j, i, f"{rates[i, j]:.2f}\n({int(counts[i, j])})", ha="center", va="center",
                       color="white" if rates[i, j] > 0.6 else "black", fontsize=9)
     axes.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels,
-             xlabel="predicted", ylabel="true", title="Held-out relation confusion")
+             xlabel="predicted", ylabel="true", title=title)
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
     return figure
@@ -137,14 +193,23 @@ def plot_degrees(plt, graph):
     return figure
 
 
+MODEL_LABELS = {"pretrained": "pretrained LinkBERT", "bert": "pretrained BERT", "untrained": "untrained"}
+
+
 def plot_finetune(plt, finetune: dict):
-    names = ["pretrained", "untrained", "majority class"]
-    values = [finetune["pretrained"]["test_accuracy"], finetune["untrained"]["test_accuracy"],
-              finetune["majority_test_accuracy"]]
-    figure, axes = plt.subplots(figsize=(5.5, 3.5))
-    bars = axes.bar(names, values, color=["tab:blue", "tab:orange", "tab:grey"])
-    axes.bar_label(bars, labels=[f"{v:.3f}" for v in values])
-    axes.set(ylim=(0, 1), ylabel="test accuracy", title=f"Topic classification ({len(finetune['topics'])} topics)")
+    """Test accuracy per model with its 95% interval as an error bar, and the majority class."""
+    models = [m for m in MODEL_LABELS if m in finetune]
+    names = [MODEL_LABELS[m].replace(" ", "\n", 1) for m in models] + ["majority\nclass"]
+    values = [finetune[m]["test_accuracy"] for m in models] + [finetune["majority_test_accuracy"]]
+    errors = np.array([[v - finetune[m]["test_interval95"][0], finetune[m]["test_interval95"][1] - v]
+                       for m, v in zip(models, values)] + [[0, 0]]).T
+    figure, axes = plt.subplots(figsize=(6.5, 3.8))
+    colours = {"pretrained": "tab:blue", "bert": "tab:green", "untrained": "tab:orange"}
+    bars = axes.bar(names, values, yerr=errors, capsize=4, color=[colours[m] for m in models] + ["tab:grey"])
+    axes.bar_label(bars, labels=[f"{v:.3f}" for v in values], label_type="center", color="white")
+    axes.set(ylim=(0, 1), ylabel="test accuracy",
+             title=f"Classification, {len(finetune['labels'])} labels, {finetune['documents']['test']:,} test "
+                   "documents (bars: 95% interval)")
     figure.tight_layout()
     return figure
 
@@ -152,8 +217,7 @@ def plot_finetune(plt, finetune: dict):
 # -- HTML -------------------------------------------------------------------------------------------
 
 def render_html(metrics: dict, images: dict[str, Path]) -> str:
-    corpus, pretrain, finetune = metrics["corpus"], metrics["pretrain"], metrics.get("finetune") or {}
-    evaluation = pretrain["eval"]
+    corpus = metrics["corpus"]
     parts = ["<h1>LinkBERT quickstart report</h1>",
              f"<p>Total time {duration(metrics['total_seconds'])}. Corpus <code>{_e(corpus['format'])}</code> "
              f"from <code>{_e(corpus['path'])}</code>.</p>"]
@@ -169,33 +233,130 @@ def render_html(metrics: dict, images: dict[str, Path]) -> str:
         ["documents without out-links", f"{corpus['docs_without_outlinks']:,}"],
         ["documents without in-links", f"{corpus['docs_without_inlinks']:,}"]]))
     parts.append(_image(images, "degree_distribution"))
-    parts.append("<h2>Pretraining</h2>" + _table(["figure", "value"], [
-        ["preset", pretrain["preset"]], ["steps", f"{pretrain['steps']:,} ({pretrain['stop_reason']})"],
-        ["training time", duration(pretrain["train_seconds"])], ["tokens seen", f"{pretrain['tokens']:,}"]]))
-    parts.append(_image(images, "training_curves"))
-    rows = [["masked-token accuracy", f"{evaluation['mlm_accuracy']:.3f}"], ["MLM loss", f"{evaluation['mlm_loss']:.3f}"]]
-    if "relation_accuracy" in evaluation:
-        rows.append([f"relation accuracy (chance {evaluation['relation_chance']:.3f})", f"{evaluation['relation_accuracy']:.3f}"])
-        rows += [[f"&nbsp;&nbsp;{_e(k)}", f"{v:.3f}"] for k, v in evaluation["relation_accuracy_per_class"].items()]
-    parts.append(f"<h2>Held-out evaluation ({evaluation['pairs']:,} pairs of held-out documents)</h2>"
-                 + _table(["figure", "value"], rows, escape=False))
-    parts.append(_image(images, "relation_confusion"))
-    if finetune:
-        docs = finetune["documents"]
-        parts.append(f"<h2>Fine-tuning: topic classification</h2><p>{len(finetune['topics'])} topics; "
-                     f"{docs['train']:,} train / {docs['dev']:,} dev / {docs['test']:,} test documents "
-                     f"(split by title hash). Both models have the same architecture and the same initial weights; "
-                     f"only one was pretrained.</p>" + _table(["model", "dev accuracy", "test accuracy", "training examples", "time"], [
-                         [name, f"{finetune[name]['dev_accuracy']:.3f}", f"{finetune[name]['test_accuracy']:.3f}",
-                          f"{finetune[name]['train_examples']:,}", duration(finetune[name]["seconds"])]
-                         for name in ("pretrained", "untrained")] + [["majority class", "", f"{finetune['majority_test_accuracy']:.3f}", "", ""]]))
-        parts.append(_image(images, "finetune"))
+    parts += _pretraining_section(metrics, images)
+    parts += _evaluation_section(metrics, images)
+    if metrics.get("finetune"):
+        parts += _finetune_section(metrics["finetune"], images)
     parts.append("<h2>Settings</h2><pre>" + _e(json.dumps(metrics["config"], indent=2)) + "</pre>")
     style = ("body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}"
              "img{max-width:100%;margin:.5em 0}code,pre{background:#f4f4f4}")
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>LinkBERT quickstart report</title>"
             f"<style>{style}</style></head><body>\n" + "\n".join(p for p in parts if p) + "\n</body></html>\n")
+
+
+def _runs(metrics: dict) -> list[tuple[str, dict]]:
+    """``[(column name, pretraining figures)]``: LinkBERT's run, and BERT's when there is a baseline."""
+    runs = [("LinkBERT", metrics["pretrain"])]
+    if metrics.get("baseline"):
+        runs.append(("BERT", metrics["baseline"]["pretrain"]))
+    return runs
+
+
+def _pretraining_section(metrics: dict, images: dict[str, Path]) -> list[str]:
+    runs = _runs(metrics)
+    rows = [["objective"] + [_objective(run.get("objective", "linkbert")) for _, run in runs],
+            ["preset"] + [run["preset"] for _, run in runs],
+            ["steps"] + [f"{run['steps']:,} ({run['stop_reason']})" for _, run in runs],
+            ["training time"] + [duration(run["train_seconds"]) for _, run in runs],
+            ["tokens seen"] + [f"{run['tokens']:,}" for _, run in runs]]
+    intro = ("<p>Both runs have the same settings, steps, seed and held-out documents and start from the same "
+             "encoder weights; only the objective differs.</p>" if len(runs) > 1 else "")
+    return ["<h2>Pretraining</h2>" + intro + _table(["figure"] + [name for name, _ in runs], rows),
+            _image(images, "training_curves"), _image(images, "baseline_curves")]
+
+
+def _objective(objective: str) -> str:
+    return {"linkbert": "MLM + relation: contiguous, random or linked",
+            "bert": "MLM + next-sentence prediction: contiguous or random"}.get(objective, objective)
+
+
+def _evaluation_section(metrics: dict, images: dict[str, Path]) -> list[str]:
+    runs = _runs(metrics)
+    evals = [run["eval"] for _, run in runs]
+    rows = [["masked-token accuracy"] + [f"{e['mlm_accuracy']:.3f}" for e in evals],
+            ["MLM loss"] + [f"{e['mlm_loss']:.3f}" for e in evals]]
+    if "relation_accuracy" in evals[0]:
+        rows.append(["relation task"] + [f"{len(e['relation_labels'])}-way, chance {e['relation_chance']:.3f}"
+                                         for e in evals])
+        rows.append(["relation accuracy [95% interval]"] + [
+            f"{e['relation_accuracy']:.3f} [{_interval(run.get('relation_accuracy_interval95'))}]"
+            for (_, run), e in zip(runs, evals)])
+        rows.append(["always the most frequent class"] + [_majority_share(e) for e in evals])
+        for name in evals[0]["relation_accuracy_per_class"]:
+            rows.append([f"&nbsp;&nbsp;{_e(name)} pairs"] + [
+                f"{e['relation_accuracy_per_class'][name]:.3f}" if name in e["relation_accuracy_per_class"]
+                else "— (no such class)" for e in evals])
+    title = (f"<h2>Held-out evaluation ({evals[0]['pairs']:,} pairs of held-out documents"
+             f"{' per run' if len(runs) > 1 else ''})</h2>")
+    parts = [title + _table(["figure"] + [name for name, _ in runs], rows, escape=False)]
+    if metrics.get("baseline"):
+        parts.append(_comparability_note(metrics))
+    return parts + [_image(images, "relation_confusion"), _image(images, "nsp_confusion")]
+
+
+def _majority_share(evaluation: dict) -> str:
+    """The accuracy of a head that always answers the commonest class: pairs fall back to other
+    classes where a document has no usable link or next segment, so this can beat 1/n."""
+    counts = list((evaluation.get("relation_distribution") or {}).values())
+    return f"{max(counts) / sum(counts):.3f}" if counts and sum(counts) else ""
+
+
+def _comparability_note(metrics: dict) -> str:
+    """What LinkBERT's and BERT's relation heads can and cannot be compared on."""
+    shared = metrics["baseline"].get("linkbert_on_nsp_pairs") or {}
+    bert = metrics["baseline"]["pretrain"]
+    note = ("<p>The two relation accuracies measure different tasks and are not comparable: LinkBERT's head "
+            "chooses among three relations (chance 1/3), BERT's next-sentence head between two (chance 1/2), "
+            "and BERT has no answer for linked pairs, so LinkBERT's <em>linked</em> accuracy has no counterpart.")
+    if shared:
+        note += (f" On the pairs both heads answer, contiguous and random, LinkBERT is right on "
+                 f"{shared['accuracy']:.3f} [{_interval(shared['interval95'])}] of {shared['pairs']:,} pairs (a "
+                 f"<em>linked</em> answer counts as wrong), BERT on {bert['eval']['relation_accuracy']:.3f} "
+                 f"[{_interval(bert.get('relation_accuracy_interval95'))}].")
+    return note + (" Masked-token figures come from each run's own held-out pairs (the same held-out documents; "
+                   "BERT's pairs have no linked segments).</p>")
+
+
+def _finetune_section(finetune: dict, images: dict[str, Path]) -> list[str]:
+    docs = finetune["documents"]
+    models = [m for m in MODEL_LABELS if m in finetune]
+    rows = [[MODEL_LABELS[m], _accuracy(finetune[m]["dev_accuracy"]), _accuracy(finetune[m]["test_accuracy"]),
+             _interval(finetune[m]["test_interval95"]), f"{finetune[m]['train_examples']:,}",
+             duration(finetune[m]["seconds"])] for m in models]
+    rows.append(["majority class", "", _accuracy(finetune["majority_test_accuracy"]), "", "", ""])
+    intro = (f"<h2>Fine-tuning: document classification</h2><p>{len(finetune['labels'])} labels; "
+             f"{docs['train']:,} train / {docs['dev']:,} dev / {docs['test']:,} test documents (a fixed split by a "
+             "hash of the document id). Every model has the same architecture and the same initial encoder "
+             "weights; the untrained one was never pretrained.</p>")
+    header = ["model", "dev accuracy", "test accuracy", "test 95% interval", "training examples", "time"]
+    return [intro + _table(header, rows), noise_note(finetune), _image(images, "finetune")]
+
+
+def noise_note(finetune: dict) -> str:
+    """How large the differences are against the test set's noise, in words."""
+    n = finetune["documents"]["test"]
+    widths = [finetune[m]["test_interval95"][1] - finetune[m]["test_interval95"][0]
+              for m in MODEL_LABELS if m in finetune]
+    lines = [f"One run on one seed measures each model once, on {n:,} test documents: each test accuracy "
+             f"carries a binomial 95% interval (Wilson) up to {100 * max(widths):.1f} points wide."]
+    for key, difference in finetune.get("differences", {}).items():
+        other = MODEL_LABELS[key.split(" - ")[1]]
+        verdict = ("the intervals overlap: within this test set's noise, this run cannot tell them apart"
+                   if difference["intervals_overlap"] else "the intervals do not overlap: larger than this "
+                   "test set's noise")
+        lines.append(f"Pretrained LinkBERT against {other}: {difference['points']:+.1f} points; {verdict}.")
+    lines.append("Another seed (initial weights, data order, dropout) moves every figure as well, which these "
+                 "intervals leave out.")
+    return "<p>" + " ".join(_e(line) for line in lines) + "</p>"
+
+
+def _accuracy(value) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _interval(interval) -> str:
+    return "" if not interval else f"{interval[0]:.3f}–{interval[1]:.3f}"
 
 
 def _image(images: dict[str, Path], name: str) -> str:
