@@ -497,11 +497,40 @@ class QA(Task):
             n_best=self.n_best, max_answer_length=self.max_answer_length)
 
     def score(self, split, predictions):
+        """SQuAD EM and F1 (0–100) over every question, ``main`` = F1 (the paper reports F1); when
+        records carry a question ``type`` (HotpotQA: bridge / comparison), also ``by_type``:
+        ``{type: {"exact_match", "f1", "n"}}`` over the questions of each type (records without
+        a type count in the overall figures only)."""
         from linkbert import metrics
 
         golds = {str(r["id"]): list(r["answers"]["text"]) for r in split.records}
         result = dict(metrics.squad_scores(golds, predictions))
-        return {**result, "main": float(result["f1"])}  # already 0–100; the paper reports F1
+        by_type = scores_by_type(split.records, predictions)
+        if by_type:
+            result["by_type"] = by_type
+        return {**result, "main": float(result["f1"])}  # already 0–100
+
+
+def scores_by_type(records: list[dict], predictions: dict[str, str]) -> dict[str, dict]:
+    """``{type: {"exact_match", "f1", "n"}}`` (EM and F1 on 0–100) over the QA records of each
+    non-empty string ``type``, in order of first appearance; an unanswered question scores 0
+    (as in :func:`linkbert.metrics.squad_scores`); ``{}`` when no record has a type."""
+    from linkbert import metrics
+
+    totals: dict[str, list[float]] = {}
+    for record in records:
+        kind = record.get("type")
+        if not isinstance(kind, str) or not kind:
+            continue
+        em_f1_n = totals.setdefault(kind, [0.0, 0.0, 0])
+        prediction = predictions.get(str(record["id"]))
+        if prediction is not None:
+            answers = list(record["answers"]["text"])
+            em_f1_n[0] += metrics.exact_match(prediction, answers)
+            em_f1_n[1] += metrics.f1(prediction, answers)
+        em_f1_n[2] += 1
+    return {kind: {"exact_match": 100.0 * em / n, "f1": 100.0 * f1 / n, "n": n}
+            for kind, (em, f1, n) in totals.items()}
 
 
 # ----------------------------------------------------------------------------------------

@@ -16,14 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from linkbert.experiments.ablation.grid import Context, say
+from linkbert.experiments.ablation.grid import HOTPOT_FILE, Context, say
 from linkbert.files import write_json, write_jsonl
 
 
 def prepare_assets(ctx: Context) -> dict:
     """Prepare Wikispeedia, the graphs and the evaluation data; each step only once."""
     prepare_corpus(ctx)
-    assets = {"graphs": build_graphs(ctx), "qa": build_qa_data(ctx), "category": build_category_data(ctx)}
+    assets = {"graphs": build_graphs(ctx), "qa": build_qa_data(ctx), "category": build_category_data(ctx),
+              "hotpotqa": build_hotpotqa_data(ctx, ctx.corpus().tokenizer())}
     assets["linkpred"] = {"queries": len(build_linkpred_queries(ctx)["queries"]), "candidates": ctx.mode.lp_candidates}
     return assets
 
@@ -152,6 +153,79 @@ def _subset(records: list, n: int, salt: str) -> list:
 def stable_hash(text: str) -> int:
     """A hash of ``text`` that does not change between processes (``hash()`` does)."""
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+
+
+# -- HotpotQA (distractor setting) ---------------------------------------------------------------
+
+HOTPOT_TYPES = ("bridge", "comparison")
+
+
+def hotpot_part(question_id: str) -> str:
+    """Where a HotpotQA *dev* question goes: ``"train"`` (fine-tuning) for half of them by a fixed
+    hash of the question id, else ``"test"``. HotpotQA's own train questions always train."""
+    return "train" if stable_hash(f"hotpot-split/{question_id}") % 2 == 0 else "test"
+
+
+def build_hotpotqa_data(ctx: Context, tokenizer=None) -> dict:
+    """``eval/hotpotqa``: HotpotQA in the distractor setting (MRQA's context over all 10 paragraphs,
+    yes/no answers dropped), split by question id: train = HotpotQA's train questions plus the
+    dev questions :func:`hotpot_part` sends to training; test = the other dev questions. The
+    mode then takes a fixed subset of each (``hotpot_train``, ``hotpot_test``, by id hash).
+
+    Returns the statistics (``{"skipped": why}`` when the input file is absent: the grid runs
+    without the HotpotQA evaluation). ``tokenizer``: when given, the windows of the mode's QA
+    ``max_length`` / ``doc_stride`` are counted (the cost of the fine-tuning and the test)."""
+    from linkbert.finetune.convert_qa import hotpotqa_records
+
+    folder = ctx.eval_dir / "hotpotqa"
+    if (folder / "stats.json").exists():
+        return json.loads((folder / "stats.json").read_text())
+    if ctx.hotpotqa is None or not Path(ctx.hotpotqa).is_file():
+        why = f"{ctx.hotpotqa or HOTPOT_FILE} not found"
+        say(f"HotpotQA: {why}: the HotpotQA evaluation is skipped (the grid runs without it)")
+        return {"skipped": why}
+    splits, dropped = hotpotqa_records(Path(ctx.hotpotqa))
+    pools = {"train": list(splits.get("train", [])), "test": []}
+    for record in splits.get("dev", []):
+        pools[hotpot_part(record["id"])].append(record)
+    train = _subset_by_id(pools["train"], ctx.mode.hotpot_train, "hotpot-train")
+    test = _subset_by_id(pools["test"], ctx.mode.hotpot_test, "hotpot-test")
+    write_jsonl(folder / "train.json", train)
+    write_jsonl(folder / "test.json", test)
+    stats = {"source": str(ctx.hotpotqa), "questions": {k: len(v) for k, v in splits.items()},
+             "dropped": dict(dropped),
+             "pool": {"train": len(pools["train"]), "train_from_hotpot_train": len(splits.get("train", [])),
+                      "train_from_hotpot_dev": len(pools["train"]) - len(splits.get("train", [])),
+                      "test": len(pools["test"])},
+             "train": len(train), "test": len(test),
+             "train_types": _type_counts(train), "test_types": _type_counts(test)}
+    if tokenizer is not None:
+        stats["windows"] = {"train": qa_windows(tokenizer, train, ctx.mode.qa_max_length, ctx.mode.qa_doc_stride),
+                            "test": qa_windows(tokenizer, test, ctx.mode.qa_max_length, ctx.mode.qa_doc_stride)}
+    write_json(folder / "stats.json", stats)
+    return stats
+
+
+def _subset_by_id(records: list[dict], n: int, salt: str) -> list[dict]:
+    """``n`` records chosen by a fixed hash of their id (all when ``n`` < 0), in their original order."""
+    if n < 0 or n >= len(records):
+        return records
+    keep = {r["id"] for r in sorted(records, key=lambda r: stable_hash(f"{salt}/{r['id']}"))[:n]}
+    return [r for r in records if r["id"] in keep]
+
+
+def _type_counts(records: list[dict]) -> dict[str, int]:
+    return {kind: sum(r.get("type") == kind for r in records) for kind in HOTPOT_TYPES}
+
+
+def qa_windows(tokenizer, records: list[dict], max_length: int, doc_stride: int) -> int:
+    """How many windows the QA task cuts ``records`` into (its question / context / stride rule)."""
+    if not records:
+        return 0
+    enc = tokenizer([r["question"].lstrip() for r in records], [r["context"] for r in records],
+                    truncation="only_second", max_length=max_length, stride=doc_stride,
+                    return_overflowing_tokens=True)
+    return len(enc["input_ids"])
 
 
 # -- category ------------------------------------------------------------------------------------

@@ -26,13 +26,14 @@ def run_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, keep_
     started = time.time()
     checkpoint, summary = pretrain_cell(ctx, init, variant, seed, steps, folder / "pretrain")
     pretrained = time.time()
-    metrics = evaluate_cell(ctx, checkpoint, folder, seed)
+    metrics = evaluate_cell(ctx, init, checkpoint, folder, seed)
     evaluation = summary.get("eval") or {}
     metrics["heldout_mlm_acc"] = 100 * evaluation["mlm_accuracy"] if "mlm_accuracy" in evaluation else None
     metrics["heldout_relation_acc"] = (100 * evaluation["relation_accuracy"]
                                        if "relation_accuracy" in evaluation else None)
     result = {"init": init, "variant": variant, "seed": seed, "steps": summary.get("step", 0),
               "pretrain_seconds": round(pretrained - started, 1), "eval_seconds": round(time.time() - pretrained, 1),
+              "hotpotqa_seconds": _seconds(folder / "hotpotqa" / "metrics.json"),
               "metrics": metrics, "pretrain_summary": {k: summary.get(k) for k in ("step", "stop_reason", "tokens")}}
     write_json(result_file, result)
     if not keep_models:  # what a cell leaves behind is its figures and logs, not 100 MB of weights
@@ -40,6 +41,11 @@ def run_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, keep_
         shutil.rmtree(folder / "pretrain" / "checkpoints", ignore_errors=True)
         shutil.rmtree(folder / "pretrain" / "initial", ignore_errors=True)
     return result
+
+
+def _seconds(metrics_file: Path) -> float | None:
+    """The wall-clock seconds a fine-tuning run recorded (None when it did not run)."""
+    return json.loads(metrics_file.read_text()).get("seconds") if metrics_file.exists() else None
 
 
 # -- pretraining -----------------------------------------------------------------------------------
@@ -88,7 +94,7 @@ def save_initial_model(ctx: Context, config, folder: Path) -> Path:
 
 # -- evaluation ------------------------------------------------------------------------------------
 
-def evaluate_cell(ctx: Context, checkpoint: Path, folder: Path, seed: int) -> dict:
+def evaluate_cell(ctx: Context, init: str, checkpoint: Path, folder: Path, seed: int) -> dict:
     """Every evaluation of one pretrained model; each sub-result is kept, so a restart redoes
     only what is missing."""
     from linkbert.export import export
@@ -99,6 +105,7 @@ def evaluate_cell(ctx: Context, checkpoint: Path, folder: Path, seed: int) -> di
     qa, fewshot, category = finetune_all(ctx, model_dir, folder, seed)
     linkpred = link_prediction(ctx, checkpoint, folder / "linkpred.json")
     head, emb = linkpred["head"], linkpred["embedding"]
+    hotpot = hotpotqa_metrics(ctx, init, model_dir, folder / "hotpotqa", seed)
     return {
         "qa_f1": qa["test"]["main"], "qa_em": qa["test"]["exact_match"],
         "qa_distract_f1": qa["dev"]["main"], "qa_distract_drop": qa["test"]["main"] - qa["dev"]["main"],
@@ -107,6 +114,7 @@ def evaluate_cell(ctx: Context, checkpoint: Path, folder: Path, seed: int) -> di
         "linkpred_mrr": None if head is None else 100 * head["mrr"],
         "linkpred_hits1": None if head is None else 100 * head["hits1"],
         "linkpred_emb_mrr": 100 * emb["mrr"], "linkpred_emb_hits1": 100 * emb["hits1"],
+        **hotpot,
     }
 
 
@@ -123,6 +131,34 @@ def finetune_all(ctx: Context, model_dir: Path, folder: Path, seed: int) -> tupl
     category = finetune(ctx, model_dir, "seqcls", ctx.eval_dir / "category", folder / "category", seed,
                         epochs=mode.cat_epochs, lr=mode.cat_lr, max_length=mode.max_length, warmup_ratio=0.1)
     return qa, fewshot, category
+
+
+HOTPOT_KEYS = ("hotpot_f1", "hotpot_em", "hotpot_bridge_f1", "hotpot_bridge_em",
+               "hotpot_comparison_f1", "hotpot_comparison_em")
+
+
+def runs_hotpotqa(ctx: Context, init: str) -> bool:
+    """HotpotQA is fine-tuned and scored for the continued-pretraining init only (a from-scratch
+    model of a few hundred steps cannot learn multi-hop QA in a cell's budget), and only when its
+    data was built (the input file was there)."""
+    return init != "scratch" and (ctx.eval_dir / "hotpotqa" / "stats.json").exists()
+
+
+def hotpotqa_metrics(ctx: Context, init: str, model_dir: Path, out: Path, seed: int) -> dict:
+    """HotpotQA distractor EM and F1 (overall, bridge, comparison) of ``model_dir`` fine-tuned on
+    ``eval/hotpotqa``; all None when this init skips it. A finished run is read back."""
+    if not runs_hotpotqa(ctx, init):
+        return dict.fromkeys(HOTPOT_KEYS)
+    mode = ctx.mode
+    result = finetune(ctx, model_dir, "qa", ctx.eval_dir / "hotpotqa", out, seed, epochs=mode.hotpot_epochs,
+                      lr=mode.qa_lr, max_length=mode.qa_max_length, doc_stride=mode.qa_doc_stride, warmup_ratio=0.1)
+    test = result["test"]
+    by_type = test.get("by_type", {})
+    figures = {"hotpot_f1": test["f1"], "hotpot_em": test["exact_match"]}
+    for kind in ("bridge", "comparison"):
+        scores = by_type.get(kind) or {}
+        figures[f"hotpot_{kind}_f1"], figures[f"hotpot_{kind}_em"] = scores.get("f1"), scores.get("exact_match")
+    return figures
 
 
 def finetune(ctx: Context, model_dir: Path, task: str, data: Path, out: Path, seed: int, **settings) -> dict:

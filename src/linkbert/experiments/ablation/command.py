@@ -7,14 +7,16 @@ import os
 import sys
 from pathlib import Path
 
-from linkbert.experiments.ablation.grid import INITS, MODES, VARIANTS, Context
+from linkbert.experiments.ablation.grid import HOTPOT_FILE, INITS, MODES, VARIANTS, Context
 
 HELP = "the paper's link ablations in miniature on Wikispeedia: pretrain variants, evaluate, write results.md"
 
 
 def configure(parser) -> None:
     parser.add_argument("--data-root", default=os.environ.get("LINKBERT_DATA"),
-                        help="data folder with wikispeedia/ and squad/dev-v1.1-part-a.json (default: $LINKBERT_DATA)")
+                        help="data folder with wikispeedia/, squad/dev-v1.1-part-a.json and (optional; without "
+                             "it that evaluation is skipped) hotpotqa/hotpot_distractor_1450.jsonl "
+                             "(default: $LINKBERT_DATA)")
     parser.add_argument("--out", required=True, help="grid folder; rerunning continues it (finished cells are kept)")
     parser.add_argument("--mode", choices=sorted(MODES), default="cpu-mini",
                         help="cpu-mini: whole grid in ~90 min on 2 cores; gpu: larger evaluation sets and batches")
@@ -56,7 +58,8 @@ def context_from_args(args) -> Context:
     root = Path(args.data_root)
     minilm = Path(args.minilm) if args.minilm else default_minilm()
     return Context(out=Path(args.out), wikispeedia=root / "wikispeedia", squad=root / "squad" / "dev-v1.1-part-a.json",
-                   minilm=minilm, mode=MODES[args.mode], mode_name=args.mode, device=str(pick_device(args.device)))
+                   minilm=minilm, mode=MODES[args.mode], mode_name=args.mode, device=str(pick_device(args.device)),
+                   hotpotqa=root / HOTPOT_FILE)
 
 
 def check_inputs(ctx: Context, inits: list[str]) -> None:

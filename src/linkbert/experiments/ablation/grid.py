@@ -26,6 +26,7 @@ VARIANTS = {
     "init": Variant("init (no further pretraining; reference)", None, pretrain=False),
 }
 INITS = ("scratch", "minilm")
+HOTPOT_FILE = Path("hotpotqa") / "hotpot_distractor_1450.jsonl"  # under --data-root; optional
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class Mode:
     qa_epochs: float
     qa_lr: float
     fewshot_epochs: float
+    hotpot_train: int            # HotpotQA distractor: fine-tuning questions (init minilm only), of its pool
+    hotpot_test: int             # HotpotQA test questions (bridge and comparison, as drawn)
+    hotpot_epochs: float
     cat_train: int               # category classification: training documents
     cat_test: int
     cat_segments: int            # leading segments of a document that make its input text
@@ -66,16 +70,19 @@ MODES = {
     "cpu-mini": Mode(segment_budget=62, max_length=128, batch_size=32, scratch_preset="tiny", lr_scratch=1e-3,
                      lr_continued=1e-4, seeds=3, budget_minutes=90, qa_train=240, qa_test=160,
                      qa_max_length=192, qa_doc_stride=64, qa_epochs=1, qa_lr=1e-4, fewshot_epochs=4,
+                     hotpot_train=96, hotpot_test=128, hotpot_epochs=1,
                      cat_train=480, cat_test=240, cat_segments=1, cat_epochs=2, cat_lr=1e-4, lp_queries=150,
                      lp_candidates=9),
     "gpu": Mode(segment_budget=126, max_length=256, batch_size=256, scratch_preset="tiny", lr_scratch=2e-3,
                 lr_continued=1e-4, seeds=3, budget_minutes=240, qa_train=-1, qa_test=-1, qa_max_length=384,
-                qa_doc_stride=128, qa_epochs=2, qa_lr=5e-5, fewshot_epochs=8, cat_train=-1, cat_test=-1,
+                qa_doc_stride=128, qa_epochs=2, qa_lr=5e-5, fewshot_epochs=8,
+                hotpot_train=-1, hotpot_test=-1, hotpot_epochs=2, cat_train=-1, cat_test=-1,
                 cat_segments=2, cat_epochs=3, cat_lr=5e-5, lp_queries=1000, lp_candidates=49, ft_batch_size=32),
     # for tests: seconds on a tiny corpus
     "smoke": Mode(segment_budget=14, max_length=32, batch_size=4, scratch_preset="tiny", lr_scratch=1e-3,
                   lr_continued=1e-4, seeds=1, budget_minutes=2, qa_train=8, qa_test=4, qa_max_length=48,
-                  qa_doc_stride=16, qa_epochs=1, qa_lr=1e-4, fewshot_epochs=1, cat_train=8, cat_test=4,
+                  qa_doc_stride=16, qa_epochs=1, qa_lr=1e-4, fewshot_epochs=1,
+                  hotpot_train=8, hotpot_test=6, hotpot_epochs=1, cat_train=8, cat_test=4,
                   cat_segments=1, cat_epochs=1, cat_lr=1e-4, lp_queries=4, lp_candidates=3, ft_batch_size=4,
                   min_steps=2, max_steps=3, withheld_fraction=0.2, tfidf_k=2),
 }
@@ -92,6 +99,7 @@ class Context:
     mode: Mode
     mode_name: str
     device: str
+    hotpotqa: Path | None = None  # HotpotQA distractor questions (JSON lines); absent: that evaluation is skipped
 
     @property
     def prepared(self) -> Path:

@@ -113,8 +113,20 @@ def describe_plan(plan: dict, ctx: Context, assets: dict) -> str:
                      f", {m.get('step_seconds', float('nan')):.3f} s/step), evaluation ~{m.get('eval_seconds', 0):.0f} s per cell")
     lines.append(f"  QA: {qa['train']} training questions (few-shot {qa['fewshot']}), {qa['test']} test "
                  f"questions, plain and with distractors; max_length {mode.qa_max_length}")
+    lines.append("  " + describe_hotpotqa(assets.get("hotpotqa") or {}, mode))
     lines.append(f"  category: {cat['train']} train / {cat['test']} test documents, {len(cat['classes'])} classes "
                  f"(majority baseline {cat['majority_baseline']}%)")
     lines.append(f"  link prediction: {assets['linkpred']['queries']} withheld links x "
                  f"{assets['linkpred']['candidates'] + 1} candidates")
     return "\n".join(lines)
+
+
+def describe_hotpotqa(hotpot: dict, mode) -> str:
+    if not hotpot or hotpot.get("skipped"):
+        return f"HotpotQA: skipped ({hotpot.get('skipped', 'no data')})"
+    windows = hotpot.get("windows", {})
+    types = ", ".join(f"{n} {kind}" for kind, n in hotpot.get("test_types", {}).items())
+    return (f"HotpotQA distractor (init minilm only): {hotpot['train']} fine-tuning questions"
+            f" ({windows.get('train', '?')} windows) x {mode.hotpot_epochs:g} epoch(s), {hotpot['test']} test questions "
+            f"({windows.get('test', '?')} windows; {types}); max_length {mode.qa_max_length}, doc_stride "
+            f"{mode.qa_doc_stride}")
