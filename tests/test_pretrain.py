@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -184,28 +185,73 @@ def test_sigkill_then_resume_gives_the_same_weights(corpus, tmp_path):
         assert torch.equal(straight[name], resumed[name]), name
 
 
+def _start_torchrun(corpus, out, steps, log) -> subprocess.Popen:
+    """Two ranks (gloo) of ``linkbert pretrain`` writing to ``log`` (a pipe nobody reads while
+    waiting would fill and stall them), with a rendezvous on a free port (``--standalone``: a
+    fixed port lets two test runs on one machine join one store and wait on each other for ever)."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                "-m", "linkbert.cli"]
+    return subprocess.Popen(torchrun + _cli(corpus, out, steps)[3:], stdout=log, stderr=subprocess.STDOUT,
+                            text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), start_new_session=True)
+
+
+def _kill_run(out) -> None:
+    """SIGKILL torchrun and its ranks: every process whose command line names ``out`` (the ranks
+    run in sessions of their own, out of reach of a kill of torchrun's group)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(out).encode() in cmdline.read_bytes().split(b"\0"):
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+
+def _torchrun(corpus, out, steps, timeout: float = 300) -> str:
+    """Run two ranks to the end; their output. Ranks waiting on each other fail the test."""
+    log_file = out.parent / f"{out.name}.log"
+    with open(log_file, "w") as log:
+        process = _start_torchrun(corpus, out, steps, log)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_run(out)
+            process.wait()
+            pytest.fail(f"torchrun hung; output: {log_file.read_text()[-3000:]!r}")
+    output = log_file.read_text()
+    assert process.returncode == 0, output[-3000:]
+    return output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the ranks to kill through /proc")
+def test_two_process_run_with_dropout_killed_and_resumed_is_bit_exact(corpus, tmp_path):
+    """Every rank saves and restores its own random streams: with dropout, a 2-rank run killed
+    after a checkpoint and run again ends with exactly the straight run's weights."""
+    steps = ["max_steps=8", "save_every=2", "dropout=0.1"]
+    _torchrun(corpus, tmp_path / "straight", steps)
+    cut = tmp_path / "cut"
+    with open(tmp_path / "cut-killed.log", "w") as log:
+        process = _start_torchrun(corpus, cut, steps, log)
+        deadline = time.time() + 300
+        while time.time() < deadline and process.poll() is None and not (cut / "checkpoints" / "latest").exists():
+            time.sleep(0.01)
+        _kill_run(cut)
+        process.wait()
+    assert (cut / "checkpoints" / "latest").exists(), (tmp_path / "cut-killed.log").read_text()[-3000:]
+    assert not (cut / "summary.json").exists(), "killed too late to test resume"
+    output = _torchrun(corpus, cut, steps)
+    assert "resumed from" in output
+    straight, resumed = _weights(tmp_path / "straight"), _weights(cut)
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[name], resumed[name]) for name in straight)
+
+
 @pytest.mark.slow
 def test_two_process_torchrun_matches_one_process(corpus, tmp_path):
     # no dropout: the only difference left between the runs is how the global batch is split
     steps = ["max_steps=3", "save_every=100", "dropout=0"]
     subprocess.run(_cli(corpus, tmp_path / "one", steps), check=True, capture_output=True)
-    # --standalone: a rendezvous on a free local port (a fixed port collides with another test run
-    # on the same machine, and two jobs joining one store wait on each other for ever)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                "-m", "linkbert.cli"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    # its own session and a timeout, so that ranks waiting on each other fail the test, and are
-    # all killed, instead of hanging the suite
-    process = subprocess.Popen(torchrun + _cli(corpus, tmp_path / "two", steps)[3:], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        stdout, stderr = process.communicate()
-        pytest.fail(f"torchrun hung; stdout: {stdout[-1000:]!r}; stderr: {stderr[-3000:]!r}")
-    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    assert result.returncode == 0, result.stderr[-3000:]
+    _torchrun(corpus, tmp_path / "two", steps)
     one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     for name in one:
         torch.testing.assert_close(one[name], two[name], rtol=1e-4, atol=1e-5, msg=name)

@@ -89,3 +89,40 @@ def test_unwrap_takes_off_compile_and_ddp_wrappers():
     ddp_like = type("DDP", (), {"module": inner})()
     compiled_like = type("Compiled", (), {"_orig_mod": ddp_like})()
     assert unwrap(compiled_like) is inner and unwrap(inner) is inner
+
+
+def test_a_collective_refuses_a_tensor_off_the_process_groups_device():
+    """NCCL has no CPU backend: a statistic left on the host would crash the first GPU step.
+    Gloo accepts it, so the check is ours, before the collective (a group on "meta" stands in
+    for a GPU's here)."""
+    import torch
+
+    from linkbert.runtime import Dist, all_reduce_sum
+
+    on_gpu = Dist(rank=0, world=2, device=torch.device("meta"))
+    with pytest.raises(RuntimeError, match="a tensor on cpu handed to a collective of a process group on meta"):
+        all_reduce_sum(torch.zeros(3), on_gpu)
+    single = Dist()
+    assert all_reduce_sum(torch.ones(2), single).tolist() == [1.0, 1.0]
+
+
+def test_one_process_needs_no_collective():
+    from linkbert.runtime import Dist, all_gather_objects, any_rank, min_max
+
+    single = Dist()
+    assert (any_rank(True, single), any_rank(False, single)) == (True, False)
+    assert min_max(7, single) == (7, 7)
+    assert all_gather_objects({"a": 1}, single) == [{"a": 1}]
+
+
+def test_every_collective_goes_through_runtime():
+    """runtime.py's helpers check the device of what they are handed; a torch.distributed call
+    anywhere else would bypass that check."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "src" / "linkbert"
+    calls = re.compile(r"torch\.distributed\.(all_reduce|all_gather\w*|broadcast\w*|reduce\w*|barrier|gather|scatter|"
+                       r"send|recv|destroy_process_group|init_process_group)\b")
+    outside = [f"{path.relative_to(root)}:{n}" for path in root.rglob("*.py") if path.name != "runtime.py"
+               for n, line in enumerate(path.read_text().splitlines(), start=1) if calls.search(line)]
+    assert outside == []

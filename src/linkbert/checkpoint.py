@@ -340,7 +340,8 @@ def load(path: Path, model) -> tuple[dict, dict]:
 
 
 def rng_state() -> dict:
-    """The torch generators' states (CPU, and CUDA where present), for :func:`set_rng_state`."""
+    """This process's torch generators' states (CPU, and CUDA where present), for
+    :func:`set_rng_state`. Every rank has its own: its dropout masks are its own."""
     state = {"torch_rng": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state()
@@ -351,6 +352,17 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch_rng"])
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda_rng"])
+
+
+def rank_rng_state(trainer: dict, rank: int, world: int) -> dict | None:
+    """Rank ``rank``'s generator states from a checkpoint's trainer state: its own, saved by
+    every rank (``rng_per_rank``); or, from a checkpoint of one process (or written before each
+    rank saved its own), that one's for rank 0. None where the checkpoint has none for this rank
+    (another number of ranks): the caller seeds it afresh."""
+    states = trainer.get("rng_per_rank")
+    if states is not None:
+        return states[rank] if len(states) == world else None
+    return trainer if rank == 0 and "torch_rng" in trainer else None
 
 
 class _RecordingWriter:

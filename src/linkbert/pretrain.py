@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from linkbert import checkpoint, optim, run_folder, runtime, settings
-from linkbert.errors import ConfigError
+from linkbert.errors import BadInput, ConfigError
 from linkbert.files import naming, write_json
 from linkbert.model.modeling import PRESETS
 from linkbert.objectives import IGNORE_INDEX, OBJECTIVES, relation_names
@@ -234,7 +234,7 @@ class Run:
         run_folder.check_run_folder(self.out, data_dir, overwrite=config.overwrite)
         self.corpus = open_corpus(data_dir)
         self.tokenizer = self.corpus.tokenizer()
-        resumed = checkpoint.load_newest(self.out, check=self._check_resume)
+        resumed = self._agreed_checkpoint()
         self.model = initial_model(preset=config.preset, init=config.init, objective=config.objective,
                                    vocab_size=self.corpus.store.vocab_size, dropout=config.dropout,
                                    seed=config.seed).to(self.dist.device)
@@ -273,12 +273,46 @@ class Run:
                        betas=(self.config.adam_beta1, self.config.adam_beta2), eps=self.config.adam_eps)
         if self.scaler is not None and trainer.get("scaler"):
             self.scaler.load_state_dict(trainer["scaler"])
-        checkpoint.set_rng_state(trainer)
+        self._restore_rng(trainer, state["step"])
         self.step, self.history = state["step"], state["history"]
         self.saved_step, self.last_checkpoint = self.step, resumed.path
         if self.dist.main:
             log.info("resumed from %s at step %d", resumed.path, self.step)
             self._log_changes(state["config"])
+
+    def _agreed_checkpoint(self) -> checkpoint.Loaded | None:
+        """The newest good checkpoint, the same one on every rank. Each rank finds and verifies
+        it itself (so each reads the files it loads); on several nodes without shared storage
+        they could find different ones, or one could find none: then every rank stops with the
+        same error instead of training on mixed states or waiting on each other for ever."""
+        error, resumed = None, None
+        try:
+            resumed = checkpoint.load_newest(self.out, check=self._check_resume)
+        except (BadInput, ConfigError) as e:
+            error = e
+        mine = -2 if error else (resumed.state["step"] if resumed else -1)
+        low, high = runtime.min_max(mine, self.dist)
+        if error:
+            raise error
+        if low == -2:
+            raise ConfigError(f"another rank could not resume from {self.out} (its error is in its log)")
+        if low != high:
+            found = "none" if low == -1 else f"step {low}"
+            raise ConfigError(f"the ranks found different checkpoints in {self.out} ({found} to step {high}): every "
+                              "node must read the same run folder (shared storage), or copy it to each node first")
+        return resumed
+
+    def _restore_rng(self, trainer: dict, step: int) -> None:
+        """This rank's own generator states, as saved; a checkpoint of another number of ranks
+        has none for it: it is seeded from (seed, rank, step), so its dropout differs from the
+        other ranks' but the run is not exact (said in the log)."""
+        state = checkpoint.rank_rng_state(trainer, self.dist.rank, self.dist.world)
+        if state is not None:
+            checkpoint.set_rng_state(state)
+            return
+        torch.manual_seed(hash((self.config.seed, self.dist.rank, step)) & 0x7FFFFFFF)
+        log.warning("rank %d: the checkpoint holds no random-number state for it (%d ranks now): its dropout is "
+                    "reseeded, so this resume is not bit-exact", self.dist.rank, self.dist.world)
 
     def _check_resume(self, path: Path, state: dict) -> None:
         """Resuming continues *that* run (``run_folder.check_resume``), checked before any of the
@@ -350,10 +384,7 @@ class Run:
         their next gradient all-reduce."""
         if budget_s == math.inf:
             return False
-        spent = torch.tensor([float(self._train_seconds() >= budget_s)], device=self.dist.device)
-        if self.dist.world > 1:
-            torch.distributed.all_reduce(spent, op=torch.distributed.ReduceOp.MAX)
-        return bool(spent.item())
+        return runtime.any_rank(self._train_seconds() >= budget_s, self.dist)
 
     def _train_seconds(self) -> float:
         """Training time of the whole run, across resumes (evaluation included, start-up excluded)."""
@@ -364,43 +395,46 @@ class Run:
         return self.config.batch_size // self.dist.world // self.micro
 
     def train_step(self, micro_batches: list[dict]) -> dict:
-        """One optimiser step over this rank's micro-batches; returns the step's (global) figures."""
+        """One optimiser step over this rank's micro-batches; returns the step's (global) figures.
+
+        Every statistic stays on the process group's device, where the collectives run (an NCCL
+        group has no CPU backend), and is read back once, after the optimiser step: no host
+        sync inside a micro-batch. The global counts come from the CPU batches before they move."""
         model, device = self.model, self.dist.device
         model.train()
         counts = torch.tensor([sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in micro_batches),
                                sum(len(b["relation_labels"]) for b in micro_batches)], dtype=torch.float64)
-        counts = runtime.all_reduce_sum(counts, self.dist)
-        sums = torch.zeros(5, dtype=torch.float64)  # mlm loss, relation loss, mlm correct, relation correct, tokens
+        counts = runtime.all_reduce_sum(counts.to(device), self.dist).clamp(min=1)
+        # mlm loss, relation loss, mlm correct, relation correct, tokens
+        sums = torch.zeros(5, dtype=torch.float64, device=device)
         for i, batch in enumerate(micro_batches):
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             sync = i == len(micro_batches) - 1 or self.dist.world == 1
             with self._no_sync(sync), self._autocast():
                 output = model(**batch)
-                loss = output.mlm_loss_sum / counts[0].clamp(min=1)
+                loss = output.mlm_loss_sum / counts[0]
                 if output.relation_loss_sum is not None:
-                    loss = loss + output.relation_loss_sum / counts[1].clamp(min=1)
+                    loss = loss + output.relation_loss_sum / counts[1]
                 loss = loss * self.dist.world
             (self.scaler.scale(loss) if self.scaler else loss).backward()
-            sums += torch.tensor([output.mlm_loss_sum.item(),
-                                  output.relation_loss_sum.item() if output.relation_loss_sum is not None else 0.0,
-                                  float(output.mlm_correct), float(output.relation_correct or 0),
-                                  float(batch["attention_mask"].sum())], dtype=torch.float64)
+            sums += torch.stack([_stat(output.mlm_loss_sum, sums), _stat(output.relation_loss_sum, sums),
+                                 _stat(output.mlm_correct, sums), _stat(output.relation_correct, sums),
+                                 _stat(batch["attention_mask"].sum(), sums)])
         grad_norm = self._optimizer_step()
         sums = runtime.all_reduce_sum(sums, self.dist)
-        mlm_count, relation_count = max(counts[0].item(), 1), max(counts[1].item(), 1)
-        figures = {"loss": (sums[0] / mlm_count + sums[1] / relation_count).item(), "mlm_loss": (sums[0] / mlm_count).item(),
-                   "mlm_accuracy": (sums[2] / mlm_count).item(), "lr": self.scheduler.get_last_lr()[0],
-                   "grad_norm": grad_norm, "tokens": int(sums[4])}
+        mlm_loss, relation_loss, mlm_accuracy, relation_accuracy = (sums[:4] / counts.repeat(2)).tolist()
+        figures = {"loss": mlm_loss + relation_loss, "mlm_loss": mlm_loss, "mlm_accuracy": mlm_accuracy,
+                   "lr": self.scheduler.get_last_lr()[0], "grad_norm": float(grad_norm), "tokens": int(sums[4])}
         if self.config.objective != "mlm-only":
-            figures.update(relation_loss=(sums[1] / relation_count).item(), relation_accuracy=(sums[3] / relation_count).item())
+            figures.update(relation_loss=relation_loss, relation_accuracy=relation_accuracy)
         return figures
 
-    def _optimizer_step(self) -> float:
+    def _optimizer_step(self) -> torch.Tensor:
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         parameters = [p for p in self.model.parameters() if p.grad is not None]
         clip = self.config.max_grad_norm if self.config.max_grad_norm > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, clip))
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, clip)
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -419,23 +453,24 @@ class Run:
         model.eval()
         n = min(self.config.eval_pairs, len(self.heldout_sampler))
         n_rel = OBJECTIVES[self.config.objective] or 3
-        confusion = np.zeros((n_rel, n_rel), dtype=np.int64)
-        mlm_sum = mlm_correct = mlm_count = 0.0
+        device = self.dist.device
+        confusion = torch.zeros(n_rel * n_rel, dtype=torch.int64, device=device)
+        totals = torch.zeros(3, dtype=torch.float64, device=device)  # mlm loss, mlm correct, mlm count
         for start in range(self.dist.rank * self.micro, n, self.micro * self.dist.world):
             pairs = [self.heldout_sampler.pair(0, i) for i in range(start, min(start + self.micro, n))]
-            batch = {k: v.to(self.dist.device) for k, v in self.collator(pairs).items()}
+            batch = {k: v.to(device) for k, v in self.collator(pairs).items()}
             with self._autocast():
                 output = runtime.unwrap(model)(**batch)
-            mlm_sum += output.mlm_loss_sum.item()
-            mlm_correct += float(output.mlm_correct)
-            mlm_count += int((batch["labels"] != IGNORE_INDEX).sum())
+            totals += torch.stack([_stat(output.mlm_loss_sum, totals), _stat(output.mlm_correct, totals),
+                                   _stat(output.mlm_count, totals)])
             if output.relation_logits is not None:
-                predicted = output.relation_logits.argmax(-1).cpu().numpy()
-                np.add.at(confusion, (batch["relation_labels"].cpu().numpy(), predicted), 1)
-        totals = runtime.all_reduce_sum(torch.tensor([mlm_sum, mlm_correct, mlm_count], dtype=torch.float64), self.dist)
-        confusion = runtime.all_reduce_sum(torch.from_numpy(confusion), self.dist).numpy()
-        result = {"pairs": n, "mlm_loss": totals[0].item() / max(totals[2].item(), 1),
-                  "mlm_accuracy": totals[1].item() / max(totals[2].item(), 1)}
+                cells = batch["relation_labels"] * n_rel + output.relation_logits.argmax(-1)
+                confusion += torch.bincount(cells, minlength=n_rel * n_rel)
+        totals = runtime.all_reduce_sum(totals, self.dist).tolist()
+        confusion = runtime.all_reduce_sum(confusion, self.dist).view(n_rel, n_rel).cpu().numpy()
+        totals = {"mlm_loss": totals[0], "mlm_correct": totals[1], "mlm_count": max(totals[2], 1)}
+        result = {"pairs": n, "mlm_loss": totals["mlm_loss"] / totals["mlm_count"],
+                  "mlm_accuracy": totals["mlm_correct"] / totals["mlm_count"]}
         if self.config.objective != "mlm-only":
             names = relation_names(n_rel)
             per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
@@ -458,11 +493,7 @@ class Run:
             with naming(self.out / "summary.json"):
                 write_json(self.out / "summary.json", summary, indent=2)
         self.log.close()
-        if self.dist.world > 1:
-            # all ranks arrive together: destroying a gloo group while a peer is still busy (rank 0
-            # writing the summary) hung one CI run at exit (pytorch/pytorch#75097)
-            torch.distributed.barrier()
-            torch.distributed.destroy_process_group()
+        runtime.shutdown(self.dist)
         return summary
 
     # ---- helpers
@@ -493,16 +524,17 @@ class Run:
 
     def _save(self) -> None:
         self.history["train_seconds"] = self._train_seconds()
+        rng_per_rank = runtime.all_gather_objects(checkpoint.rng_state(), self.dist)  # every rank's own streams
         if self.dist.main:
             trainer = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                       "scaler": self.scaler.state_dict() if self.scaler is not None else {}, **checkpoint.rng_state()}
+                       "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+                       "rng_per_rank": rng_per_rank}
             state = {"config": dataclasses.asdict(self.config), "corpus": run_folder.corpus_record(self.corpus),
                      "history": self.history}
             self.last_checkpoint = checkpoint.save(self.out, self.step, model=self.model, tokenizer=self.tokenizer,
                                                    trainer=trainer, state=state, keep=self.config.keep_checkpoints)
         self.saved_step = self.step
-        if self.dist.world > 1:
-            torch.distributed.barrier()
+        runtime.barrier(self.dist)
 
     def _log_train(self, figures: dict, window: dict, bar) -> None:
         now = time.perf_counter()
@@ -579,3 +611,11 @@ def main(args) -> int:
     if main_rank:
         print(json.dumps(summary, indent=2))
     return 0
+
+
+def _stat(value: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """A statistic of a forward pass as a float64 scalar on the statistics' device (0 where the
+    model has none, e.g. no relation head), without reading it back to the host."""
+    if value is None:
+        return torch.zeros((), dtype=like.dtype, device=like.device)
+    return value.detach().to(like.dtype)

@@ -250,13 +250,78 @@ def setup_distributed() -> Dist:
     return Dist(int(os.environ.get("RANK", "0")), world, local_rank, device)
 
 
+def _on_group_device(values: torch.Tensor, dist: Dist, what: str) -> torch.Tensor:
+    """``values``, refused when it is not on the process group's device: NCCL has no CPU backend
+    ("No backend type associated with device type cpu") and gloo, which has, would hide the
+    mistake on a CPU test machine until the first GPU run."""
+    if values.device != dist.device:
+        raise RuntimeError(f"{what}: a tensor on {values.device} handed to a collective of a process group "
+                           f"on {dist.device}; create it on the group's device")
+    return values
+
+
 def all_reduce_sum(values: torch.Tensor, dist: Dist) -> torch.Tensor:
-    """Sum ``values`` over the ranks, in place (a no-op on one process)."""
+    """Sum ``values`` (on the group's device) over the ranks, in place (a no-op on one process)."""
     import torch
 
+    _on_group_device(values, dist, "all_reduce_sum")
     if dist.world > 1:
         torch.distributed.all_reduce(values)
     return values
+
+
+def any_rank(flag: bool, dist: Dist) -> bool:
+    """Whether ``flag`` holds on any rank (one all-reduce on the group's device, one readback)."""
+    import torch
+
+    if dist.world == 1:
+        return flag
+    value = torch.tensor([int(flag)], dtype=torch.int32, device=dist.device)
+    torch.distributed.all_reduce(_on_group_device(value, dist, "any_rank"), op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def all_gather_objects(value, dist: Dist) -> list:
+    """Every rank's ``value`` (picklable), in rank order, on every rank (torch moves the pickled
+    bytes through the group's device itself: ``torch.cuda.set_device`` was called in setup)."""
+    import torch
+
+    if dist.world == 1:
+        return [value]
+    gathered = [None] * dist.world
+    torch.distributed.all_gather_object(gathered, value)
+    return gathered
+
+
+def min_max(value: int, dist: Dist) -> tuple[int, int]:
+    """The smallest and the largest of every rank's integer ``value`` (one all-reduce on the
+    process group's device)."""
+    import torch
+
+    if dist.world == 1:
+        return value, value
+    both = torch.tensor([value, -value], dtype=torch.int64, device=dist.device)
+    torch.distributed.all_reduce(_on_group_device(both, dist, "min_max"), op=torch.distributed.ReduceOp.MAX)
+    high, negative_low = both.tolist()
+    return -negative_low, high
+
+
+def barrier(dist: Dist) -> None:
+    """Every rank waits for the others (a no-op on one process)."""
+    import torch
+
+    if dist.world > 1:
+        torch.distributed.barrier()
+
+
+def shutdown(dist: Dist) -> None:
+    """Leave the process group, every rank together: destroying a gloo group while a peer is
+    still busy hung one CI run at exit (pytorch/pytorch#75097)."""
+    import torch
+
+    if dist.world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 def unwrap(model):
