@@ -325,9 +325,21 @@ def read_tensors(path: Path) -> tuple[dict, dict]:
 
 
 def apply_weights(model, weights: dict) -> None:
-    """Load ``weights`` into ``model`` (tied weights, not stored, re-tied)."""
-    unwrap(model).load_state_dict(weights, strict=False)
-    unwrap(model).tie_weights()
+    """Load ``weights`` into ``model`` (tied weights, not stored, re-tied). Weights that do not
+    fit it (another backend's names, another architecture) are a ConfigError, not a model
+    left half at its initial values."""
+    from linkbert.errors import ConfigError
+
+    model = unwrap(model)
+    result = model.load_state_dict(weights, strict=False)
+    model.tie_weights()
+    tied = set(getattr(model, "_tied_weights_keys", None) or {})
+    missing = [key for key in result.missing_keys if key not in tied]
+    if missing or result.unexpected_keys:
+        names = ", ".join((missing + list(result.unexpected_keys))[:4])
+        raise ConfigError(f"the checkpoint's weights do not fit this {type(model).__name__} ({len(missing)} missing, "
+                          f"{len(result.unexpected_keys)} unexpected: {names}, ...): was it written with another "
+                          "backend? resume with that run's backend setting")
 
 
 def load(path: Path, model) -> tuple[dict, dict]:

@@ -37,8 +37,14 @@ class PretrainingCollator:
     def __init__(self, *, cls_id: int, sep_id: int, pad_id: int, mask_id: int, vocab_size: int,
                  special_ids: Iterable[int] = (), max_length: int = 512, mlm_probability: float = 0.15,
                  mask_replace: float = 0.8, random_replace: float = 0.1, whole_word_mask: bool = False,
-                 continuation: np.ndarray | None = None, pad_to_multiple_of: int | None = 8, seed: int = 0):
+                 continuation: np.ndarray | None = None, pad_to_multiple_of: int | None = 8, seed: int = 0,
+                 separators_between: int = 1, max_predictions: int = 0):
         """``special_ids``: ids never selected (CLS/SEP/PAD/MASK are always added).
+        ``separators_between``: separators between the segments (1: BERT's ``[CLS] A [SEP] B
+        [SEP]``; 2: RoBERTa's ``<s> A </s></s> B </s>``: ``tokenization.separators_between``).
+        ``max_predictions`` > 0: at most that many selected positions per sequence (those with
+        the smallest selection draws), as BERT's ``max_predictions_per_seq``: what a model
+        reading a fixed number of positions per sequence needs (``any_encoder.masked_rows``).
         ``continuation``: bool per token id, True for ``##`` pieces (``tokenization.continuation_mask``);
         required for whole-word masking. ``seed`` is mixed into each example's masking generator."""
         if max_length < 5:
@@ -49,6 +55,7 @@ class PretrainingCollator:
         self.vocab_size, self.max_length = int(vocab_size), int(max_length)
         self.mlm_probability, self.mask_replace, self.random_replace = mlm_probability, mask_replace, random_replace
         self.pad_to_multiple_of, self.seed = pad_to_multiple_of, int(seed)
+        self.separators_between, self.max_predictions = int(separators_between), int(max_predictions)
         specials = {cls_id, sep_id, pad_id, mask_id, *special_ids}
         if min(specials) < 0 or max(specials) >= self.vocab_size:
             raise ValueError(f"special ids must lie in [0, {self.vocab_size})")
@@ -77,7 +84,8 @@ class PretrainingCollator:
             raise ValueError("cannot collate an empty batch")
         input_ids, token_type_ids, attention_mask = pair_arrays(
             [p.a for p in pairs], [p.b for p in pairs], cls_id=self.cls_id, sep_id=self.sep_id, pad_id=self.pad_id,
-            max_length=self.max_length, pad_to_multiple_of=self.pad_to_multiple_of)
+            max_length=self.max_length, pad_to_multiple_of=self.pad_to_multiple_of,
+            separators_between=self.separators_between)
         uniforms = np.ones((3, *input_ids.shape))  # per example: selection, 80/10/10 decision, replacement
         for row, (pair, n) in enumerate(zip(pairs, attention_mask.sum(1).tolist())):
             # n uniforms each, drawn from the example's own generator: independent of the padding
@@ -96,7 +104,11 @@ class PretrainingCollator:
 
         Returns the corrupted ids and the labels (B, T)."""
         maskable = ~self.special[input_ids]  # padding is [PAD]: special, never selected
-        selected = maskable & (self._selection_draw(input_ids, maskable, uniforms[0]) < self.mlm_probability)
+        draw = self._selection_draw(input_ids, maskable, uniforms[0])
+        selected = maskable & (draw < self.mlm_probability)
+        if 0 < self.max_predictions < input_ids.shape[1]:  # keep the max_predictions smallest draws
+            rank = np.argsort(np.argsort(np.where(selected, draw, np.inf), axis=1, kind="stable"), axis=1)
+            selected &= rank < self.max_predictions
         labels = np.where(selected, input_ids, IGNORE_INDEX)
         decision = uniforms[1]
         to_mask = selected & (decision < self.mask_replace)
@@ -123,34 +135,39 @@ class PretrainingCollator:
 
 
 def pair_batch(a_list: Sequence, b_list: Sequence, *, cls_id: int, sep_id: int, pad_id: int,
-               max_length: int) -> dict[str, torch.Tensor]:
+               max_length: int, separators_between: int = 1) -> dict[str, torch.Tensor]:
     """Unmasked ``[CLS] A [SEP] B [SEP]`` inputs of segment pairs, for inference: int64 tensors
     ``input_ids, token_type_ids, attention_mask`` (B, T) laid out and truncated as in pretraining,
     padded to the longest pair."""
-    arrays = pair_arrays(a_list, b_list, cls_id=cls_id, sep_id=sep_id, pad_id=pad_id, max_length=max_length)
+    arrays = pair_arrays(a_list, b_list, cls_id=cls_id, sep_id=sep_id, pad_id=pad_id, max_length=max_length,
+                         separators_between=separators_between)
     return dict(zip(("input_ids", "token_type_ids", "attention_mask"), map(torch.from_numpy, arrays)))
 
 
 def pair_arrays(a_list: Sequence, b_list: Sequence, *, cls_id: int, sep_id: int, pad_id: int, max_length: int,
-                pad_to_multiple_of: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                pad_to_multiple_of: int | None = None,
+                separators_between: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(input_ids, token_type_ids, attention_mask)``, int64 (B, T): row ``i`` is ``[CLS] A [SEP]
-    B [SEP]`` of ``a_list[i]``, ``b_list[i]`` cut by :func:`truncated_lengths` to ``max_length``,
+    B [SEP]`` of ``a_list[i]``, ``b_list[i]`` (``separators_between`` [SEP]s between A and B: 2
+    for RoBERTa's ``<s> A </s></s> B </s>``) cut by :func:`truncated_lengths` to ``max_length``,
     token types 0 then 1 from B on, padded to the longest row rounded up to
     ``pad_to_multiple_of`` but never past ``max_length`` (the position embeddings end there)."""
-    lengths = [truncated_lengths(len(a), len(b), max_length - 3) for a, b in zip(a_list, b_list)]
-    longest = max(la + lb + 3 for la, lb in lengths)
+    overhead = 2 + separators_between
+    lengths = [truncated_lengths(len(a), len(b), max_length - overhead) for a, b in zip(a_list, b_list)]
+    longest = max(la + lb + overhead for la, lb in lengths)
     multiple = pad_to_multiple_of or 1
     width = min(-(-longest // multiple) * multiple, max(max_length, longest))
     input_ids = np.full((len(lengths), width), pad_id, dtype=np.int64)
     token_type_ids = np.zeros_like(input_ids)
     attention_mask = np.zeros_like(input_ids)
     for row, (a, b, (la, lb)) in enumerate(zip(a_list, b_list, lengths)):
-        n = la + lb + 3
+        n = la + lb + overhead
         ids = input_ids[row]
-        ids[0], ids[la + 1], ids[n - 1] = cls_id, sep_id, sep_id
+        b_start = la + 1 + separators_between
+        ids[0], ids[la + 1:b_start], ids[n - 1] = cls_id, sep_id, sep_id
         ids[1:la + 1] = a[:la]
-        ids[la + 2:n - 1] = b[:lb]
-        token_type_ids[row, la + 2:n] = 1
+        ids[b_start:n - 1] = b[:lb]
+        token_type_ids[row, b_start:n] = 1
         attention_mask[row, :n] = 1
     return input_ids, token_type_ids, attention_mask
 

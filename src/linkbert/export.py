@@ -23,6 +23,14 @@ the unused pooler), and ``AutoModelFor{SequenceClassification, TokenClassificati
 QuestionAnswering, MultipleChoice}`` with a freshly initialised task head: exactly what
 loading ``bert-base-uncased`` reports.
 
+A checkpoint of the ``hf`` backend (``model/any_encoder.py``: RoBERTa, ModernBERT, ... or BERT
+through its own forward) is written as the masked-LM architecture the run started from
+(``RobertaForMaskedLM``, ``ModernBertForMaskedLM``, ...), its relation head dropped likewise.
+
+Both get a model card, ``README.md`` with the Hub's metadata (base model, datasets, pipeline
+tag, library) and the run's settings and held-out figures, read from the checkpoint's
+``trainer_state.json`` and its run folder's ``summary.json``.
+
 The tokenizer is taken from ``--tokenizer``, else from the first of CHECKPOINT,
 CHECKPOINT/tokenizer and CHECKPOINT/../tokenizer that holds tokenizer files.
 """
@@ -59,18 +67,92 @@ def export(checkpoint: str | Path, out: str | Path, tokenizer: str | Path | None
         >>> export("runs/tiny", "exported/linkbert-tiny")["dropped"]
         ['relation_head.bias', 'relation_head.weight']
     """
+    from linkbert.model import any_encoder
+
     checkpoint, out = _latest_if_run_folder(Path(checkpoint)), Path(out)
-    _check_checkpoint(checkpoint)
+    hf_backend = _check_checkpoint(checkpoint)
     _check_out(out, overwrite)
     tokenizer_dir = Path(tokenizer) if tokenizer else find_tokenizer(checkpoint)
-    model = _load(checkpoint)
-    tokenizer_obj = _load_tokenizer(tokenizer_dir, model.config.vocab_size)
-    tensors, dropped = bert_state_dict(model)
-    out.mkdir(parents=True, exist_ok=True)
-    _save_weights(tensors, out / "model.safetensors")
-    bert_config(model.config).save_pretrained(out)
+    if hf_backend:
+        model = any_encoder.EncoderForLinkPretraining.from_pretrained(checkpoint).eval()
+        tokenizer_obj = _load_tokenizer(tokenizer_dir, model.config.vocab_size)
+        dropped = sorted(key for key in model.state_dict() if not key.startswith("mlm."))
+        out.mkdir(parents=True, exist_ok=True)
+        for key in ("num_relations", "linkbert_backend"):  # meaningful to pretraining only
+            if hasattr(model.mlm.config, key):
+                delattr(model.mlm.config, key)
+        model.mlm.save_pretrained(out)
+        kept = len(model.mlm.state_dict())
+    else:
+        model = _load(checkpoint)
+        tokenizer_obj = _load_tokenizer(tokenizer_dir, model.config.vocab_size)
+        tensors, dropped = bert_state_dict(model)
+        out.mkdir(parents=True, exist_ok=True)
+        _save_weights(tensors, out / "model.safetensors")
+        bert_config(model.config).save_pretrained(out)
+        kept = len(tensors)
     _save_tokenizer(tokenizer_obj, out)
-    return {"out": str(out), "tokenizer": str(tokenizer_dir), "kept": len(tensors), "dropped": dropped}
+    architecture = json.loads((out / "config.json").read_text())["architectures"][0]
+    (out / "README.md").write_text(model_card(checkpoint, architecture), encoding="utf-8")
+    return {"out": str(out), "tokenizer": str(tokenizer_dir), "kept": kept, "dropped": dropped}
+
+
+def model_card(checkpoint: Path, architecture: str) -> str:
+    """``README.md`` of an exported model: the Hub's YAML metadata, then what the run was."""
+    from linkbert.checkpoint import STATE, read_state
+
+    state = read_state(checkpoint) if (checkpoint / STATE).is_file() else {}
+    config = state.get("config") or {}
+    corpus = (state.get("corpus") or {}).get("folder", "")
+    summary_file = checkpoint.parent.parent / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    held_out = summary.get("eval") or {}
+    init = config.get("init", "scratch")
+    base = None if init == "scratch" else _hub_name(Path(init))
+    meta = ["---", "library_name: transformers", "pipeline_tag: fill-mask", "tags:", "- linkbert", "- fill-mask"]
+    if base:
+        meta += [f"base_model: {base}"]
+    if corpus:
+        meta += ["datasets:", f"- {Path(corpus).name}"]
+    meta += ["---", ""]
+    objective = {"linkbert": "masked LM + 3-way document relation prediction (contiguous, random, linked)",
+                 "bert": "masked LM + next-sentence prediction", "mlm-only": "masked LM"}.get(
+                     config.get("objective"), str(config.get("objective")))
+    lines = [f"# {Path(checkpoint).parent.parent.name or 'linkbert'}: LinkBERT pretraining", "",
+             f"A `{architecture}` pretrained with LinkBERT's objective (Yasunaga et al., ACL 2022: "
+             f"{objective}) with linkbert, "
+             + (f"continued from `{base}`." if base else "from scratch."), "",
+             f"Pretraining corpus: `{corpus or 'unknown'}`; step {state.get('step')}, "
+             f"{(state.get('history') or {}).get('tokens', 0):,} tokens.", "", "## Training settings", "",
+             "| setting | value |", "|---|---|"]
+    for key in ("objective", "preset", "init", "backend", "max_length", "batch_size", "max_steps", "lr", "warmup_steps",
+                "weight_decay", "mlm_probability", "p_contiguous", "p_random", "p_linked", "precision", "seed"):
+        if key in config:
+            lines.append(f"| {key} | {config[key]} |")
+    lines += ["", "## Held-out figures", ""]
+    if held_out:
+        lines += ["| figure | value |", "|---|---|"]
+        lines += [f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |"
+                  for key, value in held_out.items() if not isinstance(value, (dict, list))]
+        for key, value in held_out.items():
+            if isinstance(value, dict):
+                lines.append(f"| {key} | " + ", ".join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}"
+                                                       for k, v in value.items()) + " |")
+    else:
+        lines.append("None recorded (the run folder's summary.json was not found beside the checkpoint).")
+    lines += ["", "## Use", "", "```python", "from transformers import AutoModelForMaskedLM, AutoTokenizer",
+              "model = AutoModelForMaskedLM.from_pretrained(PATH)  # or AutoModel: the encoder",
+              "tokenizer = AutoTokenizer.from_pretrained(PATH)", "```", ""]
+    return "\n".join(meta + lines)
+
+
+def _hub_name(folder: Path) -> str:
+    """A base model's Hub name where its config recorded one (``_name_or_path``), else its folder's name."""
+    try:
+        recorded = json.loads((folder / "config.json").read_text()).get("_name_or_path", "")
+    except (OSError, ValueError):
+        recorded = ""
+    return recorded if recorded and "/" in recorded and not Path(recorded).is_absolute() else folder.name
 
 
 def bert_state_dict(model) -> tuple[dict, list[str]]:
@@ -129,8 +211,9 @@ def _latest_if_run_folder(path: Path) -> Path:
     return latest or path
 
 
-def _check_checkpoint(checkpoint: Path) -> None:
-    """A LinkBERT pretraining checkpoint, whose files match its manifest where it has one."""
+def _check_checkpoint(checkpoint: Path) -> bool:
+    """A LinkBERT pretraining checkpoint, whose files match its manifest where it has one;
+    True for one of the ``hf`` backend (``any_encoder``)."""
     from linkbert.checkpoint import verify
 
     config_file = checkpoint / "config.json"
@@ -141,12 +224,15 @@ def _check_checkpoint(checkpoint: Path) -> None:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BadInput(config_file, "", "malformed_json", f"not a JSON config: {e}") from None
-    if not isinstance(config, dict) or config.get("model_type") != "bert" or "num_relations" not in config:
+    hf_backend = isinstance(config, dict) and config.get("linkbert_backend") == "hf"
+    if not hf_backend and (not isinstance(config, dict) or config.get("model_type") != "bert"
+                           or "num_relations" not in config):
         raise BadInput(config_file, "", "not_a_checkpoint",
                        "not a LinkBertForPreTraining config (model_type bert with num_relations); "
                        "a plain BERT folder needs no export")
     if not any(checkpoint.glob("*.safetensors")):
         raise BadInput(checkpoint, "", "not_a_checkpoint", "no .safetensors weights")
+    return hf_backend
 
 
 def _check_out(out: Path, overwrite: bool) -> None:

@@ -165,18 +165,32 @@ class PreparedCorpus:
         if max_positions is not None and max_length > max_positions:
             raise ConfigError(f"max_length {max_length} is more than the model's {max_positions} position "
                               f"embeddings: use max_length <= {max_positions}")
-        needed = 2 * self.segment_budget + PAIR_OVERHEAD
+        overhead = self.pair_overhead
+        needed = 2 * self.segment_budget + overhead
         if max_length < needed:
+            layout = "[CLS] A [SEP] B [SEP]" if overhead == PAIR_OVERHEAD else "<s> A </s></s> B </s>"
             raise ConfigError(
                 f"max_length {max_length} cannot hold a pair of this corpus's segments ({self.folder} was prepared "
-                f"with segments of up to {self.segment_budget} tokens: [CLS] A [SEP] B [SEP] needs {needed}); use "
-                f"max_length={needed}, or prepare again with --segment-budget {(max_length - PAIR_OVERHEAD) // 2}")
+                f"with segments of up to {self.segment_budget} tokens: {layout} needs {needed}); use "
+                f"max_length={needed}, or prepare again with --segment-budget {(max_length - overhead) // 2}")
+
+    @property
+    def separators_between(self) -> int:
+        """Separators between a pair's segments in the tokenizer's layout (``tokenization.separators_between``)."""
+        from linkbert.tokenization import separators_between
+
+        return separators_between(self.tokenizer())
+
+    @property
+    def pair_overhead(self) -> int:
+        """Special tokens a pair adds to its two segments: 3 for BERT's layout, 4 for RoBERTa's."""
+        return PAIR_OVERHEAD - 1 + self.separators_between
 
     def pretraining_data(self, *, max_length: int, seed: int, objective: str = "linkbert",
                          p_contiguous: float = 1 / 3, p_random: float = 1 / 3, p_linked: float = 1 / 3,
                          linked_sampling: str = "inverse_indegree", linked_segment: str = "first",
                          mlm_probability: float = 0.15, whole_word_mask: bool = False, heldout_fraction: float = 0.0,
-                         graph: str | Path | None = None):
+                         graph: str | Path | None = None, max_predictions: int = 0):
         """``(train sampler, held-out sampler or None, collator)``: pairs from the training
         documents' anchors and from ``heldout_fraction`` of the documents (chosen by ``seed``),
         BERT's NSP probabilities (1/2, 1/2, 0) for ``objective="bert"``, and the MLM collator."""
@@ -191,11 +205,11 @@ class PreparedCorpus:
         train = PairSampler(self.store, links, anchors=train_anchors, **options)
         heldout = PairSampler(self.store, links, anchors=heldout_anchors, **options) if len(heldout_anchors) else None
         return train, heldout, self.collator(max_length=max_length, mlm_probability=mlm_probability,
-                                             whole_word_mask=whole_word_mask, seed=seed)
+                                             whole_word_mask=whole_word_mask, seed=seed, max_predictions=max_predictions)
 
     def collator(self, *, max_length: int, mlm_probability: float = 0.15, whole_word_mask: bool = False,
-                 seed: int = 0):
-        """The MLM collator with this corpus's tokenizer's special tokens."""
+                 seed: int = 0, max_predictions: int = 0):
+        """The MLM collator with this corpus's tokenizer's special tokens and pair layout."""
         from linkbert.collator import PretrainingCollator
         from linkbert.tokenization import continuation_mask, plain_backend
 
@@ -205,4 +219,5 @@ class PreparedCorpus:
             cls_id=tokenizer.cls_token_id, sep_id=tokenizer.sep_token_id, pad_id=tokenizer.pad_token_id,
             mask_id=tokenizer.mask_token_id, vocab_size=self.store.vocab_size, special_ids=special,
             max_length=max_length, mlm_probability=mlm_probability, whole_word_mask=whole_word_mask,
-            continuation=continuation_mask(plain_backend(tokenizer)), seed=seed)
+            continuation=continuation_mask(plain_backend(tokenizer)), seed=seed,
+            separators_between=self.separators_between, max_predictions=max_predictions)

@@ -107,6 +107,13 @@ class PretrainConfig:
     precision: str = setting("auto", "auto: bf16 where supported, else fp16 on a GPU, fp32 on CPUs without fast bf16",
                              choices=runtime.PRECISIONS)
     compile: bool = setting(False, "torch.compile the model")
+    backend: str = setting("auto", "linkbert: BERT's forward written out for CPU speed (BERT only); hf: the "
+                                   "checkpoint's own transformers forward (any masked-LM encoder: BERT, RoBERTa, "
+                                   "ModernBERT, DistilBERT), the device path; auto: linkbert for BERT on a CPU, hf "
+                                   "otherwise", choices=("auto", "linkbert", "hf"))
+    max_predictions: int = setting(0, "masked positions per sequence at most (BERT's max_predictions_per_seq), read "
+                                      "by a fixed-shape gather (backend hf: no host sync, torch.compile compiles "
+                                      "once); 0: every selected position", minimum=0)
     # -- run
     seed: int = setting(0, "seed of the weights, the data order, the masks and dropout", minimum=0)
     budget_minutes: float = setting(0.0, "stop (with a checkpoint) after this much training time; 0: no budget",
@@ -127,6 +134,8 @@ class PretrainConfig:
             if abs(total - 1) > 1e-6:
                 raise ConfigError(f"p_contiguous + p_random + p_linked must be 1 (got {self.p_contiguous:g} + "
                                   f"{self.p_random:g} + {self.p_linked:g} = {total:g})")
+        if self.max_predictions and self.backend == "linkbert":
+            raise ConfigError("max_predictions is for backend hf (the linkbert backend reads every masked position)")
         if self.micro_batch_size and self.micro_batch_size > self.batch_size:
             raise ConfigError(f"micro_batch_size {self.micro_batch_size} is more than batch_size {self.batch_size}")
 
@@ -155,19 +164,21 @@ def pretraining_data(corpus: PreparedCorpus, config: PretrainConfig):
             p_contiguous=config.p_contiguous, p_random=config.p_random, p_linked=config.p_linked,
             linked_sampling=config.linked_sampling, linked_segment=config.linked_segment,
             mlm_probability=config.mlm_probability, whole_word_mask=config.whole_word_mask,
-            heldout_fraction=config.heldout_fraction, graph=config.graph or None)
+            heldout_fraction=config.heldout_fraction, graph=config.graph or None,
+            max_predictions=config.max_predictions)
     except ValueError as e:  # PairSampler's checks of the store and the graph
         raise ConfigError(f"{corpus.folder}: {e}") from None
 
 
-def initial_model(*, preset: str, init: str, objective: str, vocab_size: int, dropout: float, seed: int):
+def initial_model(*, preset: str, init: str, objective: str, vocab_size: int, dropout: float, seed: int,
+                  backend: str = "linkbert"):
     """The model a run starts from: ``preset`` from scratch, or the checkpoint ``init``; its
-    fresh weights drawn from ``seed``."""
+    fresh weights drawn from ``seed``; ``backend`` resolved (``model.loading.resolve_backend``)."""
     from linkbert.model import init_model
 
     torch.manual_seed(seed)
     return init_model(preset if init == "scratch" else init, vocab_size=vocab_size,
-                      num_relations=OBJECTIVES[objective], hidden_dropout_prob=dropout,
+                      num_relations=OBJECTIVES[objective], backend=backend, hidden_dropout_prob=dropout,
                       attention_probs_dropout_prob=dropout)
 
 
@@ -235,9 +246,14 @@ class Run:
         self.corpus = open_corpus(data_dir)
         self.tokenizer = self.corpus.tokenizer()
         resumed = self._agreed_checkpoint()
+        from linkbert.model.loading import resolve_backend
+
+        self.backend = resolve_backend(config.backend, config.init, self.dist.device)
         self.model = initial_model(preset=config.preset, init=config.init, objective=config.objective,
                                    vocab_size=self.corpus.store.vocab_size, dropout=config.dropout,
-                                   seed=config.seed).to(self.dist.device)
+                                   seed=config.seed, backend=self.backend).to(self.dist.device)
+        # what the device path's forward takes beyond the batch
+        self.forward_options = {"max_predictions": config.max_predictions} if self.backend == "hf" else {}
         self.corpus.check_max_length(config.max_length, self.model.config.max_position_embeddings)
         self.train_sampler, self.heldout_sampler, self.collator = pretraining_data(self.corpus, config)
         self.optimizer = optim.adamw(self.model, lr=config.lr, weight_decay=config.weight_decay,
@@ -411,7 +427,7 @@ class Run:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             sync = i == len(micro_batches) - 1 or self.dist.world == 1
             with self._no_sync(sync), self._autocast():
-                output = model(**batch)
+                output = model(**batch, **self.forward_options)
                 loss = output.mlm_loss_sum / counts[0]
                 if output.relation_loss_sum is not None:
                     loss = loss + output.relation_loss_sum / counts[1]
@@ -460,7 +476,7 @@ class Run:
             pairs = [self.heldout_sampler.pair(0, i) for i in range(start, min(start + self.micro, n))]
             batch = {k: v.to(device) for k, v in self.collator(pairs).items()}
             with self._autocast():
-                output = runtime.unwrap(model)(**batch)
+                output = runtime.unwrap(model)(**batch, **self.forward_options)
             totals += torch.stack([_stat(output.mlm_loss_sum, totals), _stat(output.mlm_correct, totals),
                                    _stat(output.mlm_count, totals)])
             if output.relation_logits is not None:

@@ -109,6 +109,24 @@ def _wordpiece_backend(lowercase: bool):
     return backend
 
 
+def separators_between(tokenizer) -> int:
+    """How many separators the tokenizer puts between the two segments of a pair: 1 for BERT's
+    ``[CLS] A [SEP] B [SEP]`` (and a tokenizer with no pair template), 2 for RoBERTa's
+    ``<s> A </s></s> B </s>``. Any other layout is a ``ConfigError``: pretraining lays pairs out
+    itself (``collator.pair_arrays``) and must match what the model will see when fine-tuned."""
+    a = tokenizer("a", add_special_tokens=False)["input_ids"]
+    b = tokenizer("b", add_special_tokens=False)["input_ids"]
+    pair = list(tokenizer("a", "b")["input_ids"])
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    if pair == a + b:  # no template: ours
+        return 1
+    for between in (1, 2):
+        if pair == [cls, *a, *[sep] * between, *b, sep]:
+            return between
+    raise ConfigError(f"{tokenizer.name_or_path}: its pairs look like {tokenizer.convert_ids_to_tokens(pair)}, "
+                      "neither [CLS] A [SEP] B [SEP] nor <s> A </s></s> B </s>: not supported")
+
+
 def plain_backend(tokenizer):
     """A copy of the tokenizer's ``tokenizers`` backend that neither pads nor truncates.
 

@@ -15,8 +15,27 @@ from linkbert.model.modeling import PRESETS, LinkBertForPreTraining, preset_conf
 logger = logging.getLogger(__name__)
 
 
-def init_model(preset_or_checkpoint: str, vocab_size: int, num_relations: int = 3,
-               **overrides) -> LinkBertForPreTraining:
+BACKENDS = ("linkbert", "hf")
+
+
+def resolve_backend(backend: str, init: str, device) -> str:
+    """``auto`` decided: the written-out BERT (``linkbert``) for a BERT preset or checkpoint on a
+    CPU, the checkpoint's own forward (``hf``) on a GPU or for any other architecture; an
+    explicit ``linkbert`` for a non-BERT checkpoint is a ConfigError."""
+    model_type = "bert"
+    config_file = Path(init) / "config.json"
+    if init != "scratch" and config_file.is_file():
+        model_type = json.loads(config_file.read_text()).get("model_type")
+    if backend == "auto":
+        return "linkbert" if model_type == "bert" and getattr(device, "type", device) == "cpu" else "hf"
+    if backend == "linkbert" and model_type != "bert":
+        raise ConfigError(f"{config_file}: model_type {model_type!r}: the linkbert backend is BERT's forward; "
+                          "use backend=hf (or auto)")
+    return backend
+
+
+def init_model(preset_or_checkpoint: str, vocab_size: int, num_relations: int = 3, backend: str = "linkbert",
+               **overrides):
     """A model to pretrain, from scratch (a preset name) or from a local BERT checkpoint folder.
 
     A checkpoint folder holds ``config.json`` (``model_type: bert``) and safetensors weights
@@ -38,6 +57,15 @@ def init_model(preset_or_checkpoint: str, vocab_size: int, num_relations: int = 
         >>> model = init_model("/models/bert-base-uncased", vocab_size=30522, num_relations=3)
     """
     folder = Path(preset_or_checkpoint)
+    if backend == "hf":
+        from linkbert.model import any_encoder
+
+        if preset_or_checkpoint in PRESETS:
+            config = preset_config(preset_or_checkpoint, vocab_size, **overrides)
+            return any_encoder.from_preset(config, num_relations).train()
+        if folder.is_dir():
+            _refuse_pickled_weights(folder)
+            return any_encoder.from_checkpoint(folder, vocab_size, num_relations, overrides).train()
     if preset_or_checkpoint in PRESETS:
         config = preset_config(preset_or_checkpoint, vocab_size, num_relations=num_relations, **overrides)
         model = LinkBertForPreTraining(config)
@@ -68,12 +96,18 @@ def _checkpoint_config(folder: Path, vocab_size: int, num_relations: int, overri
     return config
 
 
-def _from_checkpoint(folder: Path, vocab_size: int, num_relations: int, overrides: dict) -> LinkBertForPreTraining:
+def _refuse_pickled_weights(folder: Path) -> None:
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"{folder}: no config.json, so not a transformers checkpoint folder")
     if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.safetensors.index.json")):
         pickled = {".bin", ".pt", ".pth", ".h5", ".msgpack"}
         found = ", ".join(sorted(p.name for p in folder.iterdir() if p.suffix in pickled))
         raise ConfigError(f"{folder}: no safetensors weights (found: {found or 'none'}); convert the checkpoint to "
                          "safetensors first (loading pickled weights could run code)")
+
+
+def _from_checkpoint(folder: Path, vocab_size: int, num_relations: int, overrides: dict) -> LinkBertForPreTraining:
+    _refuse_pickled_weights(folder)
     config = _checkpoint_config(folder, vocab_size, num_relations, overrides)
     from transformers.utils import logging as hf_logging
 
