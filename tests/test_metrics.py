@@ -266,7 +266,8 @@ def test_paired_comparison_degenerate_cases():
     same = metrics.paired_comparison([1, 2, 3], [1, 2, 3])  # no difference at all
     assert (same["mean_diff"], same["t_p"], same["wilcoxon_p"], same["d_z"]) == (0, 1.0, 1.0, 0.0)
     constant = metrics.paired_comparison([3, 3, 3], [1, 1, 1])  # the same non-zero difference every time
-    assert constant["mean_diff"] == 2 and constant["t_p"] == 0.0 and constant["d_z"] is None
+    assert constant["mean_diff"] == 2 and constant["t_p"] is None and constant["d_z"] is None
+    assert constant["wilcoxon_p"] == pytest.approx(0.25)  # 3 positive signs of 3: 2 / 2^3
     assert constant["ci_low"] == constant["ci_high"] == 2
     one = metrics.paired_comparison([1.0], [0.5])
     assert one["mean_diff"] == 0.5 and one["t_p"] is None and one["ci_low"] is None and one["d_z"] is None
@@ -274,3 +275,11 @@ def test_paired_comparison_degenerate_cases():
         metrics.paired_comparison([1, 2], [1])
     with pytest.raises(ValueError, match="no pairs"):
         metrics.paired_comparison([], [])
+
+
+def test_holm_adjusts_a_family_of_p_values():
+    # hand-worked: sorted 0.01, 0.02, 0.04 of m=3 -> 0.03, 0.04, 0.04 (made non-decreasing)
+    assert metrics.holm([0.04, 0.01, None, 0.02]) == [pytest.approx(0.04), pytest.approx(0.03), None,
+                                                      pytest.approx(0.04)]
+    assert metrics.holm([0.5, 0.9]) == [1.0, 1.0]
+    assert metrics.holm([]) == []

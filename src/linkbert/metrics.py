@@ -244,9 +244,11 @@ def paired_comparison(a: Sequence[float], b: Sequence[float], confidence: float 
     and ``d_z`` (Cohen's d_z: mean_diff / std_diff).
 
     What is undefined is None: with one pair, everything but the means and ``mean_diff``; when
-    every difference is the same non-zero value, ``d_z`` (infinite). Equal scores on every seed
-    give p-values of 1 and ``d_z`` 0. Note that with 5 pairs the smallest possible Wilcoxon p is
-    2/32 = 0.0625: only the t-test can reach 0.05 there.
+    every difference is the same non-zero value, ``t_p`` and ``d_z`` (the t statistic is x/0:
+    two seeds that both gain one test document are no proof; the Wilcoxon p still says how
+    rare that sign pattern is). Equal scores on every seed give p-values of 1 and ``d_z`` 0.
+    Note that with 5 pairs the smallest possible Wilcoxon p is 2/32 = 0.0625: only the t-test
+    can reach 0.05 there.
     """
     from scipy import stats
 
@@ -265,11 +267,25 @@ def paired_comparison(a: Sequence[float], b: Sequence[float], confidence: float 
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
     out.update(std_diff=std, ci_low=mean - half, ci_high=mean + half)
     if std == 0.0:  # every difference equal: the tests' statistics are 0/0 or x/0
-        out.update(t_p=1.0 if mean == 0 else 0.0, wilcoxon_p=1.0 if mean == 0 else _wilcoxon_p(d),
+        out.update(t_p=1.0 if mean == 0 else None, wilcoxon_p=1.0 if mean == 0 else _wilcoxon_p(d),
                    d_z=0.0 if mean == 0 else None)
         return out
     out.update(t_p=float(stats.ttest_rel(a, b).pvalue), wilcoxon_p=_wilcoxon_p(d), d_z=mean / std)
     return out
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of a family of p-values (None stays None and is not counted):
+    the k-th smallest of m is multiplied by m - k + 1, then made non-decreasing, capped at 1.
+    Controls the chance of any false "difference" across the family at the nominal level."""
+    indexed = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(indexed)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(indexed):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
 
 
 def _wilcoxon_p(d: np.ndarray) -> float:

@@ -12,7 +12,7 @@ import numpy as np
 
 from linkbert.experiments.graph.grid import BOW, COMPARISONS, CURVE_VARIANTS, VARIANTS, Context
 from linkbert.files import write_json, write_text
-from linkbert.metrics import paired_comparison
+from linkbert.metrics import holm, paired_comparison
 
 ALPHA = 0.05
 LINK_METRICS = (("lp_head_mrr", "link MRR (head)"), ("lp_head_hits1", "link hits@1 (head)"),
@@ -86,25 +86,36 @@ def paired(a: dict, b: dict) -> dict | None:
 
 
 def compare(summary: dict, a: str, b: str, keys) -> dict:
-    """``{metric: paired statistics + "verdict"}`` of variant ``a`` against ``b``."""
+    """``{metric: paired statistics + "p" (the test's), "holm_p" + "verdict"}`` of variant ``a``
+    against ``b``. ``p`` is the paired t-test's, or the Wilcoxon test's where the t statistic is
+    undefined (every seed's difference the same); ``holm_p`` adjusts it for the family of
+    metrics compared (Holm), since one metric in twenty passes p < 0.05 by chance alone."""
     out = {}
     for key, _ in keys:
         if key in summary[a] and key in summary[b]:
             result = paired(summary[a][key]["by_seed"], summary[b][key]["by_seed"])
             if result:
-                out[key] = {**result, "verdict": verdict(a, b, result)}
+                test_p = result["t_p"] if result["t_p"] is not None else (
+                    result["wilcoxon_p"] if result["n"] > 1 else None)
+                out[key] = {**result, "p": test_p}
+    for key, adjusted in zip(list(out), holm([r["p"] for r in out.values()])):
+        out[key]["holm_p"] = adjusted
+        out[key]["verdict"] = verdict(a, b, out[key])
     return out
 
 
 def verdict(a: str, b: str, result: dict, alpha: float = ALPHA) -> str:
-    """"a beats b (p=..., d_z=...)" when the paired t-test resolves a difference at ``alpha``,
-    else "no resolvable difference"; every metric here is higher-is-better."""
-    if result["t_p"] is None:
+    """"a beats b" when the difference holds at ``alpha`` after Holm's adjustment over the
+    metrics; "suggestive" when only the unadjusted p is below it; else "no resolvable
+    difference". Every metric here is higher-is-better."""
+    if result.get("p") is None:
         return "too few paired seeds to tell"
-    figures = f"p={result['t_p']:.3g}, d_z={_num(result['d_z'])}"
-    if result["t_p"] < alpha and result["mean_diff"] != 0:
+    figures = f"p={result['p']:.3g}, Holm p={result['holm_p']:.3g}, d_z={_num(result['d_z'])}"
+    if result["mean_diff"] != 0 and result["p"] < alpha:
         winner, loser = (a, b) if result["mean_diff"] > 0 else (b, a)
-        return f"{winner} beats {loser} ({figures})"
+        if result["holm_p"] < alpha:
+            return f"{winner} beats {loser} ({figures})"
+        return f"suggestive: {winner} ahead of {loser}, not after Holm's correction ({figures})"
     return f"no resolvable difference ({figures})"
 
 
@@ -138,10 +149,11 @@ def curve_summary(cells: list[dict], keys) -> dict:
 
 
 def trend_verdict(result: dict, first: str, last: str, alpha: float = ALPHA) -> str:
-    if result["t_p"] is None:
+    p = result["t_p"] if result["t_p"] is not None else (result["wilcoxon_p"] if result["n"] > 1 else None)
+    if p is None:
         return "too few paired seeds to tell"
-    figures = f"{first} -> {last} min: {result['mean_b']:+.1f} -> {result['mean_a']:+.1f}, p={result['t_p']:.3g}"
-    if result["t_p"] < alpha and result["mean_diff"] != 0:
+    figures = f"{first} -> {last} min: {result['mean_b']:+.1f} -> {result['mean_a']:+.1f}, p={p:.3g}"
+    if p < alpha and result["mean_diff"] != 0:
         return f"the gap {'grows' if result['mean_diff'] > 0 else 'shrinks'} with compute ({figures})"
     return f"no resolvable change of the gap with compute ({figures})"
 
@@ -212,14 +224,16 @@ def _comparison(name: str, result: dict, keys) -> list[str]:
     a, b = name.split(" vs ")
     out = ["", f"## {a} against {b}, paired by seed", "",
            f"Difference = {a} - {b} (points of %); 95% CI of the mean difference; paired t-test and Wilcoxon "
-           "signed-rank p (two-sided); Cohen's d_z = mean difference / std of the differences.", "",
-           "| metric | mean diff [95% CI] | t-test p | Wilcoxon p | d_z | n | verdict |", "|---|---|---|---|---|---|---|"]
+           "signed-rank p (two-sided); Holm p: the test's p adjusted over the metrics of this table; Cohen's d_z = "
+           "mean difference / std of the differences.", "",
+           "| metric | mean diff [95% CI] | t-test p | Wilcoxon p | Holm p | d_z | n | verdict |",
+           "|---|---|---|---|---|---|---|---|"]
     for key, title in keys:
         r = result.get(key)
         if r:
             ci = f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]"
             out.append(f"| {title} | {r['mean_diff']:+.2f} {ci} | {_num(r['t_p'], 3)} | {_num(r['wilcoxon_p'], 3)} | "
-                       f"{_num(r['d_z'])} | {r['n']} | {r['verdict']} |")
+                       f"{_num(r.get('holm_p'), 3)} | {_num(r['d_z'])} | {r['n']} | {r['verdict']} |")
     return out
 
 
@@ -247,9 +261,10 @@ def _gap(g: dict | None) -> str:
 
 def _notes(seeds: int) -> list[str]:
     floor = f"{2 / 2 ** seeds:.3g}" if seeds else "n/a"
-    return ["", "Notes: a verdict is the paired t-test at p < 0.05, with no correction for the many metrics (about "
-                f"one comparison in twenty passes by chance alone); with {seeds} seeds the Wilcoxon test cannot go "
-                f"below p = {floor}. See docs/graph_experiment.md."]
+    return ["", "Notes: a verdict is the paired t-test (the Wilcoxon test where every seed's difference is the same) "
+                "at p < 0.05 after Holm's adjustment over the metrics of its table; \"suggestive\" marks a p below "
+                f"0.05 that does not survive it. With {seeds} seeds the Wilcoxon test cannot go below p = {floor}. "
+                "See docs/graph_experiment.md."]
 
 
 def _fmt(s: dict | None) -> str:
