@@ -3,7 +3,8 @@
     nice -n 5 python benchmarks/pretrain_throughput.py                 # tiny and mini, fp32 and bf16, CPU
     nice -n 5 python benchmarks/pretrain_throughput.py --configs mini --precisions bf16 --steps 5
     python benchmarks/pretrain_throughput.py --data prepared/wikispeedia   # batches from a prepared corpus
-    python benchmarks/pretrain_throughput.py --gpu                      # base, seq 512, bf16, on CUDA
+    python benchmarks/pretrain_throughput.py --gpu --max-predictions 100  # base, seq 512, bf16, CUDA, device path
+    python benchmarks/pretrain_throughput.py --configs tiny --own-backend hf   # the device path on the CPU
 
 Both models train on the same batches in one process: forward, backward and an AdamW step.
 The stock model is ``BertForPreTraining`` with its relation head resized to 3 classes
@@ -164,6 +165,18 @@ def own_loss(model, batch: dict) -> torch.Tensor:
     return model(**batch).loss
 
 
+def own_model(config, backend: str, max_predictions: int) -> tuple[nn.Module, object]:
+    """Ours on ``backend`` (linkbert: the written-out BERT; hf: transformers' BertForMaskedLM
+    with the masked positions gathered, the device path) and its loss function."""
+    if backend == "linkbert":
+        return LinkBertForPreTraining(config), own_loss
+    from linkbert.model.any_encoder import from_preset
+
+    def loss(model, batch):
+        return model(**batch, max_predictions=max_predictions).loss
+    return from_preset(config, 3), loss
+
+
 # -- FLOPs and peak --------------------------------------------------------------------------------
 
 def batch_flops(config, batch: dict, dense_mlm: bool) -> float:
@@ -262,7 +275,7 @@ def compare(name: str, args, batches: list[dict], vocab: int, precision: str, de
     stock = stock_model(config)
     trainers = {"stock": Trainer(stock, stock_loss, precision, device),
                 "stock_retained": Trainer(stock, stock_loss, precision, device),
-                "own": Trainer(LinkBertForPreTraining(config), own_loss, precision, device)}
+                "own": Trainer(*own_model(config, args.own_backend, args.max_predictions), precision, device)}
     if args.default_malloc or device != "cpu":
         trainers.pop("stock_retained")
     if args.compile:
@@ -312,12 +325,19 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile our model (slower on CPU, see above)")
     parser.add_argument("--gpu", action="store_true", help="base at seq 512, bf16, on CUDA")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, the number of cores)")
+    parser.add_argument("--own-backend", choices=("linkbert", "hf"),
+                        help="ours: the written-out BERT (linkbert, the CPU default) or transformers' forward with "
+                             "the masked rows gathered (hf, the device path; the --gpu default)")
+    parser.add_argument("--max-predictions", type=int, default=0,
+                        help="hf backend: masked positions per sequence read (0: every one; the synthetic batches "
+                             "mask 15%%, so 0.15 x seq x 1.3 is safe)")
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's malloc thresholds alone for every model (no allocator-matched stock run)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if args.gpu else "cpu"
+    args.own_backend = args.own_backend or ("hf" if args.gpu else "linkbert")
     if args.gpu:
         if not torch.cuda.is_available():
             parser.error("--gpu needs CUDA")
@@ -335,7 +355,7 @@ def main(argv=None) -> int:
         batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
         for precision in precisions:
             results[f"{name}/{precision}"] = compare(name, args, batches, vocab, precision, device, peaks[precision])
-    results["_meta"] = {"device": device, "threads": torch.get_num_threads(), "openmp_waiting": OPENMP_WAITING,
+    results["_meta"] = {"device": device, "own_backend": args.own_backend, "max_predictions": args.max_predictions, "threads": torch.get_num_threads(), "openmp_waiting": OPENMP_WAITING,
                         "allocator_setting_per_model": not args.default_malloc and device == "cpu",
                         "load_average_start": load,
                         "load_average_end": os.getloadavg(), "matmul_peak_flops": peaks}

@@ -616,3 +616,30 @@ def test_kill_9_at_random_moments_always_resumes_from_a_verified_checkpoint(corp
     assert kills >= 2, "the run ended before it could be killed twice"
     subprocess.run(_cli(corpus, out, extra), check=True, capture_output=True)
     _same_weights(latest_checkpoint(tmp_path / "straight"), latest_checkpoint(out))
+
+
+def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_path):
+    """backend=hf with max_predictions: no host sync in a micro-batch's forward, backward and
+    statistics, one readback in the rest of the step (benchmarks/device_step_profile.py counts
+    them; the written-out CPU path has several, by design)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from device_step_profile import counted
+
+    from linkbert.pretrain import Run
+
+    config = load_config(None, TINY + ["backend=hf", "max_predictions=12", "max_steps=4"])
+    run = Run(config, str(corpus), str(tmp_path / "run"))
+    batches = iter(run._loader())
+    for _ in range(2):  # the first step creates the optimiser's state
+        micro_batches = [next(batches) for _ in range(run.micro_accumulation)]
+        counts = run._global_counts(micro_batches)
+        sums = torch.zeros(5, dtype=torch.float64)
+        on_device = [run._to_device(batch) for batch in micro_batches]  # host reads of host tensors
+        inside, rest = {}, {}
+        with counted(inside):
+            for moved, tokens in on_device:
+                run._micro_step(moved, tokens, counts, sums, sync=True)
+        with counted(rest):
+            figures = run._finish_step(sums, counts)
+    assert inside["ops"] > 100 and inside["syncs"] == 0, inside["sync_kinds"]
+    assert rest["sync_kinds"] == {"Tensor.tolist": 1} and figures["mlm_loss"] > 0

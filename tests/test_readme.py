@@ -366,6 +366,10 @@ BENCHMARKS = {
                    {"encode_batch", "pipeline", "replicated", "synthetic_graph", "summary"}),
     "long_documents.py": (["--sizes", "0.1,0.2"], {"sizes", "seconds_per_mb_ratio"}),
     "hostile_inputs.py": (["--only", "jsonl/empty-file,prepare/segment-budget-0"], {"cases", "totals", "results"}),
+    "device_step_profile.py": (["--preset", "tiny", "--seq", "64", "--micro-batch", "4", "--loss-batch", "4",
+                                "--max-predictions", "10"], {"linkbert", "hf", "_meta"}),
+    "any_encoder_wikispeedia.py": (["--steps", "2", "--kinds", "roberta", "--tokenizer-documents", "100",
+                                    "--vocab-size", "1000"], {"roberta"}),
     "title_mention_quality.py": (["--examples", "1"],
                                  {"documents", "overall", "recall_ceiling", "against_mentioned_gold", "random_precision"}),
 }

@@ -20,14 +20,17 @@ def decays(parameter: torch.Tensor) -> bool:
 
 
 def adamw(model: torch.nn.Module, *, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999),
-          eps: float = 1e-8) -> torch.optim.AdamW:
-    """AdamW over ``model``'s trainable parameters, decaying only where :func:`decays` says."""
+          eps: float = 1e-8, fused: bool = False) -> torch.optim.AdamW:
+    """AdamW over ``model``'s trainable parameters, decaying only where :func:`decays` says.
+
+    ``fused``: one kernel for the whole update, its step counts on the parameters' device (the
+    device path: the unfused update reads every parameter's step count back to the host)."""
     decay, no_decay = [], []
     for parameter in model.parameters():
         if parameter.requires_grad:
             (decay if decays(parameter) else no_decay).append(parameter)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused or None)
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int):

@@ -257,7 +257,8 @@ class Run:
         self.corpus.check_max_length(config.max_length, self.model.config.max_position_embeddings)
         self.train_sampler, self.heldout_sampler, self.collator = pretraining_data(self.corpus, config)
         self.optimizer = optim.adamw(self.model, lr=config.lr, weight_decay=config.weight_decay,
-                                     betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps)
+                                     betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps,
+                                     fused=self.backend == "hf")
         self.scheduler = optim.linear_schedule(self.optimizer, warmup_steps=config.warmup_steps,
                                                total_steps=config.max_steps)
         self.autocast = runtime.autocast_dtype(config.precision, self.dist.device)
@@ -415,32 +416,56 @@ class Run:
 
         Every statistic stays on the process group's device, where the collectives run (an NCCL
         group has no CPU backend), and is read back once, after the optimiser step: no host
-        sync inside a micro-batch. The global counts come from the CPU batches before they move."""
-        model, device = self.model, self.dist.device
-        model.train()
+        sync inside a micro-batch (``benchmarks/device_step_profile.py`` counts them). The
+        global counts come from the host batches before they move."""
+        self.model.train()
+        counts = self._global_counts(micro_batches)
+        # mlm loss, relation loss, mlm correct, relation correct, tokens
+        sums = torch.zeros(5, dtype=torch.float64, device=self.dist.device)
+        for i, batch in enumerate(micro_batches):
+            self._micro_step(*self._to_device(batch), counts, sums,
+                             sync=i == len(micro_batches) - 1 or self.dist.world == 1)
+        return self._finish_step(sums, counts)
+
+    def _global_counts(self, micro_batches: list[dict]) -> torch.Tensor:
+        """Masked positions and labelled pairs of the whole step, all ranks: what the losses are
+        divided by, so that the gradient is the global batch's mean whatever its split."""
         counts = torch.tensor([sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in micro_batches),
                                sum(len(b["relation_labels"]) for b in micro_batches)], dtype=torch.float64)
-        counts = runtime.all_reduce_sum(counts.to(device), self.dist).clamp(min=1)
-        # mlm loss, relation loss, mlm correct, relation correct, tokens
-        sums = torch.zeros(5, dtype=torch.float64, device=device)
-        for i, batch in enumerate(micro_batches):
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            sync = i == len(micro_batches) - 1 or self.dist.world == 1
-            with self._no_sync(sync), self._autocast():
-                output = model(**batch, **self.forward_options)
-                loss = output.mlm_loss_sum / counts[0]
-                if output.relation_loss_sum is not None:
-                    loss = loss + output.relation_loss_sum / counts[1]
-                loss = loss * self.dist.world
-            (self.scaler.scale(loss) if self.scaler else loss).backward()
-            sums += torch.stack([_stat(output.mlm_loss_sum, sums), _stat(output.relation_loss_sum, sums),
-                                 _stat(output.mlm_correct, sums), _stat(output.relation_correct, sums),
-                                 _stat(batch["attention_mask"].sum(), sums)])
+        return runtime.all_reduce_sum(counts.to(self.dist.device), self.dist).clamp(min=1)
+
+    def _to_device(self, batch: dict) -> tuple[dict, int]:
+        """``(the batch on the device, its real tokens)``, both from the host tensors (read here
+        at no device cost). The device path drops an all-ones attention mask, which lets SDPA
+        pick its flash kernels; transformers would otherwise check the mask on the device."""
+        tokens = int(batch["attention_mask"].sum())
+        moved = {k: v.to(self.dist.device, non_blocking=True) for k, v in batch.items()}
+        if self.backend == "hf" and tokens == batch["attention_mask"].numel():
+            moved["attention_mask"] = None
+        return moved, tokens
+
+    def _micro_step(self, batch: dict, tokens: int, counts: torch.Tensor, sums: torch.Tensor, sync: bool) -> None:
+        """Forward and backward of one micro-batch already on the device; its statistics added to
+        ``sums`` there (nothing is read back)."""
+        with self._no_sync(sync), self._autocast():
+            output = self.model(**batch, **self.forward_options)
+            loss = output.mlm_loss_sum / counts[0]
+            if output.relation_loss_sum is not None:
+                loss = loss + output.relation_loss_sum / counts[1]
+            loss = loss * self.dist.world
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+        sums[:4] += torch.stack([_stat(output.mlm_loss_sum, sums), _stat(output.relation_loss_sum, sums),
+                                 _stat(output.mlm_correct, sums), _stat(output.relation_correct, sums)])
+        sums[4] += tokens
+
+    def _finish_step(self, sums: torch.Tensor, counts: torch.Tensor) -> dict:
+        """The optimiser step, then the step's figures: one all-reduce and one readback."""
         grad_norm = self._optimizer_step()
         sums = runtime.all_reduce_sum(sums, self.dist)
-        mlm_loss, relation_loss, mlm_accuracy, relation_accuracy = (sums[:4] / counts.repeat(2)).tolist()
+        values = torch.cat([sums[:4] / counts.repeat(2), grad_norm.detach().to(sums).reshape(1), sums[4:]])
+        mlm_loss, relation_loss, mlm_accuracy, relation_accuracy, grad_norm, tokens = values.tolist()
         figures = {"loss": mlm_loss + relation_loss, "mlm_loss": mlm_loss, "mlm_accuracy": mlm_accuracy,
-                   "lr": self.scheduler.get_last_lr()[0], "grad_norm": float(grad_norm), "tokens": int(sums[4])}
+                   "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm, "tokens": int(tokens)}
         if self.config.objective != "mlm-only":
             figures.update(relation_loss=relation_loss, relation_accuracy=relation_accuracy)
         return figures

@@ -12,7 +12,11 @@ written-out BERT of ``encoder.py`` is the CPU path), and ``backend=hf`` selects 
   and nothing is read back to the host; without it, a boolean gather (one host sync);
 * the relation head (dense + tanh + linear, as BERT's pooler and NSP head) reads the first
   token, which every pair layout starts with (``[CLS]``, ``<s>``);
-* token types go to encoders that have them (``type_vocab_size`` > 1), never to RoBERTa's.
+* token types go to encoders that have them (``type_vocab_size`` > 1), never to RoBERTa's;
+* BERT and RoBERTa get the attention mask as a ``(batch, 1, 1, seq)`` key mask, which
+  transformers uses as it is: given the 2-D mask, it first checks on the device whether the
+  mask is all ones (a host sync per forward). Other architectures build their own masks from
+  the 2-D one (ModernBERT's sliding windows), so they get it and its check.
 
 A checkpoint of this model is the masked-LM checkpoint (its ``config.json``, with
 ``linkbert_backend`` and ``num_relations`` added) whose ``model.safetensors`` holds the
@@ -34,6 +38,8 @@ from linkbert.objectives import IGNORE_INDEX
 logger = logging.getLogger(__name__)
 
 BACKEND = "hf"
+# architectures whose attention reads the 2-D mask as a plain key mask (no sliding windows)
+KEY_MASK_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}
 WEIGHTS = "model.safetensors"
 
 
@@ -83,6 +89,15 @@ class EncoderForLinkPretraining(nn.Module):
                 nn.init.zeros_(layer.bias)
         self._head = mlm_head(mlm)
         self._token_types = getattr(mlm.config, "type_vocab_size", 0) > 1 and _takes(mlm.base_model, "token_type_ids")
+        self._key_mask = mlm.config.model_type in KEY_MASK_MODELS
+
+    def _inputs(self, input_ids, token_type_ids, attention_mask) -> dict:
+        if attention_mask is not None and self._key_mask:
+            attention_mask = attention_mask[:, None, None, :].bool()
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self._token_types and token_type_ids is not None:
+            inputs["token_type_ids"] = token_type_ids
+        return inputs
 
     @property
     def config(self):
@@ -108,10 +123,7 @@ class EncoderForLinkPretraining(nn.Module):
         static gather; 0: every masked position, by a boolean gather."""
         from linkbert.model.modeling import LinkBertPreTrainingOutput, classification_stats
 
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if self._token_types and token_type_ids is not None:
-            inputs["token_type_ids"] = token_type_ids
-        hidden = self.mlm.base_model(**inputs).last_hidden_state
+        hidden = self.mlm.base_model(**self._inputs(input_ids, token_type_ids, attention_mask)).last_hidden_state
         out = LinkBertPreTrainingOutput()
         losses = []
         if labels is not None:
@@ -137,10 +149,7 @@ class EncoderForLinkPretraining(nn.Module):
         """``(hidden states (batch, seq, hidden), first-token features (batch, hidden))``, as
         ``LinkBertForPreTraining.encode`` returns them (the second: the relation head's dense +
         tanh, this model's pooler; the first token's hidden state without a relation head)."""
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if self._token_types and token_type_ids is not None:
-            inputs["token_type_ids"] = token_type_ids
-        hidden = self.mlm.base_model(**inputs).last_hidden_state
+        hidden = self.mlm.base_model(**self._inputs(input_ids, token_type_ids, attention_mask)).last_hidden_state
         first = hidden[:, 0] if self.relation_head is None else self.relation_head[1](self.relation_head[0](hidden[:, 0]))
         return hidden, first
 

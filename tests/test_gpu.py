@@ -1,0 +1,75 @@
+"""The device path on a real GPU (``@pytest.mark.gpu``: skipped without CUDA; run by
+``benchmarks/gpu_check.sh``). CUDA's own sync detector (``torch.cuda.set_sync_debug_mode``)
+raises on any operation that makes the host wait for the device."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import TINY_TEXTS
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, tiny_tokenizer_dir):
+    from linkbert.prepare import PrepareConfig, prepare
+
+    root = tmp_path_factory.mktemp("gpu-corpus")
+    docs = [{"id": str(i), "title": f"doc {i}", "text": " ".join(TINY_TEXTS[(i + j) % 5] for j in range(1 + i % 4)),
+             "links": [str((i * 3 + 1) % 30)]} for i in range(30)]
+    (root / "c.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    prepare(PrepareConfig(format="jsonl", input=str(root / "c.jsonl"), tokenizer=str(tiny_tokenizer_dir),
+                          out=str(root / "prepared"), segment_budget=24, progress=False))
+    return root / "prepared"
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_a_micro_batch_on_the_gpu_never_waits_for_it(corpus, tmp_path, precision):
+    from linkbert.pretrain import Run, load_config
+
+    config = load_config(None, ["preset=tiny", "max_length=64", "batch_size=8", "max_steps=4", "warmup_steps=1",
+                                "max_predictions=12", "progress=false", "tensorboard=false", f"precision={precision}",
+                                "heldout_fraction=0.1", "eval_pairs=8"])
+    run = Run(config, str(corpus), str(tmp_path / "run"))
+    assert run.dist.device.type == "cuda" and run.backend == "hf"
+    batches = iter(run._loader())
+    run.train_step([next(batches) for _ in range(run.micro_accumulation)])  # creates the optimiser state
+    micro_batches = [next(batches) for _ in range(run.micro_accumulation)]
+    counts = run._global_counts(micro_batches)
+    sums = torch.zeros(5, dtype=torch.float64, device=run.dist.device)
+    on_device = [run._to_device(batch) for batch in micro_batches]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for moved, tokens in on_device:
+            run._micro_step(moved, tokens, counts, sums, sync=True)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert run._finish_step(sums, counts)["mlm_loss"] > 0
+
+
+def test_a_run_on_the_gpu_resumes_where_it_stopped(corpus, tmp_path):
+    """A run resumed from its step-3 checkpoint ends next to the straight run (exactly, unless
+    an attention kernel's backward adds in a nondeterministic order: then within rounding)."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from linkbert.checkpoint import latest
+    from linkbert.pretrain import load_config, pretrain
+
+    settings = ["preset=tiny", "max_length=64", "batch_size=8", "max_steps=6", "warmup_steps=1", "save_every=3",
+                "max_predictions=12", "progress=false", "tensorboard=false", "heldout_fraction=0.1", "eval_pairs=8"]
+    assert pretrain(load_config(None, settings), str(corpus), str(tmp_path / "straight"))["step"] == 6
+    shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
+    shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "step-00000006")
+    (tmp_path / "resumed" / "checkpoints" / "latest").write_text("step-00000003")
+    (tmp_path / "resumed" / "summary.json").unlink()
+    assert pretrain(load_config(None, settings), str(corpus), str(tmp_path / "resumed"))["step"] == 6
+    a = load_file(latest(tmp_path / "straight") / "model.safetensors")
+    b = load_file(latest(tmp_path / "resumed") / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-4, msg=key)
