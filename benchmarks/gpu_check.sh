@@ -4,21 +4,23 @@
 # 1. the gpu tests (CUDA's sync detector around a device-path micro-batch; a run trains and repeats);
 # 2. throughput: base at seq 512 in bf16, the device path against stock BertForPreTraining (SDPA);
 # 3. 100 steps of base on a synthetic corpus, killed at step ~50 and resumed: the resumed run must
-#    end where a straight run does (same weights).
+#    end where a straight run does (the same weights up to the nondeterminism of CUDA's
+#    scatter-add and attention backward kernels: the largest difference is reported).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python}"   # the interpreter that has linkbert installed
 out="${1:-${OUT:-/tmp/gpu_check}}"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.csv" 2>&1
-python -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))" | tee "$out/torch.txt"
+"$PYTHON" -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))" | tee "$out/torch.txt"
 
-timeout 180 python -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15 | tee "$out/gpu_tests.txt"
+timeout 180 "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15 | tee "$out/gpu_tests.txt"
 
-timeout 150 python benchmarks/pretrain_throughput.py --gpu --steps 8 --rounds 3 --warmup 2 --max-predictions 100 \
+timeout 150 "$PYTHON" benchmarks/pretrain_throughput.py --gpu --steps 8 --rounds 3 --warmup 2 --max-predictions 100 \
   2>&1 | tee "$out/throughput.txt" | tail -3
 
 # 3. kill and resume: a synthetic corpus with the MiniLM (or a trained) tokenizer, base, 100 steps
-python - "$out" <<'PY'
+"$PYTHON" - "$out" <<'PY'
 import json, os, random, signal, subprocess, sys, time
 from pathlib import Path
 from linkbert.experiments.ablation.command import default_minilm
@@ -50,6 +52,7 @@ a, b = load_file(latest(out / "straight") / "model.safetensors"), load_file(late
 summary = json.loads((out / "straight" / "summary.json").read_text())
 result = {"straight_seconds": round(straight_s, 1), "steps": summary["step"], "eval": summary["eval"],
           "resumed_equals_straight": all(torch.equal(a[k], b[k]) for k in a),
+          "resumed_close_to_straight": all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-2, atol=1e-3) for k in a),
           "max_abs_difference": max(float((a[k].float() - b[k].float()).abs().max()) for k in a)}
 (out / "kill_resume.json").write_text(json.dumps(result, indent=2))
 print(json.dumps(result))

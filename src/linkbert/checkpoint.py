@@ -334,6 +334,8 @@ def apply_weights(model, weights: dict) -> None:
     result = model.load_state_dict(weights, strict=False)
     model.tie_weights()
     tied = set(getattr(model, "_tied_weights_keys", None) or {})
+    if not getattr(model.config, "tie_word_embeddings", True):
+        tied = set()  # an untied decoder is a weight of its own: it must be in the checkpoint
     missing = [key for key in result.missing_keys if key not in tied]
     if missing or result.unexpected_keys:
         names = ", ".join((missing + list(result.unexpected_keys))[:4])

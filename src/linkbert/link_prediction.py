@@ -30,18 +30,22 @@ from linkbert.objectives import OBJECTIVES, Relation
 
 
 def relation_scores(model, a_list: Sequence, b_list: Sequence, *, cls_id: int, sep_id: int, pad_id: int,
-                    max_length: int, batch_size: int = 64, device: str | torch.device = "cpu") -> np.ndarray | None:
+                    max_length: int, batch_size: int = 64, device: str | torch.device = "cpu",
+                    separators_between: int = 1) -> np.ndarray | None:
     """log P(linked | A, B) of each pair from ``model``'s relation head (log P(isNext) for a
-    2-way NSP head); None for a model without a relation head."""
+    2-way NSP head), the pairs laid out as in pretraining (``separators_between``: 2 for
+    RoBERTa's tokenizer); None for a model without a relation head."""
     if getattr(model, "relation_head", None) is None:
         return None
-    linkbert_head = model.relation_head.out_features == OBJECTIVES["linkbert"]
+    classes = getattr(model, "num_relations", None) or model.relation_head.out_features
+    linkbert_head = classes == OBJECTIVES["linkbert"]
     column = int(Relation.LINKED if linkbert_head else Relation.CONTIGUOUS)
     out = []
     with torch.no_grad():
         for start in range(0, len(a_list), batch_size):
             batch = pair_batch(a_list[start:start + batch_size], b_list[start:start + batch_size], cls_id=cls_id,
-                               sep_id=sep_id, pad_id=pad_id, max_length=max_length)
+                               sep_id=sep_id, pad_id=pad_id, max_length=max_length,
+                               separators_between=separators_between)
             logits = model(**{k: v.to(device) for k, v in batch.items()}).relation_logits.float()
             out.append(torch.log_softmax(logits, -1)[:, column].cpu().numpy())
     return np.concatenate(out)
@@ -81,7 +85,7 @@ def first_segment(store, document: int) -> np.ndarray:
 
 
 def score_link_prediction(model, store, queries: Sequence[dict], *, cls_id: int, sep_id: int, pad_id: int,
-                          max_length: int, device: str | torch.device = "cpu") -> dict:
+                          max_length: int, device: str | torch.device = "cpu", separators_between: int = 1) -> dict:
     """Rank each query's ``target`` among its ``candidates`` (document indices of ``store``):
     ``{"head": rank metrics, or None without a relation head, "embedding": rank metrics}``.
     Puts ``model`` in eval mode."""
@@ -92,7 +96,7 @@ def score_link_prediction(model, store, queries: Sequence[dict], *, cls_id: int,
     a_list = [first_segment(store, s) for s, row in zip(sources, candidates) for _ in row]
     b_list = [first_segment(store, c) for row in candidates for c in row]
     result = {"head": None}
-    scores = relation_scores(model, a_list, b_list, **options)
+    scores = relation_scores(model, a_list, b_list, **options, separators_between=separators_between)
     if scores is not None:
         scores = scores.reshape(len(queries), len(candidates[0]) if candidates else 0)
         result["head"] = rank_metrics(scores[:, 0], scores[:, 1:])

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 
 from linkbert import checkpoint, optim, run_folder, runtime, settings
-from linkbert.errors import BadInput, ConfigError
+from linkbert.errors import ConfigError
 from linkbert.files import naming, write_json
 from linkbert.model.modeling import PRESETS
 from linkbert.objectives import IGNORE_INDEX, OBJECTIVES, relation_names
@@ -254,7 +254,9 @@ class Run:
                                    seed=config.seed, backend=self.backend).to(self.dist.device)
         # what the device path's forward takes beyond the batch
         self.forward_options = {"max_predictions": config.max_predictions} if self.backend == "hf" else {}
-        self.corpus.check_max_length(config.max_length, self.model.config.max_position_embeddings)
+        from linkbert.model.any_encoder import max_input_length
+
+        self.corpus.check_max_length(config.max_length, max_input_length(self.model.config))
         self.train_sampler, self.heldout_sampler, self.collator = pretraining_data(self.corpus, config)
         self.optimizer = optim.adamw(self.model, lr=config.lr, weight_decay=config.weight_decay,
                                      betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps,
@@ -305,7 +307,7 @@ class Run:
         error, resumed = None, None
         try:
             resumed = checkpoint.load_newest(self.out, check=self._check_resume)
-        except (BadInput, ConfigError) as e:
+        except Exception as e:  # noqa: BLE001 -- re-raised below, once every rank knows
             error = e
         mine = -2 if error else (resumed.state["step"] if resumed else -1)
         low, high = runtime.min_max(mine, self.dist)

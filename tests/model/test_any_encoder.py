@@ -232,3 +232,40 @@ def test_the_linkbert_backend_refuses_a_non_bert_checkpoint(tmp_path):
     assert resolve_backend("auto", "scratch", torch.device("meta")) == "hf"  # any accelerator
     with pytest.raises(ConfigError, match="model_type 'roberta'"):
         resolve_backend("linkbert", str(init), torch.device("cpu"))
+
+
+def test_a_checkpoint_of_either_backend_loads_whole_tied_or_not(tmp_path):
+    """save_pretrained drops only copies that really share storage; load_checkpoint gives back
+    every weight (an untied decoder included) and link prediction reads the relation head."""
+    from transformers import RobertaConfig, RobertaForMaskedLM
+
+    from linkbert.link_prediction import relation_scores
+    from linkbert.model.loading import load_checkpoint
+
+    for tied in (True, False):
+        torch.manual_seed(0)
+        config = RobertaConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=32, max_position_embeddings=40, type_vocab_size=1, pad_token_id=1,
+                               tie_word_embeddings=tied)
+        model = EncoderForLinkPretraining(RobertaForMaskedLM(config), 3).eval()
+        folder = tmp_path / f"tied-{tied}"
+        model.save_pretrained(folder)
+        assert ("mlm.lm_head.decoder.weight" in load_file(folder / "model.safetensors")) is not tied
+        loaded = load_checkpoint(folder)
+        assert isinstance(loaded, EncoderForLinkPretraining)
+        for name, value in model.state_dict().items():
+            assert torch.equal(loaded.state_dict()[name], value), name
+        scores = relation_scores(loaded, [np.array([5, 6])], [np.array([7])], cls_id=0, sep_id=2, pad_id=1,
+                                 max_length=16)
+        assert scores.shape == (1,) and scores[0] < 0
+
+
+def test_roberta_inputs_stop_two_positions_before_its_table_ends():
+    from transformers import RobertaConfig
+
+    from linkbert.model.any_encoder import max_input_length
+
+    assert max_input_length(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
+    from transformers import BertConfig
+
+    assert max_input_length(BertConfig(max_position_embeddings=512)) == 512

@@ -65,12 +65,11 @@ def finetune_once(model_dir: Path, task: str, data: Path, out: Path, *, seed: in
 
 
 def load_pretraining_model(checkpoint: Path, device: str):
-    """A pretraining checkpoint (``LinkBertForPreTraining``, heads included) in fp32, eval mode."""
-    import torch
+    """A pretraining checkpoint of either backend (``model.loading.load_checkpoint``, heads
+    included) in fp32, eval mode."""
+    from linkbert.model.loading import load_checkpoint
 
-    from linkbert.model import LinkBertForPreTraining
-
-    return LinkBertForPreTraining.from_pretrained(checkpoint, dtype=torch.float32).to(device).eval()
+    return load_checkpoint(checkpoint).to(device)
 
 
 def link_prediction_once(model, corpus, queries: list[dict], path: Path, *, max_length: int, device: str) -> dict:
@@ -83,6 +82,7 @@ def link_prediction_once(model, corpus, queries: list[dict], path: Path, *, max_
     tokenizer = corpus.tokenizer()
     result = score_link_prediction(model, corpus.store, queries, cls_id=tokenizer.cls_token_id,
                                    sep_id=tokenizer.sep_token_id, pad_id=tokenizer.pad_token_id,
-                                   max_length=max_length, device=device)
+                                   max_length=max_length, device=device,
+                                   separators_between=corpus.separators_between)
     write_json(path, result)
     return result

@@ -89,7 +89,9 @@ class EncoderForLinkPretraining(nn.Module):
                 nn.init.zeros_(layer.bias)
         self._head = mlm_head(mlm)
         self._token_types = getattr(mlm.config, "type_vocab_size", 0) > 1 and _takes(mlm.base_model, "token_type_ids")
-        self._key_mask = mlm.config.model_type in KEY_MASK_MODELS
+        # eager attention adds a mask to the scores: a boolean one would mask nothing
+        self._key_mask = (mlm.config.model_type in KEY_MASK_MODELS
+                          and getattr(mlm.config, "_attn_implementation", None) == "sdpa")
 
     def _inputs(self, input_ids, token_type_ids, attention_mask) -> dict:
         if attention_mask is not None and self._key_mask:
@@ -105,9 +107,16 @@ class EncoderForLinkPretraining(nn.Module):
 
     @property
     def _tied_weights_keys(self) -> dict:
-        """The tied copies (not stored in a checkpoint) of the masked-LM model, in this model's names."""
-        return {f"mlm.{copy}": f"mlm.{source}" for copy, source in (getattr(self.mlm, "_tied_weights_keys", None)
-                                                                     or {}).items()}
+        """The tied copies (not stored in a checkpoint) of the masked-LM model, in this model's
+        names: those of its class's list that really share their source's storage (an untied
+        config, ``tie_word_embeddings=False``, has none)."""
+        weights = self.state_dict(keep_vars=True)
+        tied = {}
+        for copy, source in (getattr(self.mlm, "_tied_weights_keys", None) or {}).items():
+            a, b = weights.get(f"mlm.{copy}"), weights.get(f"mlm.{source}")
+            if a is not None and b is not None and a.data_ptr() == b.data_ptr():
+                tied[f"mlm.{copy}"] = f"mlm.{source}"
+        return tied
 
     def tie_weights(self) -> None:
         self.mlm.tie_weights()
@@ -166,8 +175,8 @@ class EncoderForLinkPretraining(nn.Module):
         config.update(linkbert_backend=BACKEND, num_relations=self.num_relations)
         (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         weights = self.state_dict()
-        for copy in getattr(self.mlm, "_tied_weights_keys", None) or {}:  # the copy goes, its source stays
-            weights.pop(f"mlm.{copy}", None)
+        for copy in self._tied_weights_keys:  # the copy goes, its source stays
+            weights.pop(copy, None)
         save_file({name: tensor.contiguous() for name, tensor in weights.items()}, str(folder / WEIGHTS))
 
     @classmethod
@@ -176,13 +185,23 @@ class EncoderForLinkPretraining(nn.Module):
         from safetensors.torch import load_file
         from transformers import AutoConfig, AutoModelForMaskedLM
 
+        from linkbert.checkpoint import apply_weights
+
         folder = Path(folder)
         config = AutoConfig.from_pretrained(folder)
         model = cls(AutoModelForMaskedLM.from_config(config, attn_implementation="sdpa"),
                     int(getattr(config, "num_relations", 3)))
-        model.load_state_dict(load_file(folder / WEIGHTS), strict=False)
-        model.tie_weights()
+        apply_weights(model, load_file(folder / WEIGHTS))
         return model.to(dtype)
+
+
+def max_input_length(config) -> int:
+    """The longest input the position embeddings allow: RoBERTa and its kin number positions
+    from ``pad_token_id + 1`` (514 embeddings, 512 tokens)."""
+    positions = int(getattr(config, "max_position_embeddings", 512))
+    if config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        return positions - (int(config.pad_token_id) + 1)
+    return positions
 
 
 def is_checkpoint(folder) -> bool:

@@ -25,7 +25,9 @@ def resolve_backend(backend: str, init: str, device) -> str:
     model_type = "bert"
     config_file = Path(init) / "config.json"
     if init != "scratch" and config_file.is_file():
-        model_type = json.loads(config_file.read_text()).get("model_type")
+        config = json.loads(config_file.read_text())
+        # a checkpoint of the hf backend (its weights are named mlm.*) continues on it
+        model_type = "hf checkpoint" if config.get("linkbert_backend") == "hf" else config.get("model_type")
     if backend == "auto":
         return "linkbert" if model_type == "bert" and getattr(device, "type", device) == "cpu" else "hf"
     if backend == "linkbert" and model_type != "bert":
@@ -65,6 +67,8 @@ def init_model(preset_or_checkpoint: str, vocab_size: int, num_relations: int = 
             return any_encoder.from_preset(config, num_relations).train()
         if folder.is_dir():
             _refuse_pickled_weights(folder)
+            if any_encoder.is_checkpoint(folder):  # a LinkBERT run of this backend: continued whole
+                return any_encoder.EncoderForLinkPretraining.from_pretrained(folder).train()
             return any_encoder.from_checkpoint(folder, vocab_size, num_relations, overrides).train()
     if preset_or_checkpoint in PRESETS:
         config = preset_config(preset_or_checkpoint, vocab_size, num_relations=num_relations, **overrides)
@@ -138,3 +142,15 @@ def _log_fresh_parameters(folder: Path, missing, unexpected) -> None:
     if unexpected:
         logger.info("%s: not used (other heads): %s", folder, ", ".join(sorted(unexpected)))
     logger.info("%s: relation head initialised fresh", folder)
+
+
+def load_checkpoint(folder: str | Path, dtype=torch.float32):
+    """A pretraining checkpoint (heads included) of either backend, in eval mode: a
+    ``LinkBertForPreTraining`` or an ``any_encoder.EncoderForLinkPretraining``, as its
+    ``config.json`` says. Weights that do not fit are a ConfigError (``checkpoint.apply_weights``)."""
+    from linkbert.model import any_encoder
+
+    folder = Path(folder)
+    if any_encoder.is_checkpoint(folder):
+        return any_encoder.EncoderForLinkPretraining.from_pretrained(folder, dtype=dtype).eval()
+    return LinkBertForPreTraining.from_pretrained(folder, dtype=dtype, use_safetensors=True).eval()

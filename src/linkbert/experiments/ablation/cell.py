@@ -175,19 +175,19 @@ def finetune(ctx: Context, model_dir: Path, task: str, data: Path, out: Path, se
 
 def link_prediction(ctx: Context, checkpoint: Path, path: Path) -> dict:
     """Zero-shot link prediction of the pretraining checkpoint on the withheld links, kept in ``path``."""
-    import torch
 
     from linkbert.link_prediction import score_link_prediction
-    from linkbert.model import LinkBertForPreTraining
+    from linkbert.model.loading import load_checkpoint
 
     if path.exists():
         return json.loads(path.read_text())
     corpus = ctx.corpus()
     tokenizer = corpus.tokenizer()
-    model = LinkBertForPreTraining.from_pretrained(checkpoint, dtype=torch.float32).to(ctx.device)
+    model = load_checkpoint(checkpoint).to(ctx.device)
     queries = json.loads((ctx.eval_dir / "linkpred.json").read_text())["queries"]
     result = score_link_prediction(model, corpus.store, queries, cls_id=tokenizer.cls_token_id,
                                    sep_id=tokenizer.sep_token_id, pad_id=tokenizer.pad_token_id,
-                                   max_length=ctx.mode.max_length, device=ctx.device)
+                                   max_length=ctx.mode.max_length, device=ctx.device,
+                                   separators_between=corpus.separators_between)
     write_json(path, result)
     return result
