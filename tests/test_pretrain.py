@@ -643,3 +643,18 @@ def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_pat
             figures = run._finish_step(sums, counts)
     assert inside["ops"] > 100 and inside["syncs"] == 0, inside["sync_kinds"]
     assert rest["sync_kinds"] == {"Tensor.tolist": 1} and figures["mlm_loss"] > 0
+
+
+def test_compile_with_a_fixed_number_of_predictions_gives_one_batch_shape(corpus):
+    """torch.compile compiles once when every batch has one shape: with max_predictions and
+    compile, batches are padded to max_length (else to the longest pair, a multiple of 8)."""
+    from linkbert.pretrain import open_corpus, pretraining_data
+
+    shapes = {}
+    for extra in (["compile=true", "max_predictions=12"], []):
+        config = load_config(None, TINY + ["backend=hf", *extra])
+        train, _, collator = pretraining_data(open_corpus(str(corpus)), config)
+        shapes[bool(extra)] = {tuple(collator([train.pair(0, i) for i in range(s, s + 4)])["input_ids"].shape)
+                               for s in range(0, 40, 4)}
+    assert shapes[True] == {(4, 64)}
+    assert len(shapes[False]) > 1

@@ -190,7 +190,7 @@ class PreparedCorpus:
                          p_contiguous: float = 1 / 3, p_random: float = 1 / 3, p_linked: float = 1 / 3,
                          linked_sampling: str = "inverse_indegree", linked_segment: str = "first",
                          mlm_probability: float = 0.15, whole_word_mask: bool = False, heldout_fraction: float = 0.0,
-                         graph: str | Path | None = None, max_predictions: int = 0):
+                         graph: str | Path | None = None, max_predictions: int = 0, pad_to_multiple_of: int = 8):
         """``(train sampler, held-out sampler or None, collator)``: pairs from the training
         documents' anchors and from ``heldout_fraction`` of the documents (chosen by ``seed``),
         BERT's NSP probabilities (1/2, 1/2, 0) for ``objective="bert"``, and the MLM collator."""
@@ -205,10 +205,11 @@ class PreparedCorpus:
         train = PairSampler(self.store, links, anchors=train_anchors, **options)
         heldout = PairSampler(self.store, links, anchors=heldout_anchors, **options) if len(heldout_anchors) else None
         return train, heldout, self.collator(max_length=max_length, mlm_probability=mlm_probability,
-                                             whole_word_mask=whole_word_mask, seed=seed, max_predictions=max_predictions)
+                                             whole_word_mask=whole_word_mask, seed=seed, max_predictions=max_predictions,
+                                             pad_to_multiple_of=pad_to_multiple_of)
 
     def collator(self, *, max_length: int, mlm_probability: float = 0.15, whole_word_mask: bool = False,
-                 seed: int = 0, max_predictions: int = 0):
+                 seed: int = 0, max_predictions: int = 0, pad_to_multiple_of: int = 8):
         """The MLM collator with this corpus's tokenizer's special tokens and pair layout."""
         from linkbert.collator import PretrainingCollator
         from linkbert.tokenization import continuation_mask, plain_backend
@@ -220,4 +221,5 @@ class PreparedCorpus:
             mask_id=tokenizer.mask_token_id, vocab_size=self.store.vocab_size, special_ids=special,
             max_length=max_length, mlm_probability=mlm_probability, whole_word_mask=whole_word_mask,
             continuation=continuation_mask(plain_backend(tokenizer)), seed=seed,
-            separators_between=self.separators_between, max_predictions=max_predictions)
+            separators_between=self.separators_between, max_predictions=max_predictions,
+            pad_to_multiple_of=pad_to_multiple_of)

@@ -111,6 +111,9 @@ class PretrainConfig:
                                    "checkpoint's own transformers forward (any masked-LM encoder: BERT, RoBERTa, "
                                    "ModernBERT, DistilBERT), the device path; auto: linkbert for BERT on a CPU, hf "
                                    "otherwise", choices=("auto", "linkbert", "hf"))
+    attention: str = setting("auto", "backend hf's attention: auto (flash-attention 2, unpadding into its "
+                                     "variable-length kernels, on a GPU with flash_attn installed; SDPA otherwise), "
+                                     "sdpa, flash_attention_2", choices=("auto", "sdpa", "flash_attention_2"))
     max_predictions: int = setting(0, "masked positions per sequence at most (BERT's max_predictions_per_seq), read "
                                       "by a fixed-shape gather (backend hf: no host sync, torch.compile compiles "
                                       "once); 0: every selected position", minimum=0)
@@ -165,20 +168,23 @@ def pretraining_data(corpus: PreparedCorpus, config: PretrainConfig):
             linked_sampling=config.linked_sampling, linked_segment=config.linked_segment,
             mlm_probability=config.mlm_probability, whole_word_mask=config.whole_word_mask,
             heldout_fraction=config.heldout_fraction, graph=config.graph or None,
-            max_predictions=config.max_predictions)
+            max_predictions=config.max_predictions,
+            # torch.compile with a fixed number of predicted positions: one shape, every batch padded to max_length
+            pad_to_multiple_of=config.max_length if config.compile and config.max_predictions else 8)
     except ValueError as e:  # PairSampler's checks of the store and the graph
         raise ConfigError(f"{corpus.folder}: {e}") from None
 
 
 def initial_model(*, preset: str, init: str, objective: str, vocab_size: int, dropout: float, seed: int,
-                  backend: str = "linkbert"):
+                  backend: str = "linkbert", attention: str = "sdpa"):
     """The model a run starts from: ``preset`` from scratch, or the checkpoint ``init``; its
     fresh weights drawn from ``seed``; ``backend`` resolved (``model.loading.resolve_backend``)."""
     from linkbert.model import init_model
 
     torch.manual_seed(seed)
     return init_model(preset if init == "scratch" else init, vocab_size=vocab_size,
-                      num_relations=OBJECTIVES[objective], backend=backend, hidden_dropout_prob=dropout,
+                      num_relations=OBJECTIVES[objective], backend=backend, attention=attention,
+                      hidden_dropout_prob=dropout,
                       attention_probs_dropout_prob=dropout)
 
 
@@ -246,12 +252,15 @@ class Run:
         self.corpus = open_corpus(data_dir)
         self.tokenizer = self.corpus.tokenizer()
         resumed = self._agreed_checkpoint()
+        from linkbert.model.any_encoder import attention_implementation
         from linkbert.model.loading import resolve_backend
 
         self.backend = resolve_backend(config.backend, config.init, self.dist.device)
         self.model = initial_model(preset=config.preset, init=config.init, objective=config.objective,
                                    vocab_size=self.corpus.store.vocab_size, dropout=config.dropout,
-                                   seed=config.seed, backend=self.backend).to(self.dist.device)
+                                   seed=config.seed, backend=self.backend,
+                                   attention=attention_implementation(config.attention, self.dist.device),
+                                   ).to(self.dist.device)
         # what the device path's forward takes beyond the batch
         self.forward_options = {"max_predictions": config.max_predictions} if self.backend == "hf" else {}
         from linkbert.model.any_encoder import max_input_length

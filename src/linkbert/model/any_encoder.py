@@ -224,7 +224,20 @@ def masked_rows(hidden: torch.Tensor, labels: torch.Tensor, max_predictions: int
     return rows.flatten(0, 1), labels.gather(1, order).flatten()
 
 
-def from_checkpoint(folder: Path, vocab_size: int, num_relations: int, overrides: dict) -> EncoderForLinkPretraining:
+def attention_implementation(choice: str, device) -> str:
+    """``auto``: transformers' flash-attention 2 path on a CUDA device where the flash_attn
+    package is installed (padded batches are unpadded into its variable-length kernels), SDPA
+    otherwise; an explicit choice is kept."""
+    import importlib.util
+
+    if choice != "auto":
+        return choice
+    on_cuda = getattr(device, "type", str(device)) == "cuda"
+    return "flash_attention_2" if on_cuda and importlib.util.find_spec("flash_attn") is not None else "sdpa"
+
+
+def from_checkpoint(folder: Path, vocab_size: int, num_relations: int, overrides: dict,
+                    attention: str = "sdpa") -> EncoderForLinkPretraining:
     """A masked-LM checkpoint folder (any architecture ``AutoModelForMaskedLM`` knows, safetensors
     weights) with a fresh relation head; an encoder-only checkpoint gets a fresh MLM head, said
     in the log."""
@@ -246,7 +259,7 @@ def from_checkpoint(folder: Path, vocab_size: int, num_relations: int, overrides
     hf_logging.set_verbosity_error()
     try:
         mlm, info = AutoModelForMaskedLM.from_pretrained(folder, config=config, use_safetensors=True,
-                                                         dtype=torch.float32, attn_implementation="sdpa",
+                                                         dtype=torch.float32, attn_implementation=attention,
                                                          output_loading_info=True)
     finally:
         hf_logging.set_verbosity(verbosity)
@@ -258,11 +271,11 @@ def from_checkpoint(folder: Path, vocab_size: int, num_relations: int, overrides
     return EncoderForLinkPretraining(mlm, num_relations)
 
 
-def from_preset(config, num_relations: int) -> EncoderForLinkPretraining:
+def from_preset(config, num_relations: int, attention: str = "sdpa") -> EncoderForLinkPretraining:
     """A fresh BERT of a preset's ``BertConfig``, on this backend."""
     from transformers import BertForMaskedLM
 
-    config._attn_implementation = "sdpa"
+    config._attn_implementation = attention
     mlm = BertForMaskedLM(config)
     mlm.config.architectures = ["BertForMaskedLM"]
     return EncoderForLinkPretraining(mlm, num_relations)

@@ -37,7 +37,7 @@ def resolve_backend(backend: str, init: str, device) -> str:
 
 
 def init_model(preset_or_checkpoint: str, vocab_size: int, num_relations: int = 3, backend: str = "linkbert",
-               **overrides):
+               attention: str = "sdpa", **overrides):
     """A model to pretrain, from scratch (a preset name) or from a local BERT checkpoint folder.
 
     A checkpoint folder holds ``config.json`` (``model_type: bert``) and safetensors weights
@@ -64,12 +64,12 @@ def init_model(preset_or_checkpoint: str, vocab_size: int, num_relations: int = 
 
         if preset_or_checkpoint in PRESETS:
             config = preset_config(preset_or_checkpoint, vocab_size, **overrides)
-            return any_encoder.from_preset(config, num_relations).train()
+            return any_encoder.from_preset(config, num_relations, attention).train()
         if folder.is_dir():
             _refuse_pickled_weights(folder)
             if any_encoder.is_checkpoint(folder):  # a LinkBERT run of this backend: continued whole
                 return any_encoder.EncoderForLinkPretraining.from_pretrained(folder).train()
-            return any_encoder.from_checkpoint(folder, vocab_size, num_relations, overrides).train()
+            return any_encoder.from_checkpoint(folder, vocab_size, num_relations, overrides, attention).train()
     if preset_or_checkpoint in PRESETS:
         config = preset_config(preset_or_checkpoint, vocab_size, num_relations=num_relations, **overrides)
         model = LinkBertForPreTraining(config)
