@@ -26,7 +26,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-SHAPE = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
+def shape(args) -> dict:
+    return dict(hidden_size=args.hidden, num_hidden_layers=args.layers, num_attention_heads=args.hidden // 64,
+                intermediate_size=4 * args.hidden)
 
 
 def article_texts(wikispeedia: Path, limit: int) -> list[str]:
@@ -43,7 +45,7 @@ def article_texts(wikispeedia: Path, limit: int) -> list[str]:
     return texts
 
 
-def build_checkpoint(kind: str, texts: list[str], folder: Path, vocab_size: int) -> Path:
+def build_checkpoint(kind: str, texts: list[str], folder: Path, vocab_size: int, geometry: dict) -> Path:
     """A tokenizer trained on ``texts`` and a random ``kind`` masked-LM model, saved in ``folder``."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -64,7 +66,7 @@ def build_checkpoint(kind: str, texts: list[str], folder: Path, vocab_size: int)
                                             mask_token="<mask>")
         model = RobertaForMaskedLM(RobertaConfig(vocab_size=len(tokenizer), max_position_embeddings=514,
                                                  type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-                                                 **SHAPE))
+                                                 **geometry))
     else:
         from linkbert.tokenization import train_wordpiece
 
@@ -73,7 +75,7 @@ def build_checkpoint(kind: str, texts: list[str], folder: Path, vocab_size: int)
             vocab_size=len(tokenizer), max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
             cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
             bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, global_attn_every_n_layers=2,
-            local_attention=64, **SHAPE))
+            local_attention=64, **geometry))
     tokenizer.save_pretrained(folder)
     model.save_pretrained(folder)
     return folder
@@ -94,7 +96,7 @@ def run_kind(kind: str, wikispeedia: Path, work: Path, args) -> dict:
     from linkbert.model.any_encoder import EncoderForLinkPretraining
 
     texts = article_texts(wikispeedia, args.tokenizer_documents)
-    init = build_checkpoint(kind, texts, work / f"{kind}-init", args.vocab_size)
+    init = build_checkpoint(kind, texts, work / f"{kind}-init", args.vocab_size, shape(args))
     prepared, run, exported = work / f"{kind}-prepared", work / f"{kind}-run", work / f"{kind}-exported"
     linkbert("prepare", "--format", "wikispeedia", "--input", str(wikispeedia), "--tokenizer", str(init),
              "--out", str(prepared), "--segment-budget", "62", "--no-progress")
@@ -130,6 +132,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data-root", default=os.environ.get("LINKBERT_DATA"))
     parser.add_argument("--kinds", default="roberta,modernbert")
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--hidden", type=int, default=256, help="hidden size (heads of 64)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--vocab-size", type=int, default=8000)
     parser.add_argument("--tokenizer-documents", type=int, default=2000, help="articles the tokenizers train on")
@@ -149,6 +153,8 @@ def main(argv=None) -> int:
                   f"{result['last_mlm_loss']:.2f} (first/last tenth {result['mean_mlm_loss_first_tenth']:.2f} -> "
                   f"{result['mean_mlm_loss_last_tenth']:.2f}); held-out relation accuracy per class {per_class}; "
                   f"export differs by {result['export_max_abs_difference']:.2e}", flush=True)
+    results["_meta"] = {"steps": args.steps, "lr": args.lr, "layers": args.layers, "hidden": args.hidden,
+                        "vocab_size": args.vocab_size}
     print(json.dumps(results))
     return 0
 
