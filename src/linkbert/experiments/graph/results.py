@@ -148,10 +148,14 @@ def curve_summary(cells: list[dict], keys) -> dict:
     return out
 
 
+MIN_TREND_SEEDS = 3  # a t-test of 2 pairs has 1 degree of freedom: two near-equal gaps give any p at all
+
+
 def trend_verdict(result: dict, first: str, last: str, alpha: float = ALPHA) -> str:
     p = result["t_p"] if result["t_p"] is not None else (result["wilcoxon_p"] if result["n"] > 1 else None)
-    if p is None:
-        return "too few paired seeds to tell"
+    if p is None or result["n"] < MIN_TREND_SEEDS:
+        return (f"too few paired seeds to tell (n={result['n']}; {first} -> {last} min: "
+                f"{result['mean_b']:+.1f} -> {result['mean_a']:+.1f})")
     figures = f"{first} -> {last} min: {result['mean_b']:+.1f} -> {result['mean_a']:+.1f}, p={p:.3g}"
     if p < alpha and result["mean_diff"] != 0:
         return f"the gap {'grows' if result['mean_diff'] > 0 else 'shrinks'} with compute ({figures})"
