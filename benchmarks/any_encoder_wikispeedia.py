@@ -1,7 +1,7 @@
 """LinkBERT's objective on a RoBERTa-shaped and a ModernBERT-shaped encoder, on Wikispeedia, on a CPU.
 
-    LINKBERT_DATA=../shared/data python benchmarks/any_encoder_wikispeedia.py            # ~15 min, 2 cores
-    LINKBERT_DATA=../shared/data python benchmarks/any_encoder_wikispeedia.py --steps 3 --kinds roberta
+    LINKBERT_DATA=/path/to/data python benchmarks/any_encoder_wikispeedia.py            # ~15 min, 2 cores
+    LINKBERT_DATA=/path/to/data python benchmarks/any_encoder_wikispeedia.py --steps 3 --kinds roberta
 
 For each kind: a tokenizer trained on the Wikispeedia articles (byte-level BPE in RoBERTa's
 ``<s> A </s></s> B </s>`` layout; WordPiece for ModernBERT), a randomly initialised model of that

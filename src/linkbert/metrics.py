@@ -229,6 +229,26 @@ def rank_metrics(true_scores, negative_scores) -> dict:
             "chance_mrr": float(np.mean(1.0 / np.arange(1, m + 1))), "chance_hits1": 1.0 / m}
 
 
+def scores_by_type(records: list[dict], predictions: dict[str, str]) -> dict[str, dict]:
+    """``{type: {"exact_match", "f1", "n"}}`` (EM and F1 on 0–100) over the QA records of each
+    non-empty string ``type``, in order of first appearance; an unanswered question scores 0
+    (as in :func:`squad_scores`); ``{}`` when no record has a type."""
+    totals: dict[str, list[float]] = {}
+    for record in records:
+        kind = record.get("type")
+        if not isinstance(kind, str) or not kind:
+            continue
+        em_f1_n = totals.setdefault(kind, [0.0, 0.0, 0])
+        prediction = predictions.get(str(record["id"]))
+        if prediction is not None:
+            answers = list(record["answers"]["text"])
+            em_f1_n[0] += exact_match(prediction, answers)
+            em_f1_n[1] += f1(prediction, answers)
+        em_f1_n[2] += 1
+    return {kind: {"exact_match": 100.0 * em / n, "f1": 100.0 * f1 / n, "n": n}
+            for kind, (em, f1, n) in totals.items()}
+
+
 # ---------------------------------------------------------------- seed-paired comparison
 
 

@@ -38,6 +38,7 @@ from linkbert.finetune.qa import (
     postprocess_qa_predictions,
     training_span_problem,
 )
+from linkbert.metrics import scores_by_type
 from linkbert.objectives import IGNORE_INDEX
 
 log = logging.getLogger("linkbert.finetune")
@@ -509,28 +510,6 @@ class QA(Task):
         if by_type:
             result["by_type"] = by_type
         return {**result, "main": float(result["f1"])}  # already 0–100
-
-
-def scores_by_type(records: list[dict], predictions: dict[str, str]) -> dict[str, dict]:
-    """``{type: {"exact_match", "f1", "n"}}`` (EM and F1 on 0–100) over the QA records of each
-    non-empty string ``type``, in order of first appearance; an unanswered question scores 0
-    (as in :func:`linkbert.metrics.squad_scores`); ``{}`` when no record has a type."""
-    from linkbert import metrics
-
-    totals: dict[str, list[float]] = {}
-    for record in records:
-        kind = record.get("type")
-        if not isinstance(kind, str) or not kind:
-            continue
-        em_f1_n = totals.setdefault(kind, [0.0, 0.0, 0])
-        prediction = predictions.get(str(record["id"]))
-        if prediction is not None:
-            answers = list(record["answers"]["text"])
-            em_f1_n[0] += metrics.exact_match(prediction, answers)
-            em_f1_n[1] += metrics.f1(prediction, answers)
-        em_f1_n[2] += 1
-    return {kind: {"exact_match": 100.0 * em / n, "f1": 100.0 * f1 / n, "n": n}
-            for kind, (em, f1, n) in totals.items()}
 
 
 # ----------------------------------------------------------------------------------------

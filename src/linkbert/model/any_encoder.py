@@ -130,7 +130,7 @@ class EncoderForLinkPretraining(nn.Module):
         """``labels``: ``(batch, seq)`` token ids at masked positions, -100 elsewhere;
         ``max_predictions`` > 0: at most that many per sequence (the collator's cap), read by a
         static gather; 0: every masked position, by a boolean gather."""
-        from linkbert.model.modeling import LinkBertPreTrainingOutput, classification_stats
+        from linkbert.model.modeling import LinkBertPreTrainingOutput, classification_stats, relation_loss
 
         hidden = self.mlm.base_model(**self._inputs(input_ids, token_type_ids, attention_mask)).last_hidden_state
         out = LinkBertPreTrainingOutput()
@@ -144,12 +144,7 @@ class EncoderForLinkPretraining(nn.Module):
         if self.relation_head is not None:
             out.relation_logits = self.relation_head(hidden[:, 0])
             if relation_labels is not None:
-                out.relation_loss_sum, out.relation_count, out.relation_correct = classification_stats(
-                    out.relation_logits, relation_labels)
-                count = out.relation_count.clamp(min=1)
-                out.relation_loss = out.relation_loss_sum / count
-                out.relation_accuracy = out.relation_correct.float() / count
-                losses.append(out.relation_loss)
+                losses.append(relation_loss(out, relation_labels))
         if losses:
             out.loss = sum(losses)
         return out

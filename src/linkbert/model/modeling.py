@@ -172,12 +172,7 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         if self.relation_head is not None:
             out.relation_logits = self.relation_head(pooled_output)
             if relation_labels is not None:
-                out.relation_loss_sum, out.relation_count, out.relation_correct = classification_stats(
-                    out.relation_logits, relation_labels)
-                count = out.relation_count.clamp(min=1)
-                out.relation_loss = out.relation_loss_sum / count
-                out.relation_accuracy = out.relation_correct.float() / count
-                losses.append(out.relation_loss)
+                losses.append(relation_loss(out, relation_labels))
         if losses:
             out.loss = sum(losses)
         return out
@@ -218,6 +213,16 @@ class LinkBertForPreTraining(BertPreTrainedModel):
         decoder = self.cls.predictions.decoder
         weight = decoder.weight if decoder_weight is None else decoder_weight
         return linear_cross_entropy(rows, weight, decoder.bias, targets)
+
+
+def relation_loss(out: LinkBertPreTrainingOutput, relation_labels: torch.Tensor) -> torch.Tensor:
+    """Fill ``out``'s relation loss, counts and accuracy from its ``relation_logits``; the mean loss."""
+    out.relation_loss_sum, out.relation_count, out.relation_correct = classification_stats(
+        out.relation_logits, relation_labels)
+    count = out.relation_count.clamp(min=1)
+    out.relation_loss = out.relation_loss_sum / count
+    out.relation_accuracy = out.relation_correct.float() / count
+    return out.relation_loss
 
 
 def classification_stats(logits: torch.Tensor, labels: torch.Tensor):
