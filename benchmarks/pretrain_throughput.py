@@ -5,6 +5,7 @@
     python benchmarks/pretrain_throughput.py --data prepared/wikispeedia   # batches from a prepared corpus
     python benchmarks/pretrain_throughput.py --gpu --max-predictions 100  # base, seq 512, bf16, CUDA, device path
     python benchmarks/pretrain_throughput.py --configs tiny --own-backend hf   # the device path on the CPU
+    python benchmarks/pretrain_throughput.py --gpu --configs base,modernbert-base --max-predictions 100
 
 Both models train on the same batches in one process: forward, backward and an AdamW step.
 The stock model is ``BertForPreTraining`` with its relation head resized to 3 classes
@@ -39,6 +40,14 @@ The last line printed is one JSON object: per ``config/precision``, ``stock_toke
 above), ``own_actual_peak_fraction`` (our own FLOP count), the stock runs' peak fractions, the
 round times; and ``_meta``.
 
+``modernbert-base`` is ModernBERT-base's geometry (22 layers, hidden 768, GLU feed-forward 1152,
+alternating 128-token local and global attention, vocabulary 50,368), randomly initialised: the
+stock model is ``ModernBertForMaskedLM``'s encoder, its head and decoder at every position, and a
+3-way relation head on the first token; ours is ``EncoderForLinkPretraining`` around the same
+``ModernBertForMaskedLM`` (the masked positions only), so ``--own-backend`` does not apply.
+Local layers are counted as the work of their window (``L x min(L, 129)`` scores), not the
+full ``L x L`` that SDPA's masked kernel computes.
+
 ``--compile`` wraps our model in ``torch.compile`` (slower than eager on the 2-core CPU:
 ``docs/performance.md``).
 """
@@ -70,7 +79,12 @@ CONFIGS = {
     "tiny": ("tiny", 128, 32),
     "mini": ("mini", 128, 32),
     "base": ("base", 512, 32),
+    "modernbert-base": ("modernbert-base", 512, 32),
 }
+# ModernBERT-base (answerdotai/ModernBERT-base's config.json), the fields that shape the work
+MODERNBERT_BASE = dict(hidden_size=768, num_hidden_layers=22, num_attention_heads=12, intermediate_size=1152,
+                       vocab_size=50368, max_position_embeddings=8192, global_attn_every_n_layers=3,
+                       local_attention=128)
 PAD, UNK, CLS, SEP, MASK = 0, 100, 101, 102, 103  # BERT uncased ids
 SPECIAL = (PAD, UNK, CLS, SEP, MASK)
 
@@ -137,8 +151,17 @@ def config_batches(name: str, steps: int, data: str | None = None, batch: int | 
     seq, batch = seq or default_seq, batch or default_batch
     if data:
         return corpus_batches(data, steps, batch, seq)
-    vocab = 30522
+    vocab = config_vocab(name, data) or 30522
     return synthetic_batches(steps, batch, seq, vocab), vocab
+
+
+def config_vocab(name: str, data: str | None) -> int | None:
+    """The vocabulary a configuration's batches must be drawn from (None: BERT's, or the data's)."""
+    if name == "modernbert-base":
+        if data:
+            raise SystemExit("modernbert-base runs on synthetic batches only (its vocabulary is not the corpus's)")
+        return MODERNBERT_BASE["vocab_size"]
+    return None
 
 
 # -- models and their losses ----------------------------------------------------------------------
@@ -165,45 +188,104 @@ def own_loss(model, batch: dict) -> torch.Tensor:
     return model(**batch).loss
 
 
+def modernbert_config():
+    from transformers import ModernBertConfig
+
+    config = ModernBertConfig(**MODERNBERT_BASE, pad_token_id=PAD, cls_token_id=CLS, sep_token_id=SEP,
+                              bos_token_id=CLS, eos_token_id=SEP)
+    config._attn_implementation = "sdpa"
+    return config
+
+
+class StockModernBert(nn.Module):
+    """``ModernBertForMaskedLM`` as its own loss runs it (vocabulary logits at every position)
+    and a 3-way relation head on the first token."""
+
+    def __init__(self, config):
+        from transformers import ModernBertForMaskedLM
+
+        super().__init__()
+        self.mlm = ModernBertForMaskedLM(config)
+        self.relation = nn.Linear(config.hidden_size, 3)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        hidden = self.mlm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        logits = self.mlm.decoder(self.mlm.head(hidden))
+        ce = nn.CrossEntropyLoss()
+        return (ce(logits.view(-1, logits.shape[-1]), batch["labels"].view(-1))
+                + ce(self.relation(hidden[:, 0]), batch["relation_labels"]))
+
+
+def stock_modernbert_loss(model, batch: dict) -> torch.Tensor:
+    return model(batch)
+
+
 def own_model(config, backend: str, max_predictions: int) -> tuple[nn.Module, object]:
     """Ours on ``backend`` (linkbert: the written-out BERT; hf: transformers' BertForMaskedLM
     with the masked positions gathered, the device path) and its loss function."""
     if backend == "linkbert":
         return LinkBertForPreTraining(config), own_loss
-    from linkbert.model.any_encoder import from_preset
+    from linkbert.model.any_encoder import EncoderForLinkPretraining, from_preset
 
     def loss(model, batch):
         return model(**batch, max_predictions=max_predictions).loss
+    if config.model_type == "modernbert":
+        from transformers import ModernBertForMaskedLM
+
+        return EncoderForLinkPretraining(ModernBertForMaskedLM(config), 3), loss
     return from_preset(config, 3), loss
+
+
+def models_for(name: str, vocab: int, backend: str, max_predictions: int):
+    """``(config, (stock model, its loss), (our model, its loss))`` for configuration ``name``."""
+    if name == "modernbert-base":
+        config = modernbert_config()
+        return config, (StockModernBert(config), stock_modernbert_loss), own_model(config, "hf", max_predictions)
+    config = preset_config(CONFIGS[name][0], vocab, num_relations=3)
+    return config, (stock_model(config), stock_loss), own_model(config, backend, max_predictions)
 
 
 # -- FLOPs and peak --------------------------------------------------------------------------------
 
-def batch_flops(config, batch: dict, dense_mlm: bool) -> float:
+def batch_flops(config, batch: dict, dense_mlm: bool, pruned_last_layer: bool = False,
+                max_predictions: int = 0) -> float:
     """Training FLOPs (forward + backward = 3 x forward) of one batch, counted analytically.
 
-    Per token: 2 x (per-layer 4h^2 + 2 h ffn) x layers, the MLM transform h^2 and decoder h V
-    (at every token when ``dense_mlm``, else at the masked ones), and attention 2 x 2 L h per
-    layer (scores and weighted values over the sequence's own length L). Without
-    ``dense_mlm`` (ours) the last layer computes keys and values at every token but queries,
-    attention, output projection and feed-forward block only at the masked tokens and [CLS].
+    Per token: 2 x (per-layer attention projections 4h^2 and feed-forward) x layers, the MLM
+    transform h^2 and decoder h V (at every token when ``dense_mlm``; else at the masked ones,
+    or at ``batch x max_predictions`` gathered rows), and attention 2 x 2 L h per layer (scores
+    and weighted values over the sequence's own length L; a ModernBERT local layer over its
+    window). The feed-forward block is 2 h ffn for BERT, 3 h ffn for ModernBERT's GLU. With
+    ``pruned_last_layer`` (the written-out BERT) the last layer computes keys and values at
+    every token but queries, attention, output projection and feed-forward block only at the
+    masked tokens and [CLS].
     """
     h, ffn, layers, vocab = config.hidden_size, config.intermediate_size, config.num_hidden_layers, config.vocab_size
+    modernbert = config.model_type == "modernbert"
+    feed_forward = (3 if modernbert else 2) * h * ffn
     lengths = batch["attention_mask"].sum(1).double()
     tokens = lengths.sum().item()
     selected = batch["labels"] != IGNORE_INDEX
     masked = selected.sum().item()
-    layer = 2 * (4 * h * h + 2 * h * ffn)  # per token
-    attention = 2 * 2 * h * (lengths ** 2).sum().item()  # per layer
-    if dense_mlm:
+    layer = 2 * (4 * h * h + feed_forward)  # per token
+    full = 2 * 2 * h * (lengths ** 2).sum().item()  # per layer
+    if modernbert:  # every global_attn_every_n_layers-th layer is global, the rest see +-window/2
+        window = config.local_attention + 1
+        local = 2 * 2 * h * (lengths * lengths.clamp(max=window)).sum().item()
+        globals_ = sum(1 for i in range(layers) if i % config.global_attn_every_n_layers == 0)
+        attention = (globals_ * full + (layers - globals_) * local) / layers
+    else:
+        attention = full
+    if dense_mlm or not pruned_last_layer:
         encoder = layers * (layer * tokens + attention)
     else:
         kept = selected.clone()
         kept[:, 0] = True
         rows, rows_by_length = kept.sum().item(), (kept.sum(1) * lengths).sum().item()
-        last = 2 * 2 * h * h * tokens + 2 * (2 * h * h + 2 * h * ffn) * rows + 2 * 2 * h * rows_by_length
+        last = 2 * 2 * h * h * tokens + 2 * (2 * h * h + feed_forward) * rows + 2 * 2 * h * rows_by_length
         encoder = (layers - 1) * (layer * tokens + attention) + last
-    head = 2 * (h * h + h * vocab) * (tokens if dense_mlm else masked)
+    head_rows = tokens if dense_mlm else (len(lengths) * max_predictions if max_predictions else masked)
+    head = 2 * (h * h + h * vocab) * head_rows
     return 3 * (encoder + head)
 
 
@@ -269,13 +351,12 @@ def compare(name: str, args, batches: list[dict], vocab: int, precision: str, de
     ``speedup`` is against the first, ``speedup_allocator_matched`` against the second: the part
     of the gain that is the model and its loss alone.
     """
-    preset = CONFIGS[name][0]
-    config = preset_config(preset, vocab, num_relations=3)
     torch.manual_seed(0)
-    stock = stock_model(config)
-    trainers = {"stock": Trainer(stock, stock_loss, precision, device),
-                "stock_retained": Trainer(stock, stock_loss, precision, device),
-                "own": Trainer(*own_model(config, args.own_backend, args.max_predictions), precision, device)}
+    config, (stock, stock_loss_fn), (own, own_loss_fn) = models_for(name, vocab, args.own_backend,
+                                                                   args.max_predictions)
+    trainers = {"stock": Trainer(stock, stock_loss_fn, precision, device),
+                "stock_retained": Trainer(stock, stock_loss_fn, precision, device),
+                "own": Trainer(own, own_loss_fn, precision, device)}
     if args.default_malloc or device != "cpu":
         trainers.pop("stock_retained")
     if args.compile:
@@ -290,7 +371,9 @@ def compare(name: str, args, batches: list[dict], vocab: int, precision: str, de
                 times[key].append(seconds)
     tokens = sum(b["attention_mask"].sum().item() for b in batches)
     stock_flops = sum(batch_flops(config, b, dense_mlm=True) for b in batches)
-    own_flops = sum(batch_flops(config, b, dense_mlm=False) for b in batches)
+    backend = "hf" if config.model_type == "modernbert" else args.own_backend
+    own_flops = sum(batch_flops(config, b, dense_mlm=False, pruned_last_layer=backend == "linkbert",
+                                max_predictions=args.max_predictions if backend == "hf" else 0) for b in batches)
     seconds = {key: statistics.median(values) for key, values in times.items()}
     result = {f"{key}_tokens_per_s": round(tokens / s, 1) for key, s in seconds.items()}
     result["speedup"] = round(seconds["stock"] / seconds["own"], 2)
@@ -302,7 +385,14 @@ def compare(name: str, args, batches: list[dict], vocab: int, precision: str, de
         **{f"{key}_peak_fraction": round(stock_flops / seconds[key] / peak, 4) for key in seconds if key != "own"},
         **{f"{key}_round_s": [round(t, 3) for t in values] for key, values in times.items()},
         "tokens_per_round": tokens,
+        "attention": getattr(config, "_attn_implementation", None),
     })
+    if args.peak_tflops:  # against a datasheet figure (the GPU's dense bf16 peak), not a measured one
+        result["peak_fraction_datasheet"] = round(stock_flops / seconds["own"] / (args.peak_tflops * 1e12), 4)
+        result["stock_peak_fraction_datasheet"] = round(stock_flops / seconds["stock"] / (args.peak_tflops * 1e12), 4)
+    if device == "cuda":
+        result["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2 ** 30, 1)
+        torch.cuda.reset_peak_memory_stats()
     matched = (f"  (allocator-matched stock {result['stock_retained_tokens_per_s']:.0f} tok/s, "
                f"x{result['speedup_allocator_matched']:.2f})" if "stock_retained" in seconds else "")
     print(f"{name:>5} {precision:>4}: stock {result['stock_tokens_per_s']:>9.0f} tok/s  "
@@ -323,7 +413,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seq", type=int, help="override the configuration's sequence length")
     parser.add_argument("--data", help="a prepared corpus folder instead of synthetic batches")
     parser.add_argument("--compile", action="store_true", help="torch.compile our model (slower on CPU, see above)")
-    parser.add_argument("--gpu", action="store_true", help="base at seq 512, bf16, on CUDA")
+    parser.add_argument("--gpu", action="store_true", help="base at seq 512 (unless --configs), bf16, on CUDA")
+    parser.add_argument("--peak-tflops", type=float,
+                        help="also report fractions of this peak (e.g. 989: an H100/H200's dense bf16 datasheet figure)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, the number of cores)")
     parser.add_argument("--own-backend", choices=("linkbert", "hf"),
                         help="ours: the written-out BERT (linkbert, the CPU default) or transformers' forward with "
@@ -341,7 +433,9 @@ def main(argv=None) -> int:
     if args.gpu:
         if not torch.cuda.is_available():
             parser.error("--gpu needs CUDA")
-        args.configs, args.precisions = "base", ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+        args.precisions = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if args.configs == parser.get_default("configs"):
+            args.configs = "base"
     precisions = args.precisions.split(",")
     load = os.getloadavg()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OpenMP waiting: {OPENMP_WAITING}; "
