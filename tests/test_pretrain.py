@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 
 from linkbert.checkpoint import latest as latest_checkpoint
 from linkbert.checkpoint import verify
-from linkbert.pretrain import load_config, pretrain
+from linkbert.pretrain import pretrain
+from linkbert.pretrain_config import load_config
 from linkbert.prepare import PrepareConfig, prepare
 
 from conftest import TINY_TEXTS
@@ -107,7 +108,7 @@ def test_help_lists_every_setting_with_its_help(capsys):
     import dataclasses
 
     from linkbert.cli import main
-    from linkbert.pretrain import PretrainConfig
+    from linkbert.pretrain_config import PretrainConfig
 
     with pytest.raises(SystemExit):
         main(["pretrain", "--help"])
@@ -648,7 +649,7 @@ def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_pat
 def test_compile_with_a_fixed_number_of_predictions_gives_one_batch_shape(corpus):
     """torch.compile compiles once when every batch has one shape: with max_predictions and
     compile, batches are padded to max_length (else to the longest pair, a multiple of 8)."""
-    from linkbert.pretrain import open_corpus, pretraining_data
+    from linkbert.pretrain_data import open_corpus, pretraining_data
 
     shapes = {}
     for extra in (["compile=true", "max_predictions=12"], []):

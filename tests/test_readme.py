@@ -256,7 +256,7 @@ def check_linkbert(args: list[str]) -> None:
     except SystemExit:
         pytest.fail(f"README: `{command}` does not parse (see the argparse error above)")
     if args[0] == "pretrain":
-        from linkbert.pretrain import load_config
+        from linkbert.pretrain_config import load_config
 
         assert namespace.config and (ROOT / namespace.config).is_file(), f"README: `{command}`: no config file"
         load_config(namespace.config, namespace.overrides)  # unknown or mistyped settings raise
