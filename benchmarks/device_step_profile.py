@@ -122,7 +122,8 @@ def synthetic_corpus(folder: Path, tokenizer: str, segment_budget: int) -> Path:
 def profile_backend(backend: str, data: Path, out: Path, args) -> dict:
     """Counts of one micro-batch, the rest of a step, and the MLM loss, for ``backend``."""
     from linkbert.objectives import IGNORE_INDEX
-    from linkbert.pretrain import PretrainConfig, Run
+    from linkbert.pretrain import Run
+    from linkbert.pretrain_config import PretrainConfig
 
     config = PretrainConfig(preset=args.preset, backend=backend, max_length=args.seq, batch_size=args.micro_batch,
                             max_steps=10, warmup_steps=1, precision=args.precision, progress=False, tensorboard=False,

@@ -28,7 +28,8 @@ def corpus(tmp_path_factory, tiny_tokenizer_dir):
 
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])
 def test_a_micro_batch_on_the_gpu_never_waits_for_it(corpus, tmp_path, precision):
-    from linkbert.pretrain import Run, load_config
+    from linkbert.pretrain import Run
+    from linkbert.pretrain_config import load_config
 
     config = load_config(None, ["preset=tiny", "max_length=64", "batch_size=8", "max_steps=4", "warmup_steps=1",
                                 "max_predictions=12", "progress=false", "tensorboard=false", f"precision={precision}",
@@ -59,7 +60,8 @@ def test_a_run_on_the_gpu_resumes_where_it_stopped(corpus, tmp_path):
     from safetensors.torch import load_file
 
     from linkbert.checkpoint import latest
-    from linkbert.pretrain import load_config, pretrain
+    from linkbert.pretrain import pretrain
+    from linkbert.pretrain_config import load_config
 
     settings = ["preset=tiny", "max_length=64", "batch_size=8", "max_steps=6", "warmup_steps=1", "save_every=3",
                 "max_predictions=12", "progress=false", "tensorboard=false", "heldout_fraction=0.1", "eval_pairs=8"]

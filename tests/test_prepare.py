@@ -507,9 +507,9 @@ def test_a_lone_surrogate_costs_only_its_document(tmp_path, tiny_tokenizer_dir, 
 
 def test_a_tokenizer_failure_costs_only_its_document(tmp_path, tiny_tokenizer_dir, monkeypatch):
     """Whatever the tokenizer fails on: the batch is encoded again one by one."""
-    import linkbert.prepare as prepare_module
+    from linkbert import prepare_workers
 
-    real_init = prepare_module._init_worker
+    real_init = prepare_workers._init_worker
 
     class Failing:
         def __init__(self, backend):
@@ -522,9 +522,9 @@ def test_a_tokenizer_failure_costs_only_its_document(tmp_path, tiny_tokenizer_di
 
     def init(*args, **kwargs):
         real_init(*args, **kwargs)
-        prepare_module._worker["backend"] = Failing(prepare_module._worker["backend"])
+        prepare_workers._worker["backend"] = Failing(prepare_workers._worker["backend"])
 
-    monkeypatch.setattr(prepare_module, "_init_worker", init)
+    monkeypatch.setattr(prepare_workers, "_init_worker", init)
     write_corpus(tmp_path / "corpus.jsonl")
     with pytest.raises(BadInput, match=r"document 'paris': the tokenizer cannot read its text \(tokenizer panicked\)$"):
         run(tmp_path, tiny_tokenizer_dir)
@@ -560,15 +560,15 @@ def test_the_jsonl_reader_refuses_a_lone_surrogate_itself(tmp_path, tiny_tokeniz
 
 
 def test_a_long_document_in_pieces_gives_the_same_corpus(tmp_path, tiny_tokenizer_dir, monkeypatch):
-    from linkbert import prepare as prepare_module
+    from linkbert import prepare_workers
 
     docs = [dict(d) for d in DOCS]
     docs[2]["text"] = "\n\n".join(" ".join(TINY_TEXTS[(i + j) % 5] for j in range(4)) for i in range(60))
     docs[2]["text"] += " Unknown ☃ words, é accents and 日本語 too." * 20
     write_corpus(tmp_path / "corpus.jsonl", docs)
     run(tmp_path, tiny_tokenizer_dir, "whole")
-    monkeypatch.setattr(prepare_module, "PIECE_CHARS", 100)
-    monkeypatch.setattr(prepare_module, "PIECE_GROUP", 3)
+    monkeypatch.setattr(prepare_workers, "PIECE_CHARS", 100)
+    monkeypatch.setattr(prepare_workers, "PIECE_GROUP", 3)
     run(tmp_path, tiny_tokenizer_dir, "pieces")
     for name in STORE_FILES[:-1]:
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "pieces" / name).read_bytes(), name

@@ -47,7 +47,7 @@ EXERCISED: list[tuple[str, str, tuple[str, ...]]] = [
     (r"linkbert prepare --format wikispeedia ",
      "tests/corpus/test_wikispeedia.py::test_real_dataset_articles_and_links"),
     # pretrain, export (the CLI run, killed and run again: it resumes), torchrun
-    (r"linkbert pretrain ", "tests/test_pretrain.py::test_sigkill_then_resume_gives_the_same_weights"),
+    (r"linkbert pretrain ", "tests/test_pretrain_resume.py::test_sigkill_then_resume_gives_the_same_weights"),
     (r"linkbert export ", "tests/test_export.py::test_a_run_folder_exports_its_latest_checkpoint"),
     (r"torchrun .*-m linkbert\.cli pretrain ", "tests/test_pretrain.py::test_two_process_torchrun_matches_one_process"),
     # fine-tune, evaluate, convert
@@ -256,7 +256,7 @@ def check_linkbert(args: list[str]) -> None:
     except SystemExit:
         pytest.fail(f"README: `{command}` does not parse (see the argparse error above)")
     if args[0] == "pretrain":
-        from linkbert.pretrain import load_config
+        from linkbert.pretrain_config import load_config
 
         assert namespace.config and (ROOT / namespace.config).is_file(), f"README: `{command}`: no config file"
         load_config(namespace.config, namespace.overrides)  # unknown or mistyped settings raise

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from linkbert.errors import ConfigError
-from linkbert.pretrain import PretrainConfig
+from linkbert.pretrain_config import PretrainConfig
 from linkbert.run_folder import RUN_IDENTITY, changed_settings, check_resume, check_run_folder
 
 DEFAULTS = dataclasses.asdict(PretrainConfig())

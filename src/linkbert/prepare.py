@@ -9,7 +9,7 @@ link resolution needs):
 1. read + tokenize: the reader's records go, in chunks, to worker processes that parse them and
    tokenize each document once into sentence-aware segments; the main process appends the
    results to the segment store in input order, so the output is byte-identical whatever the
-   number of workers. Raw link targets are spooled to a temporary file.
+   number of workers (``prepare_workers.py``). Raw link targets are spooled to a temporary file.
 2. link: every raw target is resolved to a document (ids, normalised titles, redirects), or
    links are built from the texts (``--link-builder title-mention|tfidf``).
 3. write ``graph/`` (CSR) and ``stats.json`` (every count, including what was skipped and why,
@@ -27,41 +27,32 @@ the tokenizer allows it (``tokenization.splits_at_spaces``); the tokens are the 
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
-import re
 import sys
 import tempfile
 import time
-from collections import Counter, deque
-from concurrent.futures import ProcessPoolExecutor
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
-import multiprocessing as mp
 import numpy as np
 
 from linkbert import files, prepared, settings
-from linkbert.corpus import DEFAULT_MAX_RECORD_BYTES, READERS, Document, Redirect, open_reader
+from linkbert.corpus import DEFAULT_MAX_RECORD_BYTES, READERS, Document, open_reader
+from linkbert.corpus.io import SURROGATE
 from linkbert.errors import BadInput
 from linkbert.graph import DocGraph, clean_row
 from linkbert.links import LinkTable
-from linkbert.segment import (DEFAULT_BUDGET, encoding_offsets, segment_lengths, sentence_token_starts,
-                              sentence_token_starts_from_offsets)
+from linkbert.prepare_workers import record_outcomes
+from linkbert.segment import DEFAULT_BUDGET
 from linkbert.settings import setting
-from linkbert.store import SegmentStoreWriter, token_dtype
+from linkbert.store import SegmentStoreWriter
 
 LINK_BUILDERS = ("none", "title-mention", "tfidf")
 MIN_DOCUMENTS = 2  # a pretraining pair takes segments of two documents
-
-# a document longer than this (characters) is encoded in pieces of about this size, PIECE_GROUP
-# at a time, when the tokenizer allows it: the tokenizer's working memory (about 150 bytes per
-# character) then stays that of a few pieces, not of the whole document
-PIECE_CHARS = 1 << 18
-PIECE_GROUP = 4
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -92,226 +83,7 @@ class PrepareConfig:
                                                               "(skipped with --skip-bad)", minimum=1)
 
 
-# -- step 1: read + tokenize -------------------------------------------------------------------
-
-_worker: dict = {}
-
-
-def _init_worker(reader, tokenizer_json: str, budget: int, keep_text: bool, parallel_tokenizer: bool) -> None:
-    """Set up a worker (or this process): the reader, the tokenizer rebuilt from JSON, settings.
-
-    In worker processes the tokenizer runs single-threaded: the processes are the parallelism,
-    and Rayon threads in each would only compete for the same cores.
-    """
-    if not parallel_tokenizer:
-        os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    from tokenizers import Tokenizer
-
-    from linkbert.tokenization import continuation_mask, splits_at_spaces
-
-    backend = Tokenizer.from_str(tokenizer_json)
-    _worker.update(reader=reader, backend=backend, continuation=continuation_mask(backend), split=splits_at_spaces(backend),
-                   budget=budget, keep_text=keep_text, dtype=token_dtype(backend.get_vocab_size(with_added_tokens=True)))
-
-
-def _process_chunk(records: list) -> list[tuple]:
-    """Parse and tokenize a chunk of records; one outcome tuple per record, in order.
-
-    ("doc", id, title, links, keys, tokens, segment lengths, text or None) | ("empty", keys) |
-    ("redirect", key, target) | ("skip", reason) | ("bad", BadInput)
-    """
-    reader = _worker["reader"]
-    outcomes: list[tuple] = []
-    documents: list[tuple[int, Document]] = []
-    for record in records:
-        try:
-            parsed = reader.parse(record)
-        except BadInput as e:
-            outcomes.append(("bad", e))
-            continue
-        if isinstance(parsed, Document):
-            unwritable = _unwritable_field(parsed)
-            if unwritable:
-                outcomes.append(("bad", _invalid_text(parsed, unwritable)))
-                continue
-            documents.append((len(outcomes), parsed))
-            outcomes.append(None)
-        elif isinstance(parsed, Redirect):
-            outcomes.append(("redirect", parsed.key, parsed.target))
-        else:
-            outcomes.append(("skip", parsed.reason))
-    encoded = _encode([doc for _, doc in documents])
-    for (slot, doc), encoding in zip(documents, encoded):
-        outcomes[slot] = ("bad", encoding) if isinstance(encoding, BadInput) else _segment_document(doc, encoding, reader)
-    return outcomes
-
-
-def _encode(documents: list[Document]) -> list:
-    """Each document's tokens: a ``tokenizers.Encoding``, or ``(ids, offsets)`` arrays for a long
-    text encoded in pieces, or a ``BadInput`` for a text the tokenizer cannot read.
-
-    The chunk's documents are encoded in one batch; if the tokenizer fails on the batch, one by
-    one, so that only the document it cannot read is lost.
-    """
-    backend = _worker["backend"]
-    results: list = [None] * len(documents)
-    whole = []
-    for i, doc in enumerate(documents):
-        if _worker["split"] and len(doc.text) > PIECE_CHARS:
-            results[i] = _encode_in_pieces(doc)
-        else:
-            whole.append(i)
-    try:
-        encodings = backend.encode_batch([documents[i].text for i in whole], add_special_tokens=False)
-    except BaseException as e:
-        if not _tokenizer_error(e):
-            raise
-        encodings = [_encode_alone(documents[i]) for i in whole]
-    for i, encoding in zip(whole, encodings):
-        results[i] = encoding
-    return results
-
-
-def _encode_alone(doc: Document):
-    try:
-        return _worker["backend"].encode_batch([doc.text], add_special_tokens=False)[0]
-    except BaseException as e:
-        if not _tokenizer_error(e):
-            raise
-        return _invalid_text(doc, "text", e)
-
-
-def _encode_in_pieces(doc: Document):
-    """``(ids, offsets)`` of a long text, encoded piece by piece (``tokenization.piece_starts``)."""
-    from linkbert.tokenization import piece_starts
-
-    text, dtype = doc.text, _worker["dtype"]
-    bounds = [*piece_starts(text, PIECE_CHARS), len(text)]
-    ids, offsets = [], []
-    try:
-        for first in range(0, len(bounds) - 1, PIECE_GROUP):
-            group = range(first, min(first + PIECE_GROUP, len(bounds) - 1))
-            encodings = _worker["backend"].encode_batch([text[bounds[k]:bounds[k + 1]] for k in group],
-                                                        add_special_tokens=False)
-            for k, encoding in zip(group, encodings):
-                ids.append(np.asarray(encoding.ids, dtype=dtype))
-                offsets.append(encoding_offsets(encoding) + bounds[k])
-            del encodings
-    except BaseException as e:
-        if not _tokenizer_error(e):
-            raise
-        return _invalid_text(doc, "text", e)
-    return np.concatenate(ids), np.concatenate(offsets)
-
-
-def _tokenizer_error(error: BaseException) -> bool:
-    """An error of the tokenizer on a text (a ``TypeError`` for a lone surrogate, a Rust panic),
-    not of the machine (memory) or the user (Ctrl-C)."""
-    if type(error).__name__ == "PanicException":
-        return True
-    return isinstance(error, Exception) and not isinstance(error, (MemoryError, OSError))
-
-
-def _unwritable_field(doc: Document) -> str | None:
-    """The field of ``doc`` that UTF-8 cannot write (a lone surrogate), if any; the text is the
-    tokenizer's to refuse."""
-    if _SURROGATE.search(doc.id):
-        return "id"
-    if _SURROGATE.search(doc.title):
-        return "title"
-    if any(_SURROGATE.search(link) for link in doc.links):
-        return "links"
-    return None
-
-
-def _invalid_text(doc: Document, field: str, error: BaseException | None = None) -> BadInput:
-    value = {"id": doc.id, "title": doc.title, "text": doc.text, "links": "".join(doc.links)}[field]
-    found = _SURROGATE.search(value)
-    if found:
-        detail = (f"its {field} holds a lone surrogate (U+{ord(found.group()):04X}, at character {found.start()}), "
-                  "which is not Unicode text")
-    else:
-        message = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else type(error).__name__
-        detail = f"the tokenizer cannot read its {field} ({message})"
-    return BadInput(_worker["reader"].path, f"document {doc.id!r}", "invalid_text", detail)
-
-
-def _segment_document(doc: Document, encoding, reader) -> tuple:
-    keys = tuple(reader.document_keys(doc))
-    if isinstance(encoding, tuple):  # a long text, encoded in pieces
-        tokens, offsets = encoding
-    else:
-        tokens, offsets = np.asarray(encoding.ids, dtype=_worker["dtype"]), None
-    if len(tokens) == 0:
-        return ("empty", keys)
-    starts = (sentence_token_starts(encoding, doc.text) if offsets is None
-              else sentence_token_starts_from_offsets(doc.text, offsets))
-    lengths = segment_lengths(starts, _worker["continuation"][tokens], _worker["budget"])
-    text = doc.text if _worker["keep_text"] else None
-    return ("doc", doc.id, doc.title, doc.links, keys, tokens, np.asarray(lengths, np.int64), text)
-
-
-def _chunks(records: Iterable, chunk_bytes: int, failure: list) -> Iterator[list]:
-    """Records grouped into chunks of about ``chunk_bytes``.
-
-    A fatal input error (a truncated archive) ends the chunks after the records read before
-    it; the error goes to ``failure`` so the caller can decide once everything before it is done.
-    """
-    chunk, size = [], 0
-    try:
-        for record in records:
-            chunk.append(record)
-            size += _record_size(record)
-            if size >= chunk_bytes:
-                yield chunk
-                chunk, size = [], 0
-    except BadInput as e:
-        failure.append(e)
-    if chunk:
-        yield chunk
-
-
-def _record_size(record) -> int:
-    if isinstance(record, (bytes, str)):
-        return len(record)
-    if isinstance(record, tuple):
-        return sum(_record_size(field) for field in record)
-    return 64
-
-
-def _outcomes(config: PrepareConfig, reader, tokenizer_json: str, keep_text: bool, counts: Counter,
-              warnings: list[str]) -> Iterator[tuple]:
-    """Every record's outcome in input order, parsed by ``config.workers`` processes.
-
-    At most two chunks per worker are in flight, so reading never runs ahead of tokenizing
-    (a plain ``Pool.imap`` would read the whole input into its queue). A fatal input error
-    (truncated archive) ends the reading; everything read before it is processed first, then
-    the error is raised, or with ``skip_bad`` counted.
-    """
-    failure: list[BadInput] = []
-    chunks = _chunks(reader.records(), config.chunk_bytes, failure)
-    init_args = (reader, tokenizer_json, config.segment_budget, keep_text)
-    if config.workers <= 1:
-        _init_worker(*init_args, parallel_tokenizer=True)
-        for chunk in chunks:
-            yield from _process_chunk(chunk)
-    else:
-        context = mp.get_context("spawn")  # fork would copy the parent's tokenizer threads and locks
-        with ProcessPoolExecutor(config.workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(*init_args, False)) as pool:
-            pending: deque = deque()
-            for chunk in chunks:
-                pending.append(pool.submit(_process_chunk, chunk))
-                if len(pending) >= 2 * config.workers:
-                    yield from pending.popleft().result()
-            while pending:
-                yield from pending.popleft().result()
-    for error in failure:
-        if not (config.skip_bad and error.reason != "missing_path"):
-            raise error
-        counts[error.reason] += 1
-        _warn(warnings, f"{error}; stopped reading there, keeping what came before")
-
+# -- step 1: read + tokenize (the reading and tokenizing: prepare_workers.py) ----------------
 
 class _Corpus:
     """What step 1 writes and counts: the store, the link table, and spooled links/texts."""
@@ -444,7 +216,8 @@ def _build(config: PrepareConfig, reader, tokenizer, folder: Path, started: floa
         spool = Path(spool_name)
         corpus = _Corpus(config, reader, backend.get_vocab_size(with_added_tokens=True), folder, spool, keep_text)
         with _progress(config, "documents") as bar:
-            for outcome in _outcomes(config, reader, backend.to_str(), keep_text, corpus.skipped, warnings):
+            warn = functools.partial(_warn, warnings)
+            for outcome in record_outcomes(config, reader, backend.to_str(), keep_text, corpus.skipped, warn):
                 corpus.take(outcome)
                 bar.update(outcome[0] == "doc")
         store_meta = corpus.close()
@@ -563,7 +336,7 @@ def _documents(reader, skip_bad: bool) -> Iterator[Document]:
             if skip_bad:
                 continue
             raise
-        if isinstance(parsed, Document) and not _SURROGATE.search(parsed.text):
+        if isinstance(parsed, Document) and not SURROGATE.search(parsed.text):
             yield parsed
 
 

@@ -34,9 +34,10 @@ from the resumed step on, since it changes how the same run is optimised or run,
 The changes are logged, and ``config.yaml`` records the settings the run uses now. A non-finite
 loss stops the run (exit status 1) without saving that state: its last checkpoint stays good.
 
-The pieces it runs on live elsewhere: the process, device and precision in ``runtime.py``, the
-optimizer rule in ``optim.py``, checkpoints in ``checkpoint.py``, the run folder and its identity
-in ``run_folder.py``, its logs in ``run_log.py``, the prepared corpus and its pairs in
+The pieces it runs on live elsewhere: its settings in ``pretrain_config.py``, its batches in
+``pretrain_data.py``, the process, device and precision in ``runtime.py``, the optimizer rule in
+``optim.py``, checkpoints in ``checkpoint.py``, the run folder and its identity in
+``run_folder.py``, its logs in ``run_log.py``, the prepared corpus and its pairs in
 ``prepared.py``, the model in ``model/``.
 """
 
@@ -49,7 +50,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,121 +58,12 @@ import torch
 from linkbert import checkpoint, optim, run_folder, runtime, settings
 from linkbert.errors import ConfigError
 from linkbert.files import naming, write_json
-from linkbert.model.modeling import PRESETS
 from linkbert.objectives import IGNORE_INDEX, OBJECTIVES, relation_names
-from linkbert.pairs import LINKED_SAMPLING, LINKED_SEGMENT
-from linkbert.prepared import PreparedCorpus
+from linkbert.pretrain_config import PretrainConfig, load_config
+from linkbert.pretrain_data import open_corpus, pretraining_data, step_loader
 from linkbert.run_log import RunLog
-from linkbert.settings import setting
 
 log = logging.getLogger("linkbert.pretrain")
-
-@dataclass
-class PretrainConfig:
-    """Every setting of a pretraining run; YAML files in configs/pretrain/ are its saved form."""
-
-    # -- model
-    preset: str = setting("mini", "the architecture when starting from scratch", choices=PRESETS)
-    init: str = setting("scratch", '"scratch", or a local BERT checkpoint folder (safetensors) to continue from')
-    dropout: float = setting(0.1, "hidden and attention dropout (BERT's 0.1)", minimum=0, maximum=0.99)
-    # -- data and objective
-    graph: str = setting("", "document graph folder to sample linked pairs from; empty: the prepared corpus's graph/")
-    objective: str = setting("linkbert", "linkbert: MLM + 3-way relation prediction; bert: MLM + NSP; "
-                                         "mlm-only: LinkBERT's pairs, MLM loss only", choices=OBJECTIVES)
-    p_contiguous: float = setting(1 / 3, "probability of a contiguous pair (the bert objective uses 1/2)",
-                                  minimum=0, maximum=1)
-    p_random: float = setting(1 / 3, "probability of a random pair (the bert objective uses 1/2)", minimum=0, maximum=1)
-    p_linked: float = setting(1 / 3, "probability of a linked pair (the bert objective uses 0)", minimum=0, maximum=1)
-    linked_sampling: str = setting("inverse_indegree", "how a linked document is drawn among A's out-links "
-                                   "(inverse_indegree: the paper's diversity sampling)", choices=LINKED_SAMPLING)
-    linked_segment: str = setting("first", "which segment of the linked document is B", choices=LINKED_SEGMENT)
-    max_length: int = setting(512, "tokens per input, [CLS] A [SEP] B [SEP]; must hold two of the corpus's segments",
-                              minimum=8)
-    mlm_probability: float = setting(0.15, "share of the tokens selected for masked LM", above=0, maximum=1)
-    whole_word_mask: bool = setting(False, "select whole words for masking, not single tokens")
-    heldout_fraction: float = setting(0.01, "share of the documents held out of training, for evaluation",
-                                      minimum=0, maximum=0.5)
-    eval_pairs: int = setting(2048, "held-out pairs per evaluation", minimum=1)
-    # -- optimisation
-    batch_size: int = setting(32, "global batch: pairs per optimiser step, all ranks together", minimum=1)
-    micro_batch_size: int = setting(0, "pairs per forward pass on one rank; 0: batch_size / ranks", minimum=0)
-    max_steps: int = setting(1000, "optimiser steps; the learning-rate schedule ends here", minimum=1)
-    lr: float = setting(1e-3, "peak learning rate", above=0)
-    warmup_steps: int = setting(100, "linear warmup from 0 to lr, then linear decay to 0 at max_steps", minimum=0)
-    weight_decay: float = setting(0.01, "AdamW weight decay (not on biases and norm weights)", minimum=0)
-    adam_beta1: float = setting(0.9, "AdamW beta1", minimum=0, maximum=0.9999)
-    adam_beta2: float = setting(0.98, "AdamW beta2 (the paper's 0.98)", minimum=0, maximum=0.9999)
-    adam_eps: float = setting(1e-6, "AdamW epsilon", above=0)
-    max_grad_norm: float = setting(1.0, "clip the global gradient norm to this; 0: no clipping", minimum=0)
-    precision: str = setting("auto", "auto: bf16 where supported, else fp16 on a GPU, fp32 on CPUs without fast bf16",
-                             choices=runtime.PRECISIONS)
-    compile: bool = setting(False, "torch.compile the model")
-    backend: str = setting("auto", "linkbert: BERT's forward written out for CPU speed (BERT only); hf: the "
-                                   "checkpoint's own transformers forward (any masked-LM encoder: BERT, RoBERTa, "
-                                   "ModernBERT, DistilBERT), the device path; auto: linkbert for BERT on a CPU, hf "
-                                   "otherwise", choices=("auto", "linkbert", "hf"))
-    attention: str = setting("auto", "backend hf's attention: auto (flash-attention 2, unpadding into its "
-                                     "variable-length kernels, on a GPU with flash_attn installed; SDPA otherwise), "
-                                     "sdpa, flash_attention_2", choices=("auto", "sdpa", "flash_attention_2"))
-    max_predictions: int = setting(0, "masked positions per sequence at most (BERT's max_predictions_per_seq), read "
-                                      "by a fixed-shape gather (backend hf: no host sync, torch.compile compiles "
-                                      "once); 0: every selected position", minimum=0)
-    # -- run
-    seed: int = setting(0, "seed of the weights, the data order, the masks and dropout", minimum=0)
-    budget_minutes: float = setting(0.0, "stop (with a checkpoint) after this much training time; 0: no budget",
-                                    minimum=0)
-    log_every: int = setting(10, "log the training figures every N steps", minimum=1)
-    eval_every: int = setting(0, "evaluate on held-out pairs every N steps; 0: only at the end", minimum=0)
-    save_every: int = setting(500, "checkpoint every N steps (and always at the end)", minimum=1)
-    keep_checkpoints: int = setting(2, "step checkpoints kept; older ones are deleted", minimum=1)
-    num_workers: int = setting(0, "DataLoader processes building batches (0: in the training process)", minimum=0)
-    progress: bool = setting(True, "show a progress bar")
-    tensorboard: bool = setting(True, "write TensorBoard scalars to OUT/tensorboard when tensorboard is installed")
-    overwrite: bool = setting(False, "write the run into a non-empty --out that is not a pretraining run folder "
-                                     "(its other files are kept)")
-
-    def check(self) -> None:
-        if self.objective != "bert":
-            total = self.p_contiguous + self.p_random + self.p_linked
-            if abs(total - 1) > 1e-6:
-                raise ConfigError(f"p_contiguous + p_random + p_linked must be 1 (got {self.p_contiguous:g} + "
-                                  f"{self.p_random:g} + {self.p_linked:g} = {total:g})")
-        if self.max_predictions and self.backend == "linkbert":
-            raise ConfigError("max_predictions is for backend hf (the linkbert backend reads every masked position)")
-        if self.micro_batch_size and self.micro_batch_size > self.batch_size:
-            raise ConfigError(f"micro_batch_size {self.micro_batch_size} is more than batch_size {self.batch_size}")
-
-
-def load_config(path: str | None, overrides: list[str]) -> PretrainConfig:
-    """A config from a YAML file (if given) and ``key=value`` overrides, each typed by its field."""
-    return settings.load(PretrainConfig, path, overrides)
-
-
-def open_corpus(data_dir: str) -> PreparedCorpus:
-    """The prepared corpus, refused when it cannot give pairs: a random pair's B comes from
-    another document, so at least two are needed (PairSampler would raise a bare ValueError)."""
-    corpus = PreparedCorpus(data_dir)
-    n = corpus.store.num_documents
-    if n < 2:
-        raise ConfigError(f"{data_dir} holds {n} document{'' if n == 1 else 's'}: pretraining pairs need at least "
-                          "2; prepare a larger corpus")
-    return corpus
-
-
-def pretraining_data(corpus: PreparedCorpus, config: PretrainConfig):
-    """``(train sampler, held-out sampler, collator)``; a corpus they cannot use is a ConfigError."""
-    try:
-        return corpus.pretraining_data(
-            max_length=config.max_length, seed=config.seed, objective=config.objective,
-            p_contiguous=config.p_contiguous, p_random=config.p_random, p_linked=config.p_linked,
-            linked_sampling=config.linked_sampling, linked_segment=config.linked_segment,
-            mlm_probability=config.mlm_probability, whole_word_mask=config.whole_word_mask,
-            heldout_fraction=config.heldout_fraction, graph=config.graph or None,
-            max_predictions=config.max_predictions,
-            # torch.compile with a fixed number of predicted positions: one shape, every batch padded to max_length
-            pad_to_multiple_of=config.max_length if config.compile and config.max_predictions else 8)
-    except ValueError as e:  # PairSampler's checks of the store and the graph
-        raise ConfigError(f"{corpus.folder}: {e}") from None
 
 
 def initial_model(*, preset: str, init: str, objective: str, vocab_size: int, dropout: float, seed: int,
@@ -188,40 +79,6 @@ def initial_model(*, preset: str, init: str, objective: str, vocab_size: int, dr
                       attention_probs_dropout_prob=dropout)
 
 
-# -- data --------------------------------------------------------------------------------------
-
-class StepBatches(torch.utils.data.Dataset):
-    """Item ``i`` = the ``i``-th micro-batch of this rank from ``start_step`` on, already collated.
-
-    Global stream position ``p`` (0, 1, 2, ...) is pair ``p % len(sampler)`` of epoch
-    ``p // len(sampler)``; step ``s`` consumes positions ``[s * B, (s + 1) * B)``, rank ``r`` the
-    ``r``-th contiguous share of them, split into micro-batches. Only positions matter, so the
-    batches are the same after a resume and for any number of DataLoader workers.
-    """
-
-    def __init__(self, sampler, collator, *, batch_size: int, micro_batch_size: int, rank: int, world: int,
-                 start_step: int, max_steps: int):
-        self.sampler, self.collator = sampler, collator
-        self.batch_size, self.micro = batch_size, micro_batch_size
-        self.local = batch_size // world
-        self.rank = rank
-        self.accumulation = self.local // micro_batch_size
-        self.start_step = start_step
-        self.length = (max_steps - start_step) * self.accumulation
-
-    def __len__(self) -> int:
-        return self.length
-
-    def positions(self, item: int) -> np.ndarray:
-        step, micro = divmod(item, self.accumulation)
-        start = (self.start_step + step) * self.batch_size + self.rank * self.local + micro * self.micro
-        return np.arange(start, start + self.micro, dtype=np.int64)
-
-    def __getitem__(self, item: int) -> dict:
-        n = len(self.sampler)
-        return self.collator([self.sampler.pair(int(p // n), int(p % n)) for p in self.positions(item)])
-
-
 # -- the loop ------------------------------------------------------------------------------------
 
 class TrainingFailed(RuntimeError):
@@ -233,8 +90,8 @@ class Run:
     """One pretraining run: ``Run(config, data, out).train()``.
 
     Everything that can refuse the run does so before the model is built: the output folder
-    (``run_folder.check_run_folder``), the corpus (:func:`open_corpus`), and a resume's settings, read
-    from the checkpoint's trainer_state.json before any tensor (:meth:`_check_resume`).
+    (``run_folder.check_run_folder``), the corpus (``pretrain_data.open_corpus``), and a resume's
+    settings, read from the checkpoint's trainer_state.json before any tensor (:meth:`_check_resume`).
     """
 
     def __init__(self, config: PretrainConfig, data_dir: str, out_dir: str):
@@ -551,18 +408,8 @@ class Run:
     # ---- helpers
 
     def _loader(self):
-        dataset = StepBatches(self.train_sampler, self.collator, batch_size=self.config.batch_size,
-                              micro_batch_size=self.micro, rank=self.dist.rank, world=self.dist.world,
-                              start_step=self.step,
-                              max_steps=self.config.max_steps)
-        workers = self.config.num_workers
-        return torch.utils.data.DataLoader(
-            dataset, batch_size=None, shuffle=False, num_workers=workers, pin_memory=self.dist.device.type == "cuda",
-            persistent_workers=False, prefetch_factor=4 if workers else None,
-            multiprocessing_context="spawn" if workers else None,
-            # its own generator: creating the iterator must not draw from the global RNG, or a
-            # resumed run's dropout masks would be one draw off an uninterrupted run's
-            generator=torch.Generator().manual_seed(self.config.seed))
+        return step_loader(self.train_sampler, self.collator, self.config, self.dist, micro_batch_size=self.micro,
+                           start_step=self.step)
 
     def _autocast(self):
         return runtime.autocast(self.autocast, self.dist.device)

@@ -251,7 +251,7 @@ OBJECTIVE_NAMES = {"linkbert": "LinkBERT", "bert": "BERT"}
 
 def pretrain_config(config: QuickstartConfig, max_steps: int):
     """LinkBERT's run; the BERT baseline's is this with the objective (and steps) replaced."""
-    from linkbert.pretrain import PretrainConfig
+    from linkbert.pretrain_config import PretrainConfig
 
     return PretrainConfig(preset=config.preset, objective="linkbert", max_length=config.max_length,
                           batch_size=config.batch_size, lr=config.lr, max_steps=max_steps,

@@ -1,0 +1,97 @@
+"""The settings of a pretraining run: ``PretrainConfig`` (every setting, its help and bounds,
+the checks across settings) and ``load_config`` (a YAML file of ``configs/pretrain/`` plus
+``key=value`` overrides). ``pretrain.py`` runs a config; ``run_folder.RUN_IDENTITY`` names the
+settings a resume may not change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from linkbert import runtime, settings
+from linkbert.errors import ConfigError
+from linkbert.model.modeling import PRESETS
+from linkbert.objectives import OBJECTIVES
+from linkbert.pairs import LINKED_SAMPLING, LINKED_SEGMENT
+from linkbert.settings import setting
+
+
+@dataclass
+class PretrainConfig:
+    """Every setting of a pretraining run; YAML files in configs/pretrain/ are its saved form."""
+
+    # -- model
+    preset: str = setting("mini", "the architecture when starting from scratch", choices=PRESETS)
+    init: str = setting("scratch", '"scratch", or a local BERT checkpoint folder (safetensors) to continue from')
+    dropout: float = setting(0.1, "hidden and attention dropout (BERT's 0.1)", minimum=0, maximum=0.99)
+    # -- data and objective
+    graph: str = setting("", "document graph folder to sample linked pairs from; empty: the prepared corpus's graph/")
+    objective: str = setting("linkbert", "linkbert: MLM + 3-way relation prediction; bert: MLM + NSP; "
+                                         "mlm-only: LinkBERT's pairs, MLM loss only", choices=OBJECTIVES)
+    p_contiguous: float = setting(1 / 3, "probability of a contiguous pair (the bert objective uses 1/2)",
+                                  minimum=0, maximum=1)
+    p_random: float = setting(1 / 3, "probability of a random pair (the bert objective uses 1/2)", minimum=0, maximum=1)
+    p_linked: float = setting(1 / 3, "probability of a linked pair (the bert objective uses 0)", minimum=0, maximum=1)
+    linked_sampling: str = setting("inverse_indegree", "how a linked document is drawn among A's out-links "
+                                   "(inverse_indegree: the paper's diversity sampling)", choices=LINKED_SAMPLING)
+    linked_segment: str = setting("first", "which segment of the linked document is B", choices=LINKED_SEGMENT)
+    max_length: int = setting(512, "tokens per input, [CLS] A [SEP] B [SEP]; must hold two of the corpus's segments",
+                              minimum=8)
+    mlm_probability: float = setting(0.15, "share of the tokens selected for masked LM", above=0, maximum=1)
+    whole_word_mask: bool = setting(False, "select whole words for masking, not single tokens")
+    heldout_fraction: float = setting(0.01, "share of the documents held out of training, for evaluation",
+                                      minimum=0, maximum=0.5)
+    eval_pairs: int = setting(2048, "held-out pairs per evaluation", minimum=1)
+    # -- optimisation
+    batch_size: int = setting(32, "global batch: pairs per optimiser step, all ranks together", minimum=1)
+    micro_batch_size: int = setting(0, "pairs per forward pass on one rank; 0: batch_size / ranks", minimum=0)
+    max_steps: int = setting(1000, "optimiser steps; the learning-rate schedule ends here", minimum=1)
+    lr: float = setting(1e-3, "peak learning rate", above=0)
+    warmup_steps: int = setting(100, "linear warmup from 0 to lr, then linear decay to 0 at max_steps", minimum=0)
+    weight_decay: float = setting(0.01, "AdamW weight decay (not on biases and norm weights)", minimum=0)
+    adam_beta1: float = setting(0.9, "AdamW beta1", minimum=0, maximum=0.9999)
+    adam_beta2: float = setting(0.98, "AdamW beta2 (the paper's 0.98)", minimum=0, maximum=0.9999)
+    adam_eps: float = setting(1e-6, "AdamW epsilon", above=0)
+    max_grad_norm: float = setting(1.0, "clip the global gradient norm to this; 0: no clipping", minimum=0)
+    precision: str = setting("auto", "auto: bf16 where supported, else fp16 on a GPU, fp32 on CPUs without fast bf16",
+                             choices=runtime.PRECISIONS)
+    compile: bool = setting(False, "torch.compile the model")
+    backend: str = setting("auto", "linkbert: BERT's forward written out for CPU speed (BERT only); hf: the "
+                                   "checkpoint's own transformers forward (any masked-LM encoder: BERT, RoBERTa, "
+                                   "ModernBERT, DistilBERT), the device path; auto: linkbert for BERT on a CPU, hf "
+                                   "otherwise", choices=("auto", "linkbert", "hf"))
+    attention: str = setting("auto", "backend hf's attention: auto (flash-attention 2, unpadding into its "
+                                     "variable-length kernels, on a GPU with flash_attn installed; SDPA otherwise), "
+                                     "sdpa, flash_attention_2", choices=("auto", "sdpa", "flash_attention_2"))
+    max_predictions: int = setting(0, "masked positions per sequence at most (BERT's max_predictions_per_seq), read "
+                                      "by a fixed-shape gather (backend hf: no host sync, torch.compile compiles "
+                                      "once); 0: every selected position", minimum=0)
+    # -- run
+    seed: int = setting(0, "seed of the weights, the data order, the masks and dropout", minimum=0)
+    budget_minutes: float = setting(0.0, "stop (with a checkpoint) after this much training time; 0: no budget",
+                                    minimum=0)
+    log_every: int = setting(10, "log the training figures every N steps", minimum=1)
+    eval_every: int = setting(0, "evaluate on held-out pairs every N steps; 0: only at the end", minimum=0)
+    save_every: int = setting(500, "checkpoint every N steps (and always at the end)", minimum=1)
+    keep_checkpoints: int = setting(2, "step checkpoints kept; older ones are deleted", minimum=1)
+    num_workers: int = setting(0, "DataLoader processes building batches (0: in the training process)", minimum=0)
+    progress: bool = setting(True, "show a progress bar")
+    tensorboard: bool = setting(True, "write TensorBoard scalars to OUT/tensorboard when tensorboard is installed")
+    overwrite: bool = setting(False, "write the run into a non-empty --out that is not a pretraining run folder "
+                                     "(its other files are kept)")
+
+    def check(self) -> None:
+        if self.objective != "bert":
+            total = self.p_contiguous + self.p_random + self.p_linked
+            if abs(total - 1) > 1e-6:
+                raise ConfigError(f"p_contiguous + p_random + p_linked must be 1 (got {self.p_contiguous:g} + "
+                                  f"{self.p_random:g} + {self.p_linked:g} = {total:g})")
+        if self.max_predictions and self.backend == "linkbert":
+            raise ConfigError("max_predictions is for backend hf (the linkbert backend reads every masked position)")
+        if self.micro_batch_size and self.micro_batch_size > self.batch_size:
+            raise ConfigError(f"micro_batch_size {self.micro_batch_size} is more than batch_size {self.batch_size}")
+
+
+def load_config(path: str | None, overrides: list[str]) -> PretrainConfig:
+    """A config from a YAML file (if given) and ``key=value`` overrides, each typed by its field."""
+    return settings.load(PretrainConfig, path, overrides)
