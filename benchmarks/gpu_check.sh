@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Everything a GPU machine should run, in about 6 minutes (at most 13) on one H100/H200 (never needed by CI):
+# Everything a GPU machine should run, in about 6 minutes (each section has a limit; 13 in all) on one
+# H100/H200 (never needed by CI; docs/performance.md has an H200's figures):
 #   bash benchmarks/gpu_check.sh [OUT]        # figures into OUT (default: $OUT or /tmp/gpu_check)
 # Environment: PYTHON (the interpreter with linkbert importable; default python), DATA (a prepared
 # corpus with segments of at most 254 tokens, for seq 512; default: synthetic corpora), TOKENIZER
@@ -32,7 +33,7 @@ if [ -n "${SMOKE:-}" ]; then
   throughput=(--own-backend hf --precisions bf16 --steps 1 --rounds 1 --warmup 1 --max-predictions 24 --seq 128)
   timeline=(--preset tiny --seq 128 --batch 8 --steps 2 --warmup 1 --workers 2 --max-predictions 24)
 else
-  preset=base seq=512 batch=64 steps=100 save=25 kill_at=50 budget=254
+  preset=base seq=512 batch=64 steps=100 save=50 kill_at=50 budget=254
   throughput=(--gpu --steps 8 --rounds 3 --warmup 3 --max-predictions 100 --peak-tflops 989)
   timeline=(--steps 10 --warmup 5)
 fi

@@ -11,11 +11,12 @@ DataLoader, then ``Run.train_step``, whose one readback ends the step), timed, a
 ``--profiled-steps`` more under ``torch.profiler`` (its host-side recording slows the host, so
 the timed steps run without it). Per step it reports:
 
-* ``step_ms``: wall time; ``loader_wait_ms``: of that, the host waiting for the DataLoader
-  (0 when the workers keep ahead);
+* ``step_ms``: wall time (median; ``step_ms_mean`` the mean); ``loader_wait_ms``: of that, the
+  host waiting for the DataLoader (0 when the workers keep ahead);
 * ``gpu_busy_ms``: the union of the kernels' intervals on the device, and ``gpu_idle_fraction``
-  = 1 - busy / wall: time the device had nothing queued (the step's readback, the host
-  building the next step's first launches, a loader wait);
+  = 1 - busy / the profiled steps' wall time: time the device had nothing queued (the step's
+  readback, the host building the next step's first launches, a loader wait; the profiler's
+  own host-side recording makes this an upper bound);
 * ``kernels``: kernel launches; ``blocking_calls``: CUDA runtime calls that make the host wait
   (stream, device or event synchronisation and synchronous copies), by name;
 * ``tokens_per_s`` (non-pad tokens) and ``model_tflops`` (the work ``pretrain_throughput.py``
@@ -121,9 +122,11 @@ def main(argv=None) -> int:
             tokens += step(waits, flops)["tokens"]
             walls.append(time.perf_counter() - started)
         activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+        profiled_started = time.perf_counter()
         with torch.profiler.profile(activities=activities) as profiler:
             for _ in range(args.profiled_steps):
                 step([], [])
+        profiled_s = time.perf_counter() - profiled_started
         counted = timeline(profiler.events(), args.profiled_steps) if cuda and args.profiled_steps else {}
     seconds = sum(walls)
     result = {"preset": args.preset, "seq": args.seq, "batch": args.batch, "micro_batch": run.micro,
@@ -133,12 +136,14 @@ def main(argv=None) -> int:
               "device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__,
               "warmup_s": round(warmup_s, 2),
               "step_ms": round(1000 * statistics.median(walls), 2),
+              "step_ms_mean": round(1000 * seconds / args.steps, 2),
               "loader_wait_ms": round(1000 * statistics.median(waits), 2),
               "tokens_per_s": round(tokens / seconds), "model_tflops": round(sum(flops) / seconds / 1e12, 1)}
     result["peak_fraction"] = round(result["model_tflops"] / args.peak_tflops, 4)
     if counted:
         result.update({key: round(value, 2) if isinstance(value, float) else value for key, value in counted.items()})
-        result["gpu_idle_fraction"] = round(1 - counted["gpu_busy_ms"] / (1000 * seconds / args.steps), 4)
+        # against the profiled steps' own wall time (the profiler's host-side recording included)
+        result["gpu_idle_fraction"] = round(1 - counted["gpu_busy_ms"] / (1000 * profiled_s / args.profiled_steps), 4)
         result["profiled_steps"] = args.profiled_steps
         result["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2 ** 30, 1)
     print(f"{args.preset} seq {args.seq} batch {args.batch}: {result['step_ms']:.1f} ms/step, "

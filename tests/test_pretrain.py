@@ -345,3 +345,24 @@ def test_compile_with_a_fixed_number_of_predictions_gives_one_batch_shape(corpus
                                for s in range(0, 40, 4)}
     assert shapes[True] == {(4, 64)}
     assert len(shapes[False]) > 1
+
+
+def test_dataloader_workers_give_the_batches_built_in_process(corpus, tmp_path):
+    """Two workers (started from a fork server where the platform has one) build exactly the
+    micro-batches the training process builds itself, in the same order."""
+    import multiprocessing
+
+    from linkbert.pretrain import Run
+
+    batches = {}
+    for workers in (0, 2):
+        config = load_config(None, TINY + [f"num_workers={workers}", "max_steps=3"])
+        loader = Run(config, str(corpus), str(tmp_path / f"run-{workers}"))._loader()
+        if workers and "forkserver" in multiprocessing.get_all_start_methods():
+            assert loader.multiprocessing_context.get_start_method() == "forkserver"
+        batches[workers] = list(loader)
+    assert len(batches[0]) == len(batches[2]) == 3
+    for own, theirs in zip(batches[0], batches[2]):
+        assert own.keys() == theirs.keys()
+        for key in own:
+            assert torch.equal(own[key], theirs[key]), key

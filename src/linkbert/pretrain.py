@@ -300,7 +300,7 @@ class Run:
         divided by, so that the gradient is the global batch's mean whatever its split."""
         counts = torch.tensor([sum(int((b["labels"] != IGNORE_INDEX).sum()) for b in micro_batches),
                                sum(len(b["relation_labels"]) for b in micro_batches)], dtype=torch.float64)
-        return runtime.all_reduce_sum(counts.to(self.dist.device), self.dist).clamp(min=1)
+        return runtime.all_reduce_sum(runtime.host_to_device(counts, self.dist.device), self.dist).clamp(min=1)
 
     def _to_device(self, batch: dict) -> tuple[dict, int]:
         """``(the batch on the device, its real tokens)``, both from the host tensors (read here

@@ -10,6 +10,7 @@ sees exactly the same batches. The corpus and its pairs themselves live in ``pre
 
 from __future__ import annotations
 
+import multiprocessing
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -94,7 +95,26 @@ def step_loader(sampler, collator, config: PretrainConfig, dist: Dist, *, micro_
     return torch.utils.data.DataLoader(
         dataset, batch_size=None, shuffle=False, num_workers=workers, pin_memory=dist.device.type == "cuda",
         persistent_workers=False, prefetch_factor=4 if workers else None,
-        multiprocessing_context="spawn" if workers else None,
+        multiprocessing_context=worker_context(sampler, collator) if workers else None,
         # its own generator: creating the iterator must not draw from the global RNG, or a
         # resumed run's dropout masks would be one draw off an uninterrupted run's
         generator=torch.Generator().manual_seed(config.seed))
+
+
+def worker_context(*shipped) -> multiprocessing.context.BaseContext:
+    """How DataLoader workers start: from a fork server (one process that imports torch, numpy
+    and the modules of the ``shipped`` objects once; each worker is forked from it) where the
+    platform has one, else spawned. Never forked from the trainer, whose CUDA context a child
+    cannot use.
+
+    Spawned workers start one after another: each is a fresh interpreter, and the trainer's
+    write of the pickled dataset (about 1 MB for Wikispeedia, beyond a pipe's buffer) waits
+    until that child has imported torch and the rest and read it. ``docs/performance.md`` has
+    the start-up times.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    modules = ["torch", "numpy", __name__] + [type(obj).__module__ for obj in shipped]
+    context.set_forkserver_preload(list(dict.fromkeys(modules)))  # read when the server starts
+    return context
