@@ -269,3 +269,28 @@ def test_roberta_inputs_stop_two_positions_before_its_table_ends():
     from transformers import BertConfig
 
     assert max_input_length(BertConfig(max_position_embeddings=512)) == 512
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta", "modernbert"])
+@pytest.mark.parametrize("tied", [True, False])
+def test_every_trained_parameter_gets_a_gradient(kind, tied):
+    """What DistributedDataParallel needs at every step: no trainable parameter outside the
+    forward. BERT's and RoBERTa's untied heads keep a ``bias`` the decoder does not use: frozen."""
+    from transformers import (BertConfig, BertForMaskedLM, ModernBertConfig, ModernBertForMaskedLM, RobertaConfig,
+                              RobertaForMaskedLM)
+
+    geometry = dict(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                    tie_word_embeddings=tied)
+    mlm = {"bert": lambda: BertForMaskedLM(BertConfig(**geometry)),
+           "roberta": lambda: RobertaForMaskedLM(RobertaConfig(**geometry, max_position_embeddings=40, pad_token_id=1)),
+           "modernbert": lambda: ModernBertForMaskedLM(ModernBertConfig(
+               **geometry, pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2))}[kind]()
+    model = EncoderForLinkPretraining(mlm, 3)
+    batch = _batch(60, batch=2, seq=16)
+    batch.pop("token_type_ids", None)
+    model(**batch).loss.backward()
+    missing = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert missing == []
+    frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
+    assert frozen == ([] if tied or kind == "modernbert" else
+                      [{"bert": "mlm.cls.predictions.bias", "roberta": "mlm.lm_head.bias"}[kind]])

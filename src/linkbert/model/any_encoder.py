@@ -61,6 +61,31 @@ def mlm_head(mlm: nn.Module):
                       "decoder, DistilBERT's vocab_projector); this architecture is not supported yet")
 
 
+def freeze_unused_head_bias(mlm: nn.Module) -> list[str]:
+    """Stop training the head's ``bias`` where it is not the decoder's: BERT's and RoBERTa's heads
+    add ``decoder.bias``, and keep ``bias`` as its tied source; with untied embeddings
+    (``tie_word_embeddings=False``) transformers leaves the two apart, and ``bias`` takes no part
+    in the forward. A parameter that gets no gradient stops DistributedDataParallel at its
+    second step. Its value stays in the checkpoint, unchanged. Returns the frozen names."""
+    frozen = []
+    for name in ("cls.predictions", "lm_head"):
+        head = mlm.get_submodule(name) if _has_submodule(mlm, name) else None
+        decoder = getattr(head, "decoder", None)
+        bias, decoder_bias = getattr(head, "bias", None), getattr(decoder, "bias", None)
+        if isinstance(bias, nn.Parameter) and decoder_bias is not None and bias is not decoder_bias:
+            bias.requires_grad_(False)
+            frozen.append(f"{name}.bias")
+    return frozen
+
+
+def _has_submodule(module: nn.Module, name: str) -> bool:
+    try:
+        module.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
+
+
 def _takes(module: nn.Module, name: str) -> bool:
     import inspect
 
@@ -88,6 +113,7 @@ class EncoderForLinkPretraining(nn.Module):
                 nn.init.normal_(layer.weight, std=std)
                 nn.init.zeros_(layer.bias)
         self._head = mlm_head(mlm)
+        freeze_unused_head_bias(mlm)
         self._token_types = getattr(mlm.config, "type_vocab_size", 0) > 1 and _takes(mlm.base_model, "token_type_ids")
         # eager attention adds a mask to the scores: a boolean one would mask nothing
         self._key_mask = (mlm.config.model_type in KEY_MASK_MODELS
