@@ -414,6 +414,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", help="a prepared corpus folder instead of synthetic batches")
     parser.add_argument("--compile", action="store_true", help="torch.compile our model (slower on CPU, see above)")
     parser.add_argument("--gpu", action="store_true", help="base at seq 512 (unless --configs), bf16, on CUDA")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: the same as --gpu")
     parser.add_argument("--peak-tflops", type=float,
                         help="also report fractions of this peak (e.g. 989: an H100/H200's dense bf16 datasheet figure)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, the number of cores)")
@@ -426,6 +427,7 @@ def main(argv=None) -> int:
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's malloc thresholds alone for every model (no allocator-matched stock run)")
     args = parser.parse_args(argv)
+    args.gpu = args.gpu or args.device == "cuda"
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if args.gpu else "cpu"
