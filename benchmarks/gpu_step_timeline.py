@@ -105,22 +105,23 @@ def main(argv=None) -> int:
         cuda = run.dist.device.type == "cuda"
         batches = iter(run._loader())
 
-        def step(waits: list[float], flops: list[float]):
+        def step(waits: list[float], taken: list[dict]):
             started = time.perf_counter()
             micro_batches = [next(batches) for _ in range(run.micro_accumulation)]
             waits.append(time.perf_counter() - started)
-            flops.append(sum(batch_flops(run.model.config, b, dense_mlm=True) for b in micro_batches))
+            taken.extend(micro_batches)  # counted after the timing
             return run.train_step(micro_batches)
 
         warm_started = time.perf_counter()
         for _ in range(args.warmup):
             step([], [])
         warmup_s = time.perf_counter() - warm_started
-        waits, flops, walls, tokens = [], [], [], 0
+        waits, timed, walls, tokens = [], [], [], 0
         for _ in range(args.steps):
             started = time.perf_counter()
-            tokens += step(waits, flops)["tokens"]
+            tokens += step(waits, timed)["tokens"]
             walls.append(time.perf_counter() - started)
+        flops = sum(batch_flops(run.model.config, batch, dense_mlm=True) for batch in timed)
         activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
         profiled_started = time.perf_counter()
         with torch.profiler.profile(activities=activities) as profiler:
@@ -138,7 +139,7 @@ def main(argv=None) -> int:
               "step_ms": round(1000 * statistics.median(walls), 2),
               "step_ms_mean": round(1000 * seconds / args.steps, 2),
               "loader_wait_ms": round(1000 * statistics.median(waits), 2),
-              "tokens_per_s": round(tokens / seconds), "model_tflops": round(sum(flops) / seconds / 1e12, 1)}
+              "tokens_per_s": round(tokens / seconds), "model_tflops": round(flops / seconds / 1e12, 1)}
     result["peak_fraction"] = round(result["model_tflops"] / args.peak_tflops, 4)
     if counted:
         result.update({key: round(value, 2) if isinstance(value, float) else value for key, value in counted.items()})
