@@ -295,7 +295,7 @@ def read_categories(path: Path) -> dict[str, str]:
 def build_linkpred_queries(ctx: Context) -> dict:
     """``eval/linkpred.json``: withheld links (source, target) with K candidates each, drawn
     uniformly among documents linked with the source in neither direction."""
-    path = ctx.eval_dir / "linkpred.json"
+    path = ctx.linkpred_file
     if path.exists():
         return json.loads(path.read_text())
     full = ctx.corpus().graph()

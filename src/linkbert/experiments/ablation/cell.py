@@ -184,7 +184,7 @@ def link_prediction(ctx: Context, checkpoint: Path, path: Path) -> dict:
     corpus = ctx.corpus()
     tokenizer = corpus.tokenizer()
     model = load_checkpoint(checkpoint).to(ctx.device)
-    queries = json.loads((ctx.eval_dir / "linkpred.json").read_text())["queries"]
+    queries = json.loads(ctx.linkpred_file.read_text())["queries"]
     result = score_link_prediction(model, corpus.store, queries, cls_id=tokenizer.cls_token_id,
                                    sep_id=tokenizer.sep_token_id, pad_id=tokenizer.pad_token_id,
                                    max_length=ctx.mode.max_length, device=ctx.device,

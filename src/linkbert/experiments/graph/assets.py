@@ -154,7 +154,7 @@ def linkpred_queries(full, withheld: np.ndarray, n_queries: int, k: int, seed: i
 
 def build_linkpred_queries(ctx: Context) -> dict:
     """``eval/linkpred.json``: the queries every model and the TF-IDF floor are scored on."""
-    path = ctx.eval_dir / "linkpred.json"
+    path = ctx.linkpred_file
     if path.exists():
         return json.loads(path.read_text())
     queries = linkpred_queries(ctx.corpus().graph(), np.load(ctx.withheld_file), ctx.mode.lp_queries,

@@ -68,7 +68,7 @@ def evaluate_model(ctx: Context, checkpoint: Path, folder: Path, seed: int, clas
     if path.exists():
         result = json.loads(path.read_text())
     else:
-        queries = json.loads((ctx.eval_dir / "linkpred.json").read_text())["queries"]
+        queries = json.loads(ctx.linkpred_file.read_text())["queries"]
         result = link_prediction_once(loaded(), ctx.corpus(), queries, path, max_length=ctx.mode.max_length,
                                       device=ctx.device)
     metrics.update(rank_figures("lp_head", result["head"]), **rank_figures("lp_emb", result["embedding"]))
@@ -154,7 +154,7 @@ def bow_metrics(ctx: Context, seed: int, classify: bool) -> dict:
                                                                    ctx.mode.max_length - 2)]
         weights = tfidf_matrix(texts, min_df=1)  # fitted on every document's text, no label
         metrics.update(probe_all(split, labels, lambda ds: weights[list(ds)], ctx.mode.probe_c))
-    queries = json.loads((ctx.eval_dir / "linkpred.json").read_text())["queries"]
+    queries = json.loads(ctx.linkpred_file.read_text())["queries"]
     weights = tfidf_matrix([tokenizer.decode(first_segment(store, d).tolist()) for d in range(store.num_documents)],
                            min_df=1)
 
