@@ -1,7 +1,7 @@
-"""Pieces the experiment grids share, each free of any one grid's layout: the caller says where
-things go. ``experiments/graph/`` uses them; ``experiments/ablation/`` has its own copies of the
-same steps (``cell.finetune``, ``cell.link_prediction``, ``cell.save_initial_model``,
-``command._csv``, ``command._quiet_transformers``), written against its own ``Context``.
+"""Pieces the experiment grids share, each the one owner of its step; ``experiments/graph/`` and
+``experiments/ablation/`` both use them. ``GridLayout`` is the part of the ``--out`` folder both
+grids lay out alike (a mixin of each grid's ``Context``); every other piece is free of any one
+grid's layout and settings: the caller says where things go and how large they are.
 
 Every step that produces a figure keeps it in a file and reads it back when asked again, so a
 grid resumed after a crash redoes only what is missing.

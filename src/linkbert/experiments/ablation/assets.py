@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from linkbert.experiments.ablation.grid import HOTPOT_FILE, Context, say
+from linkbert.experiments.ablation.grid import HOTPOT_FILE, Context
+from linkbert.experiments.common import say
 from linkbert.files import write_json, write_jsonl
 
 
@@ -40,7 +41,8 @@ def prepare_corpus(ctx: Context) -> None:
     tokenizer = str(ctx.minilm) if ctx.minilm else "bert-base-uncased"
     tmp = ctx.out / f".{ctx.prepared.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    say(f"preparing {ctx.wikispeedia} (segments of <= {ctx.mode.segment_budget} tokens, tokenizer {tokenizer})")
+    say("ablation", f"preparing {ctx.wikispeedia} (segments of <= {ctx.mode.segment_budget} tokens, "
+                    f"tokenizer {tokenizer})")
     prepare(PrepareConfig(format="wikispeedia", input=str(ctx.wikispeedia), tokenizer=tokenizer, out=str(tmp),
                           segment_budget=ctx.mode.segment_budget, progress=False))
     os.replace(tmp, ctx.prepared)
@@ -182,7 +184,7 @@ def build_hotpotqa_data(ctx: Context, tokenizer=None) -> dict:
         return json.loads((folder / "stats.json").read_text())
     if ctx.hotpotqa is None or not Path(ctx.hotpotqa).is_file():
         why = f"{ctx.hotpotqa or HOTPOT_FILE} not found"
-        say(f"HotpotQA: {why}: the HotpotQA evaluation is skipped (the grid runs without it)")
+        say("ablation", f"HotpotQA: {why}: the HotpotQA evaluation is skipped (the grid runs without it)")
         return {"skipped": why}
     splits, dropped = hotpotqa_records(Path(ctx.hotpotqa))
     pools = {"train": list(splits.get("train", [])), "test": []}

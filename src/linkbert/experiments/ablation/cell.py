@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from linkbert.experiments.ablation.grid import VARIANTS, Context
+from linkbert.experiments.common import finetune_once, link_prediction_once, load_pretraining_model, save_initial_model
 from linkbert.files import write_json
 
 
@@ -71,25 +72,12 @@ def pretrain_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, 
 
     config = pretrain_config(ctx, init, variant, seed, steps)
     if not VARIANTS[variant].pretrain:
-        return save_initial_model(ctx, config, folder / "initial"), {"step": 0}
+        return save_initial_model(ctx.corpus(), config, folder / "initial"), {"step": 0}
     summary_file = folder / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
     if summary is None or summary.get("step") != config.max_steps:
         summary = pretrain(config, str(ctx.prepared), str(folder))
     return checkpoint.latest(folder), summary
-
-
-def save_initial_model(ctx: Context, config, folder: Path) -> Path:
-    """The model ``config``'s pretraining would start from, saved with the corpus's tokenizer."""
-    from linkbert.pretrain import initial_model
-
-    if not (folder / "model.safetensors").exists():
-        corpus = ctx.corpus()
-        model = initial_model(preset=config.preset, init=config.init, objective=config.objective,
-                              vocab_size=corpus.store.vocab_size, dropout=config.dropout, seed=config.seed)
-        model.save_pretrained(folder)
-        corpus.tokenizer().save_pretrained(folder)
-    return folder
 
 
 # -- evaluation ------------------------------------------------------------------------------------
@@ -162,32 +150,17 @@ def hotpotqa_metrics(ctx: Context, init: str, model_dir: Path, out: Path, seed: 
 
 
 def finetune(ctx: Context, model_dir: Path, task: str, data: Path, out: Path, seed: int, **settings) -> dict:
-    """One fine-tuning run's metrics, read back when it finished before."""
-    from linkbert.finetune.run import FinetuneConfig, run
-
-    if (out / "metrics.json").exists():
-        return json.loads((out / "metrics.json").read_text())
-    config = FinetuneConfig(task=task, model=str(model_dir), data=str(data), out=str(out), seed=seed,
-                            precision="auto", device=ctx.device, overwrite=True, save_model=False, log_every=1000,
-                            batch_size=ctx.mode.ft_batch_size, eval_batch_size=64, **settings)
-    return run(config)
+    """One fine-tuning run's metrics (``common.finetune_once``) at the grid's batch sizes, read
+    back when it finished before."""
+    return finetune_once(model_dir, task, data, out, seed=seed, device=ctx.device, batch_size=ctx.mode.ft_batch_size,
+                         eval_batch_size=64, **settings)
 
 
 def link_prediction(ctx: Context, checkpoint: Path, path: Path) -> dict:
-    """Zero-shot link prediction of the pretraining checkpoint on the withheld links, kept in ``path``."""
-
-    from linkbert.link_prediction import score_link_prediction
-    from linkbert.model.loading import load_checkpoint
-
+    """Zero-shot link prediction of the pretraining checkpoint on the withheld links, kept in
+    ``path`` (``common.link_prediction_once``; the checkpoint is loaded only when it is not)."""
     if path.exists():
         return json.loads(path.read_text())
-    corpus = ctx.corpus()
-    tokenizer = corpus.tokenizer()
-    model = load_checkpoint(checkpoint).to(ctx.device)
     queries = json.loads(ctx.linkpred_file.read_text())["queries"]
-    result = score_link_prediction(model, corpus.store, queries, cls_id=tokenizer.cls_token_id,
-                                   sep_id=tokenizer.sep_token_id, pad_id=tokenizer.pad_token_id,
-                                   max_length=ctx.mode.max_length, device=ctx.device,
-                                   separators_between=corpus.separators_between)
-    write_json(path, result)
-    return result
+    return link_prediction_once(load_pretraining_model(checkpoint, ctx.device), ctx.corpus(), queries, path,
+                                max_length=ctx.mode.max_length, device=ctx.device)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from linkbert.experiments.ablation.grid import HOTPOT_FILE, INITS, MODES, VARIANTS, Context
+from linkbert.experiments.common import csv_choices, quiet_transformers
 
 HELP = "the paper's link ablations in miniature on Wikispeedia: pretrain variants, evaluate, write results.md"
 
@@ -34,11 +35,11 @@ def main(args) -> int:
     from linkbert.experiments.ablation.run import run_grid
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    _quiet_transformers()
+    quiet_transformers()
     try:
         ctx = context_from_args(args)
-        inits = _csv(args.inits, INITS, "init")
-        variants = _csv(args.variants, VARIANTS, "variant")
+        inits = csv_choices(args.inits, INITS, "init")
+        variants = csv_choices(args.variants, VARIANTS, "variant")
         check_inputs(ctx, inits)
         seeds = list(range(args.seeds if args.seeds else ctx.mode.seeds))
         budget = args.budget_minutes if args.budget_minutes else ctx.mode.budget_minutes
@@ -79,17 +80,3 @@ def default_minilm() -> Path | None:
     folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     return folder if (folder / "config.json").exists() else None
 
-
-def _csv(text: str, choices, what: str) -> list[str]:
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    unknown = [item for item in items if item not in choices]
-    if unknown or not items:
-        raise ValueError(f"unknown {what}: {', '.join(unknown) or '(none)'}; choose from {', '.join(choices)}")
-    return items
-
-
-def _quiet_transformers() -> None:
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.set_verbosity_error()  # every cell loads models with fresh heads: expected, not news
-    transformers_logging.disable_progress_bar()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,7 +112,3 @@ class Context(GridLayout):
         if self.minilm is None:
             raise FileNotFoundError("init minilm needs the MiniLM checkpoint: give --minilm DIR")
         return str(self.minilm)
-
-
-def say(message: str) -> None:
-    print(f"[ablation {time.strftime('%H:%M:%S')}] {message}", flush=True)
