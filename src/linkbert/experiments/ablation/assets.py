@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from linkbert.experiments.ablation.grid import HOTPOT_FILE, Context
-from linkbert.experiments.common import say
+from linkbert.experiments.common import document_texts, say
 from linkbert.files import write_json, write_jsonl
 
 
@@ -64,7 +64,7 @@ def build_graphs(ctx: Context) -> dict:
     hyperlinks.save(ctx.graph_dir("hyperlinks"))
     np.save(ctx.withheld_file, withheld)
     started = time.time()
-    tfidf = DocGraph(*tfidf_links(document_texts(ctx.wikispeedia, corpus.store), k=ctx.mode.tfidf_k))
+    tfidf = DocGraph(*tfidf_links(document_texts("wikispeedia", ctx.wikispeedia, corpus.store), k=ctx.mode.tfidf_k))
     tfidf.without_pairs(withheld).save(ctx.graph_dir("tfidf"))
     DocGraph(*random_links(hyperlinks.out_degree, exclude=withheld)).save(ctx.graph_dir("random"))
     stats = {"full": full.stats(), "withheld_links": len(withheld), "tfidf_seconds": round(time.time() - started, 1)}
@@ -72,19 +72,6 @@ def build_graphs(ctx: Context) -> dict:
         stats[name] = DocGraph.load(ctx.graph_dir(name)).stats()
     write_json(stats_file, stats)
     return stats
-
-
-def document_texts(wikispeedia: Path, store) -> list[str]:
-    """Every store document's text, in store order, read again from the corpus."""
-    from linkbert.corpus import Document, open_reader
-
-    reader = open_reader("wikispeedia", str(wikispeedia))
-    texts = {}
-    for record in reader.records():
-        parsed = reader.parse(record)
-        if isinstance(parsed, Document):
-            texts[parsed.id] = parsed.text
-    return [texts[d["id"]] for d in store.document_names()]
 
 
 # -- QA ----------------------------------------------------------------------------------------------

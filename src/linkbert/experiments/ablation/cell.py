@@ -8,22 +8,22 @@ marks a finished cell, which is never recomputed.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 from linkbert.experiments.ablation.grid import VARIANTS, Context
-from linkbert.experiments.common import finetune_once, link_prediction_once, load_pretraining_model, save_initial_model
-from linkbert.files import write_json
+from linkbert.experiments.common import (cell_once, export_once, finetune_once, link_prediction_once,
+                                         load_pretraining_model, pretrain_once)
 
 
 def run_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, keep_models: bool = False) -> dict:
     """One cell of the grid, skipped when its ``result.json`` exists (never recomputed)."""
     folder = ctx.cell_dir(init, variant, seed)
-    result_file = folder / "result.json"
-    if result_file.exists():
-        return json.loads(result_file.read_text())
-    folder.mkdir(parents=True, exist_ok=True)
+    return cell_once(folder, lambda: compute_cell(ctx, init, variant, seed, steps, folder), keep_models=keep_models)
+
+
+def compute_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, folder: Path) -> dict:
+    """Pretrain and evaluate one cell in ``folder``; its result."""
     started = time.time()
     checkpoint, summary = pretrain_cell(ctx, init, variant, seed, steps, folder / "pretrain")
     pretrained = time.time()
@@ -32,16 +32,10 @@ def run_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, keep_
     metrics["heldout_mlm_acc"] = 100 * evaluation["mlm_accuracy"] if "mlm_accuracy" in evaluation else None
     metrics["heldout_relation_acc"] = (100 * evaluation["relation_accuracy"]
                                        if "relation_accuracy" in evaluation else None)
-    result = {"init": init, "variant": variant, "seed": seed, "steps": summary.get("step", 0),
-              "pretrain_seconds": round(pretrained - started, 1), "eval_seconds": round(time.time() - pretrained, 1),
-              "hotpotqa_seconds": _seconds(folder / "hotpotqa" / "metrics.json"),
-              "metrics": metrics, "pretrain_summary": {k: summary.get(k) for k in ("step", "stop_reason", "tokens")}}
-    write_json(result_file, result)
-    if not keep_models:  # what a cell leaves behind is its figures and logs, not 100 MB of weights
-        shutil.rmtree(folder / "model", ignore_errors=True)
-        shutil.rmtree(folder / "pretrain" / "checkpoints", ignore_errors=True)
-        shutil.rmtree(folder / "pretrain" / "initial", ignore_errors=True)
-    return result
+    return {"init": init, "variant": variant, "seed": seed, "steps": summary.get("step", 0),
+            "pretrain_seconds": round(pretrained - started, 1), "eval_seconds": round(time.time() - pretrained, 1),
+            "hotpotqa_seconds": _seconds(folder / "hotpotqa" / "metrics.json"),
+            "metrics": metrics, "pretrain_summary": {k: summary.get(k) for k in ("step", "stop_reason", "tokens")}}
 
 
 def _seconds(metrics_file: Path) -> float | None:
@@ -67,17 +61,8 @@ def pretrain_config(ctx: Context, init: str, variant: str, seed: int, steps: int
 
 def pretrain_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, folder: Path) -> tuple[Path, dict]:
     """Pretrain (or, for ``init``, save the initial model); returns (checkpoint folder, summary)."""
-    from linkbert import checkpoint
-    from linkbert.pretrain import pretrain
-
     config = pretrain_config(ctx, init, variant, seed, steps)
-    if not VARIANTS[variant].pretrain:
-        return save_initial_model(ctx.corpus(), config, folder / "initial"), {"step": 0}
-    summary_file = folder / "summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
-    if summary is None or summary.get("step") != config.max_steps:
-        summary = pretrain(config, str(ctx.prepared), str(folder))
-    return checkpoint.latest(folder), summary
+    return pretrain_once(ctx, config, folder, initial_only=not VARIANTS[variant].pretrain)
 
 
 # -- evaluation ------------------------------------------------------------------------------------
@@ -85,11 +70,7 @@ def pretrain_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, 
 def evaluate_cell(ctx: Context, init: str, checkpoint: Path, folder: Path, seed: int) -> dict:
     """Every evaluation of one pretrained model; each sub-result is kept, so a restart redoes
     only what is missing."""
-    from linkbert.export import export
-
-    model_dir = folder / "model"
-    if not (model_dir / "config.json").exists():
-        export(checkpoint, model_dir, tokenizer=ctx.corpus().tokenizer_dir, overwrite=True)
+    model_dir = export_once(ctx, checkpoint, folder / "model")
     qa, fewshot, category = finetune_all(ctx, model_dir, folder, seed)
     linkpred = link_prediction(ctx, checkpoint, folder / "linkpred.json")
     head, emb = linkpred["head"], linkpred["embedding"]

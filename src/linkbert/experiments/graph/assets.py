@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from linkbert.experiments.common import say
+from linkbert.experiments.common import document_texts, say
 from linkbert.experiments.graph.grid import VARIANTS, Context
 from linkbert.files import write_json, write_jsonl
 
@@ -108,25 +108,12 @@ def build_graphs(ctx: Context, names) -> dict:
             degrees = DocGraph.load(ctx.graph_dir("links")).out_degree
             graph = DocGraph(*random_links(degrees, exclude=withheld))
         else:
-            texts = document_texts(ctx, corpus.store)
+            texts = document_texts("jsonl", ctx.corpus_file, corpus.store)
             graph = DocGraph(*tfidf_links(texts, k=ctx.mode.tfidf_k)).without_pairs(withheld)
         graph.save(ctx.graph_dir(name))
         stats[name] = graph.stats()
     write_json(stats_file, stats)
     return stats
-
-
-def document_texts(ctx: Context, store) -> list[str]:
-    """Every store document's text, in store order, read again from the corpus file."""
-    from linkbert.corpus import Document, open_reader
-
-    reader = open_reader("jsonl", str(ctx.corpus_file))
-    texts = {}
-    for record in reader.records():
-        parsed = reader.parse(record)
-        if isinstance(parsed, Document):
-            texts[parsed.id] = parsed.text
-    return [texts[d["id"]] for d in store.document_names()]
 
 
 # -- link prediction -------------------------------------------------------------------------------
@@ -228,7 +215,7 @@ def build_fewshot_data(ctx: Context, seed: int) -> dict:
     corpus = ctx.corpus()
     labels = store_labels(ctx, corpus.store)
     split = fewshot_split(labels, ctx.mode.shots, ctx.mode.test_docs, seed)
-    texts, names = document_texts(ctx, corpus.store), corpus.store.document_names()
+    texts, names = document_texts("jsonl", ctx.corpus_file, corpus.store), corpus.store.document_names()
 
     def records(docs):
         return [{"id": names[d]["id"], "sentence": texts[d], "label": labels[d]} for d in docs]
