@@ -6,7 +6,8 @@
   ``pretrain/`` with ``pretrain/initial/`` (``pretrain_once``) and ``model/`` (``export_once``),
   whose weights ``discard_weights`` removes;
 * the command's frame: ``add_run_options``, ``command_main``, ``csv_choices``, ``say``;
-* the steps: pretrain, export, fine-tune, score the withheld links, read a corpus's texts again.
+* the steps: pretrain, export, fine-tune, draw the link-prediction queries and score them, read a
+  corpus's texts again.
 
 Every other choice is the caller's: which cell folder, which settings, how large.
 
@@ -23,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from linkbert.files import write_json
 
@@ -198,6 +201,44 @@ def finetune_once(model_dir: Path, task: str, data: Path, out: Path, *, seed: in
                             precision="auto", device=device, overwrite=True, save_model=False, log_every=1000,
                             **settings)
     return run(config)
+
+
+# -- link prediction of the withheld links ------------------------------------------------------------
+
+def linkpred_queries(full, withheld: np.ndarray, n_queries: int, k: int, seed: int = 0) -> list[dict]:
+    """Up to ``n_queries`` withheld links ``{"source", "target", "candidates"}``, each with ``k``
+    candidates drawn uniformly among the documents linked with the source in neither direction
+    in the *full* graph (a candidate is never a real, withheld or kept, link of the source)."""
+    rng = np.random.default_rng((seed, 31337))
+    src, dst = full.edges()
+    linked: dict[int, set] = {}
+    for s, t in zip(src.tolist(), dst.tolist()):
+        linked.setdefault(s, set()).add(t)
+        linked.setdefault(t, set()).add(s)
+    queries = []
+    for row in sorted(rng.permutation(len(withheld))[:n_queries].tolist()):
+        s, t = int(withheld[row, 0]), int(withheld[row, 1])
+        banned = np.fromiter(linked.get(s, set()) | {s, t}, dtype=np.int64)
+        allowed = np.setdiff1d(np.arange(full.num_nodes), banned)
+        if len(allowed) >= k:
+            queries.append({"source": s, "target": t,
+                            "candidates": sorted(rng.choice(allowed, k, replace=False).tolist())})
+    return queries
+
+
+def linkpred_queries_once(layout: GridLayout, n_queries: int, k: int, *, refuse_empty: bool = False) -> dict:
+    """``layout.linkpred_file``: ``{"candidates": k, "queries": linkpred_queries(...)}`` over the
+    corpus's full graph and the withheld links, drawn once and read back after; ``refuse_empty``:
+    a ValueError rather than a file without a query."""
+    path = layout.linkpred_file
+    if path.exists():
+        return json.loads(path.read_text())
+    queries = linkpred_queries(layout.corpus().graph(), np.load(layout.withheld_file), n_queries, k)
+    if refuse_empty and not queries:
+        raise ValueError(f"no withheld link has {k} unlinked candidates: the corpus is too small")
+    value = {"candidates": k, "queries": queries}
+    write_json(path, value)
+    return value
 
 
 def load_pretraining_model(checkpoint: Path, device: str):

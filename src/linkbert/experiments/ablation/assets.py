@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from linkbert.experiments.ablation.grid import HOTPOT_FILE, Context
-from linkbert.experiments.common import document_texts, say
+from linkbert.experiments.common import document_texts, linkpred_queries_once, say
 from linkbert.files import write_json, write_jsonl
 
 
@@ -26,7 +26,8 @@ def prepare_assets(ctx: Context) -> dict:
     prepare_corpus(ctx)
     assets = {"graphs": build_graphs(ctx), "qa": build_qa_data(ctx), "category": build_category_data(ctx),
               "hotpotqa": build_hotpotqa_data(ctx, ctx.corpus().tokenizer())}
-    assets["linkpred"] = {"queries": len(build_linkpred_queries(ctx)["queries"]), "candidates": ctx.mode.lp_candidates}
+    queries = linkpred_queries_once(ctx, ctx.mode.lp_queries, ctx.mode.lp_candidates)
+    assets["linkpred"] = {"queries": len(queries["queries"]), "candidates": ctx.mode.lp_candidates}
     return assets
 
 
@@ -277,33 +278,3 @@ def read_categories(path: Path) -> dict[str, str]:
         name = decode_name(parts[0])
         top.setdefault(name, parts[1].split(".")[1])
     return top
-
-
-# -- link prediction -------------------------------------------------------------------------------
-
-def build_linkpred_queries(ctx: Context) -> dict:
-    """``eval/linkpred.json``: withheld links (source, target) with K candidates each, drawn
-    uniformly among documents linked with the source in neither direction."""
-    path = ctx.linkpred_file
-    if path.exists():
-        return json.loads(path.read_text())
-    full = ctx.corpus().graph()
-    withheld = np.load(ctx.withheld_file)
-    rng = np.random.default_rng((0, 31337))
-    n, k = full.num_nodes, ctx.mode.lp_candidates
-    order = rng.permutation(len(withheld))[:ctx.mode.lp_queries]
-    incoming: dict[int, set] = {}
-    src_all, dst_all = full.edges()
-    for s, t in zip(src_all.tolist(), dst_all.tolist()):
-        incoming.setdefault(t, set()).add(s)
-    queries = []
-    for row in sorted(order.tolist()):
-        s, t = int(withheld[row, 0]), int(withheld[row, 1])
-        linked = set(np.asarray(full.neighbors(s)).tolist()) | incoming.get(s, set()) | {s, t}
-        allowed = np.setdiff1d(np.arange(n), np.fromiter(linked, dtype=np.int64))
-        if len(allowed) < k:
-            continue
-        queries.append({"source": s, "target": t, "candidates": sorted(rng.choice(allowed, k, replace=False).tolist())})
-    value = {"candidates": k, "queries": queries}
-    write_json(path, value)
-    return value
