@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from linkbert.experiments.ablation.grid import HOTPOT_FILE, Context, say
+from linkbert.experiments.ablation.grid import HOTPOT_FILE, Context
+from linkbert.experiments.common import document_texts, linkpred_queries_once, say
 from linkbert.files import write_json, write_jsonl
 
 
@@ -25,7 +26,8 @@ def prepare_assets(ctx: Context) -> dict:
     prepare_corpus(ctx)
     assets = {"graphs": build_graphs(ctx), "qa": build_qa_data(ctx), "category": build_category_data(ctx),
               "hotpotqa": build_hotpotqa_data(ctx, ctx.corpus().tokenizer())}
-    assets["linkpred"] = {"queries": len(build_linkpred_queries(ctx)["queries"]), "candidates": ctx.mode.lp_candidates}
+    queries = linkpred_queries_once(ctx, ctx.mode.lp_queries, ctx.mode.lp_candidates)
+    assets["linkpred"] = {"queries": len(queries["queries"]), "candidates": ctx.mode.lp_candidates}
     return assets
 
 
@@ -40,7 +42,8 @@ def prepare_corpus(ctx: Context) -> None:
     tokenizer = str(ctx.minilm) if ctx.minilm else "bert-base-uncased"
     tmp = ctx.out / f".{ctx.prepared.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    say(f"preparing {ctx.wikispeedia} (segments of <= {ctx.mode.segment_budget} tokens, tokenizer {tokenizer})")
+    say("ablation", f"preparing {ctx.wikispeedia} (segments of <= {ctx.mode.segment_budget} tokens, "
+                    f"tokenizer {tokenizer})")
     prepare(PrepareConfig(format="wikispeedia", input=str(ctx.wikispeedia), tokenizer=tokenizer, out=str(tmp),
                           segment_budget=ctx.mode.segment_budget, progress=False))
     os.replace(tmp, ctx.prepared)
@@ -62,7 +65,7 @@ def build_graphs(ctx: Context) -> dict:
     hyperlinks.save(ctx.graph_dir("hyperlinks"))
     np.save(ctx.withheld_file, withheld)
     started = time.time()
-    tfidf = DocGraph(*tfidf_links(document_texts(ctx.wikispeedia, corpus.store), k=ctx.mode.tfidf_k))
+    tfidf = DocGraph(*tfidf_links(document_texts("wikispeedia", ctx.wikispeedia, corpus.store), k=ctx.mode.tfidf_k))
     tfidf.without_pairs(withheld).save(ctx.graph_dir("tfidf"))
     DocGraph(*random_links(hyperlinks.out_degree, exclude=withheld)).save(ctx.graph_dir("random"))
     stats = {"full": full.stats(), "withheld_links": len(withheld), "tfidf_seconds": round(time.time() - started, 1)}
@@ -70,19 +73,6 @@ def build_graphs(ctx: Context) -> dict:
         stats[name] = DocGraph.load(ctx.graph_dir(name)).stats()
     write_json(stats_file, stats)
     return stats
-
-
-def document_texts(wikispeedia: Path, store) -> list[str]:
-    """Every store document's text, in store order, read again from the corpus."""
-    from linkbert.corpus import Document, open_reader
-
-    reader = open_reader("wikispeedia", str(wikispeedia))
-    texts = {}
-    for record in reader.records():
-        parsed = reader.parse(record)
-        if isinstance(parsed, Document):
-            texts[parsed.id] = parsed.text
-    return [texts[d["id"]] for d in store.document_names()]
 
 
 # -- QA ----------------------------------------------------------------------------------------------
@@ -182,7 +172,7 @@ def build_hotpotqa_data(ctx: Context, tokenizer=None) -> dict:
         return json.loads((folder / "stats.json").read_text())
     if ctx.hotpotqa is None or not Path(ctx.hotpotqa).is_file():
         why = f"{ctx.hotpotqa or HOTPOT_FILE} not found"
-        say(f"HotpotQA: {why}: the HotpotQA evaluation is skipped (the grid runs without it)")
+        say("ablation", f"HotpotQA: {why}: the HotpotQA evaluation is skipped (the grid runs without it)")
         return {"skipped": why}
     splits, dropped = hotpotqa_records(Path(ctx.hotpotqa))
     pools = {"train": list(splits.get("train", [])), "test": []}
@@ -288,33 +278,3 @@ def read_categories(path: Path) -> dict[str, str]:
         name = decode_name(parts[0])
         top.setdefault(name, parts[1].split(".")[1])
     return top
-
-
-# -- link prediction -------------------------------------------------------------------------------
-
-def build_linkpred_queries(ctx: Context) -> dict:
-    """``eval/linkpred.json``: withheld links (source, target) with K candidates each, drawn
-    uniformly among documents linked with the source in neither direction."""
-    path = ctx.eval_dir / "linkpred.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    full = ctx.corpus().graph()
-    withheld = np.load(ctx.withheld_file)
-    rng = np.random.default_rng((0, 31337))
-    n, k = full.num_nodes, ctx.mode.lp_candidates
-    order = rng.permutation(len(withheld))[:ctx.mode.lp_queries]
-    incoming: dict[int, set] = {}
-    src_all, dst_all = full.edges()
-    for s, t in zip(src_all.tolist(), dst_all.tolist()):
-        incoming.setdefault(t, set()).add(s)
-    queries = []
-    for row in sorted(order.tolist()):
-        s, t = int(withheld[row, 0]), int(withheld[row, 1])
-        linked = set(np.asarray(full.neighbors(s)).tolist()) | incoming.get(s, set()) | {s, t}
-        allowed = np.setdiff1d(np.arange(n), np.fromiter(linked, dtype=np.int64))
-        if len(allowed) < k:
-            continue
-        queries.append({"source": s, "target": t, "candidates": sorted(rng.choice(allowed, k, replace=False).tolist())})
-    value = {"candidates": k, "queries": queries}
-    write_json(path, value)
-    return value

@@ -8,21 +8,22 @@ marks a finished cell, which is never recomputed.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 from linkbert.experiments.ablation.grid import VARIANTS, Context
-from linkbert.files import write_json
+from linkbert.experiments.common import (cell_once, export_once, finetune_once, link_prediction_once,
+                                         load_pretraining_model, pretrain_once)
 
 
 def run_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, keep_models: bool = False) -> dict:
     """One cell of the grid, skipped when its ``result.json`` exists (never recomputed)."""
     folder = ctx.cell_dir(init, variant, seed)
-    result_file = folder / "result.json"
-    if result_file.exists():
-        return json.loads(result_file.read_text())
-    folder.mkdir(parents=True, exist_ok=True)
+    return cell_once(folder, lambda: compute_cell(ctx, init, variant, seed, steps, folder), keep_models=keep_models)
+
+
+def compute_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, folder: Path) -> dict:
+    """Pretrain and evaluate one cell in ``folder``; its result."""
     started = time.time()
     checkpoint, summary = pretrain_cell(ctx, init, variant, seed, steps, folder / "pretrain")
     pretrained = time.time()
@@ -31,16 +32,10 @@ def run_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, keep_
     metrics["heldout_mlm_acc"] = 100 * evaluation["mlm_accuracy"] if "mlm_accuracy" in evaluation else None
     metrics["heldout_relation_acc"] = (100 * evaluation["relation_accuracy"]
                                        if "relation_accuracy" in evaluation else None)
-    result = {"init": init, "variant": variant, "seed": seed, "steps": summary.get("step", 0),
-              "pretrain_seconds": round(pretrained - started, 1), "eval_seconds": round(time.time() - pretrained, 1),
-              "hotpotqa_seconds": _seconds(folder / "hotpotqa" / "metrics.json"),
-              "metrics": metrics, "pretrain_summary": {k: summary.get(k) for k in ("step", "stop_reason", "tokens")}}
-    write_json(result_file, result)
-    if not keep_models:  # what a cell leaves behind is its figures and logs, not 100 MB of weights
-        shutil.rmtree(folder / "model", ignore_errors=True)
-        shutil.rmtree(folder / "pretrain" / "checkpoints", ignore_errors=True)
-        shutil.rmtree(folder / "pretrain" / "initial", ignore_errors=True)
-    return result
+    return {"init": init, "variant": variant, "seed": seed, "steps": summary.get("step", 0),
+            "pretrain_seconds": round(pretrained - started, 1), "eval_seconds": round(time.time() - pretrained, 1),
+            "hotpotqa_seconds": _seconds(folder / "hotpotqa" / "metrics.json"),
+            "metrics": metrics, "pretrain_summary": {k: summary.get(k) for k in ("step", "stop_reason", "tokens")}}
 
 
 def _seconds(metrics_file: Path) -> float | None:
@@ -66,30 +61,8 @@ def pretrain_config(ctx: Context, init: str, variant: str, seed: int, steps: int
 
 def pretrain_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, folder: Path) -> tuple[Path, dict]:
     """Pretrain (or, for ``init``, save the initial model); returns (checkpoint folder, summary)."""
-    from linkbert import checkpoint
-    from linkbert.pretrain import pretrain
-
     config = pretrain_config(ctx, init, variant, seed, steps)
-    if not VARIANTS[variant].pretrain:
-        return save_initial_model(ctx, config, folder / "initial"), {"step": 0}
-    summary_file = folder / "summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
-    if summary is None or summary.get("step") != config.max_steps:
-        summary = pretrain(config, str(ctx.prepared), str(folder))
-    return checkpoint.latest(folder), summary
-
-
-def save_initial_model(ctx: Context, config, folder: Path) -> Path:
-    """The model ``config``'s pretraining would start from, saved with the corpus's tokenizer."""
-    from linkbert.pretrain import initial_model
-
-    if not (folder / "model.safetensors").exists():
-        corpus = ctx.corpus()
-        model = initial_model(preset=config.preset, init=config.init, objective=config.objective,
-                              vocab_size=corpus.store.vocab_size, dropout=config.dropout, seed=config.seed)
-        model.save_pretrained(folder)
-        corpus.tokenizer().save_pretrained(folder)
-    return folder
+    return pretrain_once(ctx, config, folder, initial_only=not VARIANTS[variant].pretrain)
 
 
 # -- evaluation ------------------------------------------------------------------------------------
@@ -97,11 +70,7 @@ def save_initial_model(ctx: Context, config, folder: Path) -> Path:
 def evaluate_cell(ctx: Context, init: str, checkpoint: Path, folder: Path, seed: int) -> dict:
     """Every evaluation of one pretrained model; each sub-result is kept, so a restart redoes
     only what is missing."""
-    from linkbert.export import export
-
-    model_dir = folder / "model"
-    if not (model_dir / "config.json").exists():
-        export(checkpoint, model_dir, tokenizer=ctx.corpus().tokenizer_dir, overwrite=True)
+    model_dir = export_once(ctx, checkpoint, folder / "model")
     qa, fewshot, category = finetune_all(ctx, model_dir, folder, seed)
     linkpred = link_prediction(ctx, checkpoint, folder / "linkpred.json")
     head, emb = linkpred["head"], linkpred["embedding"]
@@ -162,32 +131,17 @@ def hotpotqa_metrics(ctx: Context, init: str, model_dir: Path, out: Path, seed: 
 
 
 def finetune(ctx: Context, model_dir: Path, task: str, data: Path, out: Path, seed: int, **settings) -> dict:
-    """One fine-tuning run's metrics, read back when it finished before."""
-    from linkbert.finetune.run import FinetuneConfig, run
-
-    if (out / "metrics.json").exists():
-        return json.loads((out / "metrics.json").read_text())
-    config = FinetuneConfig(task=task, model=str(model_dir), data=str(data), out=str(out), seed=seed,
-                            precision="auto", device=ctx.device, overwrite=True, save_model=False, log_every=1000,
-                            batch_size=ctx.mode.ft_batch_size, eval_batch_size=64, **settings)
-    return run(config)
+    """One fine-tuning run's metrics (``common.finetune_once``) at the grid's batch sizes, read
+    back when it finished before."""
+    return finetune_once(model_dir, task, data, out, seed=seed, device=ctx.device, batch_size=ctx.mode.ft_batch_size,
+                         eval_batch_size=64, **settings)
 
 
 def link_prediction(ctx: Context, checkpoint: Path, path: Path) -> dict:
-    """Zero-shot link prediction of the pretraining checkpoint on the withheld links, kept in ``path``."""
-
-    from linkbert.link_prediction import score_link_prediction
-    from linkbert.model.loading import load_checkpoint
-
+    """Zero-shot link prediction of the pretraining checkpoint on the withheld links, kept in
+    ``path`` (``common.link_prediction_once``; the checkpoint is loaded only when it is not)."""
     if path.exists():
         return json.loads(path.read_text())
-    corpus = ctx.corpus()
-    tokenizer = corpus.tokenizer()
-    model = load_checkpoint(checkpoint).to(ctx.device)
-    queries = json.loads((ctx.eval_dir / "linkpred.json").read_text())["queries"]
-    result = score_link_prediction(model, corpus.store, queries, cls_id=tokenizer.cls_token_id,
-                                   sep_id=tokenizer.sep_token_id, pad_id=tokenizer.pad_token_id,
-                                   max_length=ctx.mode.max_length, device=ctx.device,
-                                   separators_between=corpus.separators_between)
-    write_json(path, result)
-    return result
+    queries = json.loads(ctx.linkpred_file.read_text())["queries"]
+    return link_prediction_once(load_pretraining_model(checkpoint, ctx.device), ctx.corpus(), queries, path,
+                                max_length=ctx.mode.max_length, device=ctx.device)

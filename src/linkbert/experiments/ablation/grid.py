@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from linkbert.experiments.common import GridLayout
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,9 @@ MODES = {
 
 
 @dataclass
-class Context:
-    """Where everything is: inputs, the output folder, the mode and the device."""
+class Context(GridLayout):
+    """Where everything is: inputs, the output folder, the mode and the device (the folders the
+    grids share: ``GridLayout``; ``corpus()`` is the prepared Wikispeedia)."""
 
     out: Path
     wikispeedia: Path
@@ -101,27 +103,6 @@ class Context:
     device: str
     hotpotqa: Path | None = None  # HotpotQA distractor questions (JSON lines); absent: that evaluation is skipped
 
-    @property
-    def prepared(self) -> Path:
-        return self.out / f"prepared-{self.mode.segment_budget}"
-
-    def corpus(self):
-        """The prepared Wikispeedia (a ``PreparedCorpus``); only once ``prepare_assets`` made it."""
-        from linkbert.prepared import PreparedCorpus
-
-        return PreparedCorpus(self.prepared)
-
-    def graph_dir(self, name: str) -> Path:
-        return self.out / "graphs" / name
-
-    @property
-    def withheld_file(self) -> Path:
-        return self.out / "graphs" / "withheld.npy"
-
-    @property
-    def eval_dir(self) -> Path:
-        return self.out / "eval"
-
     def cell_dir(self, init: str, variant: str, seed: int) -> Path:
         return self.out / "cells" / init / variant / f"seed-{seed}"
 
@@ -131,7 +112,3 @@ class Context:
         if self.minilm is None:
             raise FileNotFoundError("init minilm needs the MiniLM checkpoint: give --minilm DIR")
         return str(self.minilm)
-
-
-def say(message: str) -> None:
-    print(f"[ablation {time.strftime('%H:%M:%S')}] {message}", flush=True)

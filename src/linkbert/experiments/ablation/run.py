@@ -7,8 +7,9 @@ import time
 
 from linkbert.experiments.ablation.assets import prepare_assets
 from linkbert.experiments.ablation.cell import pretrain_config, run_cell
-from linkbert.experiments.ablation.grid import VARIANTS, Context, say
+from linkbert.experiments.ablation.grid import VARIANTS, Context
 from linkbert.experiments.ablation.results import write_results
+from linkbert.experiments.common import say
 from linkbert.files import write_json
 
 
@@ -17,19 +18,19 @@ def run_grid(ctx: Context, inits, variants, seeds, budget_minutes: float, keep_m
     assets = prepare_assets(ctx)
     plan = load_or_make_plan(ctx, inits, variants, seeds, budget_minutes, started)
     write_json(ctx.out / "plan.json", plan)
-    say(describe_plan(plan, ctx, assets))
+    say("ablation", describe_plan(plan, ctx, assets))
     cells = [(init, variant, seed) for seed in seeds for init in inits for variant in variants]
     for k, (init, variant, seed) in enumerate(cells, start=1):
         done = (ctx.cell_dir(init, variant, seed) / "result.json").exists()
         if not done:
-            say(f"cell {k}/{len(cells)}: {init} / {variant} / seed {seed}")
+            say("ablation", f"cell {k}/{len(cells)}: {init} / {variant} / seed {seed}")
         result = run_cell(ctx, init, variant, seed, plan["steps"][init], keep_models=keep_models)
         if not done:
             figures = ", ".join(f"{key} {value:.1f}" for key, value in result["metrics"].items() if value is not None)
-            say(f"  done in {result['pretrain_seconds'] + result['eval_seconds']:.0f} s: {figures}")
+            say("ablation", f"  done in {result['pretrain_seconds'] + result['eval_seconds']:.0f} s: {figures}")
         write_results(ctx, plan, assets)
     summary = write_results(ctx, plan, assets)
-    say(f"finished in {(time.time() - started) / 60:.1f} min: {ctx.out / 'results.md'}")
+    say("ablation", f"finished in {(time.time() - started) / 60:.1f} min: {ctx.out / 'results.md'}")
     return summary
 
 
@@ -56,7 +57,7 @@ def load_or_make_plan(ctx: Context, inits, variants, seeds, budget_minutes: floa
     plan.update(variants=sorted(set(plan["variants"]) | set(variants), key=list(VARIANTS).index),
                 seeds=sorted(set(plan["seeds"]) | set(seeds)))
     plan["cells"] = len(plan["inits"]) * len(plan["variants"]) * len(plan["seeds"])
-    say(f"resuming: the plan of {plan['created']} fixes the steps ({plan['steps']})")
+    say("ablation", f"resuming: the plan of {plan['created']} fixes the steps ({plan['steps']})")
     return plan
 
 
@@ -98,7 +99,8 @@ def measure_init(ctx: Context, init: str, seed: int) -> dict:
     reference = run_cell(ctx, init, "init", seed, 0)  # its own recorded time, also when it was done before
     eval_seconds = reference["pretrain_seconds"] + reference["eval_seconds"]
     measured = {"step_seconds": round(step_s, 4), "eval_seconds": round(eval_seconds, 1)}
-    say(f"measured {init}: {step_s:.3f} s per pretraining step, {measured['eval_seconds']:.0f} s per evaluation")
+    say("ablation", f"measured {init}: {step_s:.3f} s per pretraining step, "
+                    f"{measured['eval_seconds']:.0f} s per evaluation")
     return measured
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from linkbert.experiments.common import say
+from linkbert.experiments.common import document_texts, linkpred_queries_once, say
 from linkbert.experiments.graph.grid import VARIANTS, Context
 from linkbert.files import write_json, write_jsonl
 
@@ -23,7 +23,7 @@ def prepare_assets(ctx: Context, variants) -> dict:
     prepare_corpus(ctx)
     graphs = build_graphs(ctx, {VARIANTS[v].graph for v in variants if VARIANTS[v].graph})
     labels = label_stats(ctx)
-    queries = build_linkpred_queries(ctx)
+    queries = linkpred_queries_once(ctx, ctx.mode.lp_queries, ctx.mode.lp_candidates, refuse_empty=True)
     return {"corpus": corpus, "graphs": graphs, "labels": labels,
             "linkpred": {"queries": len(queries["queries"]), "candidates": queries["candidates"]}}
 
@@ -108,62 +108,12 @@ def build_graphs(ctx: Context, names) -> dict:
             degrees = DocGraph.load(ctx.graph_dir("links")).out_degree
             graph = DocGraph(*random_links(degrees, exclude=withheld))
         else:
-            texts = document_texts(ctx, corpus.store)
+            texts = document_texts("jsonl", ctx.corpus_file, corpus.store)
             graph = DocGraph(*tfidf_links(texts, k=ctx.mode.tfidf_k)).without_pairs(withheld)
         graph.save(ctx.graph_dir(name))
         stats[name] = graph.stats()
     write_json(stats_file, stats)
     return stats
-
-
-def document_texts(ctx: Context, store) -> list[str]:
-    """Every store document's text, in store order, read again from the corpus file."""
-    from linkbert.corpus import Document, open_reader
-
-    reader = open_reader("jsonl", str(ctx.corpus_file))
-    texts = {}
-    for record in reader.records():
-        parsed = reader.parse(record)
-        if isinstance(parsed, Document):
-            texts[parsed.id] = parsed.text
-    return [texts[d["id"]] for d in store.document_names()]
-
-
-# -- link prediction -------------------------------------------------------------------------------
-
-def linkpred_queries(full, withheld: np.ndarray, n_queries: int, k: int, seed: int = 0) -> list[dict]:
-    """Up to ``n_queries`` withheld links ``{"source", "target", "candidates"}``, each with ``k``
-    candidates drawn uniformly among the documents linked with the source in neither direction
-    in the *full* graph (a candidate is never a real, withheld or kept, link of the source)."""
-    rng = np.random.default_rng((seed, 31337))
-    src, dst = full.edges()
-    linked: dict[int, set] = {}
-    for s, t in zip(src.tolist(), dst.tolist()):
-        linked.setdefault(s, set()).add(t)
-        linked.setdefault(t, set()).add(s)
-    queries = []
-    for row in sorted(rng.permutation(len(withheld))[:n_queries].tolist()):
-        s, t = int(withheld[row, 0]), int(withheld[row, 1])
-        banned = np.fromiter(linked.get(s, set()) | {s, t}, dtype=np.int64)
-        allowed = np.setdiff1d(np.arange(full.num_nodes), banned)
-        if len(allowed) >= k:
-            queries.append({"source": s, "target": t,
-                            "candidates": sorted(rng.choice(allowed, k, replace=False).tolist())})
-    return queries
-
-
-def build_linkpred_queries(ctx: Context) -> dict:
-    """``eval/linkpred.json``: the queries every model and the TF-IDF floor are scored on."""
-    path = ctx.eval_dir / "linkpred.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    queries = linkpred_queries(ctx.corpus().graph(), np.load(ctx.withheld_file), ctx.mode.lp_queries,
-                               ctx.mode.lp_candidates)
-    if not queries:
-        raise ValueError(f"no withheld link has {ctx.mode.lp_candidates} unlinked candidates: the corpus is too small")
-    value = {"candidates": ctx.mode.lp_candidates, "queries": queries}
-    write_json(path, value)
-    return value
 
 
 # -- few-shot classification ----------------------------------------------------------------------
@@ -228,7 +178,7 @@ def build_fewshot_data(ctx: Context, seed: int) -> dict:
     corpus = ctx.corpus()
     labels = store_labels(ctx, corpus.store)
     split = fewshot_split(labels, ctx.mode.shots, ctx.mode.test_docs, seed)
-    texts, names = document_texts(ctx, corpus.store), corpus.store.document_names()
+    texts, names = document_texts("jsonl", ctx.corpus_file, corpus.store), corpus.store.document_names()
 
     def records(docs):
         return [{"id": names[d]["id"], "sentence": texts[d], "label": labels[d]} for d in docs]

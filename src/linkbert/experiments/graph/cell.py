@@ -9,11 +9,10 @@ marks a finished cell, which is never recomputed. The bag-of-words floor is a ce
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
-from linkbert.experiments.common import save_initial_model
+from linkbert.experiments.common import cell_once, pretrain_once
 from linkbert.experiments.graph import evaluate
 from linkbert.experiments.graph.grid import BOW, VARIANTS, Context
 from linkbert.files import write_json
@@ -23,24 +22,22 @@ def run_cell(ctx: Context, variant: str, seed: int, steps: int, *, classify: boo
              keep_models: bool = False) -> dict:
     """One cell, skipped when its ``result.json`` exists (never recomputed)."""
     folder = ctx.cell_dir(variant, seed, minutes)
-    result_file = folder / "result.json"
-    if result_file.exists():
-        return json.loads(result_file.read_text())
-    folder.mkdir(parents=True, exist_ok=True)
+    return cell_once(folder, lambda: compute_cell(ctx, variant, seed, steps, folder, classify=classify,
+                                                  minutes=minutes), keep_models=keep_models)
+
+
+def compute_cell(ctx: Context, variant: str, seed: int, steps: int, folder: Path, *, classify: bool,
+                 minutes: float | None) -> dict:
+    """Pretrain and evaluate one cell in ``folder``; its result."""
     started = time.time()
     checkpoint, summary = pretrain_cell(ctx, variant, seed, steps, folder / "pretrain")
     pretrained = time.time()
     metrics = evaluate.evaluate_model(ctx, checkpoint, folder, seed, classify)
     held_out = summary.get("eval") or {}
     metrics["heldout_mlm_acc"] = 100 * held_out["mlm_accuracy"] if "mlm_accuracy" in held_out else None
-    result = {"variant": variant, "seed": seed, "minutes": minutes, "steps": summary.get("step", 0),
-              "pretrain_seconds": round(pretrained - started, 1), "eval_seconds": round(time.time() - pretrained, 1),
-              "metrics": metrics, "pretrain_summary": {k: summary.get(k) for k in ("step", "stop_reason", "tokens")}}
-    write_json(result_file, result)
-    if not keep_models:  # what a cell leaves behind is its figures and logs, not 100 MB of weights
-        for name in ("model", "pretrain/checkpoints", "pretrain/initial"):
-            shutil.rmtree(folder / name, ignore_errors=True)
-    return result
+    return {"variant": variant, "seed": seed, "minutes": minutes, "steps": summary.get("step", 0),
+            "pretrain_seconds": round(pretrained - started, 1), "eval_seconds": round(time.time() - pretrained, 1),
+            "metrics": metrics, "pretrain_summary": {k: summary.get(k) for k in ("step", "stop_reason", "tokens")}}
 
 
 def run_bow_cell(ctx: Context, seed: int, *, classify: bool) -> dict:
@@ -77,14 +74,5 @@ def pretrain_config(ctx: Context, variant: str, seed: int, steps: int):
 def pretrain_cell(ctx: Context, variant: str, seed: int, steps: int, folder: Path) -> tuple[Path, dict]:
     """Pretrain (resuming the run's last checkpoint), or for ``init`` save the initial model;
     returns (checkpoint folder, summary)."""
-    from linkbert import checkpoint
-    from linkbert.pretrain import pretrain
-
-    config = pretrain_config(ctx, variant, seed, steps)
-    if not VARIANTS[variant].pretrain:
-        return save_initial_model(ctx.corpus(), config, folder / "initial"), {"step": 0}
-    summary_file = folder / "summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
-    if summary is None or summary.get("step") != config.max_steps:
-        summary = pretrain(config, str(ctx.prepared), str(folder))
-    return checkpoint.latest(folder), summary
+    return pretrain_once(ctx, pretrain_config(ctx, variant, seed, steps), folder,
+                         initial_only=not VARIANTS[variant].pretrain)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
-import sys
 from pathlib import Path
 
-from linkbert.experiments.common import csv_choices, quiet_transformers
+from linkbert.experiments.common import add_run_options, command_main, csv_choices
 from linkbert.experiments.graph.grid import DEFAULT_VARIANTS, MODES, VARIANTS, Context
 
 HELP = "did the links help, on my data? pretrain with and without the corpus's links, compare, write results.md"
@@ -30,32 +28,27 @@ def configure(parser) -> None:
                         help="instead of the grid, a compute curve: linkbert and bert pretrained for each of these "
                              "minutes per cell (comma list, e.g. 2,8,32); reports whether the gap grows")
     parser.add_argument("--shots", help="labelled documents per class of the few-shot sets (comma list; mode default 5,20)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
-    parser.add_argument("--keep-models", action="store_true", help="keep each cell's checkpoint and exported model")
+    add_run_options(parser)
 
 
 def main(args) -> int:
-    from linkbert.errors import ConfigError
+    return command_main(lambda: run_command(args))
+
+
+def run_command(args) -> None:
     from linkbert.experiments.graph.run import run_curve, run_grid
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    quiet_transformers()
-    try:
-        ctx = context_from_args(args)
-        seeds = list(range(args.seeds if args.seeds else ctx.mode.seeds))
-        if not seeds:
-            raise ValueError("--seeds must be at least 1")
-        ctx.out.mkdir(parents=True, exist_ok=True)
-        if args.curve:
-            run_curve(ctx, positive_numbers(args.curve, "--curve"), seeds, keep_models=args.keep_models)
-        else:
-            variants = list(VARIANTS) if args.variants.strip() == "all" else csv_choices(args.variants, VARIANTS,
-                                                                                          "variant")
-            budget = args.budget_minutes if args.budget_minutes else ctx.mode.budget_minutes
-            run_grid(ctx, variants, seeds, budget, keep_models=args.keep_models)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    return 0
+    ctx = context_from_args(args)
+    seeds = list(range(args.seeds if args.seeds else ctx.mode.seeds))
+    if not seeds:
+        raise ValueError("--seeds must be at least 1")
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    if args.curve:
+        run_curve(ctx, positive_numbers(args.curve, "--curve"), seeds, keep_models=args.keep_models)
+    else:
+        variants = list(VARIANTS) if args.variants.strip() == "all" else csv_choices(args.variants, VARIANTS, "variant")
+        budget = args.budget_minutes if args.budget_minutes else ctx.mode.budget_minutes
+        run_grid(ctx, variants, seeds, budget, keep_models=args.keep_models)
 
 
 def context_from_args(args) -> Context:

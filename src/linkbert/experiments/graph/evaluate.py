@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from linkbert.experiments.common import finetune_once, link_prediction_once, load_pretraining_model
+from linkbert.experiments.common import export_once, finetune_once, link_prediction_once, load_pretraining_model
 from linkbert.experiments.graph.assets import (build_fewshot_data, fewshot_path, first_tokens, split_labels)
 from linkbert.experiments.graph.grid import Context
 from linkbert.files import write_json
@@ -62,26 +62,17 @@ def evaluate_model(ctx: Context, checkpoint: Path, folder: Path, seed: int, clas
 
     metrics = {}
     if classify:
-        metrics.update(finetuned(ctx, export_model(ctx, checkpoint, folder / "model"), folder, seed))
+        metrics.update(finetuned(ctx, export_once(ctx, checkpoint, folder / "model"), folder, seed))
         metrics.update(probe(ctx, loaded, folder / "probe.json", seed))
     path = folder / "linkpred.json"
     if path.exists():
         result = json.loads(path.read_text())
     else:
-        queries = json.loads((ctx.eval_dir / "linkpred.json").read_text())["queries"]
+        queries = json.loads(ctx.linkpred_file.read_text())["queries"]
         result = link_prediction_once(loaded(), ctx.corpus(), queries, path, max_length=ctx.mode.max_length,
                                       device=ctx.device)
     metrics.update(rank_figures("lp_head", result["head"]), **rank_figures("lp_emb", result["embedding"]))
     return metrics
-
-
-def export_model(ctx: Context, checkpoint: Path, out: Path) -> Path:
-    """The checkpoint as a plain BERT folder, what fine-tuning loads (once)."""
-    from linkbert.export import export
-
-    if not (out / "config.json").exists():
-        export(checkpoint, out, tokenizer=ctx.corpus().tokenizer_dir, overwrite=True)
-    return out
 
 
 def finetuned(ctx: Context, model_dir: Path, folder: Path, seed: int) -> dict:
@@ -154,7 +145,7 @@ def bow_metrics(ctx: Context, seed: int, classify: bool) -> dict:
                                                                    ctx.mode.max_length - 2)]
         weights = tfidf_matrix(texts, min_df=1)  # fitted on every document's text, no label
         metrics.update(probe_all(split, labels, lambda ds: weights[list(ds)], ctx.mode.probe_c))
-    queries = json.loads((ctx.eval_dir / "linkpred.json").read_text())["queries"]
+    queries = json.loads(ctx.linkpred_file.read_text())["queries"]
     weights = tfidf_matrix([tokenizer.decode(first_segment(store, d).tolist()) for d in range(store.num_documents)],
                            min_df=1)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from linkbert.experiments.ablation.grid import Variant
+from linkbert.experiments.common import GridLayout
 
 # Every pretraining variant names a graph without the withheld pairs, even ``bert``, whose NSP
 # pairs never use one: no pretraining run of the benchmark is ever handed a withheld link.
@@ -69,8 +70,9 @@ MODES = {
 
 
 @dataclass
-class Context:
-    """Where everything is: the corpus, the output folder, the init, the mode and the device."""
+class Context(GridLayout):
+    """Where everything is: the corpus, the output folder, the init, the mode and the device (the
+    folders the grids share: ``GridLayout``)."""
 
     out: Path
     corpus_file: Path
@@ -84,27 +86,6 @@ class Context:
     @property
     def scratch(self) -> bool:
         return self.init_source == "scratch"
-
-    @property
-    def prepared(self) -> Path:
-        return self.out / f"prepared-{self.mode.segment_budget}"
-
-    def corpus(self):
-        """The prepared corpus (a ``PreparedCorpus``); only once ``prepare_assets`` made it."""
-        from linkbert.prepared import PreparedCorpus
-
-        return PreparedCorpus(self.prepared)
-
-    def graph_dir(self, name: str) -> Path:
-        return self.out / "graphs" / name
-
-    @property
-    def withheld_file(self) -> Path:
-        return self.out / "graphs" / "withheld.npy"
-
-    @property
-    def eval_dir(self) -> Path:
-        return self.out / "eval"
 
     def fewshot_dir(self, seed: int) -> Path:
         return self.eval_dir / "fewshot" / f"seed-{seed}"
