@@ -45,7 +45,8 @@ def article_texts(wikispeedia: Path, limit: int) -> list[str]:
     return texts
 
 
-def build_checkpoint(kind: str, texts: list[str], folder: Path, vocab_size: int, geometry: dict) -> Path:
+def build_checkpoint(kind: str, texts: list[str], folder: Path, vocab_size: int, geometry: dict,
+                     roberta_tokenizer: str = "bpe") -> Path:
     """A tokenizer trained on ``texts`` and a random ``kind`` masked-LM model, saved in ``folder``."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -53,7 +54,15 @@ def build_checkpoint(kind: str, texts: list[str], folder: Path, vocab_size: int,
         RobertaForMaskedLM
 
     torch.manual_seed(0)
-    if kind == "roberta":
+    if kind == "roberta" and roberta_tokenizer == "wordpiece":  # a control: the architecture without its BPE
+        from linkbert.tokenization import train_wordpiece
+
+        tokenizer = train_wordpiece(texts, vocab_size=vocab_size)
+        model = RobertaForMaskedLM(RobertaConfig(
+            vocab_size=len(tokenizer), max_position_embeddings=512 + tokenizer.pad_token_id + 1, type_vocab_size=1,
+            pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
+            eos_token_id=tokenizer.sep_token_id, **geometry))
+    elif kind == "roberta":
         specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
         backend = Tokenizer(models.BPE(unk_token="<unk>"))
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
@@ -96,7 +105,7 @@ def run_kind(kind: str, wikispeedia: Path, work: Path, args) -> dict:
     from linkbert.model.any_encoder import EncoderForLinkPretraining
 
     texts = article_texts(wikispeedia, args.tokenizer_documents)
-    init = build_checkpoint(kind, texts, work / f"{kind}-init", args.vocab_size, shape(args))
+    init = build_checkpoint(kind, texts, work / f"{kind}-init", args.vocab_size, shape(args), args.roberta_tokenizer)
     prepared, run, exported = work / f"{kind}-prepared", work / f"{kind}-run", work / f"{kind}-exported"
     linkbert("prepare", "--format", "wikispeedia", "--input", str(wikispeedia), "--tokenizer", str(init),
              "--out", str(prepared), "--segment-budget", "62", "--no-progress")
@@ -138,6 +147,8 @@ def main(argv=None) -> int:
     parser.add_argument("--vocab-size", type=int, default=8000)
     parser.add_argument("--tokenizer-documents", type=int, default=2000, help="articles the tokenizers train on")
     parser.add_argument("--work", help="keep everything here (default: a temporary folder)")
+    parser.add_argument("--roberta-tokenizer", choices=("bpe", "wordpiece"), default="bpe",
+                        help="wordpiece: a control, the RoBERTa architecture with ModernBERT's tokenizer")
     args = parser.parse_args(argv)
     if not args.data_root or not (Path(args.data_root) / "wikispeedia").is_dir():
         print("needs the Wikispeedia data: set LINKBERT_DATA or give --data-root", file=sys.stderr)
@@ -154,7 +165,7 @@ def main(argv=None) -> int:
                   f"{result['mean_mlm_loss_last_tenth']:.2f}); held-out relation accuracy per class {per_class}; "
                   f"export differs by {result['export_max_abs_difference']:.2e}", flush=True)
     results["_meta"] = {"steps": args.steps, "lr": args.lr, "layers": args.layers, "hidden": args.hidden,
-                        "vocab_size": args.vocab_size}
+                        "vocab_size": args.vocab_size, "roberta_tokenizer": args.roberta_tokenizer}
     print(json.dumps(results))
     return 0
 
