@@ -108,9 +108,9 @@ def worker_context(*shipped) -> multiprocessing.context.BaseContext:
     cannot use.
 
     Spawned workers start one after another: each is a fresh interpreter, and the trainer's
-    write of the pickled dataset (about 1 MB for Wikispeedia, beyond a pipe's buffer) waits
-    until that child has imported torch and the rest and read it. ``docs/performance.md`` has
-    the start-up times.
+    write of the pickled dataset (larger than a pipe's buffer: the samplers and the tokenizer)
+    waits until that child has imported torch and the rest and read it. ``docs/performance.md``
+    has the start-up times.
     """
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
