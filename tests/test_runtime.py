@@ -126,3 +126,21 @@ def test_every_collective_goes_through_runtime():
     outside = [f"{path.relative_to(root)}:{n}" for path in root.rglob("*.py") if path.name != "runtime.py"
                for n, line in enumerate(path.read_text().splitlines(), start=1) if calls.search(line)]
     assert outside == []
+
+
+def test_a_rank_of_several_ends_without_python_teardown(monkeypatch):
+    """Under torchrun a rank leaves through os._exit (freeing a gloo group can deadlock on the
+    GIL); a single process returns and lets Python end normally."""
+    import logging
+
+    from linkbert import runtime
+
+    ended = []
+    monkeypatch.setattr(runtime.os, "_exit", ended.append)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)  # pytest's own log handlers stay open
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    runtime.end_process(0)
+    assert ended == []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    runtime.end_process(3)
+    assert ended == [3]

@@ -501,15 +501,20 @@ def main(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     config = load_config(args.config, args.overrides)
     main_rank = int(os.environ.get("RANK", "0")) == 0
+    run = None  # referenced until the process ends: runtime.end_process
     try:
-        summary = pretrain(config, args.data, args.out)
+        run = Run(config, args.data, args.out)
+        summary = run.train()
     except TrainingFailed as e:
         if main_rank:
             print(f"linkbert pretrain: error: {e}", file=sys.stderr)
-        return 1
-    if main_rank:
-        print(json.dumps(summary, indent=2))
-    return 0
+        code = 1
+    else:
+        if main_rank:
+            print(json.dumps(summary, indent=2))
+        code = 0
+    runtime.end_process(code)  # several ranks: the process ends here
+    return code
 
 
 def _stat(value: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -331,6 +332,22 @@ def shutdown(dist: Dist) -> None:
     if dist.world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
+
+
+def end_process(code: int) -> None:
+    """Under torchrun (several ranks): end the process here, its output flushed, without Python's
+    teardown; on one process: return. Freeing a gloo process group (the last reference is
+    DistributedDataParallel's reducer, when the run is freed) joins gloo's worker thread with the
+    GIL held, while that thread may need the GIL to free a finished collective's tensors: CI saw
+    a rank stuck for good in ``~ProcessGroupGloo``, its ``pt_gloo_runloop`` thread waiting for
+    the GIL in ``~AsyncAllgatherWork``. The caller keeps its run referenced until this call."""
+    import logging
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def unwrap(model):
