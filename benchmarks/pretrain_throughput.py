@@ -149,9 +149,9 @@ def config_batches(name: str, steps: int, data: str | None = None, batch: int | 
     given): from the prepared corpus ``data``, else synthetic; also the vocabulary size."""
     _, default_seq, default_batch = CONFIGS[name]
     seq, batch = seq or default_seq, batch or default_batch
+    vocab = config_vocab(name, data) or 30522  # refuses modernbert-base on a corpus
     if data:
         return corpus_batches(data, steps, batch, seq)
-    vocab = config_vocab(name, data) or 30522
     return synthetic_batches(steps, batch, seq, vocab), vocab
 
 
