@@ -15,6 +15,7 @@ from pretrain_helpers import TINY, cli_command, latest_weights, run, run_torchru
 from linkbert.checkpoint import latest as latest_checkpoint
 from linkbert.checkpoint import verify
 from linkbert.pretrain_config import load_config
+from linkbert.errors import ConfigError
 
 corpus = pretrain_helpers.corpus  # a fixture: the small linked corpus, prepared once per module
 
@@ -24,16 +25,16 @@ def test_config_overrides_are_typed_and_checked(tmp_path):
     path.write_text("preset: tiny\nlr: 0.001\nmax_steps: 10\n")
     config = load_config(str(path), ["max_steps=20", "lr=3e-4", "whole_word_mask=true", "init=scratch"])
     assert (config.preset, config.max_steps, config.lr, config.whole_word_mask) == ("tiny", 20, 3e-4, True)
-    with pytest.raises(ValueError, match="unknown setting"):
+    with pytest.raises(ConfigError, match="unknown setting"):
         path.write_text("learning_rate: 1\n")
         load_config(str(path), [])
-    with pytest.raises(ValueError, match="unknown setting 'nonsense'"):
+    with pytest.raises(ConfigError, match="unknown setting 'nonsense'"):
         load_config(None, ["nonsense=1"])
-    with pytest.raises(ValueError, match="key=value"):
+    with pytest.raises(ConfigError, match="key=value"):
         load_config(None, ["max_steps"])
-    with pytest.raises(ValueError, match="max_steps should be int"):
+    with pytest.raises(ConfigError, match="max_steps should be int"):
         load_config(None, ["max_steps=ten"])
-    with pytest.raises(ValueError, match="objective"):
+    with pytest.raises(ConfigError, match="objective"):
         load_config(None, ["objective=gpt"])
 
 
@@ -179,7 +180,7 @@ def test_graph_setting_replaces_the_data_folders_graph(corpus, tmp_path):
     without = run(corpus, tmp_path / "none", ["max_steps=1", "eval_pairs=64", f"graph={tmp_path / 'no-links'}"])
     assert with_links["linked"] > 0 and without["eval"]["relation_distribution"]["linked"] == 0
     assert yaml.safe_load((tmp_path / "none" / "config.yaml").read_text())["graph"] == str(tmp_path / "no-links")
-    with pytest.raises(ValueError, match="graph"):
+    with pytest.raises(ConfigError, match="graph"):
         run(corpus, tmp_path / "none", ["max_steps=2"])
     state_file = latest_checkpoint(tmp_path / "links") / "trainer_state.json"
     state = json.loads(state_file.read_text())

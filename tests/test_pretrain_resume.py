@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 
 from linkbert.checkpoint import latest as latest_checkpoint
 from linkbert.checkpoint import verify
+from linkbert.errors import ConfigError
 
 corpus = pretrain_helpers.corpus  # a fixture: the small linked corpus, prepared once per module
 
@@ -124,7 +125,7 @@ def test_kill_9_at_random_moments_always_resumes_from_a_verified_checkpoint(corp
 def test_resuming_with_other_data_settings_is_refused(corpus, tmp_path):
     run(corpus, tmp_path / "r", ["max_steps=2"])
     run(corpus, tmp_path / "r", ["max_steps=4"])  # a longer schedule continues the run
-    with pytest.raises(ValueError, match="batch_size 8 -> 16"):
+    with pytest.raises(ConfigError, match="batch_size 8 -> 16"):
         run(corpus, tmp_path / "r", ["max_steps=6", "batch_size=16"])
 
 

@@ -6,17 +6,16 @@ runs, so ``linkbert --help`` stays fast and a command's heavy dependencies load 
 
 :func:`main` sets the process up first (``runtime.configure_process``: how OpenMP threads wait,
 which libgomp reads once, when torch loads it), then parses and runs the command. A user's
-mistake (``BadInput``: a file that is not what it should be; ``ConfigError``: settings that
-cannot work) or the machine's (a full or read-only disk, a missing permission: ``OSError``s of
-``ENVIRONMENT_ERRORS``, named with their path) is one line on stderr and exit status 2, never a
-traceback. ``key=value``
-settings may stand anywhere on the command line.
+mistake (a ``LinkbertError``: ``BadInput``, a file that is not what it should be;
+``ConfigError``, settings that cannot work) or the machine's (a full or read-only disk, a missing
+permission: ``OSError``s of ``errors.ENVIRONMENT_ERRORS``, named with their path) is one line on
+stderr and exit status 2, never a traceback. ``key=value`` settings may stand anywhere on the
+command line.
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import re
 import sys
@@ -38,6 +37,7 @@ SETTING = re.compile(r"[A-Za-z_]\w*=.*", re.DOTALL)  # a key=value word
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linkbert", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
@@ -59,8 +59,21 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def version() -> str:
+    """The installed package's version (the source tree's, when it is run uninstalled)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("linkbert")
+    except PackageNotFoundError:
+        from linkbert import __version__
+
+        return __version__
+
+
 def main(argv: list[str] | None = None) -> int:
-    from linkbert.errors import BadInput, ConfigError
+    from linkbert.errors import LinkbertError, describe_os_error, is_environment_error
     from linkbert.runtime import configure_process
 
     configure_process()
@@ -69,27 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.main(args) or 0)
-    except (BadInput, ConfigError) as e:
+    except LinkbertError as e:
         print(f"linkbert {args.command}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        if e.errno not in ENVIRONMENT_ERRORS:
+        if not is_environment_error(e):
             raise
         print(f"linkbert {args.command}: error: {describe_os_error(e)}", file=sys.stderr)
         return 2
-
-
-# what the machine, not the program, got wrong: a full or read-only disk, no permission, a path
-# that is a file where a folder is needed (or the reverse); one line naming the path
-ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
-                      errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.EMFILE}
-
-
-def describe_os_error(error: OSError) -> str:
-    """``{path}: {what went wrong}`` (both paths for a rename), and what to do about a full disk."""
-    paths = " -> ".join(str(p) for p in (error.filename, error.filename2) if p)
-    hint = "; free some space or write elsewhere" if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-    return f"{paths or 'a file'}: {error.strerror or error}{hint}"
 
 
 if __name__ == "__main__":

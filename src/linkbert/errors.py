@@ -1,13 +1,27 @@
 """Errors a user can act on: which file, which line or record, what was expected.
 
-The CLI (``linkbert.cli.main``) prints either as one line and exits with status 2; nothing else
-needs to catch them.
+Every such error is a :class:`LinkbertError`: the CLI (``linkbert.cli.main``) and the
+experiments catch that class and nothing broader, print it as one line and exit with status 2.
+A bug (a ``ValueError`` or ``KeyError`` of the program's own) is never mistaken for one.
+
+* :class:`BadInput`: a file that is not what its format promises;
+* :class:`ConfigError`: settings that cannot work together, or with the inputs they name.
+
+What the machine, not the program, got wrong (a full or read-only disk, no permission) is an
+``OSError`` whose ``errno`` is in :data:`ENVIRONMENT_ERRORS`; :func:`describe_os_error` says it in
+one line naming the path.
 """
 
 from __future__ import annotations
 
+import errno
 
-class BadInput(Exception):
+
+class LinkbertError(Exception):
+    """The base of every error that is the user's to fix (one line, exit status 2)."""
+
+
+class BadInput(LinkbertError):
     """Input that cannot be read as the format promises.
 
     ``reason`` is a short machine-readable key (``malformed_json``, ``missing_field``,
@@ -35,6 +49,24 @@ def _rebuild_bad_input(path, location, reason, detail, fatal):
     return BadInput(path, location, reason, detail, fatal=fatal)
 
 
-class ConfigError(ValueError):
+class ConfigError(LinkbertError):
     """Settings that cannot work together, or with the inputs they name (a bad value, an
     unknown preset, a ``max_length`` the model cannot take)."""
+
+
+# what the machine, not the program, got wrong: a full or read-only disk, no permission, a path
+# that is a file where a folder is needed (or the reverse); one line naming the path
+ENVIRONMENT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                                errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.EMFILE})
+
+
+def is_environment_error(error: BaseException) -> bool:
+    """Whether ``error`` is the machine's fault (:data:`ENVIRONMENT_ERRORS`), not the program's."""
+    return isinstance(error, OSError) and error.errno in ENVIRONMENT_ERRORS
+
+
+def describe_os_error(error: OSError) -> str:
+    """``{path}: {what went wrong}`` (both paths for a rename), and what to do about a full disk."""
+    paths = " -> ".join(str(p) for p in (error.filename, error.filename2) if p)
+    hint = "; free some space or write elsewhere" if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"{paths or 'a file'}: {error.strerror or error}{hint}"

@@ -42,7 +42,7 @@ import json
 import logging
 from pathlib import Path
 
-from linkbert.errors import BadInput
+from linkbert.errors import BadInput, ConfigError
 from linkbert.prepared import tokenizer_dir
 
 logger = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ def _load_tokenizer(folder: Path, vocab_size: int):
 
     try:
         tokenizer = load_tokenizer(str(folder))
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, ConfigError) as e:
         raise BadInput(folder, "", "bad_tokenizer", str(e)) from e
     if len(tokenizer) != vocab_size:
         raise BadInput(folder, "", "vocab_mismatch",

@@ -55,7 +55,7 @@ def same_vocabulary(checkpoint_dir: Path, tokenizer) -> bool:
         return True
     try:
         saved = load_tokenizer(str(checkpoint_dir))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, ConfigError) as e:
         raise checkpoint.Damaged(checkpoint_dir, f"its tokenizer cannot be read: {e}") from None
     return saved.get_vocab() == tokenizer.get_vocab()
 

@@ -1,16 +1,18 @@
 """Settings of a command: a dataclass whose every field carries its default and its help.
 
-One idiom everywhere (prepare, pretrain, fine-tune, quickstart): fields are declared with
-:func:`setting`, which holds the help text and the simple constraints (choices, bounds), so that
-``linkbert <command> --help`` lists every setting with its help and :func:`check` rejects a bad
-value with one line naming it. Cross-field rules live in the class's own ``check()`` method,
-which :func:`check` calls last.
+One idiom on every command: its settings are a dataclass whose fields are declared with
+:func:`setting`, which holds the help text and the simple constraints (choices, bounds), and
+the command declares them with :func:`add_arguments`, so that ``linkbert <command> --help`` lists
+every setting with its help, default and bounds, and :func:`check` rejects a bad value with one
+line naming it. Cross-field rules live in the class's own ``check()`` method, which
+:func:`check` calls last.
 
-Settings reach a class three ways, later ones winning: the defaults, a YAML file (``configs/``,
-their saved form) and ``key=value`` words on the command line. :func:`coerce` gives every value
-the type of its field whichever way it came (YAML 1.1 reads ``2e-5`` as a string; the command
-line gives only strings). Commands whose settings are flags (``prepare``, ``quickstart``) get
-them from :func:`add_flags`.
+Settings reach a class these ways, later ones winning: the defaults, a YAML file (``configs/``,
+their saved form; ``--config`` or ``--recipe``), ``--flags`` (and positionals, for a command's
+inputs and outputs) and, where a command has always taken them (pretrain, finetune),
+``key=value`` words anywhere on the command line. :func:`coerce` gives every value the type of
+its field whichever way it came (YAML 1.1 reads ``2e-5`` as a string; the command line gives
+only strings).
 
 Example::
 
@@ -174,6 +176,62 @@ def load(settings_class: type, path: str | Path | None = None, overrides: typing
 
 # -- command lines ---------------------------------------------------------------------------------
 
+def add_arguments(parser: argparse.ArgumentParser, settings_class: type, *, positional: typing.Iterable[str] = (),
+                  overrides: bool = False, file_flag: str | None = None, file_help: str = "") -> None:
+    """The one way a command takes its settings: every field of ``settings_class`` on the
+    command line, listed by ``--help`` with its help, default, choices and bounds.
+
+    * the names in ``positional`` are positional arguments, in that order (a command's inputs
+      and outputs: ``linkbert export CHECKPOINT OUT``);
+    * every other field is a ``--flag`` (``segment_budget`` -> ``--segment-budget``; booleans
+      ``--flag/--no-flag``);
+    * ``overrides``: ``key=value`` words for any field too, anywhere on the command line (the
+      form pretraining and fine-tuning have always taken);
+    * ``file_flag`` (``--config``, ``--recipe``): a YAML file of settings, below the flags.
+
+    :func:`from_arguments` reads them back: defaults < the YAML file < flags < ``key=value``."""
+    positional = tuple(positional)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    if file_flag:
+        parser.add_argument(file_flag, dest="settings_file", metavar="YAML",
+                            help=file_help or "YAML file of settings (flags and key=value words win over it)")
+    for name in positional:
+        f = _field(settings_class, name)
+        parser.add_argument(name, nargs=None if f.default is dataclasses.MISSING else "?", default=None,
+                            metavar=name.upper(), help=_flag_help(f, settings_class))
+    add_flags(parser, settings_class, [f.name for f in fields(settings_class) if f.name not in positional])
+    parser.set_defaults(settings_class=settings_class)
+    if overrides:
+        parser.add_argument("overrides", nargs="*", metavar="key=value",
+                            help="any setting above as key=value (e.g. max_steps=200), anywhere on the command line")
+
+
+def from_arguments(settings_class: type, args: argparse.Namespace, **values):
+    """The settings :func:`add_arguments` declared, as given (unset ones keep their defaults):
+    defaults < the YAML file < flags and positionals < ``values`` < ``key=value`` words; checked."""
+    given = {f.name: getattr(args, f.name) for f in fields(settings_class) if getattr(args, f.name, None) is not None}
+    given.update({k: v for k, v in values.items() if v is not None})
+    return load(settings_class, getattr(args, "settings_file", None), getattr(args, "overrides", None) or (), **given)
+
+
+def _field(settings_class: type, name: str) -> dataclasses.Field:
+    for f in fields(settings_class):
+        if f.name == name:
+            return f
+    raise KeyError(f"{settings_class.__name__} has no setting {name!r}")
+
+
+def _flag_help(f: dataclasses.Field, settings_class: type) -> str:
+    meta = f.metadata
+    extra = []
+    if f.default is not dataclasses.MISSING and f.default is not None:
+        extra.append(f"default: {_show(f.default)}")
+    bounds = [f"{word} {_show(meta[key])}" for key, word in (("minimum", ">="), ("above", ">"), ("maximum", "<="))
+              if meta.get(key) is not None]
+    extra += bounds
+    return meta.get("help", "") + (f" ({'; '.join(extra)})" if extra else "")
+
+
 def add_overrides(parser: argparse.ArgumentParser, settings_class: type) -> None:
     """``key=value`` words for any setting, and every setting listed by ``--help``."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -184,22 +242,21 @@ def add_overrides(parser: argparse.ArgumentParser, settings_class: type) -> None
 
 def add_flags(parser: argparse.ArgumentParser, settings_class: type, names: typing.Iterable[str] | None = None) -> None:
     """A ``--flag`` per setting (``segment_budget`` -> ``--segment-budget``), with its help,
-    choices and default; booleans get ``--flag/--no-flag``. Values are coerced by
+    choices, default and bounds; booleans get ``--flag/--no-flag``. Values are coerced by
     :func:`load` (``from_flags``), so argparse keeps them as given."""
     wanted = None if names is None else set(names)
     for f in fields(settings_class):
         if wanted is not None and f.name not in wanted:
             continue
         meta, flag = f.metadata, "--" + f.name.replace("_", "-")
-        required = f.default is dataclasses.MISSING
-        default_text = "" if required else f" (default: {_show(f.default)})"
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if typing.get_type_hints(settings_class)[f.name] is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                                help=meta.get("help", "") + default_text)
+                                help=_flag_help(f, settings_class))
         else:
             parser.add_argument(flag, dest=f.name, required=required, default=None, choices=meta.get("choices"),
                                 metavar=None if meta.get("choices") else f.name.upper(),
-                                help=meta.get("help", "") + default_text)
+                                help=_flag_help(f, settings_class))
 
 
 def from_flags(settings_class: type, args: argparse.Namespace, **values):

@@ -14,6 +14,7 @@ from transformers import BertConfig, BertForPreTraining, BertModel
 
 from linkbert.model import init_model
 from linkbert.objectives import IGNORE_INDEX
+from linkbert.errors import ConfigError
 
 
 def _bert_checkpoint(folder, **overrides) -> BertForPreTraining:
@@ -50,25 +51,25 @@ def test_init_from_an_encoder_only_checkpoint_logs_the_fresh_mlm_head(tmp_path, 
 
 def test_init_rejects_a_vocabulary_mismatch(tmp_path):
     _bert_checkpoint(tmp_path)
-    with pytest.raises(ValueError, match="vocabulary of 100 tokens but the tokenizer has 120"):
+    with pytest.raises(ConfigError, match="vocabulary of 100 tokens but the tokenizer has 120"):
         init_model(str(tmp_path), vocab_size=120)
 
 
 def test_init_refuses_pickled_weights(tmp_path):
     _bert_checkpoint(tmp_path)
     (tmp_path / "model.safetensors").rename(tmp_path / "pytorch_model.bin")
-    with pytest.raises(ValueError, match="no safetensors weights"):
+    with pytest.raises(ConfigError, match="no safetensors weights"):
         init_model(str(tmp_path), vocab_size=VOCAB)
 
 
 def test_init_from_preset_and_bad_names(tmp_path):
     model = init_model("tiny", vocab_size=VOCAB, num_relations=0, hidden_dropout_prob=0.0)
     assert model.relation_head is None and model.config.hidden_dropout_prob == 0.0
-    with pytest.raises(ValueError, match="neither a preset"):
+    with pytest.raises(ConfigError, match="neither a preset"):
         init_model(str(tmp_path / "missing"), vocab_size=VOCAB)
     save_file({"x": torch.zeros(1)}, str(tmp_path / "model.safetensors"))
     (tmp_path / "config.json").write_text('{"model_type": "roberta"}')
-    with pytest.raises(ValueError, match="model_type is 'roberta'"):
+    with pytest.raises(ConfigError, match="model_type is 'roberta'"):
         init_model(str(tmp_path), vocab_size=VOCAB)
 
 

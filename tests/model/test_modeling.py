@@ -11,6 +11,7 @@ from transformers import BertForPreTraining
 from linkbert.model import LinkBertForPreTraining, preset_config
 from linkbert.model.modeling import classification_stats
 from linkbert.objectives import IGNORE_INDEX
+from linkbert.errors import ConfigError
 
 
 def test_parameter_names_match_bert_for_pretraining():
@@ -43,7 +44,7 @@ def test_tiny_preset_has_the_papers_parameter_count():
     model = LinkBertForPreTraining(preset_config("tiny", 30522))
     assert round(sum(p.numel() for p in model.parameters()) / 1e6, 1) == 4.4
     assert model.config._attn_implementation == "sdpa"
-    with pytest.raises(ValueError, match="unknown preset"):
+    with pytest.raises(ConfigError, match="unknown preset"):
         preset_config("huge", 30522)
 
 
