@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from linkbert.link_prediction import embeddings, first_segment, relation_scores, score_link_prediction
-from linkbert.model import init_model
+from linkbert.model.loading import init_model
 
 CLS, SEP, PAD = 2, 3, 0
 SPECIAL = {"cls_id": CLS, "sep_id": SEP, "pad_id": PAD}

@@ -24,8 +24,8 @@ import sys
 COMMANDS = {
     "quickstart": ("linkbert.quickstart", "prepare, pretrain, evaluate and fine-tune on a real corpus; write a report"),
     "prepare": ("linkbert.prepare", "read a linked corpus, build its document graph and tokenized segment store"),
-    "pretrain": ("linkbert.pretrain", "pretrain a LinkBERT model on a prepared corpus (MLM + document relation prediction)"),
-    "export": ("linkbert.export", "export a pretraining checkpoint as a plain BERT folder (AutoModel loads it)"),
+    "pretrain": ("linkbert.pretrain.command", "pretrain a LinkBERT model on a prepared corpus (MLM + document relation prediction)"),
+    "export": ("linkbert.export", "export a pretraining checkpoint as the transformers model it trained (AutoModel* load it)"),
     "finetune": ("linkbert.finetune.command", "fine-tune a BERT checkpoint on a downstream task"),
     "convert": ("linkbert.finetune.convert", "convert raw downstream data to the LinkBERT JSON-lines format"),
     "evaluate": ("linkbert.evaluate", "score predictions and collect runs into BLURB / MRQA tables"),

@@ -51,7 +51,7 @@ from linkbert import settings
 from linkbert.corpus.labels import document_labels
 from linkbert.errors import ConfigError
 from linkbert.files import check_output_folder, write_json
-from linkbert.model.modeling import PRESETS
+from linkbert.model.presets import PRESETS
 from linkbert.prepare import LINK_BUILDERS
 from linkbert.report import duration, wilson_interval, write_metrics, write_report
 from linkbert.settings import setting
@@ -251,7 +251,7 @@ OBJECTIVE_NAMES = {"linkbert": "LinkBERT", "bert": "BERT"}
 
 def pretrain_config(config: QuickstartConfig, max_steps: int):
     """LinkBERT's run; the BERT baseline's is this with the objective (and steps) replaced."""
-    from linkbert.pretrain_config import PretrainConfig
+    from linkbert.pretrain.settings import PretrainConfig
 
     return PretrainConfig(preset=config.preset, objective="linkbert", max_length=config.max_length,
                           batch_size=config.batch_size, lr=config.lr, max_steps=max_steps,
@@ -263,7 +263,7 @@ def pretrain_config(config: QuickstartConfig, max_steps: int):
 
 def budget_steps(config: QuickstartConfig, data: Path) -> int:
     """The ``max_steps`` that fit the budget: measure a step, size the schedule to end with it."""
-    from linkbert.pretrain import measure_step_seconds
+    from linkbert.pretrain.run import measure_step_seconds
 
     step_s = measure_step_seconds(pretrain_config(config, 10), str(data))
     eval_share = 0.1  # held-out evaluations and checkpoints, measured at about this share of the budget
@@ -294,7 +294,7 @@ def pretrain_models(config: QuickstartConfig, out: Path) -> dict[str, dict]:
 
 
 def _pretrain_one(config: QuickstartConfig, run_config, data: Path, run_dir: Path) -> dict:
-    from linkbert.pretrain import pretrain
+    from linkbert.pretrain.run import pretrain
 
     if config.baseline != "none":
         print(f"pretraining {OBJECTIVE_NAMES[run_config.objective]} ({_objective_text(run_config.objective)}), "
@@ -444,7 +444,7 @@ def accuracy_differences(results: dict, test_documents: int) -> dict:
 def untrained_checkpoint(config: QuickstartConfig, checkpoint: str, folder: Path) -> Path:
     """A checkpoint of the pretraining model as it was before its first step (same seed, same
     initial weights), with the pretrained checkpoint's tokenizer: the no-pretraining baseline."""
-    from linkbert.pretrain import initial_model
+    from linkbert.pretrain.run import initial_model
     from linkbert.tokenization import load_tokenizer
 
     tokenizer = load_tokenizer(str(checkpoint))
@@ -539,7 +539,7 @@ def main(args: argparse.Namespace) -> int:
     # unexpected MLM head" load report is expected here and would drown the stage lines
     transformers_logging.set_verbosity_error()
     config = settings.from_flags(QuickstartConfig, args)
-    from linkbert.pretrain import TrainingFailed
+    from linkbert.pretrain.run import TrainingFailed
 
     try:
         run(config)

@@ -133,7 +133,7 @@ def pretrain_once(layout: GridLayout, config, folder: Path, *, initial_only: boo
     the initial model saved in ``folder/initial`` instead (a grid's ``init`` variant). Returns
     (checkpoint folder, summary)."""
     from linkbert import checkpoint
-    from linkbert.pretrain import pretrain
+    from linkbert.pretrain.run import pretrain
 
     if initial_only:
         return save_initial_model(layout.corpus(), config, folder / "initial"), {"step": 0}
@@ -179,7 +179,7 @@ def discard_weights(folder: Path) -> None:
 def save_initial_model(corpus, config, folder: Path) -> Path:
     """The model ``config``'s pretraining would start from (``pretrain.initial_model``), saved
     with ``corpus``'s tokenizer: the "no further pretraining" reference of a grid."""
-    from linkbert.pretrain import initial_model
+    from linkbert.pretrain.run import initial_model
 
     if not (folder / "model.safetensors").exists():
         model = initial_model(preset=config.preset, init=config.init, objective=config.objective,

@@ -46,7 +46,7 @@ def _seconds(metrics_file: Path) -> float | None:
 # -- pretraining -----------------------------------------------------------------------------------
 
 def pretrain_config(ctx: Context, init: str, variant: str, seed: int, steps: int):
-    from linkbert.pretrain_config import PretrainConfig
+    from linkbert.pretrain.settings import PretrainConfig
 
     v, mode = VARIANTS[variant], ctx.mode
     scratch = init == "scratch"

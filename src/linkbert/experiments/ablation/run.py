@@ -63,7 +63,7 @@ def load_or_make_plan(ctx: Context, inits, variants, seeds, budget_minutes: floa
 
 def measure_step_seconds(ctx: Context, init: str, steps: int = 3) -> float:
     """Seconds per pretraining step of ``init`` on this machine (median of ``steps`` after a warm-up)."""
-    from linkbert.pretrain import measure_step_seconds as measure
+    from linkbert.pretrain.run import measure_step_seconds as measure
 
     return measure(pretrain_config(ctx, init, "linkbert", 0, 100), str(ctx.prepared), steps)
 

@@ -58,7 +58,7 @@ def run_bow_cell(ctx: Context, seed: int, *, classify: bool) -> dict:
 def pretrain_config(ctx: Context, variant: str, seed: int, steps: int):
     """The variant's run: the same init, batch, steps and schedule for every variant of a grid
     (equal compute); only the objective and the graph (never one with a withheld pair) differ."""
-    from linkbert.pretrain_config import PretrainConfig
+    from linkbert.pretrain.settings import PretrainConfig
 
     v, mode = VARIANTS[variant], ctx.mode
     graph = ctx.graph_dir(v.graph or "links")

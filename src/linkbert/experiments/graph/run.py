@@ -86,7 +86,7 @@ def check_same_setup(plan: dict, ctx: Context) -> None:
 
 def measure_step_seconds(ctx: Context) -> float:
     """Seconds per pretraining step on this machine (``pretrain.measure_step_seconds``)."""
-    from linkbert.pretrain import measure_step_seconds as measure
+    from linkbert.pretrain.run import measure_step_seconds as measure
 
     return measure(pretrain_config(ctx, "linkbert", 0, 100), str(ctx.prepared))
 
