@@ -200,7 +200,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     tokenizer = args.tokenizer
     if tokenizer is None:
-        from linkbert.experiments.ablation.command import default_minilm
+        from linkbert.experiments.grid import default_minilm
 
         minilm = default_minilm()
         tokenizer = str(minilm) if minilm else "train"

@@ -142,3 +142,61 @@ def test_withheld_links_and_their_reverse_are_absent_from_the_rest():
     assert np.array_equal(again, withheld) and edge_set(again_rest) == kept
     assert not np.array_equal(graph.withhold_links(0.1, seed=5)[1], withheld)
     assert graph.withhold_links(0.0)[1].shape == (0, 2) and edge_set(graph.withhold_links(0.0)[0]) == full
+
+
+# six documents: 0-1, 1-2, 2-3 and 0-3 linked both ways; 3 -> 4, 4 -> 5, 5 -> 0 one way
+BOTH_WAYS = DocGraph.from_edges(np.array([0, 1, 1, 2, 2, 3, 3, 4, 5, 0, 3]),
+                                np.array([1, 0, 2, 1, 3, 2, 4, 5, 0, 3, 0]), 6)
+
+
+def test_withheld_links_are_the_draw_they_always_were():
+    """The ablation grid's withheld links (fixed arrays of the implementation its results came from)."""
+    rest, withheld = BOTH_WAYS.withhold_links(0.5, seed=0)
+    assert withheld.tolist() == [[0, 3], [1, 0], [1, 2], [3, 2], [4, 5], [5, 0]] and edge_set(rest) == {(3, 4)}
+    rest, withheld = BOTH_WAYS.withhold_links(0.5, seed=1)
+    assert withheld.tolist() == [[0, 1], [1, 0], [1, 2], [3, 0], [3, 4], [5, 0]]
+    assert edge_set(rest) == {(2, 3), (3, 2), (4, 5)}
+
+
+def test_withhold_pairs_counts_a_pair_once_and_removes_both_directions():
+    src = np.array([0, 1, 1, 2, 2, 3, 0, 3])
+    dst = np.array([1, 0, 2, 1, 3, 2, 3, 0])  # four pairs, each listed both ways
+    graph = DocGraph.from_edges(src, dst, 4)
+    remaining, withheld = graph.withhold_pairs(0.5, seed=1)
+    assert len(withheld) == 2 and len({frozenset(p) for p in withheld.tolist()}) == 2
+    assert not {frozenset(p) for p in edge_set(remaining)} & {frozenset(p) for p in withheld.tolist()}
+    assert remaining.num_edges == 4  # the two other pairs, both ways
+    again = graph.withhold_pairs(0.5, seed=1)[1]
+    assert np.array_equal(again, withheld)  # fixed by the seed
+
+
+def test_withheld_pairs_keep_a_direction_the_graph_has():
+    for seed in range(5):
+        rest, withheld = BOTH_WAYS.withhold_pairs(0.5, seed=seed)
+        assert {tuple(p) for p in withheld.tolist()} <= edge_set(BOTH_WAYS)  # 5 -> 0, never 0 -> 5
+        assert edge_set(rest) == edge_set(BOTH_WAYS.without_pairs(withheld))
+
+
+def old_withhold_pairs(graph: DocGraph, fraction: float, seed: int = 0):
+    """The graph benchmark's withholding before ``DocGraph.withhold_pairs`` took it over
+    (experiments/graph/assets.py), kept to show that the move changed no result."""
+    n = graph.num_nodes
+    src, dst = graph.edges()
+    pairs = DocGraph.from_edges(np.minimum(src, dst), np.maximum(src, dst), n)
+    _, withheld = pairs.withhold_links(fraction, seed)
+    forward = np.isin(withheld[:, 0] * n + withheld[:, 1], src * n + dst)
+    withheld[~forward] = withheld[~forward][:, ::-1]
+    return graph.without_pairs(withheld), withheld
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_withhold_pairs_gives_what_the_graph_benchmark_got(seed):
+    expected = {0: [[0, 1], [0, 3], [5, 0], [3, 4]], 1: [[0, 1], [0, 3], [2, 3], [4, 5]],
+                2: [[0, 3], [5, 0], [1, 2], [2, 3]]}  # the arrays the benchmark's implementation gave
+    rest, withheld = BOTH_WAYS.withhold_pairs(0.5, seed=seed)
+    assert withheld.tolist() == expected[seed]
+    graph = random_graph(60, seed=seed)
+    for fraction in (0.1, 0.3):
+        old_rest, old = old_withhold_pairs(graph, fraction, seed)
+        rest, withheld = graph.withhold_pairs(fraction, seed)
+        assert np.array_equal(withheld, old) and edge_set(rest) == edge_set(old_rest)

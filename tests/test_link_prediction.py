@@ -1,5 +1,6 @@
-"""Zero-shot link prediction: the relation-head and embedding scorers against a plain forward pass
-of a tiny model, and the ranking on hand-made cases where the answer is known."""
+"""Zero-shot link prediction: the queries (withheld links and their non-linked candidates), the
+relation-head and embedding scorers against a plain forward pass of a tiny model, and the ranking
+on hand-made cases where the answer is known."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from linkbert.link_prediction import embeddings, first_segment, relation_scores, score_link_prediction
+from linkbert.graph import DocGraph
+from linkbert.link_prediction import draw_queries, embeddings, first_segment, relation_scores, score_link_prediction
 from linkbert.model.loading import init_model
 
 CLS, SEP, PAD = 2, 3, 0
@@ -34,6 +36,33 @@ class FakeStore:
 
     def segment(self, s):
         return self.docs[s]
+
+
+# -- the queries -----------------------------------------------------------------------------------
+
+
+def test_queries_are_withheld_links_with_candidates_linked_with_the_source_in_neither_direction():
+    full = DocGraph.from_edges(np.array([0, 1, 2, 3]), np.array([1, 2, 3, 4]), 8)
+    queries = draw_queries(full, np.array([[0, 1], [2, 3]]), 10, 3)
+    assert [(q["source"], q["target"]) for q in queries] == [(0, 1), (2, 3)]
+    linked = {0: {0, 1}, 2: {1, 2, 3}}  # never the source, nor a document linked with it either way
+    for q in queries:
+        assert len(q["candidates"]) == 3 and not linked[q["source"]] & set(q["candidates"])
+        assert q["candidates"] == sorted(q["candidates"])
+    assert draw_queries(full, np.array([[0, 1], [2, 3]]), 10, 3) == queries  # fixed by the seed
+
+
+def test_queries_are_the_draw_they_always_were():
+    """A fixed draw (what the experiments' implementation gave): a sample of ``n_queries``
+    withheld links, in their order; a link without ``k`` candidates is left out."""
+    full = DocGraph.from_edges(np.array([0, 1, 2, 3, 5]), np.array([1, 2, 3, 4, 6]), 10)
+    assert draw_queries(full, np.array([[0, 1], [2, 3], [5, 6]]), 2, 3, seed=0) == [
+        {"source": 2, "target": 3, "candidates": [4, 5, 7]}, {"source": 5, "target": 6, "candidates": [3, 4, 9]}]
+    crowded = DocGraph.from_edges(np.array([0, 0]), np.array([1, 2]), 3)  # every document is linked with 0
+    assert draw_queries(crowded, np.array([[0, 1]]), 5, 1) == []
+
+
+# -- the scorers -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("num_relations, column", [(3, 2), (2, 0)])  # LinkBERT: linked; NSP: B continues A

@@ -29,7 +29,8 @@ COMMANDS = {
     "finetune": ("linkbert.finetune.command", "fine-tune a BERT checkpoint on a downstream task"),
     "convert": ("linkbert.finetune.convert", "convert raw downstream data to the LinkBERT JSON-lines format"),
     "evaluate": ("linkbert.evaluate", "score predictions and collect runs into BLURB / MRQA tables"),
-    "experiment": ("linkbert.experiments", "run an experiment grid (ablation: the paper's link ablations on Wikispeedia)"),
+    "experiment": ("linkbert.experiments.command", "run an experiment grid: graph (did the links help on my labelled, "
+                   "linked corpus?) or ablation (the paper's link ablations on Wikispeedia)"),
 }
 
 SETTING = re.compile(r"[A-Za-z_]\w*=.*", re.DOTALL)  # a key=value word

@@ -1,7 +1,8 @@
 """Errors a user can act on: which file, which line or record, what was expected.
 
-Every such error is a :class:`LinkbertError`: the CLI (``linkbert.cli.main``) and the
-experiments catch that class and nothing broader, print it as one line and exit with status 2.
+Every such error is a :class:`LinkbertError`, raised where the mistake is found: the CLI
+(``linkbert.cli.main``) catches that class and nothing broader, prints it as one line and exits
+with status 2.
 A bug (a ``ValueError`` or ``KeyError`` of the program's own) is never mistaken for one.
 
 * :class:`BadInput`: a file that is not what its format promises;

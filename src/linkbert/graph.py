@@ -9,9 +9,10 @@ Diversity sampling (SPEC §1): the linked document j is drawn with probability p
 to 1 / in-degree(j) among the out-neighbours of i. ``linked_probabilities`` gives that
 distribution; the pair sampler draws from it.
 
-Held-out links: ``withhold_links`` sets a share of the links aside and ``without_pairs`` removes
-given document pairs, both directions, so that a link-prediction evaluation asks about pairs
-pretraining never saw linked.
+Held-out links: ``withhold_links`` sets a share of the links aside (``withhold_pairs``: a share
+of the linked pairs of documents, a pair linked both ways counted once) and ``without_pairs``
+removes given document pairs, both directions, so that a link-prediction evaluation asks about
+pairs pretraining never saw linked.
 """
 
 from __future__ import annotations
@@ -128,12 +129,32 @@ class DocGraph:
         """``(remaining graph, withheld (m, 2) int64 array of (source, target))``: ``fraction``
         of the links drawn by ``seed`` are withheld, and the remaining graph has neither a
         withheld link nor its reverse, so no withheld pair of documents is ever linked in it
-        (held-out link prediction asks about exactly those pairs)."""
+        (held-out link prediction asks about exactly those pairs). A pair linked both ways is
+        two links here, each drawn on its own: ``withhold_pairs`` counts it once."""
+        withheld = self._draw_links(fraction, seed)
+        return self.without_pairs(withheld), withheld
+
+    def withhold_pairs(self, fraction: float, seed: int = 0) -> tuple["DocGraph", np.ndarray]:
+        """``(remaining graph, withheld (m, 2) int64 array)``: ``fraction`` of the linked *pairs*
+        of documents, drawn by ``seed``, withheld in both directions. A pair counts once whether
+        one or both documents link the other (Cora lists each citation both ways), and each
+        withheld row keeps a direction the graph has. The draw is ``withhold_links``'s, over the
+        graph of pairs (one edge ``min -> max`` per pair)."""
+        n = self.num_nodes
+        src, dst = self.edges()
+        pairs = DocGraph.from_edges(np.minimum(src, dst), np.maximum(src, dst), n)  # one row per pair
+        withheld = pairs._draw_links(fraction, seed)
+        forward = np.isin(withheld[:, 0] * n + withheld[:, 1], src * n + dst)
+        withheld[~forward] = withheld[~forward][:, ::-1]
+        return self.without_pairs(withheld), withheld
+
+    def _draw_links(self, fraction: float, seed: int) -> np.ndarray:
+        """``fraction`` of the links, drawn by ``seed``: an ``(m, 2)`` int64 array of (source,
+        target) in row order."""
         src, dst = self.edges()
         n_withheld = round(fraction * len(src))
         chosen = np.sort(np.random.default_rng((seed, 4241)).choice(len(src), size=n_withheld, replace=False))
-        withheld = np.stack([src[chosen], dst[chosen]], axis=1)
-        return self.without_pairs(withheld), withheld
+        return np.stack([src[chosen], dst[chosen]], axis=1)
 
     def validate(self) -> None:
         """Check the CSR invariants; raises ``ValueError`` naming the first one broken."""

@@ -1,7 +1,7 @@
 """Zero-shot link prediction with a pretrained ``LinkPretrainingModel``, on withheld links.
 
 A query is a withheld link ``(source, target)`` and ``candidates``: documents linked with the
-source in neither direction. Each document is read as its first segment. The true target is
+source in neither direction (:func:`draw_queries`). Each document is read as its first segment. The true target is
 ranked among the candidates (:func:`linkbert.metrics.rank_metrics`) by two scorers:
 
 * the **relation head**: log P(linked) of ``[CLS] source [SEP] candidate [SEP]``; a 2-way head
@@ -27,6 +27,29 @@ import torch
 from linkbert.collator import pair_batch
 from linkbert.metrics import rank_metrics
 from linkbert.objectives import OBJECTIVES, Relation
+
+
+def draw_queries(full, withheld: np.ndarray, n_queries: int, k: int, seed: int = 0) -> list[dict]:
+    """Up to ``n_queries`` of the ``withheld`` links (an ``(m, 2)`` array of (source, target))
+    ``{"source", "target", "candidates"}``, each with ``k`` candidates drawn uniformly among the
+    documents linked with the source in neither direction in the *full* ``DocGraph`` (a candidate
+    is never a real, withheld or kept, link of the source); a link whose source has fewer than
+    ``k`` such documents is left out."""
+    rng = np.random.default_rng((seed, 31337))
+    src, dst = full.edges()
+    linked: dict[int, set] = {}
+    for s, t in zip(src.tolist(), dst.tolist()):
+        linked.setdefault(s, set()).add(t)
+        linked.setdefault(t, set()).add(s)
+    queries = []
+    for row in sorted(rng.permutation(len(withheld))[:n_queries].tolist()):
+        s, t = int(withheld[row, 0]), int(withheld[row, 1])
+        banned = np.fromiter(linked.get(s, set()) | {s, t}, dtype=np.int64)
+        allowed = np.setdiff1d(np.arange(full.num_nodes), banned)
+        if len(allowed) >= k:
+            queries.append({"source": s, "target": t,
+                            "candidates": sorted(rng.choice(allowed, k, replace=False).tolist())})
+    return queries
 
 
 def relation_scores(model, a_list: Sequence, b_list: Sequence, *, cls_id: int, sep_id: int, pad_id: int,

@@ -213,6 +213,25 @@ def test_ordering_line_and_paper_table_are_labelled():
     assert "| linkbert | 20.5 ± 0.7 |" in text
 
 
+# -- one-line errors -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--inits", "scratch,big"], "unknown init: big; choose from scratch, minilm"),
+    (["--variants", "linkbert,x"], "unknown variant: x"),
+    (["--inits", "scratch"], "missing input"),
+    (["--budget-minutes", "-5"], "budget_minutes must be at least 0"),
+])
+def test_a_bad_setting_or_a_missing_input_is_one_line(extra, message, tmp_path, capsys):
+    from linkbert.cli import main
+
+    args = ["experiment", "ablation", "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "o"),
+            "--mode", "smoke", *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
 # -- end to end (slow) ---------------------------------------------------------------------------
 
 

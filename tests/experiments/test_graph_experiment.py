@@ -1,6 +1,7 @@
-"""``linkbert experiment graph``: the withheld links, the few-shot sets, the resume rule, the
-verdicts, the one-line errors, and (slow) the whole benchmark end to end on a small synthetic
-labelled, linked corpus. The paired statistics themselves are tested in test_metrics.py."""
+"""``linkbert experiment graph``: the withheld links absent from every pretraining graph, the
+few-shot sets, the resume rule, the verdicts, the one-line errors, and (slow) the whole benchmark
+end to end on a small synthetic labelled, linked corpus. The paired statistics themselves are
+tested in test_metrics.py, the withholding of pairs in test_graph.py."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import build_tiny_bert
 
+from linkbert.errors import ConfigError
 from linkbert.experiments.graph import assets, cell, evaluate, results, run
 from linkbert.experiments.graph.grid import MODES, VARIANTS, Context
 from linkbert.files import write_json
@@ -70,18 +72,6 @@ def pairs_of(graph: DocGraph) -> set:
     return {frozenset(p) for p in zip(src.tolist(), dst.tolist())}
 
 
-def test_withhold_pairs_counts_a_pair_once_and_removes_both_directions():
-    src = np.array([0, 1, 1, 2, 2, 3, 0, 3])
-    dst = np.array([1, 0, 2, 1, 3, 2, 3, 0])  # four pairs, each listed both ways
-    graph = DocGraph.from_edges(src, dst, 4)
-    remaining, withheld = assets.withhold_pairs(graph, 0.5, seed=1)
-    assert len(withheld) == 2 and len({frozenset(p) for p in withheld.tolist()}) == 2
-    assert not pairs_of(remaining) & {frozenset(p) for p in withheld.tolist()}
-    assert remaining.num_edges == 4  # the two other pairs, both ways
-    again = assets.withhold_pairs(graph, 0.5, seed=1)[1]
-    assert np.array_equal(again, withheld)  # fixed by the seed
-
-
 def test_withheld_links_are_in_no_pretraining_graph(ctx):
     found = assets.prepare_assets(ctx, list(VARIANTS))
     withheld = {frozenset(p) for p in np.load(ctx.withheld_file).tolist()}
@@ -126,7 +116,7 @@ def test_every_variant_of_a_seed_reads_the_same_fewshot_files(ctx):
 
 
 def test_too_few_documents_per_class_is_refused():
-    with pytest.raises(ValueError, match="too few labelled documents per class for 5-shot sets: b \\(3\\)"):
+    with pytest.raises(ConfigError, match="too few labelled documents per class for 5-shot sets: b \\(3\\)"):
         assets.check_shots({**{d: "a" for d in range(10)}, **{d: "b" for d in range(10, 13)}}, (1, 5))
 
 
@@ -234,6 +224,29 @@ def test_a_bad_corpus_argument_is_one_line(corpus, message, tmp_path, capsys):
     assert main(["experiment", "graph", "--corpus", corpus, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--variants", "bert,nope", "unknown variant: nope; choose from bert"),
+    ("--curve", "2,x", "--curve must be a comma list of positive numbers, got '2,x'"),
+    ("--shots", "1.5", "--shots must be whole numbers"),
+    ("--init", "/nonexistent/bert", "expected scratch, minilm or a BERT checkpoint folder"),
+    ("--seeds", "-1", "seeds must be at least 0"),
+    ("--mode", "fast", "invalid choice: 'fast'"),
+])
+def test_a_bad_setting_is_one_line(flag, value, message, tmp_path, tiny_init, capsys):
+    from linkbert.cli import main
+
+    corpus = write_corpus(tmp_path / "c.jsonl")
+    args = ["experiment", "graph", "--corpus", f"jsonl:{corpus}", "--out", str(tmp_path / "o"),
+            "--init", str(tiny_init), flag, value]
+    try:
+        assert main(args) == 2
+    except SystemExit as e:  # argparse's own check of a choice
+        assert e.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1], err
+    assert not (tmp_path / "o" / "prepared-62").exists()  # refused before any work
 
 
 def test_a_corpus_without_links_is_one_line(tmp_path, tiny_init, capsys):

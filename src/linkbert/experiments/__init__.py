@@ -1,25 +1,12 @@
-"""``linkbert experiment NAME``: experiments built from the pipeline's parts.
+"""Experiments built from the pipeline's parts (``linkbert experiment NAME``: ``command.py``).
 
-* ``ablation``: the paper's link ablations in miniature on Wikispeedia (``experiments/ablation/``).
-* ``graph``: did the links help, on my data? A link benchmark for any linked JSON-lines corpus
-  (``experiments/graph/``; docs/graph_experiment.md).
+* ``graph/``: did the links help, on my data? A link benchmark for any linked JSON-lines corpus
+  (docs/graph_experiment.md).
+* ``ablation/``: the paper's link ablations in miniature on Wikispeedia (docs/ablation.md).
+
+What both grids share, each piece with one owner: ``layout.py`` (the folders of ``--out`` they
+lay out alike), ``frame.py`` (the command's frame), ``steps.py`` (a cell's cached steps; the one
+module that reaches the pretraining, export and fine-tuning APIs), ``grid.py`` (the variant
+record, the MiniLM init). ``graph/`` and ``ablation/`` import from these and from the library,
+never from each other.
 """
-
-from __future__ import annotations
-
-EXPERIMENTS = {"ablation": "linkbert.experiments.ablation", "graph": "linkbert.experiments.graph"}
-
-
-def configure(parser) -> None:
-    import importlib
-
-    sub = parser.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
-    for name, module_name in EXPERIMENTS.items():
-        module = importlib.import_module(module_name)
-        module.configure(sub.add_parser(name, help=module.HELP, description=module.HELP))
-
-
-def main(args) -> int:
-    import importlib
-
-    return int(importlib.import_module(EXPERIMENTS[args.experiment]).main(args) or 0)

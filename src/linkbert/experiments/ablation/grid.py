@@ -5,17 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from linkbert.experiments.common import GridLayout
-
-
-@dataclass(frozen=True)
-class Variant:
-    label: str
-    graph: str | None          # graphs/<name>, or None: no graph needed (bert) or no pretraining (init)
-    objective: str = "linkbert"
-    linked_sampling: str = "inverse_indegree"
-    pretrain: bool = True
-
+from linkbert.experiments.grid import Variant
+from linkbert.experiments.layout import GridLayout
 
 VARIANTS = {
     "bert": Variant("BERT (contiguous/random, NSP)", None, objective="bert"),

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import time
 
+from linkbert.errors import ConfigError
 from linkbert.experiments.ablation.assets import prepare_assets
 from linkbert.experiments.ablation.cell import pretrain_config, run_cell
 from linkbert.experiments.ablation.grid import VARIANTS, Context
 from linkbert.experiments.ablation.results import write_results
-from linkbert.experiments.common import say
+from linkbert.experiments.frame import say
 from linkbert.files import write_json
 
 
@@ -44,16 +45,16 @@ def load_or_make_plan(ctx: Context, inits, variants, seeds, budget_minutes: floa
         plan = make_plan(ctx, inits, variants, seeds, budget_minutes, started)
         too_few = {i: s for i, s in plan["steps"].items() if s < ctx.mode.min_steps}
         if too_few:
-            raise ValueError(f"the budget leaves too few pretraining steps per cell ({too_few}; minimum "
-                             f"{ctx.mode.min_steps}): raise --budget-minutes or lower --seeds / --inits / --variants")
+            raise ConfigError(f"the budget leaves too few pretraining steps per cell ({too_few}; minimum "
+                              f"{ctx.mode.min_steps}): raise --budget-minutes or lower --seeds / --inits / --variants")
         return plan
     plan = json.loads(plan_file.read_text())
     if plan["mode"] != ctx.mode_name:
-        raise ValueError(f"{ctx.out} holds a {plan['mode']} grid; use another --out for mode {ctx.mode_name}")
+        raise ConfigError(f"{ctx.out} holds a {plan['mode']} grid; use another --out for mode {ctx.mode_name}")
     missing = [i for i in inits if i not in plan["steps"]]
     if missing:
-        raise ValueError(f"the saved plan has no steps for init(s) {', '.join(missing)}: "
-                         "use another --out, or delete plan.json and the cells to re-plan")
+        raise ConfigError(f"the saved plan has no steps for init(s) {', '.join(missing)}: "
+                          "use another --out, or delete plan.json and the cells to re-plan")
     plan.update(variants=sorted(set(plan["variants"]) | set(variants), key=list(VARIANTS).index),
                 seeds=sorted(set(plan["seeds"]) | set(seeds)))
     plan["cells"] = len(plan["inits"]) * len(plan["variants"]) * len(plan["seeds"])
@@ -62,10 +63,11 @@ def load_or_make_plan(ctx: Context, inits, variants, seeds, budget_minutes: floa
 
 
 def measure_step_seconds(ctx: Context, init: str, steps: int = 3) -> float:
-    """Seconds per pretraining step of ``init`` on this machine (median of ``steps`` after a warm-up)."""
-    from linkbert.pretrain.run import measure_step_seconds as measure
+    """Seconds per pretraining step of ``init`` on this machine (median of ``steps`` after a warm-up;
+    ``steps.measure_step_seconds``)."""
+    from linkbert.experiments.steps import measure_step_seconds as measure
 
-    return measure(pretrain_config(ctx, init, "linkbert", 0, 100), str(ctx.prepared), steps)
+    return measure(ctx, pretrain_config(ctx, init, "linkbert", 0, 100), steps=steps)
 
 
 def make_plan(ctx: Context, inits, variants, seeds, budget_minutes: float, started: float) -> dict:

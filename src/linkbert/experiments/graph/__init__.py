@@ -27,10 +27,9 @@ Layout of ``--out``::
 
 The modules: ``grid.py`` (variants, modes, paths), ``assets.py`` (prepared corpus, graphs, queries,
 few-shot sets), ``evaluate.py`` (the evaluations and the bag-of-words floor), ``cell.py`` (one
-cell), ``run.py`` (plans, the grid, the curve), ``results.py``, ``command.py``. Sizes and the
-timing of the default plan: docs/graph_experiment.md.
+cell), ``run.py`` (plans, the grid, the curve), ``results.py``, ``command.py`` (its settings,
+``GraphSettings``). What it shares with the ablation grid is in ``experiments/`` (``layout.py``,
+``steps.py``, ``frame.py``, ``grid.py``); the library parts live in the library: the withheld
+pairs in ``linkbert.graph`` (``DocGraph.withhold_pairs``), the link-prediction queries and scorers
+in ``linkbert.link_prediction``. Sizes and the timing of the default plan: docs/graph_experiment.md.
 """
-
-from linkbert.experiments.graph.command import HELP, configure, main
-
-__all__ = ["HELP", "configure", "main"]

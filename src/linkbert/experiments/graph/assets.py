@@ -12,8 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from linkbert.experiments.common import document_texts, linkpred_queries_once, say
+from linkbert.corpus.texts import document_texts
+from linkbert.errors import ConfigError
+from linkbert.experiments.frame import say
 from linkbert.experiments.graph.grid import VARIANTS, Context
+from linkbert.experiments.steps import linkpred_queries_once
 from linkbert.files import write_json, write_jsonl
 
 
@@ -41,7 +44,7 @@ def check_corpus_identity(ctx: Context) -> dict:
     if path.exists():
         recorded = json.loads(path.read_text())
         if recorded["sha256"] != identity["sha256"]:
-            raise ValueError(f"{ctx.out} holds the benchmark of another corpus ({recorded['file']}); "
+            raise ConfigError(f"{ctx.out} holds the benchmark of another corpus ({recorded['file']}); "
                              "use another --out")
         return recorded
     write_json(path, identity)
@@ -62,31 +65,16 @@ def prepare_corpus(ctx: Context) -> None:
                               overwrite=ctx.prepared.exists()))
     graph = ctx.corpus().graph()
     if graph is None or graph.num_edges == 0:
-        raise ValueError(f"{ctx.corpus_file} has no links between its documents: the benchmark withholds some "
+        raise ConfigError(f"{ctx.corpus_file} has no links between its documents: the benchmark withholds some "
                          'of them and asks whether the rest helped (give each record a "links" list)')
 
 
 # -- graphs ----------------------------------------------------------------------------------------
 
-def withhold_pairs(graph, fraction: float, seed: int = 0):
-    """``(remaining graph, withheld (m, 2) array)``: ``fraction`` of the linked *pairs* of
-    documents, drawn by ``seed``, withheld in both directions. A pair counts once whether one
-    or both documents link the other (Cora lists each citation both ways), and each withheld
-    row keeps a direction the corpus has. ``DocGraph.withhold_links`` does the drawing."""
-    from linkbert.graph import DocGraph
-
-    n = graph.num_nodes
-    src, dst = graph.edges()
-    pairs = DocGraph.from_edges(np.minimum(src, dst), np.maximum(src, dst), n)  # one row per pair
-    _, withheld = pairs.withhold_links(fraction, seed)
-    forward = np.isin(withheld[:, 0] * n + withheld[:, 1], src * n + dst)
-    withheld[~forward] = withheld[~forward][:, ::-1]
-    return graph.without_pairs(withheld), withheld
-
-
 def build_graphs(ctx: Context, names) -> dict:
-    """The withheld links and the pretraining graphs ``names`` (of links, random, tfidf), each
-    built once, none holding a withheld pair in either direction; their statistics."""
+    """The withheld links (``DocGraph.withhold_pairs``: a pair linked both ways counts once) and
+    the pretraining graphs ``names`` (of links, random, tfidf), each built once, none holding a
+    withheld pair in either direction; their statistics."""
     from linkbert.graph import DocGraph
     from linkbert.link_builders import random_links, tfidf_links
 
@@ -95,9 +83,9 @@ def build_graphs(ctx: Context, names) -> dict:
     corpus = ctx.corpus()
     if not ctx.withheld_file.exists():
         full = corpus.graph()
-        links, withheld = withhold_pairs(full, ctx.mode.withheld_fraction)
+        links, withheld = full.withhold_pairs(ctx.mode.withheld_fraction)
         if len(withheld) == 0:
-            raise ValueError(f"{ctx.corpus_file} has too few links to withhold {ctx.mode.withheld_fraction:.0%} "
+            raise ConfigError(f"{ctx.corpus_file} has too few links to withhold {ctx.mode.withheld_fraction:.0%} "
                              f"of them ({full.num_edges} links)")
         links.save(ctx.graph_dir("links"))
         np.save(ctx.withheld_file, withheld)
@@ -145,9 +133,9 @@ def check_shots(labels: dict[int, str], shots) -> dict[str, int]:
     small = {label: n for label, n in sorted(counts.items()) if n < k}
     if small:
         listed = ", ".join(f"{label} ({n})" for label, n in small.items())
-        raise ValueError(f"too few labelled documents per class for {k}-shot sets: {listed}; lower --shots")
+        raise ConfigError(f"too few labelled documents per class for {k}-shot sets: {listed}; lower --shots")
     if len(labels) <= k * len(counts):
-        raise ValueError(f"{len(labels)} labelled documents leave none to test on after {k} per class; lower --shots")
+        raise ConfigError(f"{len(labels)} labelled documents leave none to test on after {k} per class; lower --shots")
     return dict(sorted(counts.items()))
 
 

@@ -12,9 +12,9 @@ import json
 import time
 from pathlib import Path
 
-from linkbert.experiments.common import cell_once, pretrain_once
 from linkbert.experiments.graph import evaluate
 from linkbert.experiments.graph.grid import BOW, VARIANTS, Context
+from linkbert.experiments.steps import cell_once, pretrain_once, pretrain_settings
 from linkbert.files import write_json
 
 
@@ -58,11 +58,9 @@ def run_bow_cell(ctx: Context, seed: int, *, classify: bool) -> dict:
 def pretrain_config(ctx: Context, variant: str, seed: int, steps: int):
     """The variant's run: the same init, batch, steps and schedule for every variant of a grid
     (equal compute); only the objective and the graph (never one with a withheld pair) differ."""
-    from linkbert.pretrain.settings import PretrainConfig
-
     v, mode = VARIANTS[variant], ctx.mode
     graph = ctx.graph_dir(v.graph or "links")
-    return PretrainConfig(
+    return pretrain_settings(
         preset=mode.scratch_preset, init=ctx.init_source, objective=v.objective, graph=str(graph.resolve()),
         linked_sampling=v.linked_sampling, linked_segment="first", max_length=mode.max_length,
         batch_size=mode.batch_size, max_steps=max(1, steps), lr=mode.lr_scratch if ctx.scratch else mode.lr_continued,

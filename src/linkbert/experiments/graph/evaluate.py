@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from linkbert.experiments.common import export_once, finetune_once, link_prediction_once, load_pretraining_model
-from linkbert.experiments.graph.assets import (build_fewshot_data, fewshot_path, first_tokens, split_labels)
+from linkbert.experiments.graph.assets import build_fewshot_data, fewshot_path, first_tokens, split_labels
 from linkbert.experiments.graph.grid import Context
+from linkbert.experiments.steps import export_once, finetune_once, link_prediction_once, load_pretraining_model
 from linkbert.files import write_json
 
 

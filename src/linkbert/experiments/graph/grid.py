@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from linkbert.experiments.ablation.grid import Variant
-from linkbert.experiments.common import GridLayout
+from linkbert.experiments.grid import Variant
+from linkbert.experiments.layout import GridLayout
 
 # Every pretraining variant names a graph without the withheld pairs, even ``bert``, whose NSP
 # pairs never use one: no pretraining run of the benchmark is ever handed a withheld link.

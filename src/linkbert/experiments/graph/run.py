@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import time
 
-from linkbert.experiments.common import say
+from linkbert.errors import ConfigError
+from linkbert.experiments.frame import say
 from linkbert.experiments.graph.assets import build_fewshot_data, prepare_assets
 from linkbert.experiments.graph.cell import pretrain_config, run_bow_cell, run_cell
 from linkbert.experiments.graph.grid import CURVE_VARIANTS, VARIANTS, Context
@@ -67,8 +68,9 @@ def load_or_make_plan(ctx: Context, variants, seeds, budget_minutes: float, star
     else:
         plan = make_plan(ctx, variants, seeds, budget_minutes, started, classify)
     if any(VARIANTS[v].pretrain for v in variants) and plan["steps"] < ctx.mode.min_steps:
-        raise ValueError(f"the budget leaves {plan['steps']} pretraining steps per cell (minimum {ctx.mode.min_steps}): "
-                         "raise --budget-minutes or lower --seeds / --variants (a saved plan: use another --out)")
+        raise ConfigError(f"the budget leaves {plan['steps']} pretraining steps per cell (minimum "
+                          f"{ctx.mode.min_steps}): raise --budget-minutes or lower --seeds / --variants (a saved plan: "
+                          "use another --out)")
     return plan
 
 
@@ -80,15 +82,15 @@ def setup(ctx: Context) -> dict:
 def check_same_setup(plan: dict, ctx: Context) -> None:
     for key, value in setup(ctx).items():
         if plan.get(key) != value:
-            raise ValueError(f"{ctx.out} was planned with {key} {plan.get(key)!r}, not {value!r}: "
-                             "use another --out, or the same settings")
+            raise ConfigError(f"{ctx.out} was planned with {key} {plan.get(key)!r}, not {value!r}: "
+                              "use another --out, or the same settings")
 
 
 def measure_step_seconds(ctx: Context) -> float:
-    """Seconds per pretraining step on this machine (``pretrain.measure_step_seconds``)."""
-    from linkbert.pretrain.run import measure_step_seconds as measure
+    """Seconds per pretraining step on this machine (``steps.measure_step_seconds``)."""
+    from linkbert.experiments.steps import measure_step_seconds as measure
 
-    return measure(pretrain_config(ctx, "linkbert", 0, 100), str(ctx.prepared))
+    return measure(ctx, pretrain_config(ctx, "linkbert", 0, 100))
 
 
 def make_plan(ctx: Context, variants, seeds, budget_minutes: float, started: float, classify: bool) -> dict:
@@ -178,7 +180,7 @@ def load_or_make_curve_plan(ctx: Context, minutes, seeds) -> dict:
         plan["steps"].setdefault(f"{m:g}", min(ctx.mode.max_steps, int(m * 60 / plan["step_seconds"])))
     too_few = {m: s for m, s in plan["steps"].items() if s < ctx.mode.min_steps}
     if too_few:
-        raise ValueError(f"curve points with too few pretraining steps ({too_few}; minimum {ctx.mode.min_steps}): "
-                         "give more minutes per point")
+        raise ConfigError(f"curve points with too few pretraining steps ({too_few}; minimum {ctx.mode.min_steps}): "
+                          "give more minutes per point")
     plan["seeds"] = sorted(set(plan["seeds"]) | set(seeds))
     return plan

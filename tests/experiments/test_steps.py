@@ -1,6 +1,7 @@
-"""``experiments/common.py``: the pieces both grids share where a grid chooses how they behave
-(the link-prediction queries with and without ``refuse_empty``, a cell's resume rule and its
-weights). The rest is exercised through both grids' tests."""
+"""``experiments/steps.py``: the cached steps where a grid chooses how they behave (the
+link-prediction queries with and without ``refuse_empty``, a cell's resume rule and its weights).
+The pretraining, export and fine-tuning steps are exercised through both grids' tests; the
+queries' draw itself in test_link_prediction.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from linkbert.experiments.common import GridLayout, cell_once, linkpred_queries_once
+from linkbert.errors import ConfigError
+from linkbert.experiments.layout import GridLayout
+from linkbert.experiments.steps import cell_once, linkpred_queries_once
 from linkbert.files import write_json
 from linkbert.graph import DocGraph
 
@@ -43,13 +46,6 @@ def layout_with_withheld(out: Path, n: int, src, dst, withheld) -> Layout:
     return layout
 
 
-def test_the_layout_is_the_grids_folders(tmp_path):
-    layout = Layout(tmp_path, DocGraph.from_edges(np.array([0]), np.array([1]), 2))
-    assert layout.prepared == tmp_path / "prepared-14" and layout.graph_dir("links") == tmp_path / "graphs" / "links"
-    assert layout.withheld_file == tmp_path / "graphs" / "withheld.npy"
-    assert layout.linkpred_file == tmp_path / "eval" / "linkpred.json"
-
-
 def test_linkpred_queries_are_drawn_once_and_read_back(tmp_path):
     layout = layout_with_withheld(tmp_path, 8, [0, 1, 2, 3], [1, 2, 3, 4], [[0, 1], [2, 3]])
     first = linkpred_queries_once(layout, 10, 3)
@@ -65,7 +61,7 @@ def test_linkpred_queries_are_drawn_once_and_read_back(tmp_path):
 def test_no_query_is_a_file_without_queries_or_with_refuse_empty_an_error(tmp_path):
     # 3 documents, all linked with 0: no withheld link has an unlinked candidate
     layout = layout_with_withheld(tmp_path, 3, [0, 0], [1, 2], [[0, 1]])
-    with pytest.raises(ValueError, match="no withheld link has 1 unlinked candidates"):
+    with pytest.raises(ConfigError, match="no withheld link has 1 unlinked candidates"):
         linkpred_queries_once(layout, 5, 1, refuse_empty=True)
     assert not layout.linkpred_file.exists()
     assert linkpred_queries_once(layout, 5, 1) == {"candidates": 1, "queries": []}
@@ -89,3 +85,33 @@ def test_a_cell_is_computed_once_and_leaves_its_weights_only_when_asked(tmp_path
     assert cell_once(kept, lambda: pytest.fail("a finished cell was recomputed"), keep_models=False) == {
         "metrics": {"x": 2.0}}
     assert (kept / "model").is_dir()  # a finished cell is left as it is
+
+
+# the APIs another part of the code may move: the experiments reach them through steps.py only
+MOVING_APIS = ("linkbert.pretrain", "linkbert.model", "linkbert.export",
+               "linkbert.finetune.run")
+
+
+def imported_modules(path: Path) -> set[str]:
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_only_steps_reaches_the_pretraining_export_and_finetuning_apis():
+    import linkbert.experiments
+
+    root = Path(linkbert.experiments.__file__).parent
+    users = {}
+    for path in sorted(root.rglob("*.py")):
+        used = {m for m in imported_modules(path) for api in MOVING_APIS if m == api or m.startswith(api + ".")}
+        if used:
+            users[str(path.relative_to(root))] = used
+    assert set(users) == {"steps.py"}, users
