@@ -6,6 +6,8 @@ leaves half a folder in place of a good one, and a user's data is never overwrit
   ``overwrite``; never a file, never inside one of the inputs (a run would read its own output).
 * :func:`building`: build a folder beside its final place and rename it into place when complete;
   on any error the temporary folder goes and whatever was there before stays.
+* :func:`publish_folder`: rename a finished folder into place, the old one aside first (and back,
+  if the rename fails); :func:`building` and ``checkpoint.save`` publish with it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -73,9 +76,9 @@ def check_output_folder(out: Path, *, overwrite: bool = False, inputs: Iterable[
 
 @contextlib.contextmanager
 def building(final: Path) -> Iterator[Path]:
-    """A temporary folder beside ``final`` to build it in; when the block ends without an error
-    it replaces ``final`` (whatever was there is removed only then), else it is removed and
-    ``final`` is left as it was.
+    """A temporary folder beside ``final`` (``.NAME.building-*``) to build it in; when the block
+    ends without an error it replaces ``final`` (:func:`publish_folder`: whatever was there is
+    removed only then), else it is removed and ``final`` is left as it was.
 
     Example::
 
@@ -84,19 +87,56 @@ def building(final: Path) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_building_prefix(final), dir=final.parent))
     try:
         yield tmp
         fsync_folder(tmp)
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-            os.rename(final, old / final.name)  # out of the way first: a rename over a folder fails
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
+        aside = publish_folder(tmp, final)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _building_prefix(final: Path) -> str:
+    return f".{final.name}.building-"
+
+
+def publish_folder(tmp: Path, final: Path, aside: Path | None = None) -> Path | None:
+    """Rename the finished folder ``tmp`` to ``final``, so that there is never a moment without
+    one of the two.
+
+    An existing ``final`` is renamed aside first (a rename over a non-empty folder fails): to
+    ``aside`` (deleted first if it exists), or by default to a new hidden folder beside it
+    (``.NAME.old-*``). That folder is returned, for the caller to delete once nothing names the
+    old one any more; ``None`` when there was none. If ``tmp`` cannot be renamed in, the old
+    folder is put back and the error raised. The parent folder is flushed so that the renames
+    survive a power cut.
+    """
+    tmp, final = Path(tmp), Path(final)
+    if final.exists():
+        aside = Path(aside) if aside is not None else final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(final, aside)
+    else:
+        aside = None
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if aside is not None:
+            os.rename(aside, final)  # put the old one back
+        raise
+    fsync_parent(final)
+    return aside
+
+
+def fsync_parent(path: Path) -> None:
+    """Make the renames of ``path`` durable: flush the folder that holds it."""
+    fd = os.open(Path(path).absolute().parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # -- errors that name their file -------------------------------------------------------------------
