@@ -1,6 +1,6 @@
 """Writing outputs: ``write_json`` replaces a file whole or not at all; JSON keeps non-ASCII text;
 ``write_jsonl`` writes one object per line; a finished folder replaces the old one, which comes
-back when the rename fails."""
+back when the rename fails; an error inside a folder being built names the output folder."""
 
 from __future__ import annotations
 
@@ -144,3 +144,30 @@ def test_building_puts_the_old_folder_back_when_the_rename_fails(tmp_path, monke
     assert sorted(p.name for p in final.iterdir()) == ["old.txt"]
     assert (final / "old.txt").read_text() == "previous corpus"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary or old folder left
+
+
+@pytest.mark.parametrize("code, filename, expected", [
+    ("ENOSPC", None, "{out}: No space left on device"),
+    ("ENOSPC", "{tmp}/graph/indices.npy", "{out}: No space left on device (writing graph/indices.npy)"),
+    ("EACCES", "{tmp}", "{out}: Permission denied"),
+    ("ENOSPC", "{elsewhere}", "{elsewhere}: No space left on device"),  # another file: as it is
+    ("EIO", None, None),  # not the machine's fault as errors.ENVIRONMENT_ERRORS lists them: as it is
+])
+def test_naming_output_names_the_output_folder(tmp_path, code, filename, expected):
+    import errno
+    import os
+
+    from linkbert.errors import describe_os_error
+    from linkbert.files import naming_output
+
+    out, number = tmp_path / "out", getattr(errno, code)
+    paths = {"out": out, "tmp": tmp_path / ".out.building-x1y2", "elsewhere": tmp_path / "other" / "file.bin"}
+    error = OSError(number, os.strerror(number), *([filename.format(**paths)] if filename else []))
+    with pytest.raises(OSError) as failure:
+        with naming_output(out):
+            raise error
+    if expected is None:
+        assert failure.value is error
+    else:
+        assert describe_os_error(failure.value).startswith(expected.format(**paths))
+        assert failure.value.errno == number

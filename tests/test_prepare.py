@@ -234,6 +234,42 @@ def test_an_empty_out_folder_is_used(tmp_path, tiny_tokenizer_dir):
     assert run(tmp_path, tiny_tokenizer_dir)["documents"] == 4
 
 
+def test_a_failed_rename_into_place_puts_the_previous_corpus_back(tmp_path, tiny_tokenizer_dir, monkeypatch):
+    import errno
+    import os
+
+    write_corpus(tmp_path / "corpus.jsonl")
+    run(tmp_path, tiny_tokenizer_dir)
+    before = snapshot(tmp_path / "out")
+    real_rename = os.rename
+
+    def failing(src, dst):
+        if ".building-" in str(src):  # the old folder went aside; the new one cannot come in
+            raise OSError(errno.EACCES, "Permission denied", str(src), None, str(dst))
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", failing)
+    with pytest.raises(OSError) as failure:
+        run(tmp_path, tiny_tokenizer_dir, overwrite=True)
+    assert failure.value.errno == errno.EACCES and failure.value.filename == str(tmp_path / "out")
+    assert snapshot(tmp_path / "out") == before and leftovers(tmp_path) == []
+
+
+def test_a_write_error_inside_the_hidden_folder_names_the_output_folder(tmp_path, tiny_tokenizer_dir, monkeypatch):
+    import errno
+
+    def full(graph, folder):
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "indices.npy"))
+
+    write_corpus(tmp_path / "corpus.jsonl")
+    monkeypatch.setattr(DocGraph, "save", full)
+    with pytest.raises(OSError) as failure:
+        run(tmp_path, tiny_tokenizer_dir)
+    assert failure.value.filename == str(tmp_path / "out") and failure.value.errno == errno.ENOSPC
+    assert failure.value.strerror == "No space left on device (writing graph/indices.npy)"
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+
+
 def test_a_full_disk_names_the_output_folder(tmp_path, tiny_tokenizer_dir, monkeypatch, capsys):
     import errno
 

@@ -8,6 +8,8 @@ leaves half a folder in place of a good one, and a user's data is never overwrit
   on any error the temporary folder goes and whatever was there before stays.
 * :func:`publish_folder`: rename a finished folder into place, the old one aside first (and back,
   if the rename fails); :func:`building` and ``checkpoint.save`` publish with it.
+* :func:`naming`, :func:`naming_output`: an ``OSError`` that names no file (or a file of the
+  hidden folder an output is built in) as one naming the path the user knows.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from linkbert.errors import ConfigError
+from linkbert.errors import ConfigError, is_environment_error
 
 
 def write_json(path: Path, value, indent: int = 1) -> None:
@@ -161,6 +163,28 @@ def naming(path: Path) -> Iterator[None]:
             raise
         code = int(match.group(1))
         raise OSError(code, os.strerror(code), str(path)) from e
+
+
+@contextlib.contextmanager
+def naming_output(final: Path) -> Iterator[None]:
+    """The machine's errors (``errors.is_environment_error``) while ``final`` is built
+    (:func:`building`) as an ``OSError`` naming ``final``, so that the one line the CLI prints
+    says which folder: one that names no file (a full disk: ``write`` names none), or one naming
+    a file of the hidden folder ``final`` is built in, which is said after the error
+    (``out: No space left on device (writing graph/indices.npy)``). Any other error as it is."""
+    final = Path(final)
+    try:
+        yield
+    except OSError as e:
+        if not is_environment_error(e):
+            raise
+        name = str(e.filename or "")
+        prefix = _building_prefix(final)
+        if name and prefix not in name:
+            raise
+        inside = name.split(prefix, 1)[1].partition(os.sep)[2] if name else ""
+        what = f" (writing {inside})" if inside else ""
+        raise OSError(e.errno, f"{e.strerror or e}{what}", str(final)) from e
 
 
 def write_text(path: Path, text: str) -> None:

@@ -194,14 +194,8 @@ def prepare(config: PrepareConfig) -> dict:
     _check_writable(out)
     reader = open_reader(config.format, config.input, max_record_bytes=config.max_record_bytes)
     tokenizer = _tokenizer(config, reader)
-    try:
-        with files.building(out) as folder:
-            return _build(config, reader, tokenizer, folder, started)
-    except OSError as e:
-        named = _naming_output(e, out)
-        if named is e:
-            raise
-        raise named from e
+    with files.naming_output(out), files.building(out) as folder:
+        return _build(config, reader, tokenizer, folder, started)
 
 
 def _build(config: PrepareConfig, reader, tokenizer, folder: Path, started: float) -> dict:
@@ -267,10 +261,6 @@ def _warn(warnings: list[str], message: str) -> None:
     print(f"linkbert prepare: warning: {message}", file=sys.stderr)
 
 
-# what the machine, not the program, got wrong (as linkbert.cli reports them)
-_ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
-
-
 def _check_writable(out: Path) -> None:
     """Fail now, not after hours of work, where the output folder cannot be built: it is built
     beside ``out`` (in its parent, or the nearest folder above that exists) and an existing
@@ -290,21 +280,6 @@ def _read_only(folder: Path) -> bool:
         return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
     except OSError:
         return False
-
-
-def _naming_output(error: OSError, out: Path) -> OSError:
-    """An error writing the output (a full disk: ``write`` names no file; a file of the hidden
-    folder it is built in) as one naming ``out``, so that the one line the CLI prints says
-    which folder; any other error as it is."""
-    if error.errno not in _ENVIRONMENT_ERRORS:
-        return error
-    name = str(error.filename or "")
-    building = f".{out.name}.building-"
-    if name and building not in name:
-        return error
-    inside = name.split(building, 1)[1].partition(os.sep)[2] if name else ""
-    what = f" (writing {inside})" if inside else ""
-    return OSError(error.errno, f"{error.strerror or error}{what}", str(out))
 
 
 def _tokenizer(config: PrepareConfig, reader):
