@@ -23,7 +23,7 @@ import sys
 # command -> (module, one-line help)
 COMMANDS = {
     "quickstart": ("linkbert.quickstart", "prepare, pretrain, evaluate and fine-tune on a real corpus; write a report"),
-    "prepare": ("linkbert.prepare", "read a linked corpus, build its document graph and tokenized segment store"),
+    "prepare": ("linkbert.prepare.command", "read a linked corpus, build its document graph and tokenized segment store"),
     "pretrain": ("linkbert.pretrain", "pretrain a LinkBERT model on a prepared corpus (MLM + document relation prediction)"),
     "export": ("linkbert.export", "export a pretraining checkpoint as a plain BERT folder (AutoModel loads it)"),
     "finetune": ("linkbert.finetune.command", "fine-tune a BERT checkpoint on a downstream task"),

@@ -52,7 +52,7 @@ from linkbert.corpus.labels import document_labels
 from linkbert.errors import ConfigError
 from linkbert.files import check_output_folder, write_json
 from linkbert.model.modeling import PRESETS
-from linkbert.prepare import LINK_BUILDERS
+from linkbert.prepare.settings import LINK_BUILDERS
 from linkbert.report import duration, wilson_interval, write_metrics, write_report
 from linkbert.settings import setting
 
@@ -236,7 +236,8 @@ def subset_corpus(fmt: str, path: Path, config: QuickstartConfig, work: Path) ->
 
 
 def prepare_corpus(config: QuickstartConfig, fmt: str, path: Path, data: Path) -> dict:
-    from linkbert.prepare import PrepareConfig, prepare
+    from linkbert.prepare.build import prepare
+    from linkbert.prepare.settings import PrepareConfig
 
     shutil.rmtree(data, ignore_errors=True)
     return prepare(PrepareConfig(format=fmt, input=str(path), tokenizer="train", out=str(data), workers=config.workers,
