@@ -134,14 +134,15 @@ class ZstdStream(io.RawIOBase):
         self._raw, self._zstd = raw, zstd
         self._decompressor = zstd.ZstdDecompressor().decompressobj()
         self._pending = b""  # compressed bytes read but not yet fed
-        self._output = b""
+        self._output = b""  # decompressed bytes, handed out from _position on
+        self._position = 0
         self._in_frame = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        while not self._output:
+        while self._position >= len(self._output):
             if not self._pending:
                 self._pending = self._raw.read(SKIP_CHUNK)
                 if not self._pending:
@@ -149,15 +150,15 @@ class ZstdStream(io.RawIOBase):
                         raise EOFError("the zstd stream ends inside a frame")
                     return 0
             self._feed()
-        n = min(len(buffer), len(self._output))
-        buffer[:n] = self._output[:n]
-        self._output = self._output[n:]
+        n = min(len(buffer), len(self._output) - self._position)
+        buffer[:n] = memoryview(self._output)[self._position:self._position + n]
+        self._position += n
         return n
 
     def _feed(self) -> None:
         piece, self._pending = self._pending[:ZSTD_FEED], self._pending[ZSTD_FEED:]
         try:
-            self._output = self._decompressor.decompress(piece)
+            self._output, self._position = self._decompressor.decompress(piece), 0
         except self._zstd.ZstdError as e:
             raise OSError(f"not a valid zstd stream ({e})") from e
         self._in_frame = not self._decompressor.eof
