@@ -46,7 +46,7 @@ def test_every_table_kind_with_its_own_column_names(tmp_path, kind):
     rows = [line.split(",") for line in EDGES.read_text().splitlines()[1:]]
     path = tmp_path / f"edges.{kind}"
     if kind == "parquet":
-        pa = pytest.importorskip("pyarrow")
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         pq.write_table(pa.table({"citing": [r[0] for r in rows], "cited": [r[1] for r in rows]}), path)
@@ -63,7 +63,6 @@ def test_every_table_kind_with_its_own_column_names(tmp_path, kind):
 
 
 def test_a_parquet_corpus_with_an_edge_table(tmp_path):
-    pytest.importorskip("pyarrow")
     corpus = TEST_DATA / "openalexpro" / "citing_parquet"
     edges = tmp_path / "edges.jsonl"  # the three citing works cite the two key papers and others
     edges.write_text('{"src": "https://openalex.org/W4311043552", "tgt": "https://openalex.org/W3046863325"}\n'

@@ -12,8 +12,8 @@ from linkbert.errors import BadInput, ConfigError
 from conftest import TEST_DATA
 from hostile import bad, outcomes, small_reader, time_limit
 
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
+import pyarrow as pa  # noqa: E402 - the test extra installs it (pyproject: test)
+import pyarrow.parquet as pq  # noqa: E402
 
 PARQUET = TEST_DATA / "openalexpro" / "citing_parquet"  # real: openalexPro's DuckDB export, page=1/…parquet
 FIELDS = dict(text_field="abstract", links_field="referenced_works")
@@ -142,3 +142,15 @@ def test_options_a_format_does_not_take():
         open_reader("openalex", str(PARQUET), text_field="abstract")
     with pytest.raises(ConfigError, match="give --edges FILE"):
         open_reader("parquet", str(PARQUET), edges_source="a")
+
+
+def test_a_missing_library_is_a_config_error_saying_what_to_install(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now raises ImportError
+    with pytest.raises(ConfigError, match=r"needs the pyarrow package: pip install pyarrow \(or pip install 'linkbert\[corpora\]'\)"):
+        open_reader("parquet", str(PARQUET))
+    monkeypatch.setitem(sys.modules, "zstandard", None)
+    (tmp_path / "c.jsonl.zst").write_bytes(b"")
+    with pytest.raises(ConfigError, match="c.jsonl.zst \\(zstd\\) needs the zstandard package"):
+        outcomes(open_reader("jsonl", str(tmp_path / "c.jsonl.zst")))
