@@ -109,3 +109,19 @@ def test_settings_that_do_not_fit_the_format(tmp_path, tiny_tokenizer_dir):
     with pytest.raises(ConfigError, match="give --edges FILE"):
         run(tmp_path, tiny_tokenizer_dir, format="jsonl", input=str(TEST_DATA / "openalexpro" / "cited_works.jsonl.zst"),
             edges_target="to")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("settings", [
+    dict(format="openalex", input=str(TEST_DATA / "openalex" / "snapshot")),
+    dict(format="jsonl", input=str(TEST_DATA / "openalexpro" / "cited_works.jsonl.zst"), text_field="abstract",
+         edges=str(TEST_DATA / "openalexpro" / "cited_citations.csv"), skip_bad=True),
+    dict(format="s2", input=str(TEST_DATA / "s2" / "s2orc_2020_metadata_excerpt.jsonl")),
+    dict(format="parquet", input=str(TEST_DATA / "openalexpro" / "citing_parquet"), text_field="abstract",
+         links_field="referenced_works"),
+], ids=["openalex", "jsonl-zst-edges", "s2", "parquet"])
+def test_worker_processes_give_the_same_corpus(tmp_path, tiny_tokenizer_dir, settings):
+    one = run(tmp_path / "one", tiny_tokenizer_dir, **settings)
+    two = run(tmp_path / "two", tiny_tokenizer_dir, workers=2, **settings)
+    assert {k: v for k, v in one.items() if k not in ("seconds", "workers")} == \
+           {k: v for k, v in two.items() if k not in ("seconds", "workers")}

@@ -53,7 +53,7 @@ from linkbert.store import SegmentStoreWriter
 
 LINK_BUILDERS = ("none", "title-mention", "tfidf")
 MIN_DOCUMENTS = 2  # a pretraining pair takes segments of two documents
-# settings handed to the reader as they are ("" is the format's default: corpus.open_reader)
+# settings handed to the reader when given ("", the default, leaves the format's own: corpus.open_reader)
 READER_OPTIONS = ("id_field", "title_field", "text_field", "links_field", "label_field", "edges", "edges_source",
                   "edges_target")
 
@@ -208,7 +208,7 @@ def prepare(config: PrepareConfig) -> dict:
     files.check_output_folder(out, overwrite=config.overwrite, inputs=[config.input])
     _check_writable(out)
     reader = open_reader(config.format, config.input, max_record_bytes=config.max_record_bytes,
-                         **{name: getattr(config, name) for name in READER_OPTIONS})
+                         **{name: getattr(config, name) for name in READER_OPTIONS if getattr(config, name)})
     tokenizer = _tokenizer(config, reader)
     try:
         with files.building(out) as folder:
