@@ -28,6 +28,8 @@ import inspect
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Protocol
 
+from linkbert.errors import ConfigError
+
 
 @dataclass(frozen=True, slots=True)
 class Document:
@@ -100,8 +102,6 @@ def open_reader(fmt: str, path: str, *, max_record_bytes: int = DEFAULT_MAX_RECO
     accepted = inspect.signature(cls).parameters
     for name in given:
         if name not in accepted:
-            from linkbert.errors import ConfigError
-
             takers = [f for f in READERS if f != fmt and name in _option_names(f)]
             raise ConfigError(f"--{name.replace('_', '-')} does not apply to --format {fmt}"
                               + (f" (it does to {', '.join(takers)})" if takers else ""))
