@@ -36,6 +36,9 @@ medqa}.py`` of michiyasunaga/LinkBERT) does it, checked against the shipped ``_h
   records with MRQA's context over all paragraphs (``[PAR] [TLE] title [SEP] sentences``), the
   answer's first occurrence as its span, ``type`` (bridge/comparison) and ``level`` kept for
   per-type scores; yes/no answers dropped and counted, as MRQA does, and answers found nowhere.
+* ``musique`` (MuSiQue's JSON lines) -> qa records with MRQA's context, the hop count (2hop, 3hop,
+  4hop) as ``type``; unanswerable questions and answers found nowhere dropped and counted
+  (``convert_musique.py``).
 * ``mmlu`` (headerless CSV ``question,A,B,C,D,answer``) and ``medqa`` (jsonl with ``question``,
   ``options`` {A..D}, ``answer_idx``) -> mc ``{"id", "sent1", "sent2": "", "ending0".."ending3",
   "label"}``. MMLU keeps the released ids ``<subject>_<split>-00000``; its files take the roles
@@ -304,7 +307,7 @@ def _blurb_source(source: str):
 
 
 SOURCES = (*NER_TASKS, *RELATION_LABELS, "BIOSSES", "HoC", *YES_NO_LABELS, "pubmedqa", "squad", "mrqa", "hotpotqa",
-           "mmlu", "medqa")
+           "musique", "mmlu", "medqa")
 _SOURCE_BY_KEY = {s.lower(): s for s in SOURCES}
 
 
@@ -345,6 +348,13 @@ def _read_source(source, path: Path, split, name, inhouse_split):
             print(f"{path}: dropped {', '.join(f'{k} {v}' for k, v in sorted(dropped.items()))} "
                   "(MRQA drops yes/no answers too)", file=sys.stderr)
         return "qa", "hotpot_distractor", splits
+    if source == "musique":  # convert_musique.py: MuSiQue -> qa with MRQA's contexts, hop count as the type
+        from linkbert.finetune.convert_musique import musique_records
+
+        splits, dropped = musique_records(path, split)
+        if dropped:
+            print(f"{path}: dropped {', '.join(f'{k} {v}' for k, v in sorted(dropped.items()))}", file=sys.stderr)
+        return "qa", "musique", splits
     if source == "pubmedqa":
         return "seqcls", "pubmedqa", pubmedqa_splits(path, split)
     if source == "mmlu":

@@ -10,6 +10,9 @@ from linkbert.settings import setting
 
 LINK_BUILDERS = ("none", "title-mention", "tfidf")
 MIN_DOCUMENTS = 2  # a pretraining pair takes segments of two documents
+# settings handed to the reader when given ("", the default, leaves the format's own: corpus.open_reader)
+READER_OPTIONS = ("id_field", "title_field", "text_field", "links_field", "label_field", "edges", "edges_source",
+                  "edges_target")
 
 
 @dataclass
@@ -38,3 +41,15 @@ class PrepareConfig:
     max_record_bytes: int = setting(DEFAULT_MAX_RECORD_BYTES, "the most raw bytes one record (a line, a page, a "
                                                               "file) may take; a larger one is malformed "
                                                               "(skipped with --skip-bad)", minimum=1)
+    # how the corpus names its fields (jsonl, parquet; label_field also openalex): "" is the format's default
+    id_field: str = setting("", "field holding a document's id, a dotted path for nested fields (jsonl, parquet; "
+                                "default id)")
+    title_field: str = setting("", "field holding the title (jsonl, parquet; default title)")
+    text_field: str = setting("", "field holding the text (jsonl, parquet; default text)")
+    links_field: str = setting("", "field holding the list of linked ids or titles (jsonl, parquet; default links)")
+    label_field: str = setting("", "field holding a document label, read by the experiments and the quickstart, not "
+                                   "by prepare (jsonl, parquet: default label; openalex: none unless given, e.g. "
+                                   "primary_topic.field.display_name)")
+    edges: str = setting("", "edge table with the links, one a row: parquet, CSV or JSON lines (jsonl, parquet)")
+    edges_source: str = setting("", "--edges column naming the linking document (default src)")
+    edges_target: str = setting("", "--edges column naming the linked document (default tgt)")
