@@ -16,6 +16,7 @@ from finetune_helpers import (
     finetune,
     mc_examples,
     ner_examples,
+    one_line_error,
     splits_of,
     write_data,
 )
@@ -66,13 +67,6 @@ def test_bad_settings(tmp_path, tiny_model, capsys):
     err = fails_with(capsys, "--task", "mc", *common, "--eval-only")  # a plain BERT has no mc head
     assert "--eval-only needs a model fine-tuned for mc" in err and "classifier.weight" in err
     assert "doc_stride must be" in fails_with(capsys, "--task", "qa", *common, "max_length=64")
-
-
-def one_line_error(err: str) -> str:
-    """A settings error is all of stderr: one line."""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("linkbert finetune: error: "), err
-    return lines[0]
 
 
 @pytest.mark.parametrize("words, message", [
@@ -200,42 +194,3 @@ def test_a_full_disk_names_the_file_and_leaves_out_as_it_was(tmp_path, tiny_mode
     assert not out.exists() and not list(tmp_path.glob(".run.*"))
 
 
-# ---------------------------------------------------------------- user mistakes: one line, status 2
-
-
-@pytest.mark.parametrize("model, message", [
-    ("{tmp}/no/such/model", "no such model folder"),
-    ("runs/nothing/model", "no such model folder"),
-    ("./model", "no such model folder"),
-    ("{tmp}/file.txt", "is a file: --model takes a model folder or a hub name"),
-])
-def test_a_model_path_that_does_not_exist_is_said_so(tmp_path, capsys, model, message):
-    (tmp_path / "file.txt").write_text("x")
-    data = write_data(tmp_path / "mc", splits_of(mc_examples))
-    err = fails_with(capsys, "--task", "mc", "--model", model.format(tmp=tmp_path), "--data", data,
-                     "--out", tmp_path / "o")
-    line = one_line_error(err.splitlines()[-1])
-    assert message in line and "Repo id" not in line, line
-
-
-def test_a_hub_name_that_cannot_be_loaded_is_one_line(tmp_path, capsys, monkeypatch):
-    # offline: huggingface_hub reads HF_HUB_OFFLINE when imported, so set its constant (else the
-    # lookup retries the unreachable hub for about 20 seconds)
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
-    data = write_data(tmp_path / "mc", splits_of(mc_examples))
-    err = fails_with(capsys, "--task", "mc", "--model", "nobody/no-such-model-xyz", "--data", data,
-                     "--out", tmp_path / "o")
-    assert "no such folder here, and from the Hugging Face hub" in one_line_error(err.splitlines()[-1])
-
-
-@pytest.mark.parametrize("task, make, max_length, needed", [
-    ("mc", mc_examples, 4, 5), ("tokcls", ner_examples, 2, 3), ("seqcls", mc_examples, 1, 5)])
-def test_a_max_length_too_short_for_a_pair_is_one_line(tmp_path, tiny_model, capsys, task, make, max_length, needed):
-    if task == "seqcls":
-        make = finetune_helpers.pair_examples
-    data = write_data(tmp_path / "d", splits_of(make))
-    err = fails_with(capsys, "--task", task, "--model", tiny_model, "--data", data, "--out", tmp_path / "o",
-                     f"max_length={max_length}")
-    line = one_line_error(err.splitlines()[-1])
-    assert f"max_length {max_length} is too short for {task}" in line and f"max_length >= {needed}" in line, line
-    assert not (tmp_path / "o").exists()
