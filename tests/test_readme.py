@@ -263,7 +263,8 @@ def check_linkbert(args: list[str]) -> None:
     elif args[0] == "finetune":
         from linkbert.finetune.command import build_config
 
-        assert namespace.recipe and (ROOT / namespace.recipe).is_file(), f"README: `{command}`: no recipe file"
+        recipe = namespace.settings_file  # --recipe
+        assert recipe and (ROOT / recipe).is_file(), f"README: `{command}`: no recipe file"
         build_config(namespace)  # unknown or mistyped settings, a recipe for another task raise
     elif args[0] == "convert":
         from linkbert.finetune.convert import _SOURCE_BY_KEY

@@ -136,9 +136,24 @@ def test_help_lists_every_setting(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["finetune", "--help"])
     assert exit_.value.code == 0
-    text = capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help lines
     for field in dataclasses.fields(FinetuneConfig):
-        assert f"  {field.name} " in text and field.metadata["help"][:40] in text, field.name
+        assert "--" + field.name.replace("_", "-") in text and field.metadata["help"][:40] in text, field.name
+    assert "--recipe YAML" in text and "key=value" in text and "--task seqcls|tokcls|qa|mc" in text
+
+
+def test_every_setting_is_a_flag_too():
+    from linkbert.cli import parse
+    from linkbert.finetune.command import build_config
+
+    config = build_config(parse(["finetune", "--task", "qa", "--model", "m", "--data", "d", "--out", "o", "--lr",
+                                 "3e-5", "--doc-stride", "64", "--no-save-model", "--select-best-on-dev",
+                                 "seed=7"]))
+    assert (config.lr, config.doc_stride, config.save_model, config.select_best_on_dev, config.seed) == \
+        (3e-5, 64, False, True, 7)
+    # key=value wins over the flag, as over the recipe
+    assert build_config(parse(["finetune", "--task", "qa", "--model", "m", "--data", "d", "--out", "o",
+                               "--lr", "3e-5", "lr=1e-5"])).lr == 1e-5
 
 
 # ---------------------------------------------------------------- the output folder and faults

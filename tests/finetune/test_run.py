@@ -224,6 +224,19 @@ def test_eval_only_needs_no_epochs_and_a_task_error_is_a_config_error():
         make_task("tokcls", max_length=16, metric="hoc", model="m")
 
 
+def test_precision_is_auto_by_default_which_is_fp32_on_a_cpu_without_fast_bf16(monkeypatch):
+    """As every recipe, the quickstart and the experiments: bf16 where the device is fast at it."""
+    import torch
+
+    from linkbert import runtime
+
+    assert FinetuneConfig().precision == "auto"
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)
+    assert runtime.resolve_precision(FinetuneConfig().precision, torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    assert runtime.resolve_precision(FinetuneConfig().precision, torch.device("cpu")) == "bf16"
+
+
 def test_the_old_name_of_max_length_is_explained():
     with pytest.raises(ConfigError, match="'max_seq_length' is now called 'max_length'"):
         settings.parse_overrides(FinetuneConfig, ["max_seq_length=128"])

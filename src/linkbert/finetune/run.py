@@ -64,7 +64,7 @@ DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 class FinetuneConfig:
     """Every setting of a fine-tuning run; a recipe YAML and ``key=value`` overrides set them."""
 
-    task: str = setting("", "task type", choices=TASKS)
+    task: str = setting("", "task type (a recipe names its own)", choices=TASKS)
     model: str = setting("", "model folder (a BERT checkpoint with safetensors weights) or hub name")
     data: str = setting("", "data folder with train.json / dev.json / test.json (JSON lines)")
     out: str = setting("", "run folder for metrics, predictions, config and the model")
@@ -96,9 +96,9 @@ class FinetuneConfig:
     n_best: int = setting(20, "qa: start/end candidates per window in post-processing", minimum=1)
     max_answer_length: int = setting(30, "qa: longest predicted answer, in tokens", minimum=1)
     seed: int = setting(42, "seed of the head initialisation, dropout and data order", minimum=0)
-    precision: str = setting("fp32", "bf16/fp16: autocast (fp16 with loss scaling, CUDA only); auto: bf16 "
-                                     "where the device is fast at it, fp16 on older GPUs, else fp32",
-                             choices=runtime.PRECISIONS)
+    precision: str = setting("auto", "auto: bf16 where the device is fast at it (a GPU with bf16, a CPU with "
+                                     "AVX512-BF16 or AMX), fp16 on older GPUs, else fp32; bf16/fp16: autocast "
+                                     "(fp16 with loss scaling, CUDA only)", choices=runtime.PRECISIONS)
     device: str = setting("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
     threads: int = setting(0, "CPU threads of torch; 0: torch's default (on a busy shared CPU, 1 is often faster)",
                            minimum=0)
