@@ -191,8 +191,8 @@ def add_arguments(parser: argparse.ArgumentParser, settings_class: type, *, posi
 
     Values are checked by :func:`from_arguments` (:func:`check`), not by argparse: a value
     outside a field's choices or bounds, or a required setting not given, is the same one line
-    naming the setting, whichever way it came (flag, positional, YAML file or ``key=value``). :func:`from_arguments` reads them
-    back: defaults < the YAML file < flags < ``key=value``."""
+    naming the setting, whichever way it came (flag, positional, YAML file or ``key=value``).
+    :func:`from_arguments` reads them back: defaults < the YAML file < flags < ``key=value``."""
     positional = tuple(positional)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     if file_flag:

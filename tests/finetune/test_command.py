@@ -5,6 +5,7 @@ settings, which end with exit status 2 and one line, never a traceback."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import finetune_helpers
@@ -126,6 +127,8 @@ def test_overrides_anywhere_in_a_real_run(tmp_path, tiny_model):
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert (config["seed"], config["threads"], config["max_steps"], config["save_model"]) == (5, 1, 1, False)
     assert json.loads((out / "metrics.json").read_text())["steps"] == 1
+    # the scores of the last log line at the tables' 2 decimals, not float noise
+    assert re.search(r"metrics\.json \(dev \d+\.\d\d, test \d+\.\d\d\) in \d+ s$", (out / "log.txt").read_text().strip())
 
 
 def test_help_lists_every_setting(capsys):

@@ -2,8 +2,9 @@
 
 ``run(config)`` reads the data folder, builds the ``AutoModelFor*`` head for the task type
 (``model_loading``), trains (``loop``: AdamW, linear warmup then linear decay, gradient
-accumulation, gradient clipping, optional mixed precision), evaluates the final model on dev and test (the paper's protocol;
-``select_best_on_dev`` restores the best epoch instead) and writes into ``config.out``:
+accumulation, gradient clipping, optional mixed precision), evaluates the final model on dev
+and test (the paper's protocol; ``select_best_on_dev`` restores the best epoch instead) and
+writes into ``config.out``:
 
 * ``config.yaml``: the resolved settings, so the run can be repeated;
 * ``metrics.json``: ``{"dataset", "task", "metric", "dev": {..., "main"}, "test": {...},
@@ -62,7 +63,7 @@ DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 @dataclass
 class FinetuneConfig:
-    """Every setting of a fine-tuning run; a recipe YAML and ``key=value`` overrides set them."""
+    """Every setting of a fine-tuning run; a recipe YAML, flags and ``key=value`` overrides set them."""
 
     task: str = setting("", "task type (a recipe names its own)", choices=TASKS)
     model: str = setting("", "model folder (a BERT checkpoint with safetensors weights) or hub name")
@@ -207,8 +208,8 @@ def run(config: FinetuneConfig) -> dict:
         result = fit_and_evaluate(config, splits, model_config, device, precision, folder, started)
         with naming(folder / "metrics.json"):
             write_json(folder / "metrics.json", result)
-        log.info("wrote %s (dev %s, test %s) in %.0f s", out / "metrics.json",
-                 result.get("dev", {}).get("main"), result.get("test", {}).get("main"), result["seconds"])
+        scores = ", ".join(f"{name} {result[name]['main']:.2f}" for name in ("dev", "test") if name in result)
+        log.info("wrote %s (%s) in %.0f s", out / "metrics.json", scores, result["seconds"])
     return result
 
 
