@@ -104,7 +104,8 @@ def synthetic_corpus(folder: Path, tokenizer: str, segment_budget: int) -> Path:
     """A prepared corpus of 64 linked documents of random words, each several segments long."""
     import random
 
-    from linkbert.prepare import PrepareConfig, prepare
+    from linkbert.prepare.build import prepare
+    from linkbert.prepare.settings import PrepareConfig
 
     words = ("graph link document paper protein cell model language text river city music history science "
              "energy water planet theory market system network").split()

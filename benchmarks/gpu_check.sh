@@ -71,7 +71,8 @@ from pathlib import Path
 out, work, data, tokenizer = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
 preset, (seq, batch, steps, save, kill_at, budget) = sys.argv[5], map(int, sys.argv[6:])
 if not data:
-    from linkbert.prepare import PrepareConfig, prepare
+    from linkbert.prepare.build import prepare
+    from linkbert.prepare.settings import PrepareConfig
     words = "graph link document paper protein cell model language text river city music history".split()
     rng = random.Random(0)
     records = [{"id": str(i), "title": f"doc {i}", "text": " ".join(rng.choice(words) for _ in range(2000)),

@@ -88,7 +88,8 @@ def peak_rss_mb() -> float:
 def child_prepare(spec: dict) -> dict:
     from transformers import AutoTokenizer, BertTokenizer  # noqa: F401  imported before the clock starts
 
-    from linkbert.prepare import PrepareConfig, prepare
+    from linkbert.prepare.build import prepare
+    from linkbert.prepare.settings import PrepareConfig
 
     started = time.perf_counter()
     stats = prepare(PrepareConfig(format="jsonl", input=spec["input"], tokenizer=spec["tokenizer"], out=spec["out"],

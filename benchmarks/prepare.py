@@ -45,7 +45,8 @@ def peak_rss_mb() -> dict:
 # -- children ----------------------------------------------------------------------------------
 
 def child_prepare(spec: dict) -> dict:
-    from linkbert.prepare import PrepareConfig, prepare
+    from linkbert.prepare.build import prepare
+    from linkbert.prepare.settings import PrepareConfig
 
     stats = prepare(PrepareConfig(progress=False, **spec))
     seconds = stats["seconds"]

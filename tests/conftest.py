@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# small real excerpts of public corpora (OpenAlex, Semantic Scholar, MuSiQue, ...): tests/data/README.md
+TEST_DATA = Path(__file__).resolve().parent / "data"
+
 # passive OpenMP waiting, set before any test imports torch: tests run on shared machines, where a
 # spinning thread stalls the others (linkbert/runtime.py); the CLI chooses by the machine's state
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -42,7 +43,8 @@ def test_squad_scores_like_the_official_script(tmp_path, capsys):
     scores = json.loads(out)
     # q1 EM 1 F1 1; q2 EM 0, F1 vs "Santa Clara": [in santa clara] & [santa clara] -> P 2/3, R 1 -> 0.8,
     # vs "Santa Clara, California": P 2/3, R 2/3 -> 2/3; best 0.8; q3 unanswered: 0
-    assert scores == pytest.approx({"exact_match": 100 / 3, "f1": 100 * 1.8 / 3})
+    assert scores == {"exact_match": 33.33, "f1": 60.0}  # 100/3 and 100 * 1.8/3, to the tables' 2 decimals
+    assert out.strip() == '{"exact_match": 33.33, "f1": 60.0}'
     assert "Unanswered question q3 will receive score 0." in err
 
 
@@ -87,10 +89,15 @@ def test_squad_gold_answers_score_100_on_real_data(shared_data, tmp_path, capsys
 def test_blurb_command_prints_score_and_type_means(tmp_path, capsys):
     scores = _write(tmp_path / "scores.json", {task: PAPER_BLURB["BioLinkBERT-base"][task] for task in BLURB_TASKS})
     assert main(["evaluate", "blurb", scores]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert round(result["score"], 2) == 83.39  # BioLinkBERT-base
+    printed = capsys.readouterr().out
+    result = json.loads(printed)
+    assert result["score"] == 83.39  # BioLinkBERT-base
     assert set(result["by_type"]) == {"NER", "PICO", "relation extraction", "sentence similarity",
                                       "document classification", "question answering"}
+    # what a user reads has the tables' 2 decimals, never float noise (the mean is 83.38949999999998)
+    numbers = re.findall(r"\d+\.\d+", printed)
+    assert numbers and all(len(number.split(".")[1]) <= 2 for number in numbers), printed
+    assert '"score": 83.39' in printed and '"NER": 86.39' in printed
 
 
 def test_blurb_command_lists_missing_tasks(tmp_path, capsys):
@@ -110,7 +117,7 @@ def test_blurb_command_takes_the_leaderboards_names(tmp_path, capsys):
     paper = PAPER_BLURB["BioLinkBERT-base"]
     scores = _write(tmp_path / "scores.json", {shown: paper[ours] for shown, ours in LEADERBOARD.items()})
     assert main(["evaluate", "blurb", scores]) == 0
-    assert round(json.loads(capsys.readouterr().out)["score"], 2) == 83.39
+    assert json.loads(capsys.readouterr().out)["score"] == 83.39
     mixed = {("EBM-PICO" if t == "ebmnlp" else t.upper()): paper[t] for t in BLURB_TASKS}  # any case
     assert main(["evaluate", "blurb", _write(tmp_path / "mixed.json", mixed)]) == 0
     # and `evaluate runs` reads them through the same table
@@ -227,3 +234,24 @@ def test_squad_predictions_of_every_question_give_no_warning(tmp_path, capsys):
     path = _write(tmp_path / "pred.json", {"q1": "a", "q2": "b", "q3": "c"})
     assert main(["evaluate", "squad", dataset, path]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_scores_are_rounded_to_the_tables_decimals_at_every_depth():
+    from linkbert.evaluate import DIGITS, rounded
+
+    assert DIGITS == 2
+    assert rounded({"score": 83.38949999999998, "by_type": {"NER": 86.0149999, "n": 13}, "name": "x"}) == \
+        {"score": 83.39, "by_type": {"NER": 86.01, "n": 13}, "name": "x"}
+
+
+def test_every_subcommand_declares_its_settings(capsys):
+    from linkbert.cli import parse
+    from linkbert.evaluate import SUBCOMMANDS
+
+    args = parse(["evaluate", "runs", "runs/", "--out", "tables"])
+    assert (args.runs_dir, args.out, args.settings_class) == ("runs/", "tables", SUBCOMMANDS["runs"][0])
+    args = parse(["evaluate", "squad", "dev.json", "pred.json"])
+    assert (args.dataset_file, args.prediction_file) == ("dev.json", "pred.json")
+    with pytest.raises(SystemExit):
+        parse(["evaluate", "blurb"])  # its scores file is required
+    assert "SCORES_FILE" in capsys.readouterr().err

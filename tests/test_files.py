@@ -1,5 +1,6 @@
 """Writing outputs: ``write_json`` replaces a file whole or not at all; JSON keeps non-ASCII text;
-``write_jsonl`` writes one object per line."""
+``write_jsonl`` writes one object per line; a finished folder replaces the old one, which comes
+back when the rename fails; an error inside a folder being built names the output folder."""
 
 from __future__ import annotations
 
@@ -74,3 +75,99 @@ def test_building_replaces_the_folder_only_when_complete(tmp_path):
         (tmp / "new.txt").write_text("new corpus")
     assert sorted(p.name for p in final.iterdir()) == ["new.txt"]  # no stale file left
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left
+
+
+def _failing_second_rename(monkeypatch):
+    """``os.rename`` that fails on its second call: the old folder went aside, the new one cannot
+    come in."""
+    import errno
+    import os
+
+    real_rename, calls = os.rename, []
+
+    def rename(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:
+            raise OSError(errno.EACCES, "Permission denied", str(src), None, str(dst))
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    return calls
+
+
+def test_publish_folder_moves_the_old_one_aside(tmp_path):
+    from linkbert.files import publish_folder
+
+    final, tmp = tmp_path / "out", tmp_path / "new"
+    tmp.mkdir()
+    (tmp / "a.txt").write_text("first")
+    assert publish_folder(tmp, final) is None and (final / "a.txt").read_text() == "first"
+    tmp.mkdir()
+    (tmp / "a.txt").write_text("second")
+    aside = publish_folder(tmp, final)
+    assert (final / "a.txt").read_text() == "second" and (aside / "a.txt").read_text() == "first"
+    assert aside.parent == tmp_path and aside.name.startswith(".out.old-") and not tmp.exists()
+    # a chosen name for the old folder: whatever held it before goes
+    tmp.mkdir()
+    (tmp / "a.txt").write_text("third")
+    assert publish_folder(tmp, final, aside=aside) == aside
+    assert (final / "a.txt").read_text() == "third" and sorted(p.name for p in aside.iterdir()) == ["a.txt"]
+    assert (aside / "a.txt").read_text() == "second"
+
+
+def test_publish_folder_puts_the_old_one_back_when_the_rename_fails(tmp_path, monkeypatch):
+    from linkbert.files import publish_folder
+
+    final, tmp = tmp_path / "out", tmp_path / "new"
+    final.mkdir()
+    (final / "old.txt").write_text("previous")
+    tmp.mkdir()
+    (tmp / "new.txt").write_text("new")
+    calls = _failing_second_rename(monkeypatch)
+    with pytest.raises(OSError, match="Permission denied"):
+        publish_folder(tmp, final)
+    assert len(calls) == 3  # aside, in (failed), back
+    assert sorted(p.name for p in final.iterdir()) == ["old.txt"] and (tmp / "new.txt").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "out"]
+
+
+def test_building_puts_the_old_folder_back_when_the_rename_fails(tmp_path, monkeypatch):
+    from linkbert.files import building
+
+    final = tmp_path / "out"
+    final.mkdir()
+    (final / "old.txt").write_text("previous corpus")
+    _failing_second_rename(monkeypatch)
+    with pytest.raises(OSError, match="Permission denied"):
+        with building(final) as tmp:
+            (tmp / "new.txt").write_text("new corpus")
+    assert sorted(p.name for p in final.iterdir()) == ["old.txt"]
+    assert (final / "old.txt").read_text() == "previous corpus"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary or old folder left
+
+
+@pytest.mark.parametrize("code, filename, expected", [
+    ("ENOSPC", None, "{out}: No space left on device"),
+    ("ENOSPC", "{tmp}/graph/indices.npy", "{out}: No space left on device (writing graph/indices.npy)"),
+    ("EACCES", "{tmp}", "{out}: Permission denied"),
+    ("ENOSPC", "{elsewhere}", "{elsewhere}: No space left on device"),  # another file: as it is
+    ("EIO", None, None),  # not the machine's fault as errors.ENVIRONMENT_ERRORS lists them: as it is
+])
+def test_naming_output_names_the_output_folder(tmp_path, code, filename, expected):
+    import errno
+    import os
+
+    from linkbert.errors import describe_os_error
+    from linkbert.files import naming_output
+
+    out, number = tmp_path / "out", getattr(errno, code)
+    paths = {"out": out, "tmp": tmp_path / ".out.building-x1y2", "elsewhere": tmp_path / "other" / "file.bin"}
+    error = OSError(number, os.strerror(number), *([filename.format(**paths)] if filename else []))
+    with pytest.raises(OSError) as failure:
+        with naming_output(out):
+            raise error
+    if expected is None:
+        assert failure.value is error
+    else:
+        assert describe_os_error(failure.value).startswith(expected.format(**paths))
+        assert failure.value.errno == number

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.gpu
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, tiny_tokenizer_dir):
-    from linkbert.prepare import PrepareConfig, prepare
+    from linkbert.prepare.build import prepare
+    from linkbert.prepare.settings import PrepareConfig
 
     root = tmp_path_factory.mktemp("gpu-corpus")
     docs = [{"id": str(i), "title": f"doc {i}", "text": " ".join(TINY_TEXTS[(i + j) % 5] for j in range(1 + i % 4)),

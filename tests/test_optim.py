@@ -1,4 +1,5 @@
-"""The optimizer rule: decay on matrices only, linear warmup from 0 then linear decay to 0."""
+"""The optimizer rule: decay on matrices only, linear warmup from 0 then linear decay to 0; the
+update (``optim.step``): unscale, clip, step, schedule, clear."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from linkbert.optim import adamw, decays, linear_schedule
+from linkbert.optim import adamw, decays, linear_schedule, step
 
 
 def test_no_decay_on_biases_and_norm_weights_of_a_bert():
@@ -43,3 +44,68 @@ def test_linear_warmup_then_decay(warmup, total):
                 for s in range(total + 1)]
     assert seen == pytest.approx(expected)
     assert seen[-1] == 0.0 and max(seen) == pytest.approx(2.0)
+
+
+def _sgd_with_gradients(gradients: list[list[float]], lr: float = 1.0):
+    """Parameters at 0 whose gradients are ``gradients`` (one more without a gradient), plain SGD
+    (a step moves each by -lr x its gradient) and a constant schedule."""
+    parameters = [torch.nn.Parameter(torch.zeros(len(g))) for g in gradients]
+    for parameter, gradient in zip(parameters, gradients):
+        parameter.grad = torch.tensor(gradient)
+    frozen = torch.nn.Parameter(torch.zeros(2))  # no gradient: left out of the norm and the step
+    optimizer = torch.optim.SGD([*parameters, frozen], lr=lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    return parameters, frozen, optimizer, scheduler
+
+
+def test_step_clips_the_global_norm_and_returns_it_before_clipping():
+    parameters, frozen, optimizer, scheduler = _sgd_with_gradients([[3.0, 0.0], [0.0, 4.0]])  # norm 5
+    grad_norm = step(optimizer, scheduler, [*parameters, frozen], max_grad_norm=1.0)
+    assert isinstance(grad_norm, torch.Tensor) and grad_norm.ndim == 0
+    assert float(grad_norm) == pytest.approx(5.0)
+    # scaled by 1/5 (up to clip_grad_norm_'s epsilon): a norm-1 update
+    assert torch.cat([p.detach() for p in parameters]).tolist() == pytest.approx([-0.6, 0.0, 0.0, -0.8], abs=1e-6)
+    assert frozen.detach().tolist() == [0.0, 0.0]
+    assert all(p.grad is None for p in parameters)  # cleared, set to None
+    assert scheduler.last_epoch == 1
+
+
+def test_step_without_clipping_still_measures_the_norm():
+    parameters, frozen, optimizer, scheduler = _sgd_with_gradients([[3.0, 0.0], [0.0, 4.0]], lr=0.5)
+    grad_norm = step(optimizer, scheduler, [*parameters, frozen], max_grad_norm=0)
+    assert float(grad_norm) == pytest.approx(5.0)
+    assert torch.cat([p.detach() for p in parameters]).tolist() == [-1.5, 0.0, 0.0, -2.0]  # the whole gradient
+    # a norm below the limit is not touched either
+    parameters, frozen, optimizer, scheduler = _sgd_with_gradients([[0.3, 0.4]])
+    assert float(step(optimizer, scheduler, parameters, max_grad_norm=1.0)) == pytest.approx(0.5)
+    assert parameters[0].detach().tolist() == pytest.approx([-0.3, -0.4])
+
+
+def test_step_with_no_gradient_at_all_gives_a_zero_norm():
+    parameter = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.SGD([parameter], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    assert float(step(optimizer, scheduler, [parameter], max_grad_norm=1.0)) == 0.0
+    assert parameter.detach().tolist() == [1.0, 1.0]
+
+
+def test_step_through_a_gradient_scaler_unscales_before_clipping():
+    """fp16's loss scaling (a CPU GradScaler works the same way): the norm, the clipping and the
+    update are those of the true gradients; a step whose gradients overflowed is skipped."""
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    weight = torch.nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    loss = (weight * torch.tensor([6.0, 8.0])).sum()  # gradient (6, 8): norm 10
+    scaler.scale(loss).backward()
+    assert weight.grad.tolist() == [6144.0, 8192.0]  # scaled
+    grad_norm = step(optimizer, scheduler, [weight], max_grad_norm=2.0, scaler=scaler)
+    assert float(grad_norm) == pytest.approx(10.0)
+    assert weight.detach().tolist() == pytest.approx([-1.2, -1.6], abs=1e-5)  # clipped to norm 2
+    assert weight.grad is None and scheduler.last_epoch == 1
+
+    scaler.scale((weight * torch.tensor([float("inf"), 1.0])).sum()).backward()
+    before = weight.detach().clone()
+    step(optimizer, scheduler, [weight], max_grad_norm=0, scaler=scaler)
+    assert torch.equal(weight.detach(), before)  # overflow: the update is skipped
+    assert scaler.get_scale() == 512.0  # and the scale backs off

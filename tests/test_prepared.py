@@ -7,7 +7,8 @@ import json
 import pytest
 
 from linkbert.errors import ConfigError
-from linkbert.prepare import PrepareConfig, prepare
+from linkbert.prepare.build import prepare
+from linkbert.prepare.settings import PrepareConfig
 from linkbert.prepared import PreparedCorpus, graph_dir, is_prepared, stats_path, tokenizer_dir
 
 from conftest import TINY_TEXTS

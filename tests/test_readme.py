@@ -4,8 +4,7 @@
 * ``EXERCISED`` maps each of them to where it runs: ``.ci/run`` (which must then really contain
   the corresponding command) or a test ``tests/FILE.py::NAME`` (which must exist). A README
   command that matches no entry, or an entry that matches no README command, fails.
-* Each ``linkbert ...`` invocation (also under ``torchrun ... -m linkbert.cli`` and
-  ``python -m linkbert.finetune.convert``, which runs ``linkbert convert``) is parsed with the
+* Each ``linkbert ...`` invocation (also under ``torchrun ... -m linkbert.cli``) is parsed with the
   real argument parser, so a renamed or removed option fails here; ``pretrain`` overrides and
   config file, ``finetune`` recipe and overrides, ``convert`` sources are checked against the real
   settings. Repository paths the commands name exist,
@@ -175,8 +174,6 @@ def linkbert_argv(argv: list[str]) -> tuple[str, list[str]] | None:
         return "torchrun", argv[1:]
     if argv[0] in ("python", "python3") and argv[1:3] == ["-m", "linkbert.cli"]:
         return "linkbert", argv[3:]
-    if argv[0] in ("python", "python3") and argv[1:3] == ["-m", "linkbert.finetune.convert"]:
-        return "linkbert", ["convert", *argv[3:]]
     return None
 
 
@@ -265,7 +262,8 @@ def check_linkbert(args: list[str]) -> None:
     elif args[0] == "finetune":
         from linkbert.finetune.command import build_config
 
-        assert namespace.recipe and (ROOT / namespace.recipe).is_file(), f"README: `{command}`: no recipe file"
+        recipe = namespace.settings_file  # --recipe
+        assert recipe and (ROOT / recipe).is_file(), f"README: `{command}`: no recipe file"
         build_config(namespace)  # unknown or mistyped settings, a recipe for another task raise
     elif args[0] == "convert":
         from linkbert.finetune.convert import _SOURCE_BY_KEY

@@ -86,3 +86,58 @@ def test_help_lists_every_setting():
     for field in settings.fields(Example):
         assert field.name in text and field.metadata["help"] in text
     assert "default 10" in text and "one of a|b" in text
+
+
+@dataclass
+class Command:
+    source: str = setting(None, "what to read", required=True)
+    out: str = setting("out", "where to write")
+    kind: str = setting("a", "which kind", choices=("a", "b"))
+    steps: int = setting(10, "how many steps", minimum=1)
+    share: float = setting(0.5, "a 50% share", above=0, maximum=1)
+    verbose: bool = setting(False, "say more")
+
+
+def _command_parser(**options) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cmd")
+    settings.add_arguments(parser, Command, **options)
+    return parser
+
+
+def test_arguments_positionals_flags_file_and_overrides(tmp_path):
+    parser = _command_parser(positional=("source",), overrides=True, file_flag="--recipe")
+    path = tmp_path / "r.yaml"
+    path.write_text("steps: 5\nkind: b\nshare: 0.25\nout: from-file\n")
+    args = parser.parse_args(["in.txt", "share=0.75", "--recipe", str(path), "--steps", "7", "--verbose"])
+    loaded = settings.from_arguments(Command, args)
+    # defaults < the file < flags < key=value
+    assert (loaded.source, loaded.out, loaded.kind, loaded.steps, loaded.share, loaded.verbose) == \
+        ("in.txt", "from-file", "b", 7, 0.75, True)
+    assert args.settings_class is Command
+    parser = _command_parser(positional=("source", "out"))
+    assert settings.from_arguments(Command, parser.parse_args(["in.txt"])).out == "out"  # optional: its default
+    assert settings.from_arguments(Command, parser.parse_args(["in.txt", "o2", "--no-verbose"])).out == "o2"
+
+
+def test_arguments_are_checked_by_the_settings_not_argparse():
+    """A value outside the choices or bounds is one ConfigError naming the setting, as from a
+    YAML file or key=value; a required setting given nowhere too."""
+    parser = _command_parser(overrides=True)
+    with pytest.raises(ConfigError, match=r"kind must be one of a, b \(got 'c'\)"):
+        settings.from_arguments(Command, parser.parse_args(["--source", "x", "--kind", "c"]))
+    with pytest.raises(ConfigError, match=r"steps must be at least 1 \(got 0\)"):
+        settings.from_arguments(Command, parser.parse_args(["--source", "x", "--steps", "0"]))
+    with pytest.raises(ConfigError, match="source not set"):
+        settings.from_arguments(Command, parser.parse_args([]))
+    assert settings.from_arguments(Command, parser.parse_args(["source=y"])).source == "y"
+    with pytest.raises(SystemExit):
+        _command_parser(positional=("source",)).parse_args([])  # a required positional is argparse's
+
+
+def test_arguments_help_lists_every_setting_with_its_bounds():
+    text = " ".join(_command_parser(positional=("source",), overrides=True).format_help().split())
+    for field in settings.fields(Command):
+        assert field.metadata["help"] in text, field.name
+    assert "SOURCE" in text and "--kind a|b" in text and "--verbose, --no-verbose" in text
+    assert "(default: 10; >= 1)" in text and "a 50% share (default: 0.5; > 0; <= 1)" in text
+    assert "key=value" in text

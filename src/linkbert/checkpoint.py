@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 
 from linkbert.errors import BadInput
-from linkbert.files import fsync_folder, naming, write_text
+from linkbert.files import fsync_folder, naming, publish_folder, write_text
 from linkbert.runtime import unwrap
 
 log = logging.getLogger("linkbert.checkpoint")
@@ -78,7 +78,7 @@ def save(run_dir: Path, step: int, *, model, tokenizer, trainer: dict, state: di
     final, tmp = root / f"step-{step:08d}", root / f".tmp-step-{step:08d}"
     try:
         _write(tmp, step, model=model, tokenizer=tokenizer, trainer=trainer, state=state)
-        aside = _publish(tmp, final)
+        aside = publish_folder(tmp, final, aside=root / f".old-{final.name}")  # deleted once latest moves on
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _point_latest(root, final.name)
@@ -99,24 +99,6 @@ def _write(folder: Path, step: int, *, model, tokenizer, trainer: dict, state: d
     write_manifest(folder)
     with naming(folder):
         fsync_folder(folder)
-
-
-def _publish(tmp: Path, final: Path) -> Path | None:
-    """Rename ``tmp`` to ``final``; an existing ``final`` is renamed aside first and returned,
-    to be deleted once ``latest`` no longer names it."""
-    aside = None
-    if final.exists():
-        aside = final.with_name(f".old-{final.name}")
-        shutil.rmtree(aside, ignore_errors=True)
-        os.rename(final, aside)
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        if aside is not None:
-            os.rename(aside, final)  # put the old one back
-        raise
-    _fsync_dir(final.parent)
-    return aside
 
 
 def _point_latest(root: Path, name: str) -> None:

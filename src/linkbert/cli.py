@@ -22,13 +22,20 @@ import sys
 
 # command -> (module, one-line help)
 COMMANDS = {
-    "quickstart": ("linkbert.quickstart", "prepare, pretrain, evaluate and fine-tune on a real corpus; write a report"),
-    "prepare": ("linkbert.prepare", "read a linked corpus, build its document graph and tokenized segment store"),
-    "pretrain": ("linkbert.pretrain.command", "pretrain a LinkBERT model on a prepared corpus (MLM + document relation prediction)"),
-    "export": ("linkbert.export", "export a pretraining checkpoint as the transformers model it trained (AutoModel* load it)"),
-    "finetune": ("linkbert.finetune.command", "fine-tune a BERT checkpoint on a downstream task"),
-    "convert": ("linkbert.finetune.convert", "convert raw downstream data to the LinkBERT JSON-lines format"),
-    "evaluate": ("linkbert.evaluate", "score predictions and collect runs into BLURB / MRQA tables"),
+    "quickstart": ("linkbert.quickstart.command", "the whole pipeline on a real linked corpus, in minutes on a "
+                   "CPU: prepare, pretrain for a time budget (--baseline bert: BERT too), evaluate, fine-tune a "
+                   "document classifier, write an HTML report"),
+    "prepare": ("linkbert.prepare.command", "read a linked corpus, build its document graph and tokenized segment store"),
+    "pretrain": ("linkbert.pretrain.command", "pretrain on a prepared corpus: masked LM + document relation "
+                 "prediction, from scratch or continued from a checkpoint, one CPU to many GPUs (torchrun)"),
+    "export": ("linkbert.export", "export a pretraining checkpoint as the transformers model it trained (AutoModel* "
+               "load it), with a model card"),
+    "finetune": ("linkbert.finetune.command", "fine-tune (or only evaluate) a BERT checkpoint on one downstream "
+                 "dataset (seqcls, tokcls, qa, mc), from a recipe of released settings"),
+    "convert": ("linkbert.finetune.convert", "convert raw BLURB, MRQA, HotpotQA, MuSiQue, PubMedQA, MedQA or MMLU data "
+                "to the JSON-lines files linkbert finetune reads"),
+    "evaluate": ("linkbert.evaluate", "score SQuAD predictions, compute a BLURB score, or collect fine-tuning runs "
+                 "into BLURB / MRQA / MedQA tables beside the paper's"),
     "experiment": ("linkbert.experiments.command", "run an experiment grid: graph (did the links help on my labelled, "
                    "linked corpus?) or ablation (the paper's link ablations on Wikispeedia)"),
 }

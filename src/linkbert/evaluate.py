@@ -1,32 +1,41 @@
 """``linkbert evaluate``: score SQuAD predictions, compute a BLURB score, collect fine-tuning runs.
 
-* ``squad DATASET.json PREDICTIONS.json``: the official SQuAD v1.1 script's arguments and output.
+* ``squad DATASET.json PREDICTIONS.json``: the official SQuAD v1.1 script's arguments and output
+  (``{"exact_match", "f1"}``).
 * ``blurb SCORES.json``: ``{task: score}`` for the 13 BLURB tasks -> BLURB score and type means.
 * ``runs RUNS_DIR [--out DIR]``: every ``RUNS_DIR/**/metrics.json`` written by ``linkbert finetune``
   (``{"dataset", "task", "metric", "dev": {..., "main"}, "test": {..., "main"}, "model", "seconds"}``,
   ``main`` on 0-100) -> mean ± std over the runs (seeds) of each (model, dataset), in a BLURB
   table, an MRQA table and a MedQA/MMLU table beside the paper's numbers; writes ``tables.md``
   and ``tables.json`` and prints the markdown.
+
+Each subcommand's settings are a dataclass (``settings.add_arguments``). Every score a user reads
+(the printed JSON of ``squad`` and ``blurb``, the tables' cells) has :data:`DIGITS` decimals, as
+the tables; ``tables.json`` keeps full precision.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from linkbert import metrics
+from linkbert import metrics, settings
 from linkbert.errors import BadInput
 from linkbert.paper import PAPER_RESULTS
+from linkbert.settings import setting
 
 MRQA_TASKS = ("squad", "hotpot", "triviaqa", "searchqa", "naturalqa", "newsqa")
 MEDICAL_QA_TASKS = ("medqa_usmle", "mmlu")
 SPLITS = ("test", "dev")
+DIGITS = 2  # decimals of our scores wherever a user reads them: the tables and the printed JSON
 
 # The one table of dataset names, for `evaluate blurb` and `evaluate runs` alike: other spellings
 # (the BLURB leaderboard's, the released data folders', the source datasets') -> our name.
@@ -38,21 +47,39 @@ _CANONICAL = {name.lower(): name for name in (*metrics.BLURB_TASKS, *MRQA_TASKS,
 _CANONICAL.update(_ALIASES)
 
 
+@dataclass
+class SquadSettings:
+    """``linkbert evaluate squad``: the official SQuAD v1.1 script's two arguments."""
+
+    dataset_file: str = setting(None, "dataset in the official SQuAD v1.1 JSON schema", required=True)
+    prediction_file: str = setting(None, 'predictions: {"question id": "answer text"}', required=True)
+
+
+@dataclass
+class BlurbSettings:
+    """``linkbert evaluate blurb``."""
+
+    scores_file: str = setting(None, 'JSON {"task name": score} for the 13 BLURB tasks', required=True)
+
+
+@dataclass
+class RunsSettings:
+    """``linkbert evaluate runs``."""
+
+    runs_dir: str = setting(None, "folder searched for **/metrics.json", required=True)
+    out: str = setting("", "where tables.md and tables.json go; empty: RUNS_DIR")
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="evaluate_command", metavar="WHAT", required=True)
-    squad = sub.add_parser("squad", help="SQuAD v1.1 EM/F1 of a predictions file (official script's arguments)")
-    squad.add_argument("dataset_file", help="dataset in the official SQuAD v1.1 JSON schema")
-    squad.add_argument("prediction_file", help='predictions: {"question id": "answer text"}')
-    blurb = sub.add_parser("blurb", help="BLURB score from per-task scores")
-    blurb.add_argument("scores", help='JSON {"task name": score} for the 13 BLURB tasks')
-    runs = sub.add_parser("runs", help="collect fine-tuning runs into BLURB / MRQA tables")
-    runs.add_argument("runs_dir", help="folder searched for **/metrics.json")
-    runs.add_argument("--out", help="where tables.md and tables.json go (default: RUNS_DIR)")
+    for name, (settings_class, positional, _, help_text) in SUBCOMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        settings.add_arguments(command, settings_class, positional=positional)
 
 
 def main(args: argparse.Namespace) -> int:
-    commands = {"squad": _squad_command, "blurb": _blurb_command, "runs": _runs_command}
-    return commands[args.evaluate_command](args)
+    settings_class, _, command, _ = SUBCOMMANDS[args.evaluate_command]
+    return command(**dataclasses.asdict(settings.from_arguments(settings_class, args)))
 
 
 def _load_json(path) -> object:
@@ -116,15 +143,26 @@ def read_squad_predictions(path) -> dict[str, str]:
     return predictions
 
 
-def _squad_command(args) -> int:
-    golds = read_squad_golds(args.dataset_file)
-    predictions = read_squad_predictions(args.prediction_file)
+def score_squad(dataset_file: str, prediction_file: str) -> int:
+    """``linkbert evaluate squad``: EM and F1 as the official script's JSON, to :data:`DIGITS` decimals."""
+    golds = read_squad_golds(dataset_file)
+    predictions = read_squad_predictions(prediction_file)
     scores = metrics.squad_scores(golds, predictions)
-    warning = coverage_warning(golds, predictions, args.dataset_file, args.prediction_file)
+    warning = coverage_warning(golds, predictions, dataset_file, prediction_file)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
-    print(json.dumps(scores))
+    print(json.dumps(rounded(scores)))
     return 0
+
+
+def rounded(scores):
+    """Every number in ``scores`` (nested dicts too) to :data:`DIGITS` decimals: what a user reads
+    of a mean has no float noise (``83.38949999999998`` is 83.39)."""
+    if isinstance(scores, dict):
+        return {key: rounded(value) for key, value in scores.items()}
+    if isinstance(scores, float):
+        return round(scores, DIGITS)
+    return scores
 
 
 def coverage_warning(golds: dict, predictions: dict, dataset_file, prediction_file) -> str | None:
@@ -145,26 +183,27 @@ def coverage_warning(golds: dict, predictions: dict, dataset_file, prediction_fi
 # ---------------------------------------------------------------- blurb
 
 
-def _blurb_command(args) -> int:
-    scores = _load_json(args.scores)
+def score_blurb(scores_file: str) -> int:
+    """``linkbert evaluate blurb``: the BLURB score and its task-type means, to :data:`DIGITS` decimals."""
+    path = scores_file
+    scores = _load_json(path)
     if not isinstance(scores, dict):
-        raise BadInput(args.scores, "", "wrong_schema", 'expected {"task name": score}')
+        raise BadInput(path, "", "wrong_schema", 'expected {"task name": score}')
     named = {}
     for task, value in scores.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise BadInput(args.scores, f"task {task}", "wrong_schema", f"score is {value!r}, not a number")
+            raise BadInput(path, f"task {task}", "wrong_schema", f"score is {value!r}, not a number")
         name = canonical_dataset(task)
         if name not in metrics.BLURB_TASKS:
-            raise BadInput(args.scores, f"task {task}", "unknown_task",
+            raise BadInput(path, f"task {task}", "unknown_task",
                            f"not a BLURB task name; accepted (any case): {', '.join(blurb_names())}")
         if name in named:
-            raise BadInput(args.scores, f"task {task}", "duplicate_task", f"{name} is given twice")
+            raise BadInput(path, f"task {task}", "duplicate_task", f"{name} is given twice")
         named[name] = value
-    try:
-        result = metrics.blurb_score(named)
-    except ValueError as e:
-        raise BadInput(args.scores, "", "missing_tasks", str(e)) from None
-    print(json.dumps(result, indent=2))
+    missing = [task for task in metrics.BLURB_TASKS if task not in named]
+    if missing:
+        raise BadInput(path, "", "missing_tasks", f"BLURB score needs all 13 tasks; missing: {', '.join(missing)}")
+    print(json.dumps(rounded(metrics.blurb_score(named)), indent=2))
     return 0
 
 
@@ -259,11 +298,11 @@ def build_tables(runs: list[dict]) -> dict:
 def _cell(summary: dict | None) -> str:
     if not summary:
         return "—"
-    spread = f" ± {summary['std']:.2f}" if summary["std"] is not None else ""
-    return f"{summary['mean']:.2f}{spread} ({summary['n']})"
+    spread = f" ± {summary['std']:.{DIGITS}f}" if summary["std"] is not None else ""
+    return f"{summary['mean']:.{DIGITS}f}{spread} ({summary['n']})"
 
 
-def _number(value, digits: int = 2) -> str:
+def _number(value, digits: int = DIGITS) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
@@ -289,7 +328,7 @@ def _blurb_score_cells(tables: dict) -> list[str]:
                 cells.append("—")
             else:
                 note = f" (partial: {agg['n_tasks']}/13 tasks)" if agg["partial"] else ""
-                cells.append(f"{agg['score']:.2f}{note}")
+                cells.append(f"{agg['score']:.{DIGITS}f}{note}")
     return cells + [_number(v) for v in tables["blurb"]["paper_score"].values()]
 
 
@@ -318,12 +357,23 @@ def collect_runs(runs_dir) -> list[dict]:
     return [read_run(path) for path in paths]
 
 
-def _runs_command(args) -> int:
-    tables = build_tables(collect_runs(args.runs_dir))
-    out = Path(args.out or args.runs_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def collect_tables(runs_dir: str, out: str) -> int:
+    """``linkbert evaluate runs``: ``tables.md`` and ``tables.json`` (full precision) into ``out``
+    (``runs_dir`` when empty); prints the markdown."""
+    tables = build_tables(collect_runs(runs_dir))
+    folder = Path(out or runs_dir)
+    folder.mkdir(parents=True, exist_ok=True)
     markdown = render_markdown(tables)
-    (out / "tables.md").write_text(markdown, encoding="utf-8")
-    (out / "tables.json").write_text(json.dumps(tables, indent=2) + "\n", encoding="utf-8")
+    (folder / "tables.md").write_text(markdown, encoding="utf-8")
+    (folder / "tables.json").write_text(json.dumps(tables, indent=2) + "\n", encoding="utf-8")
     print(markdown)
     return 0
+
+
+# name -> (its settings, those of them that are positional, what runs it, its help)
+SUBCOMMANDS = {
+    "squad": (SquadSettings, ("dataset_file", "prediction_file"), score_squad,
+              "SQuAD v1.1 EM/F1 of a predictions file (official script's arguments)"),
+    "blurb": (BlurbSettings, ("scores_file",), score_blurb, "BLURB score from per-task scores"),
+    "runs": (RunsSettings, ("runs_dir",), collect_tables, "collect fine-tuning runs into BLURB / MRQA tables"),
+}

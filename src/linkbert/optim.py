@@ -1,5 +1,6 @@
-"""The optimizer rule of every training loop: AdamW without decay on 1-D parameters, and a
-linear warmup followed by a linear decay to zero.
+"""The optimizer rule of every training loop: AdamW without decay on 1-D parameters, a linear
+warmup followed by a linear decay to zero, and the update itself (:func:`step`: unscale, clip,
+step, advance the schedule, clear the gradients).
 
 Pretraining and fine-tuning both build theirs here. The schedule is transformers'
 ``get_linear_schedule_with_warmup``, the one the released LinkBERT fine-tuning ran (through the
@@ -8,6 +9,8 @@ falls to 0 at ``total_steps``.
 """
 
 from __future__ import annotations
+
+import typing
 
 import torch
 
@@ -55,3 +58,30 @@ def retarget(optimizer: torch.optim.Optimizer, scheduler, *, lr: float, weight_d
     for group, rule in zip(groups, scheduler.lr_lambdas, strict=True):
         group["lr"] = lr * rule(scheduler.last_epoch)
     scheduler._last_lr = [group["lr"] for group in groups]
+
+
+def step(optimizer: torch.optim.Optimizer, scheduler, parameters: typing.Iterable[torch.Tensor], *,
+         max_grad_norm: float, scaler: torch.amp.GradScaler | None = None) -> torch.Tensor:
+    """One update from the gradients the backward passes left: unscale them (fp16's ``scaler``),
+    clip their global norm to ``max_grad_norm`` (0: no clipping), step the optimizer (through
+    the scaler, which skips a step whose gradients overflowed), advance the schedule and clear
+    the gradients.
+
+    Returns the global L2 norm of the (unscaled) gradients before clipping, over the
+    ``parameters`` that have one, as a 0-d tensor on their device: not read back, so the host
+    does not wait for the device unless the caller logs it."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    with_grad = [p for p in parameters if p.grad is not None]
+    if max_grad_norm > 0:
+        grad_norm = torch.nn.utils.clip_grad_norm_(with_grad, max_grad_norm)
+    else:  # the norm alone: the gradients are left as they are
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in with_grad])
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm

@@ -189,6 +189,9 @@ def add_arguments(parser: argparse.ArgumentParser, settings_class: type, *, posi
       form pretraining and fine-tuning have always taken);
     * ``file_flag`` (``--config``, ``--recipe``): a YAML file of settings, below the flags.
 
+    Values are checked by :func:`from_arguments` (:func:`check`), not by argparse: a value
+    outside a field's choices or bounds, or a required setting not given, is the same one line
+    naming the setting, whichever way it came (flag, positional, YAML file or ``key=value``).
     :func:`from_arguments` reads them back: defaults < the YAML file < flags < ``key=value``."""
     positional = tuple(positional)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -197,9 +200,11 @@ def add_arguments(parser: argparse.ArgumentParser, settings_class: type, *, posi
                             help=file_help or "YAML file of settings (flags and key=value words win over it)")
     for name in positional:
         f = _field(settings_class, name)
-        parser.add_argument(name, nargs=None if f.default is dataclasses.MISSING else "?", default=None,
-                            metavar=name.upper(), help=_flag_help(f, settings_class))
-    add_flags(parser, settings_class, [f.name for f in fields(settings_class) if f.name not in positional])
+        parser.add_argument(name, nargs=None if _required(f) else "?", default=None,
+                            metavar=name.upper(), help=_flag_help(f, settings_class, show_choices=True))
+    for f in fields(settings_class):
+        if f.name not in positional:
+            _add_flag(parser, settings_class, f, argparse_choices=False)
     parser.set_defaults(settings_class=settings_class)
     if overrides:
         parser.add_argument("overrides", nargs="*", metavar="key=value",
@@ -221,15 +226,22 @@ def _field(settings_class: type, name: str) -> dataclasses.Field:
     raise KeyError(f"{settings_class.__name__} has no setting {name!r}")
 
 
-def _flag_help(f: dataclasses.Field, settings_class: type) -> str:
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _flag_help(f: dataclasses.Field, settings_class: type, show_choices: bool = False) -> str:
     meta = f.metadata
     extra = []
+    if show_choices and meta.get("choices"):
+        extra.append("one of " + ", ".join(map(str, meta["choices"])))
     if f.default is not dataclasses.MISSING and f.default is not None:
         extra.append(f"default: {_show(f.default)}")
     bounds = [f"{word} {_show(meta[key])}" for key, word in (("minimum", ">="), ("above", ">"), ("maximum", "<="))
               if meta.get(key) is not None]
     extra += bounds
-    return meta.get("help", "") + (f" ({'; '.join(extra)})" if extra else "")
+    text = meta.get("help", "") + (f" ({'; '.join(extra)})" if extra else "")
+    return text.replace("%", "%%")  # argparse formats help strings with %
 
 
 def add_overrides(parser: argparse.ArgumentParser, settings_class: type) -> None:
@@ -243,20 +255,29 @@ def add_overrides(parser: argparse.ArgumentParser, settings_class: type) -> None
 def add_flags(parser: argparse.ArgumentParser, settings_class: type, names: typing.Iterable[str] | None = None) -> None:
     """A ``--flag`` per setting (``segment_budget`` -> ``--segment-budget``), with its help,
     choices, default and bounds; booleans get ``--flag/--no-flag``. Values are coerced by
-    :func:`load` (``from_flags``), so argparse keeps them as given."""
+    :func:`load` (``from_flags``), so argparse keeps them as given; argparse refuses a value
+    outside a field's choices (:func:`add_arguments` leaves that to :func:`check`)."""
     wanted = None if names is None else set(names)
     for f in fields(settings_class):
-        if wanted is not None and f.name not in wanted:
-            continue
-        meta, flag = f.metadata, "--" + f.name.replace("_", "-")
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if typing.get_type_hints(settings_class)[f.name] is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                                help=_flag_help(f, settings_class))
-        else:
-            parser.add_argument(flag, dest=f.name, required=required, default=None, choices=meta.get("choices"),
-                                metavar=None if meta.get("choices") else f.name.upper(),
-                                help=_flag_help(f, settings_class))
+        if wanted is None or f.name in wanted:
+            _add_flag(parser, settings_class, f, argparse_choices=True)
+
+
+def _add_flag(parser: argparse.ArgumentParser, settings_class: type, f: dataclasses.Field, *,
+              argparse_choices: bool) -> None:
+    meta, flag = f.metadata, "--" + f.name.replace("_", "-")
+    if typing.get_type_hints(settings_class)[f.name] is bool:
+        parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                            help=_flag_help(f, settings_class))
+    elif argparse_choices:
+        parser.add_argument(flag, dest=f.name, required=_required(f), default=None, choices=meta.get("choices"),
+                            metavar=None if meta.get("choices") else f.name.upper(),
+                            help=_flag_help(f, settings_class))
+    else:  # a required setting may come from the YAML file or key=value: load() says when it is missing
+        choices = meta.get("choices")
+        parser.add_argument(flag, dest=f.name, default=None,
+                            metavar="|".join(map(str, choices)) if choices else f.name.upper(),
+                            help=_flag_help(f, settings_class))
 
 
 def from_flags(settings_class: type, args: argparse.Namespace, **values):

@@ -242,7 +242,8 @@ def test_prepare_counts_what_it_skipped_in_stats(tmp_path, tiny_tokenizer_dir):
 
     from hostile import time_limit
 
-    from linkbert.prepare import PrepareConfig, prepare
+    from linkbert.prepare.build import prepare
+    from linkbert.prepare.settings import PrepareConfig
 
     root = hostile_site(tmp_path)
     write(root / "big.html", "<p>" + "word " * 5000 + "</p>")  # 25 kB

@@ -7,7 +7,7 @@ import pytest
 
 from linkbert.corpus.vital_articles import VitalArticlesReader, default_path, read_topics
 from linkbert.errors import BadInput
-from linkbert.quickstart import document_labels
+from linkbert.corpus.labels import document_labels
 
 
 def test_reader_gives_one_document_per_entry_without_links(summaries_file):

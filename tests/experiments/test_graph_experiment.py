@@ -232,7 +232,7 @@ def test_a_bad_corpus_argument_is_one_line(corpus, message, tmp_path, capsys):
     ("--shots", "1.5", "--shots must be whole numbers"),
     ("--init", "/nonexistent/bert", "expected scratch, minilm or a BERT checkpoint folder"),
     ("--seeds", "-1", "seeds must be at least 0"),
-    ("--mode", "fast", "invalid choice: 'fast'"),
+    ("--mode", "fast", "mode must be one of cpu, smoke (got 'fast')"),
 ])
 def test_a_bad_setting_is_one_line(flag, value, message, tmp_path, tiny_init, capsys):
     from linkbert.cli import main

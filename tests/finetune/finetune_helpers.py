@@ -155,3 +155,9 @@ def fails_with(capsys, *args) -> str:
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("linkbert finetune: error: "), err
     return err
 
+
+def one_line_error(err: str) -> str:
+    """A settings error is all of stderr: one line."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("linkbert finetune: error: "), err
+    return lines[0]

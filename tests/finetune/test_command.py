@@ -5,6 +5,7 @@ settings, which end with exit status 2 and one line, never a traceback."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import finetune_helpers
@@ -16,6 +17,7 @@ from finetune_helpers import (
     finetune,
     mc_examples,
     ner_examples,
+    one_line_error,
     splits_of,
     write_data,
 )
@@ -66,13 +68,6 @@ def test_bad_settings(tmp_path, tiny_model, capsys):
     err = fails_with(capsys, "--task", "mc", *common, "--eval-only")  # a plain BERT has no mc head
     assert "--eval-only needs a model fine-tuned for mc" in err and "classifier.weight" in err
     assert "doc_stride must be" in fails_with(capsys, "--task", "qa", *common, "max_length=64")
-
-
-def one_line_error(err: str) -> str:
-    """A settings error is all of stderr: one line."""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("linkbert finetune: error: "), err
-    return lines[0]
 
 
 @pytest.mark.parametrize("words, message", [
@@ -132,6 +127,8 @@ def test_overrides_anywhere_in_a_real_run(tmp_path, tiny_model):
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert (config["seed"], config["threads"], config["max_steps"], config["save_model"]) == (5, 1, 1, False)
     assert json.loads((out / "metrics.json").read_text())["steps"] == 1
+    # the scores of the last log line at the tables' 2 decimals, not float noise
+    assert re.search(r"metrics\.json \(dev \d+\.\d\d, test \d+\.\d\d\) in \d+ s$", (out / "log.txt").read_text().strip())
 
 
 def test_help_lists_every_setting(capsys):
@@ -142,9 +139,24 @@ def test_help_lists_every_setting(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["finetune", "--help"])
     assert exit_.value.code == 0
-    text = capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help lines
     for field in dataclasses.fields(FinetuneConfig):
-        assert f"  {field.name} " in text and field.metadata["help"][:40] in text, field.name
+        assert "--" + field.name.replace("_", "-") in text and field.metadata["help"][:40] in text, field.name
+    assert "--recipe YAML" in text and "key=value" in text and "--task seqcls|tokcls|qa|mc" in text
+
+
+def test_every_setting_is_a_flag_too():
+    from linkbert.cli import parse
+    from linkbert.finetune.command import build_config
+
+    config = build_config(parse(["finetune", "--task", "qa", "--model", "m", "--data", "d", "--out", "o", "--lr",
+                                 "3e-5", "--doc-stride", "64", "--no-save-model", "--select-best-on-dev",
+                                 "seed=7"]))
+    assert (config.lr, config.doc_stride, config.save_model, config.select_best_on_dev, config.seed) == \
+        (3e-5, 64, False, True, 7)
+    # key=value wins over the flag, as over the recipe
+    assert build_config(parse(["finetune", "--task", "qa", "--model", "m", "--data", "d", "--out", "o",
+                               "--lr", "3e-5", "lr=1e-5"])).lr == 1e-5
 
 
 # ---------------------------------------------------------------- the output folder and faults
@@ -200,42 +212,3 @@ def test_a_full_disk_names_the_file_and_leaves_out_as_it_was(tmp_path, tiny_mode
     assert not out.exists() and not list(tmp_path.glob(".run.*"))
 
 
-# ---------------------------------------------------------------- user mistakes: one line, status 2
-
-
-@pytest.mark.parametrize("model, message", [
-    ("{tmp}/no/such/model", "no such model folder"),
-    ("runs/nothing/model", "no such model folder"),
-    ("./model", "no such model folder"),
-    ("{tmp}/file.txt", "is a file: --model takes a model folder or a hub name"),
-])
-def test_a_model_path_that_does_not_exist_is_said_so(tmp_path, capsys, model, message):
-    (tmp_path / "file.txt").write_text("x")
-    data = write_data(tmp_path / "mc", splits_of(mc_examples))
-    err = fails_with(capsys, "--task", "mc", "--model", model.format(tmp=tmp_path), "--data", data,
-                     "--out", tmp_path / "o")
-    line = one_line_error(err.splitlines()[-1])
-    assert message in line and "Repo id" not in line, line
-
-
-def test_a_hub_name_that_cannot_be_loaded_is_one_line(tmp_path, capsys, monkeypatch):
-    # offline: huggingface_hub reads HF_HUB_OFFLINE when imported, so set its constant (else the
-    # lookup retries the unreachable hub for about 20 seconds)
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
-    data = write_data(tmp_path / "mc", splits_of(mc_examples))
-    err = fails_with(capsys, "--task", "mc", "--model", "nobody/no-such-model-xyz", "--data", data,
-                     "--out", tmp_path / "o")
-    assert "no such folder here, and from the Hugging Face hub" in one_line_error(err.splitlines()[-1])
-
-
-@pytest.mark.parametrize("task, make, max_length, needed", [
-    ("mc", mc_examples, 4, 5), ("tokcls", ner_examples, 2, 3), ("seqcls", mc_examples, 1, 5)])
-def test_a_max_length_too_short_for_a_pair_is_one_line(tmp_path, tiny_model, capsys, task, make, max_length, needed):
-    if task == "seqcls":
-        make = finetune_helpers.pair_examples
-    data = write_data(tmp_path / "d", splits_of(make))
-    err = fails_with(capsys, "--task", task, "--model", tiny_model, "--data", data, "--out", tmp_path / "o",
-                     f"max_length={max_length}")
-    line = one_line_error(err.splitlines()[-1])
-    assert f"max_length {max_length} is too short for {task}" in line and f"max_length >= {needed}" in line, line
-    assert not (tmp_path / "o").exists()

@@ -287,15 +287,18 @@ def test_cli_entry(tmp_path, capsys):
     assert "cannot tell the split from the file name; give --split" in capsys.readouterr().err
 
 
-def test_python_dash_m_runs_the_same_command(tmp_path):
-    import subprocess
-    import sys
+def test_the_command_declares_its_settings(tmp_path, capsys):
+    from linkbert import settings
+    from linkbert.cli import main, parse
 
-    _write(tmp_path / "raw" / "test.tsv", "a\tB\n")
-    done = subprocess.run([sys.executable, "-m", "linkbert.finetune.convert", "JNLPBA", str(tmp_path / "raw"),
-                           str(tmp_path / "out")], capture_output=True, text=True, check=False)
-    assert done.returncode == 0 and "test: 1 examples" in done.stdout, done.stderr
-    assert (tmp_path / "out" / "tokcls" / "JNLPBA_hf" / "test.json").is_file()
+    args = parse(["convert", "mmlu", "q.csv", "out", "--split", "val", "--name", "mine", "--inhouse-split", "f.json"])
+    chosen = settings.from_arguments(cv.ConvertSettings, args)
+    assert (chosen.source, chosen.input, chosen.out, chosen.split, chosen.name, chosen.inhouse_split) == \
+        ("mmlu", "q.csv", "out", "val", "mine", "f.json")
+    assert settings.from_arguments(cv.ConvertSettings, parse(["convert", "squad", "a", "b"])).split == ""
+    questions = _write(tmp_path / "questions.csv", "Q,a,b,c,d,A\n")
+    assert main(["convert", "mmlu", str(questions), str(tmp_path / "o"), "--split", "val", "--name", "mine"]) == 0
+    assert "dev: 1 examples" in capsys.readouterr().out and (tmp_path / "o" / "mc" / "mine_hf" / "dev.json").is_file()
 
 
 # ---------------------------------------------------------------- real data vs the shipped _hf files

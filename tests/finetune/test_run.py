@@ -8,7 +8,6 @@ examples from ``$LINKBERT_DATA`` (data-marked) check the released formats.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import finetune_helpers
@@ -19,7 +18,6 @@ from finetune_helpers import (
     DRUGS,
     FAST,
     check_run,
-    fails_with,
     finetune,
     mc_examples,
     multilabel_examples,
@@ -35,8 +33,9 @@ from finetune_helpers import (
 
 from linkbert import settings
 from linkbert.errors import ConfigError
-from linkbert.finetune.run import FinetuneConfig, plan_steps, resolve, update_after
-from linkbert.finetune.tasks import TaskSetupError, make_task
+from linkbert.finetune.run import FinetuneConfig, resolve
+from linkbert.finetune.task_base import TaskSetupError
+from linkbert.finetune.tasks import make_task
 
 tiny_model = finetune_helpers.tiny_model  # a fixture: a tiny BERT for the examples, built once per module
 
@@ -169,15 +168,6 @@ def test_training_keeps_spans_inside_the_context_and_skips_the_others(tmp_path, 
     assert metrics["stats"]["dev_answer_not_in_context"] == 0
 
 
-def test_model_folder_without_safetensors(tmp_path, tiny_model, capsys):
-    model = tmp_path / "pickled"
-    shutil.copytree(tiny_model, model)
-    (model / "model.safetensors").rename(model / "pytorch_model.bin")
-    data = write_data(tmp_path / "d", splits_of(mc_examples))
-    err = fails_with(capsys, "--task", "mc", "--model", model, "--data", data, "--out", tmp_path / "o")
-    assert "no *.safetensors weights" in err
-
-
 # ---------------------------------------------------------------- settings
 
 
@@ -198,60 +188,6 @@ def test_settings_are_typed_by_their_field():
             coerce(key, bad, "t")
     with pytest.raises(ConfigError, match="valid settings: task, model"):
         coerce("learning_rate", "1e-5", "t")
-
-
-def plan(num_batches: int, **values) -> tuple[int, int]:
-    config = FinetuneConfig(**values)
-    return plan_steps(num_batches, grad_accum_steps=config.grad_accum_steps, epochs=config.epochs,
-                      max_steps=config.max_steps, warmup_ratio=config.warmup_ratio, warmup_steps=config.warmup_steps)
-
-
-def test_step_plan():
-    # 2 updates per epoch: whole accumulation groups, as the released runs' HF Trainer counts them
-    assert plan(5, epochs=2, grad_accum_steps=2, warmup_ratio=0.1) == (4, 1)
-    assert plan(3, epochs=2, grad_accum_steps=4) == (2, 0)  # an epoch shorter than a group: one update
-    assert plan(5, epochs=1, max_steps=4, warmup_steps=10) == (4, 4)
-    assert plan(10, epochs=0.5) == (5, 0)
-
-
-def test_updates_after_whole_groups_or_a_short_epochs_last_batch():
-    assert update_after(5, 2) == {1, 3} and update_after(4, 2) == {1, 3}
-    assert update_after(3, 4) == {2} and update_after(4, 1) == {0, 1, 2, 3}
-
-
-def test_a_partial_group_joins_the_next_epochs_first_update(monkeypatch):
-    """5 batches a epoch, groups of 2, 2 epochs: updates {b0,b1} {b2,b3} {b4 + the next epoch's
-    first two} {two more}, the second epoch's last batch dropped. Batch i's loss is w * 2**i, so
-    the gradient of an update (times the group size) tells which batches it holds."""
-    import types
-
-    import torch
-
-    from linkbert.finetune import run as run_module
-
-    class Scalar(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, x):
-            return types.SimpleNamespace(loss=(self.w * x).sum())
-
-    task = types.SimpleNamespace(collate=lambda features: {"x": torch.tensor([f["x"] for f in features])})
-    seen, real_step = [], run_module.optimizer_step
-
-    def record(model, *args, **kwargs):
-        seen.append(round(float(model.w.grad) * 2))
-        real_step(model, *args, **kwargs)
-
-    monkeypatch.setattr(run_module, "optimizer_step", record)
-    result = run_module.train(Scalar(), task, [{"x": 2.0 ** i} for i in range(5)], torch.device("cpu"),
-                              batch_size=1, grad_accum_steps=2, epochs=2, max_steps=-1, warmup_ratio=0.0,
-                              warmup_steps=0, lr=1e-3, weight_decay=0.0, adam_beta1=0.9, adam_beta2=0.999,
-                              adam_eps=1e-8, max_grad_norm=0.0, seed=0, log_every=100, dtype=None)
-    assert result["steps"] == 4 and len(seen) == 4
-    assert [bin(g).count("1") for g in seen] == [2, 2, 3, 2]  # the third update holds three batches
-    assert seen[0] + seen[1] + seen[2] - 31 + seen[3] < 31  # the second epoch: one batch left out
 
 
 RUN = {"model": "m", "data": "d/NCBI-disease_hf", "out": "o"}
@@ -286,6 +222,19 @@ def test_eval_only_needs_no_epochs_and_a_task_error_is_a_config_error():
     assert issubclass(TaskSetupError, ConfigError)
     with pytest.raises(ConfigError, match="metric 'hoc' is not one for tokcls"):
         make_task("tokcls", max_length=16, metric="hoc", model="m")
+
+
+def test_precision_is_auto_by_default_which_is_fp32_on_a_cpu_without_fast_bf16(monkeypatch):
+    """As every recipe, the quickstart and the experiments: bf16 where the device is fast at it."""
+    import torch
+
+    from linkbert import runtime
+
+    assert FinetuneConfig().precision == "auto"
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)
+    assert runtime.resolve_precision(FinetuneConfig().precision, torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    assert runtime.resolve_precision(FinetuneConfig().precision, torch.device("cpu")) == "bf16"
 
 
 def test_the_old_name_of_max_length_is_explained():

@@ -336,7 +336,8 @@ def tiny_checkpoint(kind: str, folder):
 
 
 def _prepare(tokenizer_dir, out):
-    from linkbert.prepare import PrepareConfig, prepare
+    from linkbert.prepare.build import prepare
+    from linkbert.prepare.settings import PrepareConfig
 
     corpus = out.parent / f"{out.name}.jsonl"
     docs = [{"id": str(i), "title": f"doc {i}", "text": " ".join(TEXTS[(i + j) % len(TEXTS)] for j in range(3)),

@@ -18,7 +18,8 @@ from conftest import TINY_TEXTS
 from safetensors.torch import load_file
 
 from linkbert.checkpoint import latest as latest_checkpoint
-from linkbert.prepare import PrepareConfig, prepare
+from linkbert.prepare.build import prepare
+from linkbert.prepare.settings import PrepareConfig
 from linkbert.pretrain.run import pretrain
 from linkbert.pretrain.settings import load_config
 

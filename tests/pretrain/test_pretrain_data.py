@@ -9,7 +9,8 @@ import pytest
 from conftest import TINY_TEXTS
 
 from linkbert.errors import ConfigError
-from linkbert.prepare import PrepareConfig, prepare
+from linkbert.prepare.build import prepare
+from linkbert.prepare.settings import PrepareConfig
 from linkbert.pretrain.data import check_max_length, open_corpus, pretraining_data
 
 

@@ -24,8 +24,11 @@ of preference). Normalisation (MediaWiki titles, URL decoding, relative URLs) li
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Protocol
+
+from linkbert.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,9 @@ READERS = {
     "pubmed-xml": "linkbert.corpus.pubmed:PubmedXmlReader",
     "html": "linkbert.corpus.html:HtmlSiteReader",
     "vital-articles": "linkbert.corpus.vital_articles:VitalArticlesReader",
+    "openalex": "linkbert.corpus.openalex:OpenAlexReader",
+    "s2": "linkbert.corpus.s2:SemanticScholarReader",
+    "parquet": "linkbert.corpus.parquet:ParquetReader",
 }
 
 
@@ -83,13 +89,34 @@ READERS = {
 DEFAULT_MAX_RECORD_BYTES = 64 << 20
 
 
-def open_reader(fmt: str, path: str, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Reader:
+def open_reader(fmt: str, path: str, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, **options) -> Reader:
     """The reader for ``fmt`` over ``path`` (a file or folder, as the format expects); no record
     it yields holds more than ``max_record_bytes`` raw bytes (a larger one is a ``BadInput``
-    naming it, counted under ``--skip-bad``)."""
+    naming it, counted under ``--skip-bad``).
+
+    ``options``: the format's own settings as ``prepare`` names them (``id_field``, ``edges``,
+    ``label_field``, ...); None or "" is the format's default. One the format does not take is a
+    ``ConfigError`` naming the formats that do."""
+    cls = reader_class(fmt)
+    given = {name: value for name, value in options.items() if value not in (None, "")}
+    accepted = inspect.signature(cls).parameters
+    for name in given:
+        if name not in accepted:
+            takers = [f for f in READERS if f != fmt and name in _option_names(f)]
+            raise ConfigError(f"--{name.replace('_', '-')} does not apply to --format {fmt}"
+                              + (f" (it does to {', '.join(takers)})" if takers else ""))
+    reader = cls(path, **given)
+    reader.max_record_bytes = max_record_bytes
+    return reader
+
+
+def reader_class(fmt: str) -> type:
+    """The reader class of ``fmt`` (its module imported now)."""
     if fmt not in READERS:
         raise ValueError(f"unknown corpus format {fmt!r}; expected one of {', '.join(READERS)}")
     module_name, class_name = READERS[fmt].split(":")
-    reader = getattr(importlib.import_module(module_name), class_name)(path)
-    reader.max_record_bytes = max_record_bytes
-    return reader
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def _option_names(fmt: str) -> set[str]:
+    return set(inspect.signature(reader_class(fmt)).parameters)

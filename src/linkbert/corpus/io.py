@@ -1,4 +1,4 @@
-"""Opening corpus files: plain, gzip or bzip2, with errors that name the file; reading them safely.
+"""Opening corpus files: plain, gzip, bzip2 or zstd, with errors that name the file; reading them safely.
 
 Input is untrusted (a downloaded site, a dump from elsewhere), so the readers share a few rules:
 
@@ -18,6 +18,8 @@ from __future__ import annotations
 import bz2
 import contextlib
 import gzip
+import importlib
+import io
 import os
 import re
 import stat
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, NamedTuple
 
 from linkbert.corpus import Skipped
-from linkbert.errors import BadInput
+from linkbert.errors import BadInput, ConfigError
 
 # read size when skipping the rest of an over-long line
 SKIP_CHUNK = 1 << 16
@@ -75,10 +77,27 @@ def require_path(path: str | os.PathLike, what: str = "input") -> Path:
     return p
 
 
+# compressed zstd bytes handed to the decompressor at a time: what one call may produce is bounded by
+# this (a zstd block of 3 bytes can stand for 128 KiB, so at most ~22 MB), not by the file
+ZSTD_FEED = 512
+
+# optional packages: module -> what ``pip install`` takes (the ``corpora`` extra holds them all)
+OPTIONAL = {"pyarrow": "pyarrow", "zstandard": "zstandard"}
+
+
+def optional_module(name: str, needed_for: str):
+    """The module ``name`` (an optional dependency), or a ``ConfigError`` saying what to install."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ConfigError(f"{needed_for} needs the {OPTIONAL.get(name, name)} package: pip install "
+                          f"{OPTIONAL.get(name, name)} (or pip install 'linkbert[corpora]')") from None
+
+
 @contextlib.contextmanager
 def open_binary(path: str | os.PathLike, *, regular: bool = False, name: str | None = None) -> Iterator[BinaryIO]:
-    """Open a file for streaming, decompressing ``.gz`` and ``.bz2`` by the suffix of its ``name``
-    (by default its path; for a symlink resolved inside a folder, the link's name).
+    """Open a file for streaming, decompressing ``.gz``, ``.bz2`` and ``.zst`` by the suffix of its
+    ``name`` (by default its path; for a symlink resolved inside a folder, the link's name).
 
     ``regular``: a file found inside an input folder, opened only if it is a regular file
     (``open_regular``); a path the user named is opened as it is.
@@ -94,8 +113,58 @@ def open_binary(path: str | os.PathLike, *, regular: bool = False, name: str | N
         elif suffix == ".bz2":
             with bz2.BZ2File(raw, "rb") as f:
                 yield f
+        elif suffix == ".zst":
+            zstd = optional_module("zstandard", f"reading {Path(name or p).name} (zstd)")
+            with io.BufferedReader(ZstdStream(raw, zstd)) as f:
+                yield f
         else:
             yield raw
+
+
+class ZstdStream(io.RawIOBase):
+    """The decompressed bytes of a zstd file (one or more frames), read in bounded steps.
+
+    ``zstandard``'s own stream reader returns a file cut off mid-frame as if it had ended; this
+    one raises ``EOFError`` there (``reading`` names it ``truncated_file``), and a stream that is
+    not zstd an ``OSError`` (``corrupt_file``). Frames needing more than zstd's default window
+    (128 MiB, ``zstd --long=28`` and above) are refused by the decompressor, as ``corrupt_file``.
+    """
+
+    def __init__(self, raw: BinaryIO, zstd):
+        self._raw, self._zstd = raw, zstd
+        self._decompressor = zstd.ZstdDecompressor().decompressobj()
+        self._pending = b""  # compressed bytes read but not yet fed
+        self._output = b""  # decompressed bytes, handed out from _position on
+        self._position = 0
+        self._in_frame = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while self._position >= len(self._output):
+            if not self._pending:
+                self._pending = self._raw.read(SKIP_CHUNK)
+                if not self._pending:
+                    if self._in_frame:
+                        raise EOFError("the zstd stream ends inside a frame")
+                    return 0
+            self._feed()
+        n = min(len(buffer), len(self._output) - self._position)
+        buffer[:n] = memoryview(self._output)[self._position:self._position + n]
+        self._position += n
+        return n
+
+    def _feed(self) -> None:
+        piece, self._pending = self._pending[:ZSTD_FEED], self._pending[ZSTD_FEED:]
+        try:
+            self._output, self._position = self._decompressor.decompress(piece), 0
+        except self._zstd.ZstdError as e:
+            raise OSError(f"not a valid zstd stream ({e})") from e
+        self._in_frame = not self._decompressor.eof
+        if self._decompressor.eof:  # the frame is complete: what follows starts the next one
+            self._pending = self._decompressor.unused_data + self._pending
+            self._decompressor = self._zstd.ZstdDecompressor().decompressobj()
 
 
 def open_regular(path: str | os.PathLike) -> BinaryIO:

@@ -1,7 +1,7 @@
 """JSON lines, the format users bring: one document per line.
 
-Schema (one object a line; UTF-8; ``.jsonl``, ``.jsonl.gz`` or ``.jsonl.bz2``; a folder is read
-file by file in name order)::
+Schema (one object a line; UTF-8; ``.jsonl``, ``.jsonl.gz``, ``.jsonl.bz2`` or ``.jsonl.zst``; a
+folder is read file by file in name order)::
 
     {"id": "Q42", "title": "Douglas Adams", "text": "Douglas Noël Adams was ...", "links": ["Q5", "Towel Day"]}
 
@@ -12,6 +12,10 @@ file by file in name order)::
   experiments and the quickstart's fine-tuning stage (``corpus/labels.py``); pretraining ignores it.
 * ``links`` (list of strings or integers, optional): each an ``id`` or a ``title`` of another
   document; ids are tried first, then exact titles. Unknown targets are counted as dangling.
+
+Fields named otherwise are mapped with ``--id-field``, ``--title-field``, ``--text-field``,
+``--links-field``, ``--label-field`` (dotted paths into nested objects; ``fields.py``, which also
+says what ``null`` means); links kept in a separate table come with ``--edges`` (``edges.py``).
 
 Blank lines are ignored. Any other deviation is an error naming the file and line: a line that
 is not UTF-8 or not a JSON object, a missing or mistyped field, a lone surrogate (``"\\ud800"``,
@@ -28,20 +32,27 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from linkbert.corpus import DEFAULT_MAX_RECORD_BYTES, Document, Skipped
-from linkbert.corpus.io import (BadRecord, FolderEntry, bounded_lines, check_text, decode_utf8, file_records,
-                                folder_files, open_binary, reading, require_path, settle, too_large)
+from linkbert.corpus import fields as field_map
+from linkbert.corpus.edges import EdgeTable, KeyedSpool, edge_options, load_edges, unclaimed_edges
+from linkbert.corpus.io import (BadRecord, FolderEntry, bounded_lines, decode_utf8, file_records, folder_files,
+                                open_binary, reading, require_path, settle, too_large)
 from linkbert.errors import BadInput
 
-SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".jsonl.bz2", ".json.gz", ".json.bz2")
+SUFFIXES = tuple(f"{stem}{compression}" for stem in (".jsonl", ".json") for compression in ("", ".gz", ".bz2", ".zst"))
 
-Record = tuple[str, int, bytes]  # (file, line number, raw line)
+# (file, line number, raw line), and with an edge table (..., the links it gives this line's document)
+Record = tuple[str, int, bytes] | tuple[str, int, bytes, tuple]
 
 
 class JsonlReader:
     max_record_bytes = DEFAULT_MAX_RECORD_BYTES
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, *, id_field=None, title_field=None, text_field=None, links_field=None,
+                 label_field=None, edges=None, edges_source=None, edges_target=None):
         self.path = str(path)
+        self.fields = field_map.FieldMap.of(id_field=id_field, title_field=title_field, text_field=text_field,
+                                            links_field=links_field, label_field=label_field)
+        self.edges, self.edges_source, self.edges_target = edge_options(edges, edges_source, edges_target)
 
     def files(self) -> list[FolderEntry]:
         """The file itself, or the folder's files (below it too) in name order, skipped ones included."""
@@ -54,9 +65,44 @@ class JsonlReader:
         return entries
 
     def records(self) -> Iterator[Record | Skipped | BadRecord]:
-        """(file, line number, raw bytes) for every non-blank line; a ``BadRecord`` for a line too long."""
+        """(file, line number, raw bytes) for every non-blank line; a ``BadRecord`` for a line too long.
+
+        With an edge table, each line also carries its document's links from the table: the main
+        process then reads each line's id (one more JSON parse a line) to ask the table for them."""
         in_folder = Path(self.path).is_dir()
-        return file_records(self.files(), lambda entry: self._lines(entry, in_folder))
+        lines = file_records(self.files(), lambda entry: self._lines(entry, in_folder))
+        return self._with_edges(lines) if self.edges else lines
+
+    def _with_edges(self, lines: Iterator) -> Iterator[Record | Skipped | BadRecord]:
+        with KeyedSpool() as spool:
+            yield from load_edges(EdgeTable(self.edges, self.edges_source, self.edges_target,
+                                            max_record_bytes=self.max_record_bytes), spool)
+            for record in lines:
+                if not isinstance(record, tuple) or isinstance(record, BadRecord):
+                    yield record
+                    continue
+                try:
+                    doc_id = field_map.record_id(_decode(record), self.fields, record[0], f"line {record[1]}")
+                except BadInput:
+                    yield (*record, ())  # parse() reports it
+                    continue
+                yield (*record, tuple(spool.get(doc_id)))
+            yield from unclaimed_edges(spool, "edge_from_unknown_document")
+
+    def labels(self) -> Iterator[tuple[str, str]]:
+        """(document id, label) of every line that has a label (``corpus.labels``); lines that are
+        not JSON objects are left to ``prepare`` to report."""
+        def objects():
+            for record in file_records(self.files(), self._plain_lines):
+                if isinstance(record, tuple) and not isinstance(record, BadRecord):
+                    try:
+                        yield record[0], f"line {record[1]}", _decode(record)
+                    except BadInput:
+                        continue
+        return field_map.labels_of(objects(), self.fields)
+
+    def _plain_lines(self, entry: FolderEntry):
+        return self._lines(entry, Path(self.path).is_dir())
 
     def _lines(self, entry: FolderEntry, in_folder: bool) -> Iterator[Record | BadRecord]:
         with reading(entry.name), open_binary(entry.path, regular=in_folder, name=entry.name) as f:
@@ -69,14 +115,8 @@ class JsonlReader:
     def parse(self, record: Record | Skipped | BadRecord) -> Document | Skipped:
         if isinstance(record, (Skipped, BadRecord)):
             return settle(record)
-        path, line_no, raw = record
-        where = f"line {line_no}"
-        obj = _json_object(decode_utf8(raw, path, where), path, where)
-        doc_id, title = _id(obj, path, where), _field(obj, "title", str, "", path, where)
-        text, links = _field(obj, "text", str, None, path, where), _links(obj, path, where)
-        return Document(id=check_text(doc_id, path, where, "id"), title=check_text(title, path, where, "title"),
-                        text=check_text(text, path, where, "text"),
-                        links=tuple(check_text(str(t), path, where, "links") for t in links))
+        extra = record[3] if len(record) > 3 else ()
+        return field_map.document(_decode(record), self.fields, record[0], f"line {record[1]}", extra)
 
     def document_keys(self, doc: Document) -> Iterable[str]:
         return ("id:" + doc.id, "title:" + doc.title) if doc.title else ("id:" + doc.id,)
@@ -85,7 +125,13 @@ class JsonlReader:
         return ("id:" + target, "title:" + target)
 
 
-def _json_object(line: str, path: str, where: str) -> dict:
+def _decode(record: Record) -> dict:
+    path, line_no, raw = record[:3]
+    where = f"line {line_no}"
+    return json_object(decode_utf8(raw, path, where), path, where)
+
+
+def json_object(line: str, path: str, where: str) -> dict:
     """The line's JSON object; what the json module cannot read is a ``BadInput`` naming the line."""
     try:
         obj = json.loads(line)
@@ -100,30 +146,3 @@ def _json_object(line: str, path: str, where: str) -> dict:
     if not isinstance(obj, dict):
         raise BadInput(path, where, "malformed_json", f"expected a JSON object, found {type(obj).__name__}")
     return obj
-
-
-def _field(obj: dict, name: str, kind: type, default, path: str, where: str):
-    if name not in obj:
-        if default is None:
-            raise BadInput(path, where, "missing_field", f'missing required field "{name}" (expected {{"id", "title", "text", "links"}})')
-        return default
-    value = obj[name]
-    if not isinstance(value, kind):
-        raise BadInput(path, where, "wrong_type", f'field "{name}" must be a {kind.__name__}, found {type(value).__name__}')
-    return value
-
-
-def _id(obj: dict, path: str, where: str) -> str:
-    if "id" not in obj:
-        raise BadInput(path, where, "missing_field", 'missing required field "id" (expected {"id", "title", "text", "links"})')
-    value = obj["id"]
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise BadInput(path, where, "wrong_type", f'field "id" must be a string or an integer, found {type(value).__name__}')
-    return str(value)
-
-
-def _links(obj: dict, path: str, where: str) -> list:
-    links = obj.get("links", [])
-    if not isinstance(links, list) or any(isinstance(t, bool) or not isinstance(t, (str, int)) for t in links):
-        raise BadInput(path, where, "wrong_type", 'field "links" must be a list of ids or titles (strings or integers)')
-    return links

@@ -1,12 +1,13 @@
 """``linkbert finetune``: fine-tune a BERT checkpoint on one downstream dataset, or evaluate one.
 
     linkbert finetune --task tokcls --model DIR_OR_NAME --data DIR --out DIR \\
-        [--recipe configs/finetune/NCBI-disease.yaml] [--eval-only] [KEY=VALUE ...]
+        [--recipe configs/finetune/NCBI-disease.yaml] [--eval-only] [--SETTING VALUE ...] [KEY=VALUE ...]
 
 Settings come, later ones winning, from the defaults of ``FinetuneConfig``, the recipe YAML
-(the released hyperparameters of a dataset), the flags, and ``KEY=VALUE`` overrides (anywhere
-on the command line). Values are converted to the setting's type; a bad one is an error
-(``linkbert.cli.main`` prints it as one line) that names the setting.
+(the released hyperparameters of a dataset), the flags (one per setting:
+``settings.add_arguments``), and ``KEY=VALUE`` overrides (anywhere on the command line). Values
+are converted to the setting's type; a bad one is an error (``linkbert.cli.main`` prints it as
+one line) that names the setting.
 """
 
 from __future__ import annotations
@@ -16,29 +17,24 @@ import logging
 
 from linkbert import settings
 from linkbert.errors import ConfigError
-from linkbert.finetune.data import TASKS
 from linkbert.finetune.run import FinetuneConfig, run
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", metavar="|".join(TASKS), help="task type (may come from the recipe instead)")
-    parser.add_argument("--model", help="model folder or hub name (safetensors weights)")
-    parser.add_argument("--data", help="folder with train.json / dev.json / test.json")
-    parser.add_argument("--out", help="run folder to write")
-    parser.add_argument("--recipe", help="YAML settings of a dataset, e.g. configs/finetune/NCBI-disease.yaml")
-    parser.add_argument("--eval-only", action="store_true", help="no training: evaluate --model on dev/test")
-    settings.add_overrides(parser, FinetuneConfig)
+    settings.add_arguments(parser, FinetuneConfig, overrides=True, file_flag="--recipe",
+                           file_help="YAML settings of a dataset, e.g. configs/finetune/NCBI-disease.yaml "
+                                     "(flags and key=value words win over it)")
 
 
 def build_config(args: argparse.Namespace) -> FinetuneConfig:
-    """Defaults < recipe < flags < ``KEY=VALUE`` overrides, checked."""
-    if args.task and args.recipe:
-        recipe_task = settings.read_settings(FinetuneConfig, args.recipe).get("task")
+    """Defaults < recipe < flags < ``KEY=VALUE`` overrides, checked; a ``--task`` other than the
+    recipe's is refused rather than winning over it (the recipe's settings are for its task)."""
+    recipe = args.settings_file
+    if args.task and recipe:
+        recipe_task = settings.read_settings(FinetuneConfig, recipe).get("task")
         if recipe_task not in (None, "", args.task):
-            raise ConfigError(f"the recipe {args.recipe} is for task {recipe_task}, but --task {args.task} was given")
-    flags = {"task": args.task, "model": args.model, "data": args.data, "out": args.out,
-             "eval_only": True if args.eval_only else None}  # None: not given
-    return settings.load(FinetuneConfig, args.recipe, args.overrides, **flags)
+            raise ConfigError(f"the recipe {recipe} is for task {recipe_task}, but --task {args.task} was given")
+    return settings.from_arguments(FinetuneConfig, args)
 
 
 def _setup_logging() -> None:

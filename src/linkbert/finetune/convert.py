@@ -36,6 +36,9 @@ medqa}.py`` of michiyasunaga/LinkBERT) does it, checked against the shipped ``_h
   records with MRQA's context over all paragraphs (``[PAR] [TLE] title [SEP] sentences``), the
   answer's first occurrence as its span, ``type`` (bridge/comparison) and ``level`` kept for
   per-type scores; yes/no answers dropped and counted, as MRQA does, and answers found nowhere.
+* ``musique`` (MuSiQue's JSON lines) -> qa records with MRQA's context, the hop count (2hop, 3hop,
+  4hop) as ``type``; unanswerable questions and answers found nowhere dropped and counted
+  (``convert_musique.py``).
 * ``mmlu`` (headerless CSV ``question,A,B,C,D,answer``) and ``medqa`` (jsonl with ``question``,
   ``options`` {A..D}, ``answer_idx``) -> mc ``{"id", "sent1", "sent2": "", "ending0".."ending3",
   "label"}``. MMLU keeps the released ids ``<subject>_<split>-00000``; its files take the roles
@@ -53,8 +56,7 @@ Bad input (wrong number of columns, a label outside the task's set, an answer ou
 a split without examples) raises ``BadInput`` naming the file and line; arguments that do not fit
 the source (an unknown source, a split the file name does not tell) raise ``ConfigError``.
 
-Usage: ``linkbert convert SOURCE INPUT OUT [--split S] [--name N] [--inhouse-split F]``
-(``python -m linkbert.finetune.convert ...`` runs the same command).
+Usage: ``linkbert convert SOURCE INPUT OUT [--split S] [--name N] [--inhouse-split F]``.
 """
 
 from __future__ import annotations
@@ -65,8 +67,10 @@ import io
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from linkbert import settings
 from linkbert.errors import BadInput, ConfigError
 from linkbert.finetune.convert_io import (
     SPLITS,
@@ -86,6 +90,7 @@ from linkbert.finetune.convert_qa import (
     read_mrqa_header,
     squad_records,
 )
+from linkbert.settings import setting
 
 NER_TASKS = ("BC5CDR-chem", "BC5CDR-disease", "NCBI-disease", "BC2GM", "JNLPBA", "ebmnlp")
 _BIO = frozenset({"B", "I", "O"})
@@ -304,7 +309,7 @@ def _blurb_source(source: str):
 
 
 SOURCES = (*NER_TASKS, *RELATION_LABELS, "BIOSSES", "HoC", *YES_NO_LABELS, "pubmedqa", "squad", "mrqa", "hotpotqa",
-           "mmlu", "medqa")
+           "musique", "mmlu", "medqa")
 _SOURCE_BY_KEY = {s.lower(): s for s in SOURCES}
 
 
@@ -345,6 +350,13 @@ def _read_source(source, path: Path, split, name, inhouse_split):
             print(f"{path}: dropped {', '.join(f'{k} {v}' for k, v in sorted(dropped.items()))} "
                   "(MRQA drops yes/no answers too)", file=sys.stderr)
         return "qa", "hotpot_distractor", splits
+    if source == "musique":  # convert_musique.py: MuSiQue -> qa with MRQA's contexts, hop count as the type
+        from linkbert.finetune.convert_musique import musique_records
+
+        splits, dropped = musique_records(path, split)
+        if dropped:
+            print(f"{path}: dropped {', '.join(f'{k} {v}' for k, v in sorted(dropped.items()))}", file=sys.stderr)
+        return "qa", "musique", splits
     if source == "pubmedqa":
         return "seqcls", "pubmedqa", pubmedqa_splits(path, split)
     if source == "mmlu":
@@ -358,28 +370,30 @@ def _read_source(source, path: Path, split, name, inhouse_split):
     return task_type, source, _tsv_splits(path, read, split)
 
 
+@dataclass
+class ConvertSettings:
+    """``linkbert convert SOURCE INPUT OUT``'s settings."""
+
+    source: str = setting(None, f"one of (any case): {', '.join(SOURCES)}", required=True)
+    input: str = setting(None, "BLURB: folder of {train,dev,test}.tsv; pubmedqa: PubMedQA's data folder "
+                               "(pqal_fold0/, test_set.json); squad/mrqa/hotpotqa/mmlu/medqa: a file", required=True)
+    out: str = setting(None, "output root: OUT/<type>/<name>_hf/<split>.json", required=True)
+    split: str = setting("", "squad/mmlu/medqa: the file's split (empty: from its name); BLURB: convert only "
+                             "this split")
+    name: str = setting("", "output dataset name (empty: the source's usual name)")
+    inhouse_split: str = setting("", "MRQA dev: inhouse_split_<name>.json, or its folder")
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help=f"one of: {', '.join(SOURCES)}")
-    parser.add_argument("input", help="BLURB: folder of {train,dev,test}.tsv; pubmedqa: PubMedQA's data folder "
-                                      "(pqal_fold0/, test_set.json); squad/mrqa/mmlu/medqa: a file")
-    parser.add_argument("out", help="output root: OUT/<type>/<name>_hf/<split>.json")
-    parser.add_argument("--split", help="squad/mmlu/medqa: the file's split (default: from its name); "
-                                        "BLURB: convert only this split")
-    parser.add_argument("--name", help="output dataset name (default: the source's usual name)")
-    parser.add_argument("--inhouse-split", help="MRQA dev: inhouse_split_<name>.json, or its folder")
+    settings.add_arguments(parser, ConvertSettings, positional=("source", "input", "out"))
 
 
 def main(args: argparse.Namespace) -> int:
     """``linkbert convert``; ``linkbert.cli.main`` reports a ``BadInput`` or ``ConfigError``."""
-    written = convert(args.source, args.input, args.out, split=args.split, name=args.name,
-                      inhouse_split=args.inhouse_split)
+    chosen = settings.from_arguments(ConvertSettings, args)
+    written = convert(chosen.source, chosen.input, chosen.out, split=chosen.split or None, name=chosen.name or None,
+                      inhouse_split=chosen.inhouse_split or None)
     for split_name, path in written.items():
         with open(path, encoding="utf-8") as f:
             print(f"{split_name}: {sum(1 for _ in f)} examples -> {path}")
     return 0
-
-
-if __name__ == "__main__":  # python -m linkbert.finetune.convert: the same command, through the CLI
-    from linkbert.cli import main as cli_main
-
-    sys.exit(cli_main(["convert", *sys.argv[1:]]))

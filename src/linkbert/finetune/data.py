@@ -8,8 +8,8 @@ seqcls``, a converter that dropped a field, an empty file) are otherwise only vi
 
 Checks done here are the ones that need only the file itself: JSON syntax, the record shape
 (which task it belongs to), required fields and their types, unique ids, a non-empty split.
-Checks across splits (labels unseen in training) and QA answer spans are in ``tasks.py``,
-which knows what a label is for each task type.
+Checks across splits (labels unseen in training) and QA answer spans are the task types'
+(``task_classification.py``, ``task_tagging.py``, ``task_qa.py``), which know what a label is.
 """
 
 from __future__ import annotations

@@ -329,7 +329,8 @@ class Run:
 
     def _finish_step(self, sums: torch.Tensor, counts: torch.Tensor) -> dict:
         """The optimiser step, then the step's figures: one all-reduce and one readback."""
-        grad_norm = self._optimizer_step()
+        grad_norm = optim.step(self.optimizer, self.scheduler, self.model.parameters(),
+                               max_grad_norm=self.config.max_grad_norm, scaler=self.scaler)
         sums = runtime.all_reduce_sum(sums, self.dist)
         values = torch.cat([sums[:4] / counts.repeat(2), grad_norm.detach().to(sums).reshape(1), sums[4:]])
         mlm_loss, relation_loss, mlm_accuracy, relation_accuracy, grad_norm, tokens = values.tolist()
@@ -338,21 +339,6 @@ class Run:
         if self.config.objective != "mlm-only":
             figures.update(relation_loss=relation_loss, relation_accuracy=relation_accuracy)
         return figures
-
-    def _optimizer_step(self) -> torch.Tensor:
-        if self.scaler:
-            self.scaler.unscale_(self.optimizer)
-        parameters = [p for p in self.model.parameters() if p.grad is not None]
-        clip = self.config.max_grad_norm if self.config.max_grad_norm > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, clip)
-        if self.scaler:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return grad_norm
 
     @torch.no_grad()
     def evaluate(self) -> dict:

@@ -36,7 +36,8 @@ def prepare_assets(ctx: Context) -> dict:
 def prepare_corpus(ctx: Context) -> None:
     """Wikispeedia prepared with MiniLM's tokenizer, so that scratch and continued cells share
     one segment store; written beside and renamed, so an existing folder is a complete one."""
-    from linkbert.prepare import PrepareConfig, prepare
+    from linkbert.prepare.build import prepare
+    from linkbert.prepare.settings import PrepareConfig
     from linkbert.prepared import is_prepared
 
     if is_prepared(ctx.prepared):

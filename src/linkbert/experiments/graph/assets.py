@@ -54,7 +54,8 @@ def check_corpus_identity(ctx: Context) -> dict:
 def prepare_corpus(ctx: Context) -> None:
     """The corpus prepared once with the init's tokenizer (prepare builds beside and renames in,
     so an existing folder is a complete one); a corpus without links is refused here."""
-    from linkbert.prepare import PrepareConfig, prepare
+    from linkbert.prepare.build import prepare
+    from linkbert.prepare.settings import PrepareConfig
     from linkbert.prepared import is_prepared
 
     if not is_prepared(ctx.prepared):

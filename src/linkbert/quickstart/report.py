@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger("linkbert.report")
+log = logging.getLogger("linkbert.quickstart.report")
 
 PLOTS = ("training_curves", "baseline_curves", "relation_confusion", "nsp_confusion", "degree_distribution",
          "finetune")

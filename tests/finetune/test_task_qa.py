@@ -1,28 +1,14 @@
-"""The task types: QA training targets and windows, QA scores per question type, first-sub-token
-labels, labels unseen in training. Only the QA round trip tokenizes (with a tiny BERT's vocab);
-no model is trained here."""
+"""The QA task type: training targets and windows round trip to the gold answers, scores per
+question type. Only the round trip tokenizes (with a tiny BERT's vocab); no model is trained here."""
 
 from __future__ import annotations
 
 import finetune_helpers
 import pytest
 import torch
-from finetune_helpers import (
-    fails_with,
-    ner_examples,
-    pair_examples,
-    qa_examples,
-    splits_of,
-    write_data,
-)
-
-from linkbert.finetune.tasks import first_subtoken_labels, first_subtoken_positions
-from linkbert.objectives import IGNORE_INDEX as IGNORE
+from finetune_helpers import qa_examples, write_data
 
 tiny_model = finetune_helpers.tiny_model  # a fixture: a tiny BERT for the examples, built once per module
-
-
-# ---------------------------------------------------------------- QA training targets
 
 
 def test_qa_gold_logits_give_back_the_gold_answers(tmp_path, tiny_model):
@@ -91,35 +77,3 @@ def test_qa_scores_without_types_have_no_per_type_table():
     typed = qa_score(records + [qa_record("q3", "Oslo", "bridge")], {"q3": "Oslo"})
     assert typed["by_type"] == {"bridge": {"exact_match": 100.0, "f1": 100.0, "n": 1}}  # untyped: overall only
     assert typed["f1"] == pytest.approx(100 / 3)
-
-
-# ---------------------------------------------------------------- token classification
-
-
-def test_label_on_the_first_sub_token_only():
-    # [CLS] brca1 -> br ##ca ##1, "is", "secreted" -> se ##creted, [SEP]
-    word_ids = [None, 0, 0, 0, 1, 2, 2, None]
-    assert first_subtoken_labels(word_ids, [7, 8, 9]) == [IGNORE, 7, IGNORE, IGNORE, 8, 9, IGNORE, IGNORE]
-    assert first_subtoken_positions(word_ids) == {0: 1, 1: 4, 2: 5}
-
-
-def test_words_cut_by_truncation_have_no_position():
-    word_ids = [None, 0, 1, 1, None]  # word 2 did not fit
-    assert first_subtoken_labels(word_ids, [1, 2, 3]) == [IGNORE, 1, 2, IGNORE, IGNORE]
-    assert 2 not in first_subtoken_positions(word_ids)
-
-
-# ---------------------------------------------------------------- labels seen in training
-
-
-def test_label_unseen_in_training(tmp_path, tiny_model, capsys):
-    splits = splits_of(pair_examples)
-    splits["test"][1]["label"] = "perhaps"
-    data = write_data(tmp_path / "d", splits)
-    err = fails_with(capsys, "--task", "seqcls", "--model", tiny_model, "--data", data, "--out", tmp_path / "o")
-    assert "test.json, line 2" in err and "'perhaps' not in the training labels" in err
-    splits = splits_of(ner_examples)
-    splits["dev"][0]["ner_tags"][0] = "B-Chemical"
-    data = write_data(tmp_path / "n", splits)
-    err = fails_with(capsys, "--task", "tokcls", "--model", tiny_model, "--data", data, "--out", tmp_path / "o")
-    assert "dev.json, line 1" in err and "'B-Chemical'" in err

@@ -5,8 +5,9 @@ the outcomes come back in input order (``record_outcomes``), whatever the number
 
 The worker side is top-level functions (the pool pickles them by name) over one module global,
 ``_worker`` (the reader, the tokenizer, the settings), set up by ``_init_worker`` in each
-process: a spawned worker imports this module and reads its own copy. ``prepare.py`` writes what
-comes back.
+process: a spawned worker imports this module and reads its own copy. It takes flat arguments
+and imports nothing else of ``linkbert.prepare`` (a worker loads only what it runs);
+``build.py`` writes what comes back.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import multiprocessing as mp
 import numpy as np
@@ -24,10 +25,6 @@ from linkbert.corpus.io import SURROGATE
 from linkbert.errors import BadInput
 from linkbert.segment import encoding_offsets, segment_lengths, sentence_token_starts, sentence_token_starts_from_offsets
 from linkbert.store import token_dtype
-
-if TYPE_CHECKING:
-    from linkbert.prepare import PrepareConfig
-
 
 # a document longer than this (characters) is encoded in pieces of about this size, PIECE_GROUP
 # at a time, when the tokenizer allows it: the tokenizer's working memory (about 150 bytes per
@@ -220,9 +217,11 @@ def _record_size(record) -> int:
     return 64
 
 
-def record_outcomes(config: PrepareConfig, reader, tokenizer_json: str, keep_text: bool, counts: Counter,
-                    warn: Callable[[str], None]) -> Iterator[tuple]:
-    """Every record's outcome in input order, parsed by ``config.workers`` processes.
+def record_outcomes(reader, tokenizer_json: str, *, budget: int, workers: int, chunk_bytes: int, keep_text: bool,
+                    skip_bad: bool, counts: Counter, warn: Callable[[str], None]) -> Iterator[tuple]:
+    """Every record's outcome in input order, parsed by ``workers`` processes (1: this one) in
+    chunks of about ``chunk_bytes``; documents cut into segments of at most ``budget`` tokens,
+    with their text when ``keep_text`` (for a link builder).
 
     At most two chunks per worker are in flight, so reading never runs ahead of tokenizing
     (a plain ``Pool.imap`` would read the whole input into its queue). A fatal input error
@@ -230,25 +229,25 @@ def record_outcomes(config: PrepareConfig, reader, tokenizer_json: str, keep_tex
     the error is raised, or with ``skip_bad`` counted in ``counts`` and said through ``warn``.
     """
     failure: list[BadInput] = []
-    chunks = _chunks(reader.records(), config.chunk_bytes, failure)
-    init_args = (reader, tokenizer_json, config.segment_budget, keep_text)
-    if config.workers <= 1:
+    chunks = _chunks(reader.records(), chunk_bytes, failure)
+    init_args = (reader, tokenizer_json, budget, keep_text)
+    if workers <= 1:
         _init_worker(*init_args, parallel_tokenizer=True)
         for chunk in chunks:
             yield from _process_chunk(chunk)
     else:
         context = mp.get_context("spawn")  # fork would copy the parent's tokenizer threads and locks
-        with ProcessPoolExecutor(config.workers, mp_context=context, initializer=_init_worker,
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                                  initargs=(*init_args, False)) as pool:
             pending: deque = deque()
             for chunk in chunks:
                 pending.append(pool.submit(_process_chunk, chunk))
-                if len(pending) >= 2 * config.workers:
+                if len(pending) >= 2 * workers:
                     yield from pending.popleft().result()
             while pending:
                 yield from pending.popleft().result()
     for error in failure:
-        if not (config.skip_bad and error.reason != "missing_path"):
+        if not (skip_bad and error.reason != "missing_path"):
             raise error
         counts[error.reason] += 1
         warn(f"{error}; stopped reading there, keeping what came before")

@@ -1,27 +1,12 @@
-"""``linkbert prepare``: a corpus of linked documents -> document graph + segment store.
+"""The three steps of ``linkbert prepare`` into the output folder (:func:`prepare`).
 
-    linkbert prepare --format wikispeedia --input data/wikispeedia \\
-        --tokenizer bert-base-uncased --out prepared/wikispeedia --workers 2
+1. read + tokenize (``workers.record_outcomes``): the outcomes, in input order, appended to the
+   segment store; raw link targets (and, for a link builder, the texts) spooled to temporary files;
+2. links: every raw target resolved to a document, or links built from the texts;
+3. ``graph/`` and ``stats.json``.
 
-Three steps, each streaming in constant memory (apart from the key -> document table that
-link resolution needs):
-
-1. read + tokenize: the reader's records go, in chunks, to worker processes that parse them and
-   tokenize each document once into sentence-aware segments; the main process appends the
-   results to the segment store in input order, so the output is byte-identical whatever the
-   number of workers (``prepare_workers.py``). Raw link targets are spooled to a temporary file.
-2. link: every raw target is resolved to a document (ids, normalised titles, redirects), or
-   links are built from the texts (``--link-builder title-mention|tfidf``).
-3. write ``graph/`` (CSR) and ``stats.json`` (every count, including what was skipped and why,
-   and the corpus's ``fingerprint``: ``prepared.compute_fingerprint``).
-
-The output folder is built beside ``--out`` and renamed into place only when complete, so a
-failed run leaves whatever was there as it was; a non-empty ``--out`` is replaced only with
-``--overwrite``. A corpus that keeps fewer than two documents is an error (pretraining pairs
-segments of two documents); one without any link gets a warning. A document the tokenizer cannot
-read (a lone surrogate in its text) is a ``BadInput`` naming it (``invalid_text``), which
-``--skip-bad`` counts and skips. A very long document is encoded in pieces (bounded memory) when
-the tokenizer allows it (``tokenization.splits_at_spaces``); the tokens are the same.
+The folder is built beside ``config.out`` (``files.building``) and renamed into place when
+complete.
 """
 
 from __future__ import annotations
@@ -34,63 +19,30 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from linkbert import files, prepared, settings
-from linkbert.corpus import DEFAULT_MAX_RECORD_BYTES, READERS, Document, open_reader
+from linkbert.corpus import Document, open_reader
 from linkbert.corpus.io import SURROGATE
 from linkbert.errors import BadInput
 from linkbert.graph import DocGraph, clean_row
 from linkbert.links import LinkTable
-from linkbert.prepare_workers import record_outcomes
-from linkbert.segment import DEFAULT_BUDGET
-from linkbert.settings import setting
+from linkbert.prepare.settings import MIN_DOCUMENTS, READER_OPTIONS, PrepareConfig
+from linkbert.prepare.workers import record_outcomes
 from linkbert.store import SegmentStoreWriter
 
-LINK_BUILDERS = ("none", "title-mention", "tfidf")
-MIN_DOCUMENTS = 2  # a pretraining pair takes segments of two documents
 
-
-@dataclass
-class PrepareConfig:
-    """Every setting of ``linkbert prepare``; each is a ``--flag`` of the command."""
-
-    format: str = setting(None, "corpus format", choices=sorted(READERS), required=True)
-    input: str = setting(None, "corpus file or folder, as the format expects", required=True)
-    tokenizer: str = setting(None, 'local tokenizer folder, hub name (online), or "train" to train a WordPiece '
-                                   "vocabulary on the corpus", required=True)
-    out: str = setting(None, "output folder: the prepared corpus", required=True)
-    workers: int = setting(1, "parsing/tokenizing processes; 1: in this process", minimum=1)
-    link_builder: str = setting("none", "none: the corpus's own links; title-mention or tfidf: links built from "
-                                        "the texts", choices=LINK_BUILDERS)
-    tfidf_k: int = setting(5, "targets per document for --link-builder tfidf (the paper's ablation: 5)", minimum=1)
-    skip_bad: bool = setting(False, "count and skip malformed records (reported in stats.json) instead of stopping")
-    segment_budget: int = setting(DEFAULT_BUDGET, "most tokens per segment; pretraining's max_length must be at "
-                                                  "least 2 x this + 3", minimum=1)
-    vocab_size: int = setting(30522, "vocabulary size for --tokenizer train", minimum=16)
-    cased: bool = setting(False, "keep case when training a vocabulary (--tokenizer train)")
-    chunk_bytes: int = setting(1 << 20, "raw bytes of records per worker task (about 1 MB balances load and "
-                                        "overhead)", minimum=1)
-    progress: bool = setting(True, "show a progress bar")
-    overwrite: bool = setting(False, "replace what a non-empty --out holds (else it is refused); the old folder goes "
-                                     "only once the new one is complete")
-    max_record_bytes: int = setting(DEFAULT_MAX_RECORD_BYTES, "the most raw bytes one record (a line, a page, a "
-                                                              "file) may take; a larger one is malformed "
-                                                              "(skipped with --skip-bad)", minimum=1)
-
-
-# -- step 1: read + tokenize (the reading and tokenizing: prepare_workers.py) ----------------
+# -- step 1: read + tokenize (the reading and tokenizing: workers.py) -------------------------
 
 class _Corpus:
     """What step 1 writes and counts: the store, the link table, and spooled links/texts."""
 
-    def __init__(self, config: PrepareConfig, reader, vocab_size: int, folder: Path, spool: Path, keep_text: bool):
-        self.config = config
+    def __init__(self, reader, vocab_size: int, folder: Path, spool: Path, *, keep_text: bool, skip_bad: bool):
         self.reader = reader
+        self.skip_bad = skip_bad
         self.store = SegmentStoreWriter(folder, vocab_size)
         self.table = LinkTable()
         self.skipped: Counter = Counter()
@@ -114,7 +66,7 @@ class _Corpus:
             self.skipped[outcome[1]] += 1
         else:
             error: BadInput = outcome[1]
-            if not self.config.skip_bad:
+            if not self.skip_bad:
                 raise error
             self.skipped[error.reason] += 1
 
@@ -178,7 +130,7 @@ def _built_rows(config: PrepareConfig, spool: Path, store_dir: Path, link_counts
         yield row
 
 
-# -- the command -------------------------------------------------------------------------------
+# -- all steps -----------------------------------------------------------------------------------
 
 def prepare(config: PrepareConfig) -> dict:
     """Run all steps; returns the statistics also written to ``OUT/stats.json``.
@@ -192,16 +144,11 @@ def prepare(config: PrepareConfig) -> dict:
     out = Path(config.out)
     files.check_output_folder(out, overwrite=config.overwrite, inputs=[config.input])
     _check_writable(out)
-    reader = open_reader(config.format, config.input, max_record_bytes=config.max_record_bytes)
+    reader = open_reader(config.format, config.input, max_record_bytes=config.max_record_bytes,
+                         **{name: getattr(config, name) for name in READER_OPTIONS if getattr(config, name)})
     tokenizer = _tokenizer(config, reader)
-    try:
-        with files.building(out) as folder:
-            return _build(config, reader, tokenizer, folder, started)
-    except OSError as e:
-        named = _naming_output(e, out)
-        if named is e:
-            raise
-        raise named from e
+    with files.naming_output(out), files.building(out) as folder:
+        return _build(config, reader, tokenizer, folder, started)
 
 
 def _build(config: PrepareConfig, reader, tokenizer, folder: Path, started: float) -> dict:
@@ -214,10 +161,13 @@ def _build(config: PrepareConfig, reader, tokenizer, folder: Path, started: floa
     warnings: list[str] = []
     with tempfile.TemporaryDirectory(dir=folder, prefix=".spool-") as spool_name:
         spool = Path(spool_name)
-        corpus = _Corpus(config, reader, backend.get_vocab_size(with_added_tokens=True), folder, spool, keep_text)
+        corpus = _Corpus(reader, backend.get_vocab_size(with_added_tokens=True), folder, spool, keep_text=keep_text,
+                         skip_bad=config.skip_bad)
+        outcomes = record_outcomes(reader, backend.to_str(), budget=config.segment_budget, workers=config.workers,
+                                   chunk_bytes=config.chunk_bytes, keep_text=keep_text, skip_bad=config.skip_bad,
+                                   counts=corpus.skipped, warn=functools.partial(_warn, warnings))
         with _progress(config, "documents") as bar:
-            warn = functools.partial(_warn, warnings)
-            for outcome in record_outcomes(config, reader, backend.to_str(), keep_text, corpus.skipped, warn):
+            for outcome in outcomes:
                 corpus.take(outcome)
                 bar.update(outcome[0] == "doc")
         store_meta = corpus.close()
@@ -267,10 +217,6 @@ def _warn(warnings: list[str], message: str) -> None:
     print(f"linkbert prepare: warning: {message}", file=sys.stderr)
 
 
-# what the machine, not the program, got wrong (as linkbert.cli reports them)
-_ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
-
-
 def _check_writable(out: Path) -> None:
     """Fail now, not after hours of work, where the output folder cannot be built: it is built
     beside ``out`` (in its parent, or the nearest folder above that exists) and an existing
@@ -290,21 +236,6 @@ def _read_only(folder: Path) -> bool:
         return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
     except OSError:
         return False
-
-
-def _naming_output(error: OSError, out: Path) -> OSError:
-    """An error writing the output (a full disk: ``write`` names no file; a file of the hidden
-    folder it is built in) as one naming ``out``, so that the one line the CLI prints says
-    which folder; any other error as it is."""
-    if error.errno not in _ENVIRONMENT_ERRORS:
-        return error
-    name = str(error.filename or "")
-    building = f".{out.name}.building-"
-    if name and building not in name:
-        return error
-    inside = name.split(building, 1)[1].partition(os.sep)[2] if name else ""
-    what = f" (writing {inside})" if inside else ""
-    return OSError(error.errno, f"{error.strerror or error}{what}", str(out))
 
 
 def _tokenizer(config: PrepareConfig, reader):
@@ -379,26 +310,3 @@ def _progress(config: PrepareConfig, unit: str):
 
     return tqdm(unit=f" {unit}", disable=not config.progress, file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
 
-
-def configure(parser) -> None:
-    settings.add_flags(parser, PrepareConfig)
-
-
-def main(args) -> int:
-    config = settings.from_flags(PrepareConfig, args)
-    stats = prepare(config)
-    print(summary(stats, config.out))
-    return 0
-
-
-def summary(stats: dict, out: str) -> str:
-    skipped = ", ".join(f"{k} {v:,}" for k, v in stats["documents_skipped"].items()) or "none"
-    dropped = ", ".join(f"{k} {v:,}" for k, v in stats["links_dropped"].items()) or "none"
-    lines = [
-        f"prepared {stats['documents']:,} documents in {stats['seconds']:.1f}s -> {out}",
-        f"  skipped documents: {skipped}; redirects: {stats['redirects']:,}",
-        f"  segments {stats['segments']:,}, tokens {stats['tokens']:,} ({stats['token_dtype']})",
-        f"  links: raw {stats['links_raw']:,}, resolved {stats['links_resolved']:,} (dropped: {dropped})",
-        f"  documents without out-links: {stats['docs_without_outlinks']:,}",
-    ]
-    return "\n".join(lines)

@@ -1,0 +1,55 @@
+"""The settings of ``linkbert prepare`` (:class:`PrepareConfig`, each a ``--flag`` of the command)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from linkbert.corpus import DEFAULT_MAX_RECORD_BYTES, READERS
+from linkbert.segment import DEFAULT_BUDGET
+from linkbert.settings import setting
+
+LINK_BUILDERS = ("none", "title-mention", "tfidf")
+MIN_DOCUMENTS = 2  # a pretraining pair takes segments of two documents
+# settings handed to the reader when given ("", the default, leaves the format's own: corpus.open_reader)
+READER_OPTIONS = ("id_field", "title_field", "text_field", "links_field", "label_field", "edges", "edges_source",
+                  "edges_target")
+
+
+@dataclass
+class PrepareConfig:
+    """Every setting of ``linkbert prepare``; each is a ``--flag`` of the command."""
+
+    format: str = setting(None, "corpus format", choices=sorted(READERS), required=True)
+    input: str = setting(None, "corpus file or folder, as the format expects", required=True)
+    tokenizer: str = setting(None, 'local tokenizer folder, hub name (online), or "train" to train a WordPiece '
+                                   "vocabulary on the corpus", required=True)
+    out: str = setting(None, "output folder: the prepared corpus", required=True)
+    workers: int = setting(1, "parsing/tokenizing processes; 1: in this process", minimum=1)
+    link_builder: str = setting("none", "none: the corpus's own links; title-mention or tfidf: links built from "
+                                        "the texts", choices=LINK_BUILDERS)
+    tfidf_k: int = setting(5, "targets per document for --link-builder tfidf (the paper's ablation: 5)", minimum=1)
+    skip_bad: bool = setting(False, "count and skip malformed records (reported in stats.json) instead of stopping")
+    segment_budget: int = setting(DEFAULT_BUDGET, "most tokens per segment; pretraining's max_length must be at "
+                                                  "least 2 x this + 3", minimum=1)
+    vocab_size: int = setting(30522, "vocabulary size for --tokenizer train", minimum=16)
+    cased: bool = setting(False, "keep case when training a vocabulary (--tokenizer train)")
+    chunk_bytes: int = setting(1 << 20, "raw bytes of records per worker task (about 1 MB balances load and "
+                                        "overhead)", minimum=1)
+    progress: bool = setting(True, "show a progress bar")
+    overwrite: bool = setting(False, "replace what a non-empty --out holds (else it is refused); the old folder goes "
+                                     "only once the new one is complete")
+    max_record_bytes: int = setting(DEFAULT_MAX_RECORD_BYTES, "the most raw bytes one record (a line, a page, a "
+                                                              "file) may take; a larger one is malformed "
+                                                              "(skipped with --skip-bad)", minimum=1)
+    # how the corpus names its fields (jsonl, parquet; label_field also openalex): "" is the format's default
+    id_field: str = setting("", "field holding a document's id, a dotted path for nested fields (jsonl, parquet; "
+                                "default id)")
+    title_field: str = setting("", "field holding the title (jsonl, parquet; default title)")
+    text_field: str = setting("", "field holding the text (jsonl, parquet; default text)")
+    links_field: str = setting("", "field holding the list of linked ids or titles (jsonl, parquet; default links)")
+    label_field: str = setting("", "field holding a document label, read by the experiments and the quickstart, not "
+                                   "by prepare (jsonl, parquet: default label; openalex: none unless given, e.g. "
+                                   "primary_topic.field.display_name)")
+    edges: str = setting("", "edge table with the links, one a row: parquet, CSV or JSON lines (jsonl, parquet)")
+    edges_source: str = setting("", "--edges column naming the linking document (default src)")
+    edges_target: str = setting("", "--edges column naming the linked document (default tgt)")

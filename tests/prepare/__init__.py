@@ -1,0 +1,1 @@
+"""Tests of ``linkbert prepare`` (``linkbert.prepare``), one file per module."""
