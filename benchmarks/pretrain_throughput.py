@@ -132,13 +132,14 @@ def mask_tokens(ids: torch.Tensor, vocab: int, gen: torch.Generator, p: float = 
 
 
 def corpus_batches(folder: str, n: int, batch: int, seq: int) -> tuple[list[dict], int]:
-    """``n`` batches from a prepared corpus (its pairs and collator, as pretraining builds them);
-    also the vocabulary size."""
-    from linkbert.pretrain.data import open_corpus, pretraining_data
+    """``n`` batches from a prepared corpus (its pairs and collator, as pretraining builds them;
+    pairs longer than ``seq`` are cut to it, as the collator cuts them, where pretraining would
+    refuse a ``max_length`` that cannot hold two segments); also the vocabulary size."""
+    from linkbert.pairs import PairSampler
+    from linkbert.pretrain.data import open_corpus, pair_collator
 
     corpus = open_corpus(folder)
-    data = pretraining_data(corpus, max_length=seq, seed=0)
-    sampler, collate = data.train, data.collator
+    sampler, collate = PairSampler(corpus.store, corpus.graph(), seed=0), pair_collator(corpus, max_length=seq)
     size = len(sampler)  # pairs per epoch; a small corpus wraps into later epochs
     batches = [collate([sampler.pair(j // size, j % size) for j in range(b * batch, (b + 1) * batch)])
                for b in range(n)]
