@@ -6,7 +6,7 @@
 For each kind: a tokenizer trained on the Wikispeedia articles (byte-level BPE in RoBERTa's
 ``<s> A </s></s> B </s>`` layout; WordPiece for ModernBERT), a randomly initialised model of that
 architecture saved as a local checkpoint folder (what a user's ``roberta-base`` would be),
-``linkbert prepare`` with that tokenizer, ``linkbert pretrain init=FOLDER`` (the ``hf`` backend,
+``linkbert prepare`` with that tokenizer, ``linkbert pretrain init=FOLDER`` (the ``transformers`` backend,
 chosen by ``auto`` for a non-BERT checkpoint) with Wikispeedia's hyperlinks, ``linkbert export``,
 and the export loaded by ``AutoModelForMaskedLM`` and ``AutoModel``.
 
@@ -102,7 +102,7 @@ def run_kind(kind: str, wikispeedia: Path, work: Path, args) -> dict:
     from transformers import AutoModel, AutoModelForMaskedLM
 
     from linkbert.checkpoint import latest
-    from linkbert.model.any_encoder import EncoderForLinkPretraining
+    from linkbert.model.pretraining import LinkPretrainingModel
 
     texts = article_texts(wikispeedia, args.tokenizer_documents)
     init = build_checkpoint(kind, texts, work / f"{kind}-init", args.vocab_size, shape(args), args.roberta_tokenizer)
@@ -117,7 +117,7 @@ def run_kind(kind: str, wikispeedia: Path, work: Path, args) -> dict:
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train = [line for line in lines if line["kind"] == "train"]
     summary = json.loads((run / "summary.json").read_text())
-    wrapper = EncoderForLinkPretraining.from_pretrained(latest(run)).eval()
+    wrapper = LinkPretrainingModel.from_pretrained(latest(run)).eval()
     mlm, encoder = AutoModelForMaskedLM.from_pretrained(exported).eval(), AutoModel.from_pretrained(exported).eval()
     ids = torch.randint(5, wrapper.config.vocab_size, (2, 48), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

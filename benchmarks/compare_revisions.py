@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import io
 import json
 import re
@@ -38,19 +39,32 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from pretrain_throughput import CONFIGS, Trainer, config_batches, own_loss  # noqa: E402
 
-import linkbert.model as current  # noqa: E402
 from linkbert.runtime import retain_freed_memory  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "src/linkbert"
 ALIAS = "linkbert_at_revision"
-# where a revision keeps LinkBertForPreTraining and preset_config: the model package, or the single
-# modeling.py of revisions before it
+# where a revision keeps its model: the model package, or the single modeling.py of early revisions
 MODEL_MODULES = ("model", "modeling")
 
 
-def load_revision(rev: str, folder: Path):
-    """The model module of ``src/linkbert`` as it was at ``rev``, imported as ``linkbert_at_revision``."""
+def build_model(package: str, preset: str, vocab: int):
+    """The pretraining model of ``preset`` as the package ``package`` (``linkbert`` or the
+    revision's alias) builds it for a CPU run: ``model.loading.init_model`` with the bert-cpu
+    backend since both backends share one model (``model/pretraining.py``), else the revision's
+    ``LinkBertForPreTraining``."""
+    if importlib.util.find_spec(f"{package}.model.pretraining") is not None:
+        loading = importlib.import_module(f"{package}.model.loading")
+        return loading.init_model(preset, vocab_size=vocab, num_relations=3, backend="bert-cpu")
+    for name in MODEL_MODULES:
+        if importlib.util.find_spec(f"{package}.{name}") is not None:
+            module = importlib.import_module(f"{package}.{name}")
+            return module.LinkBertForPreTraining(module.preset_config(preset, vocab, num_relations=3))
+    raise SystemExit(f"{package}: no model module ({', '.join(MODEL_MODULES)})")
+
+
+def load_revision(rev: str, folder: Path) -> str:
+    """``src/linkbert`` as it was at ``rev``, importable as ``linkbert_at_revision``; its name."""
     try:
         archive = subprocess.run(["git", "archive", "--format=tar", rev, PACKAGE], cwd=ROOT, check=True,
                                  capture_output=True).stdout
@@ -65,18 +79,15 @@ def load_revision(rev: str, folder: Path):
         source.write_text(re.sub(r"^(\s*(?:from|import)\s+)linkbert\b", rf"\1{ALIAS}", text, flags=re.MULTILINE),
                           encoding="utf-8")
     sys.path.insert(0, str(folder))
-    for name in MODEL_MODULES:
-        if (package / name).is_dir() or (package / f"{name}.py").is_file():
-            return importlib.import_module(f"{ALIAS}.{name}")
-    raise SystemExit(f"{rev}: no model module ({', '.join(MODEL_MODULES)}) in {PACKAGE}")
+    return ALIAS
 
 
-def compare(name: str, precision: str, batches: list[dict], vocab: int, modules: dict, rounds: int, warmup: int) -> dict:
+def compare(name: str, precision: str, batches: list[dict], vocab: int, packages: dict, rounds: int,
+            warmup: int) -> dict:
     trainers = {}
-    for key, module in modules.items():
+    for key, package in packages.items():
         torch.manual_seed(0)
-        config = module.preset_config(CONFIGS[name][0], vocab, num_relations=3)
-        trainers[key] = Trainer(module.LinkBertForPreTraining(config), own_loss, precision, "cpu")
+        trainers[key] = Trainer(build_model(package, CONFIGS[name][0], vocab), own_loss, precision, "cpu")
         trainers[key].run(batches[:warmup])
     seconds = {key: [] for key in trainers}
     for _ in range(rounds):
@@ -106,11 +117,11 @@ def main(argv=None) -> int:
           f"working tree against {args.rev}", flush=True)
     results = {}
     with tempfile.TemporaryDirectory() as folder:
-        modules = {"revision": load_revision(args.rev, Path(folder)), "working_tree": current}
+        packages = {"revision": load_revision(args.rev, Path(folder)), "working_tree": "linkbert"}
         for name in args.configs.split(","):
             batches, vocab = config_batches(name, args.steps, args.data)
             for precision in args.precisions.split(","):
-                results[f"{name}/{precision}"] = compare(name, precision, batches, vocab, modules, args.rounds,
+                results[f"{name}/{precision}"] = compare(name, precision, batches, vocab, packages, args.rounds,
                                                          args.warmup)
     results["_meta"] = {"revision": args.rev, "threads": torch.get_num_threads(), "openmp_waiting": OPENMP_WAITING}
     print(json.dumps(results))

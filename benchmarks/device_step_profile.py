@@ -10,9 +10,9 @@ the data), and many small kernels (each ATen op is at least one launch, a few mi
 host time however little work it does). Neither can be timed without a GPU, but both can be
 counted on a CPU, where the same code runs the same ops.
 
-For each backend (``linkbert``: BERT written out for CPU speed, what a GPU ran before the device
-path existed; ``hf``: the checkpoint's own transformers forward with ``max_predictions``, the
-device path) this builds a pretraining run of the preset on a synthetic corpus of ``--seq``-token
+For each backend (``bert-cpu``: BERT written out for CPU speed, what a GPU ran before the
+transformers backend existed; ``transformers``: the checkpoint's own forward with ``max_predictions``, the
+transformers backend) this builds a pretraining run of the preset on a synthetic corpus of ``--seq``-token
 pairs and counts, with a ``TorchDispatchMode``:
 
 * in one micro-batch (``Run._micro_step``: the forward, backward and statistics, from the
@@ -123,12 +123,12 @@ def synthetic_corpus(folder: Path, tokenizer: str, segment_budget: int) -> Path:
 def profile_backend(backend: str, data: Path, out: Path, args) -> dict:
     """Counts of one micro-batch, the rest of a step, and the MLM loss, for ``backend``."""
     from linkbert.objectives import IGNORE_INDEX
-    from linkbert.pretrain import Run
-    from linkbert.pretrain_config import PretrainConfig
+    from linkbert.pretrain.run import Run
+    from linkbert.pretrain.settings import PretrainConfig
 
     config = PretrainConfig(preset=args.preset, backend=backend, max_length=args.seq, batch_size=args.micro_batch,
                             max_steps=10, warmup_steps=1, precision=args.precision, progress=False, tensorboard=False,
-                            heldout_fraction=0.0, max_predictions=args.max_predictions if backend == "hf" else 0,
+                            heldout_fraction=0.0, max_predictions=args.max_predictions if backend == "transformers" else 0,
                             dropout=0.1)
     run = Run(config, str(data), str(out))
     batches = iter(run._loader())
@@ -156,9 +156,8 @@ def profile_backend(backend: str, data: Path, out: Path, args) -> dict:
 
 def profile_loss(run, backend: str, args) -> dict:
     """Ops and syncs of the MLM loss alone, forward and backward, at ``--loss-batch`` sequences'
-    masked rows (15% of ``--seq``; ``max_predictions`` per sequence on the hf backend)."""
-    from linkbert.model.any_encoder import masked_rows
-    from linkbert.model.modeling import classification_stats
+    masked rows (15% of ``--seq``; ``max_predictions`` per sequence on the transformers backend)."""
+    from linkbert.model.heads import classification_stats, masked_rows
     from linkbert.objectives import IGNORE_INDEX
 
     model = run.model
@@ -170,7 +169,7 @@ def profile_loss(run, backend: str, args) -> dict:
     hidden = torch.randn(args.loss_batch, args.seq, hidden_size, generator=g, requires_grad=True)
     forward, backward = {}, {}
     with run._autocast():
-        if backend == "hf":
+        if backend == "transformers":
             labels[:, :] = torch.where(torch.cumsum(labels != IGNORE_INDEX, 1) <= args.max_predictions, labels,
                                        IGNORE_INDEX)
             with counted(forward):
@@ -194,11 +193,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seq", type=int, default=512)
     parser.add_argument("--micro-batch", type=int, default=8, help="sequences per micro-batch of the step counts")
     parser.add_argument("--loss-batch", type=int, default=32, help="sequences whose masked rows the loss count uses")
-    parser.add_argument("--max-predictions", type=int, default=80, help="the hf backend's (BERT's 80 at 512)")
+    parser.add_argument("--max-predictions", type=int, default=80, help="the transformers backend's (BERT's 80 at 512)")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--tokenizer", help="tokenizer folder (default: the installed MiniLM's, a 30522 BERT "
                                             "vocabulary; without it, one trained on the synthetic corpus)")
-    parser.add_argument("--backends", default="linkbert,hf")
+    parser.add_argument("--backends", default="bert-cpu,transformers")
     args = parser.parse_args(argv)
     tokenizer = args.tokenizer
     if tokenizer is None:

@@ -9,7 +9,7 @@
 # at most 62 tokens).
 # Sections, each under its own time limit, each writing one file into OUT:
 # 1. gpu_tests.txt: the gpu tests (CUDA's sync detector around a device-path micro-batch; a run resumes);
-# 2. throughput.txt: base at seq 512 in bf16, the device path against stock BertForPreTraining
+# 2. throughput.txt: base at seq 512 in bf16, the transformers backend against stock BertForPreTraining
 #    (SDPA), and a ModernBERT-base-shaped model against ModernBertForMaskedLM; synthetic batches,
 #    then base on DATA's real pairs;
 # 3. timeline.txt: the trainer's own step on DATA (base, seq 512, batch 64, 4 DataLoader workers):
@@ -30,7 +30,7 @@ export PYTHONUNBUFFERED=1
 section() { echo "== $1 ($(date +%T))"; }
 if [ -n "${SMOKE:-}" ]; then
   preset=tiny seq=128 batch=8 steps=20 save=5 kill_at=10 budget=62
-  throughput=(--own-backend hf --precisions bf16 --steps 1 --rounds 1 --warmup 1 --max-predictions 24 --seq 128)
+  throughput=(--own-backend transformers --precisions bf16 --steps 1 --rounds 1 --warmup 1 --max-predictions 24 --seq 128)
   timeline=(--preset tiny --seq 128 --batch 8 --steps 2 --warmup 1 --workers 2 --max-predictions 24)
 else
   preset=base seq=512 batch=64 steps=100 save=50 kill_at=50 budget=254

@@ -4,7 +4,7 @@ launched, the calls that block the host, and the wait for the DataLoader.
     python benchmarks/gpu_step_timeline.py --data prepared/wikispeedia      # CUDA: base, seq 512, batch 64
     python benchmarks/gpu_step_timeline.py --preset tiny --seq 128 --batch 8 --steps 2 --warmup 1   # any device
 
-It builds ``linkbert pretrain``'s own run (``pretrain.Run``: its model, optimiser, DataLoader
+It builds ``linkbert pretrain``'s own run (``pretrain.run.Run``: its model, optimiser, DataLoader
 workers and step) on a prepared corpus (``--data``; else a synthetic one), takes ``--warmup``
 steps, then ``--steps`` steps as the trainer's loop takes them (the micro-batches from the
 DataLoader, then ``Run.train_step``, whose one readback ends the step), timed, and then
@@ -76,7 +76,8 @@ def main(argv=None) -> int:
     from device_step_profile import synthetic_corpus
     from pretrain_throughput import batch_flops
 
-    from linkbert.pretrain import PretrainConfig, Run
+    from linkbert.pretrain.run import Run
+    from linkbert.pretrain.settings import PretrainConfig
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help="a prepared corpus (segments of at most (seq - 3) / 2 tokens); "
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="linkbert-timeline-") as tmp:
         data = args.data or str(synthetic_corpus(Path(tmp), args.tokenizer, (args.seq - 4) // 2))
-        config = PretrainConfig(preset=args.preset, backend="hf", max_length=args.seq, batch_size=args.batch,
+        config = PretrainConfig(preset=args.preset, backend="transformers", max_length=args.seq, batch_size=args.batch,
                                 micro_batch_size=args.micro_batch, max_steps=args.warmup + args.steps + args.profiled_steps + 1,
                                 warmup_steps=1, max_predictions=args.max_predictions, num_workers=args.workers,
                                 compile=args.compile, progress=False, tensorboard=False, heldout_fraction=0.01,

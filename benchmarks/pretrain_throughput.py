@@ -1,10 +1,10 @@
-"""Pretraining throughput: stock HF ``BertForPreTraining`` against ``LinkBertForPreTraining``.
+"""Pretraining throughput: stock HF ``BertForPreTraining`` against ``LinkPretrainingModel``.
 
     nice -n 5 python benchmarks/pretrain_throughput.py                 # tiny and mini, fp32 and bf16, CPU
     nice -n 5 python benchmarks/pretrain_throughput.py --configs mini --precisions bf16 --steps 5
     python benchmarks/pretrain_throughput.py --data prepared/wikispeedia   # batches from a prepared corpus
-    python benchmarks/pretrain_throughput.py --gpu --max-predictions 100  # base, seq 512, bf16, CUDA, device path
-    python benchmarks/pretrain_throughput.py --configs tiny --own-backend hf   # the device path on the CPU
+    python benchmarks/pretrain_throughput.py --gpu --max-predictions 100  # base, seq 512, bf16, CUDA, transformers backend
+    python benchmarks/pretrain_throughput.py --configs tiny --own-backend transformers   # the GPU's backend on the CPU
     python benchmarks/pretrain_throughput.py --gpu --configs base,modernbert-base --max-predictions 100
 
 Both models train on the same batches in one process: forward, backward and an AdamW step.
@@ -43,7 +43,7 @@ round times; and ``_meta``.
 ``modernbert-base`` is ModernBERT-base's geometry (22 layers, hidden 768, GLU feed-forward 1152,
 alternating 128-token local and global attention, vocabulary 50,368), randomly initialised: the
 stock model is ``ModernBertForMaskedLM``'s encoder, its head and decoder at every position, and a
-3-way relation head on the first token; ours is ``EncoderForLinkPretraining`` around the same
+3-way relation head on the first token; ours is ``LinkPretrainingModel`` around the same
 ``ModernBertForMaskedLM`` (the masked positions only), so ``--own-backend`` does not apply.
 Local layers are counted as the work of their window (``L x min(L, 129)`` scores), not the
 full ``L x L`` that SDPA's masked kernel computes.
@@ -70,7 +70,8 @@ OPENMP_WAITING = configure_waiting()
 import torch
 from torch import nn
 
-from linkbert.model import LinkBertForPreTraining, preset_config
+from linkbert.model.presets import preset_config
+from linkbert.model.pretraining import LinkPretrainingModel
 from linkbert.objectives import IGNORE_INDEX
 from linkbert.runtime import retain_freed_memory
 
@@ -131,12 +132,14 @@ def mask_tokens(ids: torch.Tensor, vocab: int, gen: torch.Generator, p: float = 
 
 
 def corpus_batches(folder: str, n: int, batch: int, seq: int) -> tuple[list[dict], int]:
-    """``n`` batches from a prepared corpus (its pairs and collator, as pretraining builds them);
-    also the vocabulary size."""
-    from linkbert.prepared import PreparedCorpus
+    """``n`` batches from a prepared corpus (its pairs and collator, as pretraining builds them;
+    pairs longer than ``seq`` are cut to it, as the collator cuts them, where pretraining would
+    refuse a ``max_length`` that cannot hold two segments); also the vocabulary size."""
+    from linkbert.pairs import PairSampler
+    from linkbert.pretrain.data import open_corpus, pair_collator
 
-    corpus = PreparedCorpus(folder)
-    sampler, _, collate = corpus.pretraining_data(max_length=seq, seed=0)
+    corpus = open_corpus(folder)
+    sampler, collate = PairSampler(corpus.store, corpus.graph(), seed=0), pair_collator(corpus, max_length=seq)
     size = len(sampler)  # pairs per epoch; a small corpus wraps into later epochs
     batches = [collate([sampler.pair(j // size, j % size) for j in range(b * batch, (b + 1) * batch)])
                for b in range(n)]
@@ -221,27 +224,24 @@ def stock_modernbert_loss(model, batch: dict) -> torch.Tensor:
 
 
 def own_model(config, backend: str, max_predictions: int) -> tuple[nn.Module, object]:
-    """Ours on ``backend`` (linkbert: the written-out BERT; hf: transformers' BertForMaskedLM
-    with the masked positions gathered, the device path) and its loss function."""
-    if backend == "linkbert":
-        return LinkBertForPreTraining(config), own_loss
-    from linkbert.model.any_encoder import EncoderForLinkPretraining, from_preset
+    """Ours on ``backend`` (bert-cpu: BERT's forward written out for CPU speed; transformers:
+    transformers' masked-LM forward with the masked positions gathered, what runs on a GPU) and
+    its loss function."""
+    from transformers import BertForMaskedLM, ModernBertForMaskedLM
 
     def loss(model, batch):
         return model(**batch, max_predictions=max_predictions).loss
-    if config.model_type == "modernbert":
-        from transformers import ModernBertForMaskedLM
-
-        return EncoderForLinkPretraining(ModernBertForMaskedLM(config), 3), loss
-    return from_preset(config, 3), loss
+    mlm = (ModernBertForMaskedLM if config.model_type == "modernbert" else BertForMaskedLM)(config)
+    return LinkPretrainingModel(mlm, 3, backend), loss
 
 
 def models_for(name: str, vocab: int, backend: str, max_predictions: int):
     """``(config, (stock model, its loss), (our model, its loss))`` for configuration ``name``."""
     if name == "modernbert-base":
         config = modernbert_config()
-        return config, (StockModernBert(config), stock_modernbert_loss), own_model(config, "hf", max_predictions)
-    config = preset_config(CONFIGS[name][0], vocab, num_relations=3)
+        return config, (StockModernBert(config), stock_modernbert_loss), own_model(config, "transformers",
+                                                                                   max_predictions)
+    config = preset_config(CONFIGS[name][0], vocab)
     return config, (stock_model(config), stock_loss), own_model(config, backend, max_predictions)
 
 
@@ -371,9 +371,10 @@ def compare(name: str, args, batches: list[dict], vocab: int, precision: str, de
                 times[key].append(seconds)
     tokens = sum(b["attention_mask"].sum().item() for b in batches)
     stock_flops = sum(batch_flops(config, b, dense_mlm=True) for b in batches)
-    backend = "hf" if config.model_type == "modernbert" else args.own_backend
-    own_flops = sum(batch_flops(config, b, dense_mlm=False, pruned_last_layer=backend == "linkbert",
-                                max_predictions=args.max_predictions if backend == "hf" else 0) for b in batches)
+    backend = "transformers" if config.model_type == "modernbert" else args.own_backend
+    own_flops = sum(batch_flops(config, b, dense_mlm=False, pruned_last_layer=backend == "bert-cpu",
+                                max_predictions=args.max_predictions if backend == "transformers" else 0)
+                    for b in batches)
     seconds = {key: statistics.median(values) for key, values in times.items()}
     result = {f"{key}_tokens_per_s": round(tokens / s, 1) for key, s in seconds.items()}
     result["speedup"] = round(seconds["stock"] / seconds["own"], 2)
@@ -418,12 +419,12 @@ def main(argv=None) -> int:
     parser.add_argument("--peak-tflops", type=float,
                         help="also report fractions of this peak (e.g. 989: an H100/H200's dense bf16 datasheet figure)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, the number of cores)")
-    parser.add_argument("--own-backend", choices=("linkbert", "hf"),
-                        help="ours: the written-out BERT (linkbert, the CPU default) or transformers' forward with "
-                             "the masked rows gathered (hf, the device path; the --gpu default)")
+    parser.add_argument("--own-backend", choices=("bert-cpu", "transformers"),
+                        help="ours: BERT's forward written out (bert-cpu, the CPU default) or transformers' forward "
+                             "with the masked rows gathered (transformers, what runs on GPUs; the --gpu default)")
     parser.add_argument("--max-predictions", type=int, default=0,
-                        help="hf backend: masked positions per sequence read (0: every one; the synthetic batches "
-                             "mask 15%%, so 0.15 x seq x 1.3 is safe)")
+                        help="transformers backend: masked positions per sequence read (0: every one; the synthetic "
+                             "batches mask 15%%, so 0.15 x seq x 1.3 is safe)")
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's malloc thresholds alone for every model (no allocator-matched stock run)")
     args = parser.parse_args(argv)
@@ -431,7 +432,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if args.gpu else "cpu"
-    args.own_backend = args.own_backend or ("hf" if args.gpu else "linkbert")
+    args.own_backend = args.own_backend or ("transformers" if args.gpu else "bert-cpu")
     if args.gpu:
         if not torch.cuda.is_available():
             parser.error("--gpu needs CUDA")

@@ -23,9 +23,11 @@ class _Tokenizer:
 
 
 def _model(seed: int):
+    from linkbert.model.pretraining import LinkPretrainingModel
+
     torch.manual_seed(seed)
-    return BertForMaskedLM(BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                                      intermediate_size=16))
+    return LinkPretrainingModel(BertForMaskedLM(BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1,
+                                                           num_attention_heads=2, intermediate_size=16)), 3)
 
 
 def test_save_latest_prune_and_load(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from linkbert.collator import PretrainingCollator, pair_arrays, pair_batch, truncated_lengths
+from linkbert.objectives import IGNORE_INDEX
 from linkbert.pairs import Pair
 
 PAD, UNK, CLS, SEP, MASK, EXTRA = 0, 1, 2, 3, 4, 500
@@ -219,3 +220,23 @@ def test_settings_are_checked():
 def assert_fraction(count, n, p, z=4.0):
     sd = np.sqrt(p * (1 - p) / n)
     assert abs(count / n - p) <= z * sd, f"{count}/{n} = {count / n:.4f}, expected {p:.4f} ± {z * sd:.4f}"
+
+
+def test_the_collator_caps_the_masked_positions_per_sequence():
+    pairs_a = [np.arange(10, 60) for _ in range(6)]
+    collator = PretrainingCollator(cls_id=2, sep_id=3, pad_id=0, mask_id=4, vocab_size=100, max_length=128,
+                                   mlm_probability=0.5, max_predictions=7)
+    batch = collator([Pair(a, a[::-1], 0, 0, 1, (0, 0, i)) for i, a in enumerate(pairs_a)])
+    per_row = (batch["labels"] != IGNORE_INDEX).sum(1)
+    assert per_row.max() == 7 and per_row.min() > 0
+    uncapped = PretrainingCollator(cls_id=2, sep_id=3, pad_id=0, mask_id=4, vocab_size=100, max_length=128,
+                                   mlm_probability=0.5)([Pair(a, a[::-1], 0, 0, 1, (0, 0, i)) for i, a in enumerate(pairs_a)])
+    kept = batch["labels"] != IGNORE_INDEX
+    assert torch.equal(batch["labels"][kept], uncapped["labels"][kept])  # a subset of the same selection
+
+
+def test_roberta_pairs_have_two_separators_between_the_segments():
+    ids, types, mask = pair_arrays([np.array([7, 8])], [np.array([9])], cls_id=0, sep_id=2, pad_id=1, max_length=16,
+                                   separators_between=2)
+    assert ids[0].tolist() == [0, 7, 8, 2, 2, 9, 2]
+    assert mask[0].tolist() == [1] * 7

@@ -18,9 +18,9 @@ from transformers import (
 )
 
 from linkbert.cli import main as cli_main
-from linkbert.errors import BadInput
+from linkbert.errors import BadInput, ConfigError
 from linkbert.export import export
-from linkbert.model import LinkBertForPreTraining, preset_config
+from linkbert.model.loading import init_model
 from linkbert.tokenization import train_wordpiece
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
@@ -37,9 +37,15 @@ def run(tmp_path_factory):
     tokenizer = train_wordpiece(TEXTS, vocab_size=60)
     tokenizer.save_pretrained(root / "tokenizer")
     torch.manual_seed(0)
-    model = LinkBertForPreTraining(preset_config("tiny", len(tokenizer), num_relations=3, **SMALL))
+    model = init_model("tiny", vocab_size=len(tokenizer), num_relations=3, **SMALL)
     model.save_pretrained(root / "checkpoint")
     return root, model.eval(), tokenizer
+
+
+def _bert_outputs(model, inputs):
+    """BertModel's outputs as the pretraining model computes them (its pooler is BERT's)."""
+    hidden = model.mlm.bert(**inputs).last_hidden_state
+    return hidden, model.pooler(hidden[:, 0])
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +64,12 @@ def test_export_writes_a_plain_bert_folder(run, exported):
     root, _, _ = run
     out, summary = exported
     assert summary["dropped"] == ["relation_head.bias", "relation_head.weight"]
+    assert summary["architecture"] == "BertForMaskedLM"
     assert summary["tokenizer"] == str(root / "tokenizer")
     assert {"config.json", "model.safetensors", "vocab.txt", "tokenizer.json"} <= {p.name for p in out.iterdir()}
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == "bert" and config["architectures"] == ["BertForMaskedLM"]
-    assert "num_relations" not in config
+    assert not {"num_relations", "linkbert_format", "linkbert_backend"} & set(config)
     from safetensors import safe_open
 
     with safe_open(str(out / "model.safetensors"), "pt") as f:
@@ -77,9 +84,9 @@ def test_auto_model_reproduces_the_encoder_exactly(run, exported):
     inputs = _inputs(tokenizer)
     auto = AutoModel.from_pretrained(out).eval()
     with torch.no_grad():
-        got, want = auto(**inputs), model.bert(**inputs)
-    assert torch.equal(got.last_hidden_state, want.last_hidden_state)
-    assert torch.equal(got.pooler_output, want.pooler_output)
+        got, (hidden, pooled) = auto(**inputs), _bert_outputs(model, inputs)
+    assert torch.equal(got.last_hidden_state, hidden)
+    assert torch.equal(got.pooler_output, pooled)
 
 
 def test_auto_model_for_masked_lm_reproduces_the_mlm_logits(run, exported):
@@ -89,7 +96,7 @@ def test_auto_model_for_masked_lm_reproduces_the_mlm_logits(run, exported):
     mlm = AutoModelForMaskedLM.from_pretrained(out).eval()
     assert mlm.cls.predictions.decoder.weight is mlm.bert.embeddings.word_embeddings.weight
     with torch.no_grad():
-        assert torch.equal(mlm(**inputs).logits, model.cls(model.bert(**inputs).last_hidden_state))
+        assert torch.equal(mlm(**inputs).logits, model.mlm(**inputs).logits)
 
 
 @pytest.mark.parametrize("auto_class, head, unused", [
@@ -124,7 +131,7 @@ def test_exported_tokenizer_loads_and_matches(run, exported):
 
 def test_export_errors(run, tmp_path):
     root, _, _ = run
-    with pytest.raises(BadInput, match="not empty"):
+    with pytest.raises(ConfigError, match="not empty"):
         export(root / "checkpoint", root / "tokenizer")
     with pytest.raises(BadInput, match="no config.json"):
         export(root / "tokenizer", tmp_path / "a")
@@ -137,7 +144,7 @@ def test_export_errors(run, tmp_path):
 def test_cli_export(run, tmp_path, capsys):
     root, _, _ = run
     assert cli_main(["export", str(root / "checkpoint"), str(tmp_path / "out")]) == 0
-    assert "dropped (not part of BERT): relation_head.bias, relation_head.weight" in capsys.readouterr().out
+    assert "dropped (pretraining only): relation_head.bias, relation_head.weight" in capsys.readouterr().out
     assert cli_main(["export", str(root / "checkpoint"), str(tmp_path / "out")]) == 2
     assert "not empty" in capsys.readouterr().err
 
@@ -150,7 +157,7 @@ def test_a_run_folder_exports_its_latest_checkpoint(run, tmp_path):
 
     root, model, _ = run
     checkpoints = tmp_path / "run" / CHECKPOINTS
-    older = LinkBertForPreTraining(model.config)  # other weights: exporting it would show
+    older = init_model("tiny", vocab_size=model.config.vocab_size, num_relations=3, **SMALL)  # other weights
     older.save_pretrained(checkpoints / "step-00000001")
     shutil.copytree(root / "checkpoint", checkpoints / "step-00000002")
     for step in ("step-00000001", "step-00000002"):
@@ -158,7 +165,7 @@ def test_a_run_folder_exports_its_latest_checkpoint(run, tmp_path):
     (checkpoints / LATEST).write_text("step-00000002\n")
     assert cli_main(["export", str(tmp_path / "run"), str(tmp_path / "out")]) == 0
     exported = AutoModel.from_pretrained(tmp_path / "out")
-    assert torch.equal(exported.embeddings.word_embeddings.weight, model.bert.embeddings.word_embeddings.weight)
+    assert torch.equal(exported.embeddings.word_embeddings.weight, model.mlm.bert.embeddings.word_embeddings.weight)
 
 
 def _pretrain_run(run, folder):
@@ -166,7 +173,7 @@ def _pretrain_run(run, folder):
     from linkbert import checkpoint
 
     root, model, tokenizer = run
-    older = LinkBertForPreTraining(model.config)  # other weights: exporting it would show
+    older = init_model("tiny", vocab_size=model.config.vocab_size, num_relations=3, **SMALL)  # other weights
     for step, weights in ((1, older), (2, model)):
         checkpoint.save(folder, step, model=weights, tokenizer=tokenizer, trainer={}, state={}, keep=2)
     return folder / "checkpoints"
@@ -192,7 +199,7 @@ def test_a_run_folder_exports_its_newest_good_checkpoint(run, tmp_path, caplog):
     os.truncate(checkpoints / "step-00000001" / "model.safetensors", 100)  # the older one: not used
     assert export(tmp_path / "run", tmp_path / "newest")["kept"] > 0
     exported = AutoModel.from_pretrained(tmp_path / "newest")
-    assert torch.equal(exported.embeddings.word_embeddings.weight, model.bert.embeddings.word_embeddings.weight)
+    assert torch.equal(exported.embeddings.word_embeddings.weight, model.mlm.bert.embeddings.word_embeddings.weight)
     os.truncate(checkpoints / "step-00000002" / "trainer.pt", 10)
     with pytest.raises(BadInput, match="no usable checkpoint: step-00000002 .*step-00000001"):
         export(tmp_path / "run", tmp_path / "none")

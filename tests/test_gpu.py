@@ -1,4 +1,4 @@
-"""The device path on a real GPU (``@pytest.mark.gpu``: skipped without CUDA; run by
+"""The transformers backend on a real GPU (``@pytest.mark.gpu``: skipped without CUDA; run by
 ``benchmarks/gpu_check.sh``). CUDA's own sync detector (``torch.cuda.set_sync_debug_mode``)
 raises on any operation that makes the host wait for the device."""
 
@@ -29,14 +29,15 @@ def corpus(tmp_path_factory, tiny_tokenizer_dir):
 
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])
 def test_a_micro_batch_on_the_gpu_never_waits_for_it(corpus, tmp_path, precision):
-    from linkbert.pretrain import Run
-    from linkbert.pretrain_config import load_config
+    from linkbert.pretrain.run import Run
+    from linkbert.runtime import unwrap
+    from linkbert.pretrain.settings import load_config
 
     config = load_config(None, ["preset=tiny", "max_length=64", "batch_size=8", "max_steps=4", "warmup_steps=1",
                                 "max_predictions=12", "progress=false", "tensorboard=false", f"precision={precision}",
                                 "heldout_fraction=0.1", "eval_pairs=8"])
     run = Run(config, str(corpus), str(tmp_path / "run"))
-    assert run.dist.device.type == "cuda" and run.backend == "hf"
+    assert run.dist.device.type == "cuda" and unwrap(run.model).backend == "transformers"
     batches = iter(run._loader())
     run.train_step([next(batches) for _ in range(run.micro_accumulation)])  # creates the optimiser state
     micro_batches = [next(batches) for _ in range(run.micro_accumulation)]
@@ -61,8 +62,8 @@ def test_a_run_on_the_gpu_resumes_where_it_stopped(corpus, tmp_path):
     from safetensors.torch import load_file
 
     from linkbert.checkpoint import latest
-    from linkbert.pretrain import pretrain
-    from linkbert.pretrain_config import load_config
+    from linkbert.pretrain.run import pretrain
+    from linkbert.pretrain.settings import load_config
 
     settings = ["preset=tiny", "max_length=64", "batch_size=8", "max_steps=6", "warmup_steps=1", "save_every=3",
                 "max_predictions=12", "progress=false", "tensorboard=false", "heldout_fraction=0.1", "eval_pairs=8"]

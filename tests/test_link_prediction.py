@@ -10,7 +10,7 @@ import torch
 
 from linkbert.graph import DocGraph
 from linkbert.link_prediction import draw_queries, embeddings, first_segment, relation_scores, score_link_prediction
-from linkbert.model import init_model
+from linkbert.model.loading import init_model
 
 CLS, SEP, PAD = 2, 3, 0
 SPECIAL = {"cls_id": CLS, "sep_id": SEP, "pad_id": PAD}

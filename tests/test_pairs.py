@@ -15,6 +15,7 @@ from scipy import stats
 from linkbert.graph import DocGraph
 from linkbert.pairs import FeistelPermutation, Pair, PairSampler, Relation, realised_distribution
 from linkbert.store import SegmentStore, SegmentStoreWriter
+from linkbert.errors import ConfigError
 
 C, R, L = Relation.CONTIGUOUS, Relation.RANDOM, Relation.LINKED
 
@@ -261,11 +262,11 @@ def test_realised_distribution_on_a_random_graph(tmp_path):
 
 def test_settings_are_checked(small, tmp_path):
     store, graph = small
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(ConfigError, match="at least 2"):
         PairSampler(make_store(tmp_path / "one", [5]))
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(ConfigError, match="at least 2"):
         PairSampler(make_store(tmp_path / "one_nonempty", [5, 0]))
-    with pytest.raises(ValueError, match="nodes"):
+    with pytest.raises(ConfigError, match="nodes"):
         PairSampler(store, make_graph([], 3))
     with pytest.raises(ValueError, match="objective"):
         PairSampler(store, graph, objective="nsp")

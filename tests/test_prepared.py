@@ -1,4 +1,4 @@
-"""A prepared corpus folder: its parts, its segment budget, the max_length check, its pretraining data."""
+"""A prepared corpus folder: its parts, its segment budget, its tokenizer's pair layout."""
 
 from __future__ import annotations
 
@@ -40,15 +40,6 @@ def test_not_a_prepared_folder(tmp_path):
         PreparedCorpus(tmp_path)
 
 
-def test_max_length_must_hold_two_segments_and_fit_the_positions(folder):
-    corpus = PreparedCorpus(folder)
-    corpus.check_max_length(43, max_positions=512)  # 2 x 20 + 3
-    with pytest.raises(ConfigError, match="needs 43.*--segment-budget 19"):
-        corpus.check_max_length(42)
-    with pytest.raises(ConfigError, match="512 position embeddings"):
-        corpus.check_max_length(1000, max_positions=512)
-
-
 def test_an_older_folder_without_the_budget_uses_its_longest_segment(folder, tmp_path):
     import shutil
 
@@ -59,13 +50,3 @@ def test_an_older_folder_without_the_budget_uses_its_longest_segment(folder, tmp
     stats_path(copy).write_text(json.dumps(stats))
     corpus = PreparedCorpus(copy)
     assert corpus.segment_budget == corpus.longest_segment
-
-
-def test_pretraining_data(folder):
-    corpus = PreparedCorpus(folder)
-    train, heldout, collator = corpus.pretraining_data(max_length=48, seed=3, heldout_fraction=0.25)
-    assert heldout is not None and len(train) + len(heldout) == corpus.store.num_segments
-    batch = collator([train.pair(0, i) for i in range(4)])
-    assert batch["input_ids"].shape[0] == 4 and batch["input_ids"].shape[1] <= 48
-    bert, _, _ = corpus.pretraining_data(max_length=48, seed=3, objective="bert")
-    assert list(bert.probabilities) == [0.5, 0.5, 0.0]

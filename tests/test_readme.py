@@ -46,9 +46,9 @@ EXERCISED: list[tuple[str, str, tuple[str, ...]]] = [
     (r"linkbert prepare --format wikispeedia ",
      "tests/corpus/test_wikispeedia.py::test_real_dataset_articles_and_links"),
     # pretrain, export (the CLI run, killed and run again: it resumes), torchrun
-    (r"linkbert pretrain ", "tests/test_pretrain_resume.py::test_sigkill_then_resume_gives_the_same_weights"),
+    (r"linkbert pretrain ", "tests/pretrain/test_pretrain_resume.py::test_sigkill_then_resume_gives_the_same_weights"),
     (r"linkbert export ", "tests/test_export.py::test_a_run_folder_exports_its_latest_checkpoint"),
-    (r"torchrun .*-m linkbert\.cli pretrain ", "tests/test_pretrain.py::test_two_process_torchrun_matches_one_process"),
+    (r"torchrun .*-m linkbert\.cli pretrain ", "tests/pretrain/test_pretrain.py::test_two_process_torchrun_matches_one_process"),
     # fine-tune, evaluate, convert
     (r"linkbert finetune --task tokcls .*--recipe configs/finetune/NCBI-disease\.yaml",
      "tests/finetune/test_run.py::test_real_examples"),
@@ -253,10 +253,12 @@ def check_linkbert(args: list[str]) -> None:
     except SystemExit:
         pytest.fail(f"README: `{command}` does not parse (see the argparse error above)")
     if args[0] == "pretrain":
-        from linkbert.pretrain_config import load_config
+        from linkbert import settings
+        from linkbert.pretrain.settings import PretrainConfig
 
-        assert namespace.config and (ROOT / namespace.config).is_file(), f"README: `{command}`: no config file"
-        load_config(namespace.config, namespace.overrides)  # unknown or mistyped settings raise
+        assert namespace.settings_file and (ROOT / namespace.settings_file).is_file(), \
+            f"README: `{command}`: no config file"
+        settings.from_arguments(PretrainConfig, namespace)  # unknown or mistyped settings raise
     elif args[0] == "finetune":
         from linkbert.finetune.command import build_config
 

@@ -306,24 +306,13 @@ def read_tensors(path: Path) -> tuple[dict, dict]:
     return weights, trainer
 
 
-def apply_weights(model, weights: dict) -> None:
-    """Load ``weights`` into ``model`` (tied weights, not stored, re-tied). Weights that do not
-    fit it (another backend's names, another architecture) are a ConfigError, not a model
-    left half at its initial values."""
-    from linkbert.errors import ConfigError
+def apply_weights(model, weights: dict, path: Path) -> None:
+    """Load the weights of the checkpoint at ``path`` into ``model`` (whichever format wrote
+    them: ``model.pretraining.upgrade_weights``); weights that do not fit it (another
+    architecture) are a ConfigError, not a model left half at its initial values."""
+    from linkbert.model.pretraining import read_config_dict
 
-    model = unwrap(model)
-    result = model.load_state_dict(weights, strict=False)
-    model.tie_weights()
-    tied = set(getattr(model, "_tied_weights_keys", None) or {})
-    if not getattr(model.config, "tie_word_embeddings", True):
-        tied = set()  # an untied decoder is a weight of its own: it must be in the checkpoint
-    missing = [key for key in result.missing_keys if key not in tied]
-    if missing or result.unexpected_keys:
-        names = ", ".join((missing + list(result.unexpected_keys))[:4])
-        raise ConfigError(f"the checkpoint's weights do not fit this {type(model).__name__} ({len(missing)} missing, "
-                          f"{len(result.unexpected_keys)} unexpected: {names}, ...): was it written with another "
-                          "backend? resume with that run's backend setting")
+    unwrap(model).load_checkpoint_weights(weights, read_config_dict(path))
 
 
 def load(path: Path, model) -> tuple[dict, dict]:
@@ -331,7 +320,7 @@ def load(path: Path, model) -> tuple[dict, dict]:
     (tensors, on the CPU) and its JSON state."""
     state = read_state(path)
     weights, trainer = read_tensors(path)
-    apply_weights(model, weights)
+    apply_weights(model, weights, path)
     return trainer, state
 
 

@@ -26,8 +26,10 @@ COMMANDS = {
                    "CPU: prepare, pretrain for a time budget (--baseline bert: BERT too), evaluate, fine-tune a "
                    "document classifier, write an HTML report"),
     "prepare": ("linkbert.prepare.command", "read a linked corpus, build its document graph and tokenized segment store"),
-    "pretrain": ("linkbert.pretrain", "pretrain a LinkBERT model on a prepared corpus (MLM + document relation prediction)"),
-    "export": ("linkbert.export", "export a pretraining checkpoint as a plain BERT folder (AutoModel loads it)"),
+    "pretrain": ("linkbert.pretrain.command", "pretrain on a prepared corpus: masked LM + document relation "
+                 "prediction, from scratch or continued from a checkpoint, one CPU to many GPUs (torchrun)"),
+    "export": ("linkbert.export", "export a pretraining checkpoint as the transformers model it trained (AutoModel* "
+               "load it), with a model card"),
     "finetune": ("linkbert.finetune.command", "fine-tune (or only evaluate) a BERT checkpoint on one downstream "
                  "dataset (seqcls, tokcls, qa, mc), from a recipe of released settings"),
     "convert": ("linkbert.finetune.convert", "convert raw BLURB, MRQA, HotpotQA, MuSiQue, PubMedQA, MedQA or MMLU data "

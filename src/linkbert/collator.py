@@ -44,7 +44,7 @@ class PretrainingCollator:
         [SEP]``; 2: RoBERTa's ``<s> A </s></s> B </s>``: ``tokenization.separators_between``).
         ``max_predictions`` > 0: at most that many selected positions per sequence (those with
         the smallest selection draws), as BERT's ``max_predictions_per_seq``: what a model
-        reading a fixed number of positions per sequence needs (``any_encoder.masked_rows``).
+        reading a fixed number of positions per sequence needs (``model.heads.masked_rows``).
         With whole-word masking the cap can keep part of a word (its pieces share one draw).
         ``continuation``: bool per token id, True for ``##`` pieces (``tokenization.continuation_mask``);
         required for whole-word masking. ``seed`` is mixed into each example's masking generator."""

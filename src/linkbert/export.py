@@ -1,38 +1,37 @@
-"""``linkbert export CHECKPOINT OUT``: a pretraining checkpoint as a plain BERT folder.
+"""``linkbert export CHECKPOINT OUT``: a pretraining checkpoint as the transformers model it
+trained, which every ``AutoModel*`` class loads by name.
 
     linkbert export runs/tiny exported/linkbert-tiny                  # the run's latest checkpoint
     linkbert export runs/tiny/checkpoints/step-00010000 exported/linkbert-tiny
     linkbert export runs/tiny/checkpoints/step-00010000 exported/linkbert-tiny --tokenizer prepared/wiki/tokenizer
 
-CHECKPOINT is a folder written by ``LinkBertForPreTraining.save_pretrained``, or a run folder of
-``linkbert pretrain --out``, which stands for its latest checkpoint. OUT gets what the
-released LinkBERT checkpoints hold, so every ``transformers`` class loads it by name:
+CHECKPOINT is a checkpoint folder of ``linkbert pretrain`` (``checkpoints/step-N``), or its run
+folder, which stands for its newest checkpoint that verifies. Whichever backend trained it, a
+checkpoint holds the masked-LM model under its own names (``model/pretraining.py``), so the
+export is the same for every architecture: OUT gets
 
-* ``config.json``: a plain ``BertConfig`` (``model_type: bert``, no ``num_relations``).
-  ``architectures`` is ``["BertForMaskedLM"]``: the released ``michiyasunaga/LinkBERT-*``
-  say ``BertModel``, but they ship the encoder only (their 433 MB base file is BERT-base
-  with pooler and no MLM head); this export also carries the MLM head, so fill-mask works.
-* ``model.safetensors``: ``bert.*`` (embeddings, encoder, pooler) and ``cls.predictions.*``
-  (the MLM head; its decoder is tied to the word embeddings, as in BERT). The document
-  relation head (``relation_head.*``) is dropped: it is not part of BERT, and fine-tuning
-  starts a fresh task head anyway.
-* the tokenizer (``tokenizer.json``, ``tokenizer_config.json``, ``vocab.txt``).
+* ``config.json``: the masked-LM model's config (``BertForMaskedLM``, ``RobertaForMaskedLM``,
+  ``ModernBertForMaskedLM``, ...), without the pretraining model's keys;
+* ``model.safetensors``: the encoder and its MLM head, and, for architectures whose base model
+  has a pooler (BERT, RoBERTa), the pretraining model's pooler as that pooler: a BERT export
+  holds ``bert.*`` (embeddings, encoder, pooler) and ``cls.predictions.*``, what the released
+  LinkBERT checkpoints hold plus the MLM head (so fill-mask works). The relation head is
+  dropped: it is not part of the architecture, and fine-tuning starts a fresh task head;
+* the tokenizer (``tokenizer.json``, ``tokenizer_config.json``, ``vocab.txt`` where it has a
+  WordPiece vocabulary), and ``README.md``: a model card with the Hub's metadata (base model,
+  datasets, pipeline tag, library) and the run's settings and held-out figures, read from the
+  checkpoint's ``trainer_state.json`` and its run folder's ``summary.json``.
 
 ``AutoModel`` loads it (reporting the unused MLM head), ``AutoModelForMaskedLM`` too (reporting
 the unused pooler), and ``AutoModelFor{SequenceClassification, TokenClassification,
-QuestionAnswering, MultipleChoice}`` with a freshly initialised task head: exactly what
-loading ``bert-base-uncased`` reports.
+QuestionAnswering, MultipleChoice}`` with a freshly initialised task head: exactly what loading
+``bert-base-uncased`` reports.
 
-A checkpoint of the ``hf`` backend (``model/any_encoder.py``: RoBERTa, ModernBERT, ... or BERT
-through its own forward) is written as the masked-LM architecture the run started from
-(``RobertaForMaskedLM``, ``ModernBertForMaskedLM``, ...), its relation head dropped likewise.
-
-Both get a model card, ``README.md`` with the Hub's metadata (base model, datasets, pipeline
-tag, library) and the run's settings and held-out figures, read from the checkpoint's
-``trainer_state.json`` and its run folder's ``summary.json``.
-
-The tokenizer is taken from ``--tokenizer``, else from the first of CHECKPOINT,
-CHECKPOINT/tokenizer and CHECKPOINT/../tokenizer that holds tokenizer files.
+OUT is built beside its final place and renamed in when complete (``files.building``): a failed
+export leaves what was there, and ``--overwrite`` replaces the whole folder (no file of an
+earlier export stays beside the new one). OUT may not be the checkpoint, its run folder, or
+inside or around either. The tokenizer is taken from ``--tokenizer``, else from the first of
+CHECKPOINT, CHECKPOINT/tokenizer and CHECKPOINT/../tokenizer that holds tokenizer files.
 """
 
 from __future__ import annotations
@@ -40,61 +39,101 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+from linkbert import settings
 from linkbert.errors import BadInput, ConfigError
+from linkbert.files import building, check_output_folder, naming, write_text
 from linkbert.prepared import tokenizer_dir
+from linkbert.settings import setting
 
 logger = logging.getLogger(__name__)
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json")
-# in the checkpoint's config, meaningful only to LinkBertForPreTraining
-PRETRAINING_ONLY_CONFIG = ("num_relations", "architectures", "auto_map")
-TIED_KEYS = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+
+
+@dataclass
+class ExportSettings:
+    """Every setting of ``linkbert export``."""
+
+    checkpoint: str = setting(None, "a checkpoint folder (checkpoints/step-N), or a pretraining run folder: its "
+                                    "newest checkpoint that verifies", required=True)
+    out: str = setting(None, "the model folder to write", required=True)
+    tokenizer: str = setting("", "tokenizer folder (default: the checkpoint's own files, its tokenizer/, or "
+                                 "../tokenizer)")
+    overwrite: bool = setting(False, "replace a non-empty OUT (the whole folder, once the export is complete)")
 
 
 def export(checkpoint: str | Path, out: str | Path, tokenizer: str | Path | None = None,
            overwrite: bool = False) -> dict:
-    """Write the plain BERT folder ``out`` from the pretraining checkpoint ``checkpoint``.
+    """Write the model folder ``out`` from the pretraining checkpoint ``checkpoint``.
 
-    Returns a summary: ``{"out", "tokenizer", "kept": n_tensors, "dropped": [keys]}``.
-    Raises ``BadInput`` for a folder that is not a checkpoint, a missing tokenizer, a
-    tokenizer whose vocabulary does not match the model, or an ``out`` that is not empty
-    (unless ``overwrite``).
+    Returns a summary: ``{"out", "tokenizer", "architecture", "kept": n_tensors, "dropped": [keys]}``.
+    Raises ``BadInput`` for a folder that is not a checkpoint, a missing tokenizer or one whose
+    vocabulary does not match the model; ``ConfigError`` for an ``out`` that is not empty
+    (unless ``overwrite``) or overlaps the checkpoint.
 
     Example::
 
         >>> export("runs/tiny", "exported/linkbert-tiny")["dropped"]
         ['relation_head.bias', 'relation_head.weight']
     """
-    from linkbert.model import any_encoder
+    run = Path(checkpoint)
+    checkpoint, out = _latest_if_run_folder(run), Path(out)
+    check_output_folder(out, overwrite=overwrite, inputs=[checkpoint, run, *_run_folder_of(checkpoint)])
+    config, weights, dropped = exported_weights(checkpoint)
+    tokenizer_folder = Path(tokenizer) if tokenizer else find_tokenizer(checkpoint)
+    tokenizer_obj = _load_tokenizer(tokenizer_folder, config.vocab_size)
+    architecture = config.architectures[0]
+    with building(out) as tmp:
+        with naming(tmp / "config.json"):
+            config.save_pretrained(tmp)
+        _save_weights(weights, tmp / "model.safetensors")
+        with naming(tmp):
+            _save_tokenizer(tokenizer_obj, tmp)
+        write_text(tmp / "README.md", model_card(checkpoint, architecture))
+    return {"out": str(out), "tokenizer": str(tokenizer_folder), "architecture": architecture, "kept": len(weights),
+            "dropped": dropped}
 
-    checkpoint, out = _latest_if_run_folder(Path(checkpoint)), Path(out)
-    hf_backend = _check_checkpoint(checkpoint)
-    _check_out(out, overwrite)
-    tokenizer_dir = Path(tokenizer) if tokenizer else find_tokenizer(checkpoint)
-    if hf_backend:
-        model = any_encoder.EncoderForLinkPretraining.from_pretrained(checkpoint).eval()
-        tokenizer_obj = _load_tokenizer(tokenizer_dir, model.config.vocab_size)
-        dropped = sorted(key for key in model.state_dict() if not key.startswith("mlm."))
-        out.mkdir(parents=True, exist_ok=True)
-        for key in ("num_relations", "linkbert_backend"):  # meaningful to pretraining only
-            if hasattr(model.mlm.config, key):
-                delattr(model.mlm.config, key)
-        model.mlm.save_pretrained(out)
-        kept = len(model.mlm.state_dict())
-    else:
-        model = _load(checkpoint)
-        tokenizer_obj = _load_tokenizer(tokenizer_dir, model.config.vocab_size)
-        tensors, dropped = bert_state_dict(model)
-        out.mkdir(parents=True, exist_ok=True)
-        _save_weights(tensors, out / "model.safetensors")
-        bert_config(model.config).save_pretrained(out)
-        kept = len(tensors)
-    _save_tokenizer(tokenizer_obj, out)
-    architecture = json.loads((out / "config.json").read_text())["architectures"][0]
-    (out / "README.md").write_text(model_card(checkpoint, architecture), encoding="utf-8")
-    return {"out": str(out), "tokenizer": str(tokenizer_dir), "kept": kept, "dropped": dropped}
+
+def exported_weights(checkpoint: Path):
+    """``(the masked-LM config, the weights to export, the names dropped)`` of a verified
+    pretraining checkpoint: its weights minus the relation head, and minus the pooler where the
+    architecture has none."""
+    from safetensors.torch import load_file
+
+    from linkbert.checkpoint import verify
+    from linkbert.model.heads import has_pooler, masked_lm_class
+    from linkbert.model.pretraining import (
+        PRETRAINING_CONFIG_KEYS,
+        WEIGHTS,
+        read_checkpoint_config,
+        read_config_dict,
+        upgrade_weights,
+    )
+
+    _check_checkpoint(checkpoint)
+    verify(checkpoint)
+    raw = read_config_dict(checkpoint)
+    if not any(key in raw for key in PRETRAINING_CONFIG_KEYS):
+        raise BadInput(checkpoint / "config.json", "", "not_a_checkpoint",
+                       "not a pretraining checkpoint's config (no num_relations); a plain transformers model folder "
+                       "needs no export")
+    config = read_checkpoint_config(checkpoint)
+    mlm_class = masked_lm_class(config)
+    config.architectures = [mlm_class.__name__]
+    try:
+        weights = load_file(str(checkpoint / WEIGHTS))
+    except Exception as e:  # safetensors reports a bad header or a short file as its own error
+        raise BadInput(checkpoint / WEIGHTS, "", "damaged_checkpoint", f"cannot be read: {_first_line(e)}") from None
+    weights = upgrade_weights(raw, weights, mlm_class.base_model_prefix)
+    pooler = f"{mlm_class.base_model_prefix}.pooler."
+    drop = [name for name in weights if name.startswith("relation_head.")
+            or (name.startswith(pooler) and not has_pooler(config))]
+    for name in drop:
+        del weights[name]
+    return config, {name: tensor.contiguous() for name, tensor in weights.items()}, sorted(drop)
 
 
 def model_card(checkpoint: Path, architecture: str) -> str:
@@ -155,36 +194,6 @@ def _hub_name(folder: Path) -> str:
     return recorded if recorded and "/" in recorded and not Path(recorded).is_absolute() else folder.name
 
 
-def bert_state_dict(model) -> tuple[dict, list[str]]:
-    """The tensors a ``BertForPreTraining``-style file holds, and the keys left out.
-
-    Keeps ``bert.*`` and ``cls.predictions.*`` except the decoder, which is tied to the word
-    embeddings (and its bias to ``cls.predictions.bias``) and so is not stored, as
-    ``save_pretrained`` does for BERT. Returns contiguous copies, safe to write.
-    """
-    kept, dropped = {}, []
-    for key, tensor in model.state_dict().items():
-        if key in TIED_KEYS:
-            continue
-        if key.startswith(("bert.", "cls.predictions.")):
-            kept[key] = tensor.detach().clone().contiguous()
-        else:
-            dropped.append(key)
-    return kept, sorted(dropped)
-
-
-def bert_config(config):
-    """A plain ``BertConfig`` with the checkpoint's geometry, for ``BertForMaskedLM``."""
-    from transformers import BertConfig
-
-    fields = {k: v for k, v in config.to_dict().items() if k not in PRETRAINING_ONLY_CONFIG}
-    fields["model_type"] = "bert"
-    plain = BertConfig.from_dict(fields)
-    plain.architectures = ["BertForMaskedLM"]
-    plain.tie_word_embeddings = True
-    return plain
-
-
 def find_tokenizer(checkpoint: Path) -> Path:
     """The first of ``checkpoint``, ``checkpoint/tokenizer``, ``checkpoint/../tokenizer`` with tokenizer files
     (the last two: a checkpoint folder inside a prepared corpus folder's layout)."""
@@ -211,41 +220,26 @@ def _latest_if_run_folder(path: Path) -> Path:
     return latest or path
 
 
-def _check_checkpoint(checkpoint: Path) -> bool:
-    """A LinkBERT pretraining checkpoint, whose files match its manifest where it has one;
-    True for one of the ``hf`` backend (``any_encoder``)."""
-    from linkbert.checkpoint import verify
+def _run_folder_of(checkpoint: Path) -> list[Path]:
+    """The run folder a ``checkpoints/step-N`` folder belongs to (OUT must not be inside it)."""
+    from linkbert.checkpoint import CHECKPOINTS
 
-    config_file = checkpoint / "config.json"
-    if not config_file.is_file():
+    parent = checkpoint.resolve().parent
+    return [parent.parent] if parent.name == CHECKPOINTS else []
+
+
+def _check_checkpoint(checkpoint: Path) -> None:
+    if not (checkpoint / "config.json").is_file():
         raise BadInput(checkpoint, "", "not_a_checkpoint", "no config.json: not a saved pretraining checkpoint")
-    verify(checkpoint)
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput(config_file, "", "malformed_json", f"not a JSON config: {e}") from None
-    hf_backend = isinstance(config, dict) and config.get("linkbert_backend") == "hf"
-    if not hf_backend and (not isinstance(config, dict) or config.get("model_type") != "bert"
-                           or "num_relations" not in config):
-        raise BadInput(config_file, "", "not_a_checkpoint",
-                       "not a LinkBertForPreTraining config (model_type bert with num_relations); "
-                       "a plain BERT folder needs no export")
     if not any(checkpoint.glob("*.safetensors")):
         raise BadInput(checkpoint, "", "not_a_checkpoint", "no .safetensors weights")
-    return hf_backend
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise BadInput(out, "", "out_exists", "exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise BadInput(out, "", "out_exists", "folder is not empty; pass --overwrite to replace its files")
+def _save_weights(tensors: dict, path: Path) -> None:
+    from safetensors.torch import save_file
 
-
-def _load(checkpoint: Path):
-    from linkbert.model import LinkBertForPreTraining
-
-    return LinkBertForPreTraining.from_pretrained(checkpoint, use_safetensors=True).eval()
+    with naming(path):
+        save_file(tensors, str(path), metadata={"format": "pt"})
 
 
 def _load_tokenizer(folder: Path, vocab_size: int):
@@ -262,12 +256,6 @@ def _load_tokenizer(folder: Path, vocab_size: int):
     return tokenizer
 
 
-def _save_weights(tensors: dict, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    save_file(tensors, str(path), metadata={"format": "pt"})
-
-
 def _save_tokenizer(tokenizer, out: Path) -> None:
     """``save_pretrained``, plus a ``vocab.txt`` (transformers 5 writes only tokenizer.json),
     which older transformers versions and other BERT tools read."""
@@ -281,18 +269,19 @@ def _save_tokenizer(tokenizer, out: Path) -> None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="a checkpoint folder (CHECKPOINT/config.json, model.safetensors), "
-                                           "or a pretraining run folder: its latest checkpoint")
-    parser.add_argument("out", help="the plain BERT folder to write")
-    parser.add_argument("--tokenizer",
-                        help="tokenizer folder (default: the checkpoint's own files, its tokenizer/, or ../tokenizer)")
-    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
+    settings.add_arguments(parser, ExportSettings, positional=("checkpoint", "out"))
 
 
 def main(args: argparse.Namespace) -> int:
-    summary = export(args.checkpoint, args.out, tokenizer=args.tokenizer, overwrite=args.overwrite)
-    print(f"wrote {summary['out']}: {summary['kept']} tensors (bert.*, cls.predictions.*), "
+    chosen = settings.from_arguments(ExportSettings, args)
+    summary = export(chosen.checkpoint, chosen.out, tokenizer=chosen.tokenizer or None, overwrite=chosen.overwrite)
+    print(f"wrote {summary['out']}: a {summary['architecture']} ({summary['kept']} tensors), "
           f"tokenizer from {summary['tokenizer']}")
     if summary["dropped"]:
-        print(f"dropped (not part of BERT): {', '.join(summary['dropped'])}")
+        print(f"dropped (pretraining only): {', '.join(summary['dropped'])}")
     return 0
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

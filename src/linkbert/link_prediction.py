@@ -1,4 +1,4 @@
-"""Zero-shot link prediction with a pretrained ``LinkBertForPreTraining``, on withheld links.
+"""Zero-shot link prediction with a pretrained ``LinkPretrainingModel``, on withheld links.
 
 A query is a withheld link ``(source, target)`` and ``candidates``: documents linked with the
 source in neither direction (:func:`draw_queries`). Each document is read as its first segment. The true target is

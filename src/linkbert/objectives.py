@@ -28,3 +28,11 @@ OBJECTIVES = {"linkbert": 3, "bert": 2, "mlm-only": 0}
 def relation_names(count: int = 3) -> list[str]:
     """``["contiguous", "random", "linked"][:count]``: the classes of a ``count``-way relation head."""
     return [Relation(i).name.lower() for i in range(count)]
+
+
+def pair_probabilities(objective: str, p_contiguous: float, p_random: float, p_linked: float) -> tuple[float, ...]:
+    """``(contiguous, random, linked)`` probabilities of a pair's B under ``objective``: BERT's
+    NSP draws contiguous or random halves and never a linked document; the others as given."""
+    if objective == "bert":
+        return 0.5, 0.5, 0.0
+    return p_contiguous, p_random, p_linked

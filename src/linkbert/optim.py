@@ -23,11 +23,12 @@ def decays(parameter: torch.Tensor) -> bool:
 
 
 def adamw(model: torch.nn.Module, *, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.999),
-          eps: float = 1e-8, fused: bool = False) -> torch.optim.AdamW:
+          eps: float = 1e-8, fused: bool = True) -> torch.optim.AdamW:
     """AdamW over ``model``'s trainable parameters, decaying only where :func:`decays` says.
 
     ``fused``: one kernel for the whole update, its step counts on the parameters' device (the
-    device path: the unfused update reads every parameter's step count back to the host)."""
+    unfused update reads every parameter's step count back to the host: a sync per parameter on
+    a GPU); on a CPU too it is the faster update (docs/performance.md)."""
     decay, no_decay = [], []
     for parameter in model.parameters():
         if parameter.requires_grad:

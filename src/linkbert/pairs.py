@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from linkbert.errors import ConfigError
 from linkbert.graph import DocGraph
 from linkbert.objectives import OBJECTIVES, Relation
 from linkbert.store import SegmentStore
@@ -166,7 +167,8 @@ class PairSampler:
         self.allowed = [Relation(r) for r in range(3) if self.probabilities[r] > 0]
         self._cumulative = np.cumsum(self.probabilities)
         if graph is not None and graph.num_nodes != store.num_documents:
-            raise ValueError(f"the graph has {graph.num_nodes} nodes but the store {store.num_documents} documents")
+            raise ConfigError(f"the graph has {graph.num_nodes} nodes but the corpus {store.num_documents} documents: "
+                              "a graph of another corpus?")
         self._doc_offsets = np.asarray(store.document_offsets)
         self._setup_documents()
         self.anchors = self._check_anchors(anchors)
@@ -178,8 +180,8 @@ class PairSampler:
         sizes = np.diff(self._doc_offsets)
         nonempty = np.flatnonzero(sizes > 0)
         if len(nonempty) < 2:
-            raise ValueError(f"the corpus has {len(nonempty)} document(s) with segments; random pairs "
-                             "need at least 2 (B must come from another document)")
+            raise ConfigError(f"the corpus has {len(nonempty)} document(s) with segments; random pairs "
+                              "need at least 2 (B must come from another document)")
         self._n_nonempty = len(nonempty)
         self._nonempty = None if len(nonempty) == len(sizes) else nonempty
 

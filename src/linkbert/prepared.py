@@ -11,16 +11,14 @@ Layout::
                     (among them ``segment_budget``, the most tokens a segment may hold), and
                     the corpus's ``fingerprint`` (:func:`compute_fingerprint`)
 
-:class:`PreparedCorpus` opens such a folder and builds the pretraining data from it: the pair
-samplers (training anchors and held-out anchors) and the collator, for the trainer, the
-benchmarks and the experiments alike.
+:class:`PreparedCorpus` opens such a folder: its store, graph, tokenizer, statistics and
+fingerprint, and the facts of its tokenizer a pair's layout depends on. What pretraining builds
+from it (pair samplers, the collator) is ``pretrain/data.py``'s.
 
 Example::
 
     >>> corpus = PreparedCorpus("prepared/wikispeedia")
-    >>> corpus.check_max_length(128, max_positions=512)
-    >>> train, heldout, collator = corpus.pretraining_data(max_length=128, seed=0)
-    >>> batch = collator([train.pair(0, i) for i in range(32)])
+    >>> corpus.store.num_documents, corpus.segment_budget, corpus.pair_overhead
 """
 
 from __future__ import annotations
@@ -159,21 +157,6 @@ class PreparedCorpus:
         before prepare recorded it, its longest segment)."""
         return int(self.stats.get("segment_budget") or self.longest_segment)
 
-    def check_max_length(self, max_length: int, max_positions: int | None = None) -> None:
-        """``max_length`` must hold two whole segments and fit the model's position embeddings;
-        a ``ConfigError`` says which and what to change otherwise."""
-        if max_positions is not None and max_length > max_positions:
-            raise ConfigError(f"max_length {max_length} is more than the model's {max_positions} position "
-                              f"embeddings: use max_length <= {max_positions}")
-        overhead = self.pair_overhead
-        needed = 2 * self.segment_budget + overhead
-        if max_length < needed:
-            layout = "[CLS] A [SEP] B [SEP]" if overhead == PAIR_OVERHEAD else "<s> A </s></s> B </s>"
-            raise ConfigError(
-                f"max_length {max_length} cannot hold a pair of this corpus's segments ({self.folder} was prepared "
-                f"with segments of up to {self.segment_budget} tokens: {layout} needs {needed}); use "
-                f"max_length={needed}, or prepare again with --segment-budget {(max_length - overhead) // 2}")
-
     @property
     def separators_between(self) -> int:
         """Separators between a pair's segments in the tokenizer's layout (``tokenization.separators_between``)."""
@@ -185,41 +168,3 @@ class PreparedCorpus:
     def pair_overhead(self) -> int:
         """Special tokens a pair adds to its two segments: 3 for BERT's layout, 4 for RoBERTa's."""
         return PAIR_OVERHEAD - 1 + self.separators_between
-
-    def pretraining_data(self, *, max_length: int, seed: int, objective: str = "linkbert",
-                         p_contiguous: float = 1 / 3, p_random: float = 1 / 3, p_linked: float = 1 / 3,
-                         linked_sampling: str = "inverse_indegree", linked_segment: str = "first",
-                         mlm_probability: float = 0.15, whole_word_mask: bool = False, heldout_fraction: float = 0.0,
-                         graph: str | Path | None = None, max_predictions: int = 0, pad_to_multiple_of: int = 8):
-        """``(train sampler, held-out sampler or None, collator)``: pairs from the training
-        documents' anchors and from ``heldout_fraction`` of the documents (chosen by ``seed``),
-        BERT's NSP probabilities (1/2, 1/2, 0) for ``objective="bert"``, and the MLM collator."""
-        from linkbert.pairs import PairSampler, split_anchors
-
-        if objective == "bert":
-            p_contiguous, p_random, p_linked = 0.5, 0.5, 0.0
-        train_anchors, heldout_anchors = split_anchors(self.store, heldout_fraction, seed)
-        options = dict(objective=objective, linked_sampling=linked_sampling, linked_segment=linked_segment, seed=seed,
-                       p_contiguous=p_contiguous, p_random=p_random, p_linked=p_linked)
-        links = self.graph(graph)
-        train = PairSampler(self.store, links, anchors=train_anchors, **options)
-        heldout = PairSampler(self.store, links, anchors=heldout_anchors, **options) if len(heldout_anchors) else None
-        return train, heldout, self.collator(max_length=max_length, mlm_probability=mlm_probability,
-                                             whole_word_mask=whole_word_mask, seed=seed, max_predictions=max_predictions,
-                                             pad_to_multiple_of=pad_to_multiple_of)
-
-    def collator(self, *, max_length: int, mlm_probability: float = 0.15, whole_word_mask: bool = False,
-                 seed: int = 0, max_predictions: int = 0, pad_to_multiple_of: int = 8):
-        """The MLM collator with this corpus's tokenizer's special tokens and pair layout."""
-        from linkbert.collator import PretrainingCollator
-        from linkbert.tokenization import continuation_mask, plain_backend
-
-        tokenizer = self.tokenizer()
-        special = [tokenizer.convert_tokens_to_ids(t) for t in tokenizer.all_special_tokens]
-        return PretrainingCollator(
-            cls_id=tokenizer.cls_token_id, sep_id=tokenizer.sep_token_id, pad_id=tokenizer.pad_token_id,
-            mask_id=tokenizer.mask_token_id, vocab_size=self.store.vocab_size, special_ids=special,
-            max_length=max_length, mlm_probability=mlm_probability, whole_word_mask=whole_word_mask,
-            continuation=continuation_mask(plain_backend(tokenizer)), seed=seed,
-            separators_between=self.separators_between, max_predictions=max_predictions,
-            pad_to_multiple_of=pad_to_multiple_of)

@@ -155,12 +155,12 @@ def test_a_finished_cell_is_never_recomputed(ctx, monkeypatch):
 
 
 def test_an_unfinished_cell_keeps_its_pretraining_and_evaluations(ctx, monkeypatch):
-    import linkbert.pretrain
+    import linkbert.pretrain.run
 
     folder = ctx.cell_dir("linkbert", 0)
     write_json(folder / "pretrain" / "summary.json", {"step": 3})
     (folder / "pretrain" / "checkpoints" / "step-00000003").mkdir(parents=True)
-    monkeypatch.setattr(linkbert.pretrain, "pretrain", lambda *a: pytest.fail("finished pretraining was rerun"))
+    monkeypatch.setattr(linkbert.pretrain.run, "pretrain", lambda *a: pytest.fail("finished pretraining was rerun"))
     checkpoint, summary = cell.pretrain_cell(ctx, "linkbert", 0, 3, folder / "pretrain")
     assert summary["step"] == 3 and checkpoint.name == "step-00000003"
     write_json(folder / "linkpred.json", {"head": None, "embedding": {"mrr": 0.5, "hits1": 0.25}})

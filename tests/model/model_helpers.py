@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 from transformers import BertConfig
 
-from linkbert.model import LinkBertForPreTraining, preset_config
+from transformers import BertForMaskedLM
+
+from linkbert.model.presets import preset_config
+from linkbert.model.pretraining import LinkPretrainingModel
 from linkbert.objectives import IGNORE_INDEX
 
 VOCAB = 100
@@ -14,13 +17,14 @@ VOCAB = 100
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 
 
-def small_config(num_relations: int = 3, **overrides) -> BertConfig:
-    return preset_config("tiny", VOCAB, num_relations=num_relations, **{**SMALL, **overrides})
+def small_config(**overrides) -> BertConfig:
+    return preset_config("tiny", VOCAB, **{**SMALL, **overrides})
 
 
-def small_model(num_relations: int = 3, **overrides) -> LinkBertForPreTraining:
+def small_model(num_relations: int = 3, backend: str = "bert-cpu", **overrides) -> LinkPretrainingModel:
+    """A small BERT pretraining model, the same weights whichever ``backend`` computes it."""
     torch.manual_seed(0)
-    return LinkBertForPreTraining(small_config(num_relations, **overrides))
+    return LinkPretrainingModel(BertForMaskedLM(small_config(**overrides)), num_relations, backend)
 
 
 def make_batch(batch: int = 4, seq: int = 24, seed: int = 0) -> dict:

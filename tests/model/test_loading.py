@@ -1,4 +1,5 @@
-"""A model to pretrain from a preset or a BERT checkpoint folder."""
+"""The one place that decides the backend and builds a model: a preset, a transformers checkpoint
+folder, a pretraining checkpoint."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from model_helpers import SMALL, VOCAB
 from safetensors.torch import save_file
 from transformers import BertConfig, BertForPreTraining, BertModel
 
-from linkbert.model import init_model
+from linkbert.model.loading import init_model, resolve_backend
 from linkbert.objectives import IGNORE_INDEX
 from linkbert.errors import ConfigError
 
@@ -24,16 +25,18 @@ def _bert_checkpoint(folder, **overrides) -> BertForPreTraining:
     return bert
 
 
-def test_init_from_a_bert_checkpoint_loads_encoder_and_mlm_head(tmp_path):
+@pytest.mark.parametrize("backend", ["bert-cpu", "transformers"])
+def test_init_from_a_bert_checkpoint_loads_encoder_mlm_head_and_pooler(tmp_path, backend):
     bert = _bert_checkpoint(tmp_path)
-    model = init_model(str(tmp_path), vocab_size=VOCAB, num_relations=3)
-    assert model.training
-    ours = model.state_dict()
+    model = init_model(str(tmp_path), vocab_size=VOCAB, num_relations=3, backend=backend)
+    assert model.training and model.backend == backend
+    ours = model.checkpoint_weights()
     for key, tensor in bert.state_dict().items():
-        if key.startswith(("bert.", "cls.predictions.")):
+        if key.startswith(("bert.", "cls.predictions.")) and not key.startswith("cls.predictions.decoder."):
             assert torch.equal(tensor, ours[key]), key
+    assert {"bert.pooler.dense.weight", "bert.pooler.dense.bias"} <= ours.keys()  # BERT's pooler, kept
     assert model.relation_head.out_features == 3
-    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
+    assert model.mlm.cls.predictions.decoder.weight is model.mlm.bert.embeddings.word_embeddings.weight
 
 
 def test_init_from_an_encoder_only_checkpoint_logs_the_fresh_mlm_head(tmp_path, caplog):
@@ -42,11 +45,14 @@ def test_init_from_an_encoder_only_checkpoint_logs_the_fresh_mlm_head(tmp_path, 
     encoder.save_pretrained(tmp_path)  # unprefixed keys, as sentence-transformers' MiniLM
     with caplog.at_level(logging.INFO, logger="linkbert.model.loading"):
         model = init_model(str(tmp_path), vocab_size=VOCAB, num_relations=3)
-    fresh = [r.getMessage() for r in caplog.records if "no MLM head" in r.getMessage()]
+    fresh = [r.getMessage() for r in caplog.records if "initialised fresh" in r.getMessage()]
     assert fresh and "cls.predictions.transform.dense.weight" in fresh[0]
     for key, tensor in encoder.state_dict().items():
-        assert torch.equal(tensor, model.bert.state_dict()[key]), key
-    assert torch.equal(model.cls.predictions.bias, torch.zeros(VOCAB))
+        if key.startswith("pooler."):
+            assert torch.equal(tensor, model.pooler.state_dict()[key[len("pooler."):]]), key
+        else:
+            assert torch.equal(tensor, model.mlm.bert.state_dict()[key]), key
+    assert torch.equal(model.mlm.cls.predictions.bias, torch.zeros(VOCAB))
 
 
 def test_init_rejects_a_vocabulary_mismatch(tmp_path):
@@ -68,9 +74,35 @@ def test_init_from_preset_and_bad_names(tmp_path):
     with pytest.raises(ConfigError, match="neither a preset"):
         init_model(str(tmp_path / "missing"), vocab_size=VOCAB)
     save_file({"x": torch.zeros(1)}, str(tmp_path / "model.safetensors"))
-    (tmp_path / "config.json").write_text('{"model_type": "roberta"}')
+    (tmp_path / "config.json").write_text(f'{{"model_type": "roberta", "vocab_size": {VOCAB}}}')
     with pytest.raises(ConfigError, match="model_type is 'roberta'"):
-        init_model(str(tmp_path), vocab_size=VOCAB)
+        init_model(str(tmp_path), vocab_size=VOCAB, backend="bert-cpu")
+
+
+def test_the_backend_is_decided_in_one_place(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "roberta"}')
+    assert resolve_backend("auto", str(tmp_path), torch.device("cpu")) == "transformers"
+    assert resolve_backend("auto", "scratch", torch.device("cpu")) == "bert-cpu"
+    assert resolve_backend("auto", "scratch", torch.device("meta")) == "transformers"  # any accelerator
+    assert resolve_backend("transformers", "scratch", torch.device("cpu")) == "transformers"
+    with pytest.raises(ConfigError, match="model_type 'roberta'"):
+        resolve_backend("bert-cpu", str(tmp_path), torch.device("cpu"))
+
+
+def test_init_from_a_pretraining_checkpoint_continues_it_whole(tmp_path, caplog):
+    """An earlier run's checkpoint: every weight, the relation head too; another objective's
+    number of classes gets a fresh relation head (and keeps the pooler)."""
+    first = init_model("tiny", vocab_size=VOCAB, num_relations=3)
+    first.save_pretrained(tmp_path)
+    again = init_model(str(tmp_path), vocab_size=VOCAB, num_relations=3, backend="transformers")
+    for name, tensor in first.state_dict().items():
+        assert torch.equal(again.state_dict()[name], tensor), name
+    with caplog.at_level(logging.WARNING, logger="linkbert.model.loading"):
+        nsp = init_model(str(tmp_path), vocab_size=VOCAB, num_relations=2)
+    assert nsp.relation_head.out_features == 2 and "starts fresh" in caplog.text
+    assert torch.equal(nsp.pooler.dense.weight, first.pooler.dense.weight)
+    with pytest.raises(ConfigError, match="vocabulary of 100 tokens"):
+        init_model(str(tmp_path), vocab_size=120)
 
 
 @pytest.mark.slow
@@ -79,13 +111,15 @@ def test_init_from_minilm_checkpoint(caplog):
     folder = os.path.join(os.path.dirname(package.__file__), "model")
     with caplog.at_level(logging.WARNING, logger="linkbert.model.loading"):
         model = init_model(folder, vocab_size=30522, num_relations=3)
-    assert any("no MLM head" in r.getMessage() for r in caplog.records)
+    assert any("cls.predictions" in r.getMessage() for r in caplog.records)
     assert model.config.num_hidden_layers == 6 and model.config.hidden_size == 384
     from transformers import AutoModel
 
     reference = AutoModel.from_pretrained(folder).eval()
     ids = torch.randint(1000, 30000, (2, 16))
-    assert torch.equal(reference(ids).last_hidden_state, model.eval().bert(ids).last_hidden_state)
+    got = model.eval().mlm.bert(ids).last_hidden_state
+    assert torch.equal(reference(ids).last_hidden_state, got)
+    assert torch.equal(reference(ids).pooler_output, model.pooler(got[:, 0]))
     out = model.train()(ids, labels=torch.where(torch.rand(ids.shape) < 0.3, ids, IGNORE_INDEX),
                         relation_labels=torch.tensor([0, 2]))
     assert math.isfinite(out.loss.item())

@@ -57,7 +57,7 @@ class EdgeTable:
                            fatal=True)
         kind = _kind(path.name)
         if kind == "parquet":
-            from linkbert.corpus.parquet import table_rows
+            from linkbert.corpus.arrow import table_rows
 
             for where, row in table_rows(path, [self.source, self.target], self.max_record_bytes, "edge table"):
                 yield row if isinstance(row, BadRecord) else self._edge(row, where)

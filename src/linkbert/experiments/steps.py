@@ -1,5 +1,5 @@
 """The cached steps of a grid cell, and the one place the experiments reach the pretraining,
-model-loading, export and fine-tuning APIs (``pretrain``, ``pretrain_config``,
+model-loading, export and fine-tuning APIs (``pretrain.run``, ``pretrain.settings``,
 ``model.loading``, ``export``, ``finetune.run``): a move of one of them changes an import here only.
 
 * pretraining: ``pretrain_settings`` (a run's ``PretrainConfig``), ``measure_step_seconds``,
@@ -29,16 +29,16 @@ from linkbert.files import write_json
 # -- pretraining ---------------------------------------------------------------------------------------
 
 def pretrain_settings(**settings):
-    """A pretraining run's settings: a ``pretrain_config.PretrainConfig``."""
-    from linkbert.pretrain_config import PretrainConfig
+    """A pretraining run's settings: a ``pretrain.settings.PretrainConfig``."""
+    from linkbert.pretrain.settings import PretrainConfig
 
     return PretrainConfig(**settings)
 
 
 def measure_step_seconds(layout: GridLayout, config, **options) -> float:
     """Seconds per pretraining step of ``config`` on ``layout``'s prepared corpus on this machine
-    (``pretrain.measure_step_seconds``; ``options``: its ``steps``)."""
-    from linkbert.pretrain import measure_step_seconds as measure
+    (``pretrain.run.measure_step_seconds``; ``options``: its ``steps``)."""
+    from linkbert.pretrain.run import measure_step_seconds as measure
 
     return measure(config, str(layout.prepared), **options)
 
@@ -49,7 +49,7 @@ def pretrain_once(layout: GridLayout, config, folder: Path, *, initial_only: boo
     the initial model saved in ``folder/initial`` instead (a grid's ``init`` variant). Returns
     (checkpoint folder, summary)."""
     from linkbert import checkpoint
-    from linkbert.pretrain import pretrain
+    from linkbert.pretrain.run import pretrain
 
     if initial_only:
         return save_initial_model(layout.corpus(), config, folder / "initial"), {"step": 0}
@@ -63,7 +63,7 @@ def pretrain_once(layout: GridLayout, config, folder: Path, *, initial_only: boo
 def save_initial_model(corpus, config, folder: Path) -> Path:
     """The model ``config``'s pretraining would start from (``pretrain.initial_model``), saved
     with ``corpus``'s tokenizer: the "no further pretraining" reference of a grid."""
-    from linkbert.pretrain import initial_model
+    from linkbert.pretrain.run import initial_model
 
     if not (folder / "model.safetensors").exists():
         model = initial_model(preset=config.preset, init=config.init, objective=config.objective,
@@ -76,16 +76,16 @@ def save_initial_model(corpus, config, folder: Path) -> Path:
 # -- the model: loaded, exported, fine-tuned -----------------------------------------------------------
 
 def load_pretraining_model(checkpoint: Path, device: str):
-    """A pretraining checkpoint of either backend (``model.loading.load_checkpoint``, heads
-    included) in fp32, eval mode."""
+    """A pretraining checkpoint (``model.loading.load_checkpoint``, heads included) in fp32, eval
+    mode, computed by the backend ``auto`` picks for ``device``."""
     from linkbert.model.loading import load_checkpoint
 
-    return load_checkpoint(checkpoint).to(device)
+    return load_checkpoint(checkpoint, device=device).to(device)
 
 
 def export_once(layout: GridLayout, checkpoint: Path, out: Path) -> Path:
-    """The pretraining checkpoint as a plain BERT folder with the prepared corpus's tokenizer
-    (``export.export``), what fine-tuning loads; once."""
+    """The pretraining checkpoint as the transformers model it trained, with the prepared corpus's
+    tokenizer (``export.export``), what fine-tuning loads; once."""
     from linkbert.export import export
 
     if not (out / "config.json").exists():

@@ -1,14 +1,13 @@
 """The pretraining model.
 
-* ``modeling.py``: what the model is: presets, ``LinkBertForPreTraining`` and its output;
-* ``encoder.py``: BERT's forward pass written out for pretraining speed (no padding, and only
-  the rows a loss reads in the last layer);
-* ``kernels.py``: CPU kernels (attention, dropout, the MLM loss, the tied embedding), each
-  tested against the plain PyTorch computation it replaces;
-* ``loading.py``: a model to pretrain, from a preset or a BERT checkpoint folder.
+* ``pretraining.py``: what the model is (``LinkPretrainingModel``: a transformers masked-LM
+  model, a pooler and the relation head), its two backends' forward passes and its checkpoint
+  format;
+* ``heads.py``: what it needs of a masked-LM architecture (its head, the masked rows) and the
+  loss statistics it returns;
+* ``bert_cpu.py``: the ``bert-cpu`` backend, BERT's forward written out for CPU speed (no
+  padding, only the rows a loss reads in the last layer), on the CPU kernels of ``kernels.py``;
+* ``presets.py``: the architectures a run can start from scratch;
+* ``loading.py``: the one place that decides the backend and builds a model from a preset, a
+  transformers checkpoint or a pretraining checkpoint.
 """
-
-from linkbert.model.loading import init_model
-from linkbert.model.modeling import PRESETS, LinkBertForPreTraining, LinkBertPreTrainingOutput, preset_config
-
-__all__ = ["PRESETS", "LinkBertForPreTraining", "LinkBertPreTrainingOutput", "init_model", "preset_config"]

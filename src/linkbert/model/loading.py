@@ -1,4 +1,16 @@
-"""A model to pretrain: from a preset (scratch) or from a local BERT checkpoint folder."""
+"""The one place that decides which backend computes the model, and builds the model a run
+starts from or an evaluation reads.
+
+* :func:`resolve_backend`: ``auto`` decided for the architecture and the device;
+* :func:`attention_implementation`: ``auto`` decided for the device;
+* :func:`init_model`: a :class:`~linkbert.model.pretraining.LinkPretrainingModel` from a preset
+  (scratch), a transformers masked-LM or encoder checkpoint folder, or a pretraining checkpoint
+  (continued whole);
+* :func:`load_checkpoint`: a pretraining checkpoint, heads included, in eval mode.
+
+Every model comes back with the same interface, whichever backend computes it: the trainer,
+export and the evaluations never ask which.
+"""
 
 from __future__ import annotations
 
@@ -7,97 +19,196 @@ import logging
 from pathlib import Path
 
 import torch
-from transformers import BertConfig
 
 from linkbert.errors import ConfigError
-from linkbert.model.modeling import PRESETS, LinkBertForPreTraining, preset_config
+from linkbert.model.presets import PRESETS, preset_config
+from linkbert.model.pretraining import (
+    BACKENDS,
+    LinkPretrainingModel,
+    is_checkpoint,
+    read_checkpoint_config,
+    read_config_dict,
+)
 
 logger = logging.getLogger(__name__)
 
+ATTENTION = ("auto", "sdpa", "flash_attention_2", "eager")
+# the dropout settings of a run, and what each architecture calls them
+DROPOUT_NAMES = {"hidden_dropout_prob": ("hidden_dropout_prob", "mlp_dropout", "embedding_dropout", "dropout"),
+                 "attention_probs_dropout_prob": ("attention_probs_dropout_prob", "attention_dropout")}
 
-BACKENDS = ("linkbert", "hf")
+
+def model_type_of(init: str) -> str:
+    """The architecture ``init`` names: ``bert`` for a preset, else its ``config.json``'s
+    ``model_type``."""
+    if init == "scratch" or init in PRESETS:
+        return "bert"
+    config_file = Path(init) / "config.json"
+    if not config_file.is_file():
+        return "bert"  # init_model says what is wrong with it
+    return str(read_config_dict(init).get("model_type"))
 
 
 def resolve_backend(backend: str, init: str, device) -> str:
-    """``auto`` decided: the written-out BERT (``linkbert``) for a BERT preset or checkpoint on a
-    CPU, the checkpoint's own forward (``hf``) on a GPU or for any other architecture; an
-    explicit ``linkbert`` for a non-BERT checkpoint is a ConfigError."""
-    model_type = "bert"
-    config_file = Path(init) / "config.json"
-    if init != "scratch" and config_file.is_file():
-        config = json.loads(config_file.read_text())
-        # a checkpoint of the hf backend (its weights are named mlm.*) continues on it
-        model_type = "hf checkpoint" if config.get("linkbert_backend") == "hf" else config.get("model_type")
+    """``auto`` decided: ``bert-cpu`` (BERT's forward written out for CPU speed) for a BERT preset
+    or checkpoint on a CPU, ``transformers`` (the checkpoint's own forward) on a GPU or for any
+    other architecture. An explicit ``bert-cpu`` for another architecture is a ConfigError."""
+    if backend not in ("auto", *BACKENDS):
+        raise ConfigError(f"backend must be auto, {', '.join(BACKENDS)} (got {backend!r})")
+    model_type = model_type_of(init)
     if backend == "auto":
-        return "linkbert" if model_type == "bert" and getattr(device, "type", device) == "cpu" else "hf"
-    if backend == "linkbert" and model_type != "bert":
-        raise ConfigError(f"{config_file}: model_type {model_type!r}: the linkbert backend is BERT's forward; "
-                          "use backend=hf (or auto)")
+        return "bert-cpu" if model_type == "bert" and getattr(device, "type", device) == "cpu" else "transformers"
+    if backend == "bert-cpu" and model_type != "bert":
+        raise ConfigError(f"{init}: model_type {model_type!r}: the bert-cpu backend is BERT's forward written out; "
+                          "use backend=transformers (or auto)")
     return backend
 
 
-def init_model(preset_or_checkpoint: str, vocab_size: int, num_relations: int = 3, backend: str = "linkbert",
-               attention: str = "sdpa", **overrides):
-    """A model to pretrain, from scratch (a preset name) or from a local BERT checkpoint folder.
+def attention_implementation(choice: str, device) -> str:
+    """``auto``: transformers' flash-attention 2 path on a CUDA device where the flash_attn
+    package is installed (padded batches are unpadded into its variable-length kernels), SDPA
+    otherwise; an explicit choice is kept."""
+    import importlib.util
 
-    A checkpoint folder holds ``config.json`` (``model_type: bert``) and safetensors weights
-    (``model.safetensors`` or a sharded index); ``pytorch_model.bin`` is refused, since
-    unpickling can run code. Its encoder loads whether the keys carry the ``bert.`` prefix
-    (``BertForPreTraining``/``BertForMaskedLM`` checkpoints) or not (``BertModel`` ones, e.g.
-    sentence-transformers' MiniLM); its MLM head loads when present, else starts fresh with a
-    log line naming what was initialised. The relation head always starts fresh. Weights are
-    float32 whatever the checkpoint's dtype; the model comes back in training mode.
+    if choice != "auto":
+        return choice
+    on_cuda = getattr(device, "type", str(device)) == "cuda"
+    return "flash_attention_2" if on_cuda and importlib.util.find_spec("flash_attn") is not None else "sdpa"
 
-    ``overrides`` set config fields (dropout, ...); for a checkpoint only those that leave the
-    weights' shapes alone make sense.
 
-    Raises ``ConfigError`` when the checkpoint's vocabulary size is not ``vocab_size``.
+def init_model(preset_or_checkpoint: str, vocab_size: int, num_relations: int = 3, backend: str = "transformers",
+               attention: str = "sdpa", **overrides) -> LinkPretrainingModel:
+    """A model to pretrain, in training mode, float32, computed by ``backend``:
+
+    * a preset name (``tiny``, ``mini``, ``base``, ...): a fresh BERT of that geometry (draws
+      from torch's global generator: seed it first);
+    * a pretraining checkpoint folder (``save_pretrained``'s, any format): continued whole, its
+      relation head too when it has ``num_relations`` classes (else that head starts fresh);
+    * a transformers checkpoint folder (``config.json`` and safetensors weights; any
+      architecture ``AutoModelForMaskedLM`` knows): its encoder and MLM head (an encoder-only
+      checkpoint gets a fresh head), its pooler where it has one (BERT's), a fresh relation head;
+      what starts fresh is logged. ``pytorch_model.bin`` is refused (unpickling can run code).
+
+    ``overrides`` set config fields (``hidden_dropout_prob``, ``attention_probs_dropout_prob``:
+    mapped to each architecture's own names). A checkpoint whose vocabulary is not
+    ``vocab_size`` tokens is a ConfigError.
 
     Example::
 
-        >>> model = init_model("tiny", vocab_size=len(tokenizer), num_relations=3)
-        >>> model = init_model("/models/bert-base-uncased", vocab_size=30522, num_relations=3)
+        >>> model = init_model("tiny", vocab_size=len(tokenizer), num_relations=3, backend="bert-cpu")
     """
-    folder = Path(preset_or_checkpoint)
-    if backend == "hf":
-        from linkbert.model import any_encoder
-
-        if preset_or_checkpoint in PRESETS:
-            config = preset_config(preset_or_checkpoint, vocab_size, **overrides)
-            return any_encoder.from_preset(config, num_relations, attention).train()
-        if folder.is_dir():
-            _refuse_pickled_weights(folder)
-            if any_encoder.is_checkpoint(folder):  # a LinkBERT run of this backend: continued whole
-                return any_encoder.EncoderForLinkPretraining.from_pretrained(folder).train()
-            return any_encoder.from_checkpoint(folder, vocab_size, num_relations, overrides, attention).train()
     if preset_or_checkpoint in PRESETS:
-        config = preset_config(preset_or_checkpoint, vocab_size, num_relations=num_relations, **overrides)
-        model = LinkBertForPreTraining(config)
-    elif folder.is_dir():
-        model = _from_checkpoint(folder, vocab_size, num_relations, overrides)
+        config = preset_config(preset_or_checkpoint, vocab_size, **overrides)
+        config._attn_implementation = attention
+        from transformers import BertForMaskedLM
+
+        return LinkPretrainingModel(BertForMaskedLM(config), num_relations, backend).train()
+    folder = Path(preset_or_checkpoint)
+    if not folder.is_dir():
+        raise ConfigError(f"{preset_or_checkpoint!r} is neither a preset ({', '.join(PRESETS)}) nor a checkpoint "
+                          "folder")
+    _refuse_pickled_weights(folder)
+    if is_checkpoint(folder):
+        model = _continued(folder, vocab_size, num_relations, backend, attention, overrides)
     else:
-        raise ConfigError(f"{preset_or_checkpoint!r} is neither a preset ({', '.join(PRESETS)}) nor a checkpoint folder")
+        model = _from_transformers_checkpoint(folder, vocab_size, num_relations, backend, attention, overrides)
     return model.train()
 
 
-def _checkpoint_config(folder: Path, vocab_size: int, num_relations: int, overrides: dict) -> BertConfig:
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        raise ConfigError(f"{folder}: no config.json, so not a transformers checkpoint folder")
-    model_type = json.loads(config_file.read_text()).get("model_type")
-    if model_type != "bert":
-        raise ConfigError(f"{config_file}: model_type is {model_type!r}; "
-                         "LinkBERT pretraining starts from a BERT checkpoint")
-    config = BertConfig.from_pretrained(folder)
-    if config.vocab_size != vocab_size:
+def load_checkpoint(folder: str | Path, dtype=torch.float32, device="cpu") -> LinkPretrainingModel:
+    """A pretraining checkpoint (heads included) in eval mode, computed by the backend ``auto``
+    picks for ``device``."""
+    backend = resolve_backend("auto", str(folder), torch.device(device))
+    return LinkPretrainingModel.from_pretrained(folder, backend=backend, dtype=dtype).eval()
+
+
+def _continued(folder: Path, vocab_size: int, num_relations: int, backend: str, attention: str,
+               overrides: dict) -> LinkPretrainingModel:
+    config = read_checkpoint_config(folder)
+    _check_vocabulary(folder, config.vocab_size, vocab_size)
+    _set_dropout(config, overrides)
+    model = LinkPretrainingModel.from_pretrained(folder, backend=backend, attention=attention, config=config)
+    if model.num_relations != num_relations:
+        logger.warning("%s has a %d-way relation head; this run's objective needs %d classes: that head starts "
+                       "fresh", folder, model.num_relations, num_relations)
+        fresh = LinkPretrainingModel(model.mlm, num_relations, backend)
+        fresh.pooler.load_state_dict(model.pooler.state_dict())
+        model = fresh
+    logger.info("%s: a pretraining checkpoint, continued whole", folder)
+    return model
+
+
+def _from_transformers_checkpoint(folder: Path, vocab_size: int, num_relations: int, backend: str, attention: str,
+                                  overrides: dict) -> LinkPretrainingModel:
+    from transformers import AutoConfig, AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
+
+    try:
+        config = AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"{folder / 'config.json'}: not a transformers config ({_first_line(e)})") from None
+    _check_vocabulary(folder, config.vocab_size, vocab_size)
+    _set_dropout(config, overrides)
+    if backend == "bert-cpu" and config.model_type != "bert":
+        raise ConfigError(f"{folder / 'config.json'}: model_type is {config.model_type!r}; the bert-cpu backend "
+                          "is BERT's forward: use backend=transformers (or auto)")
+    # transformers' own load report calls an encoder-only checkpoint (no MLM head) "corrupted";
+    # the lines below say plainly what starts fresh
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:  # transformers adds or strips the base model's prefix and renames old gamma/beta keys
+        mlm, info = AutoModelForMaskedLM.from_pretrained(folder, config=config, use_safetensors=True,
+                                                         dtype=torch.float32, attn_implementation=attention,
+                                                         output_loading_info=True)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    mlm.config.architectures = [type(mlm).__name__]
+    model = LinkPretrainingModel(mlm, num_relations, backend)
+    pooler = _stored_pooler(folder, mlm.base_model_prefix)
+    if pooler:
+        model.pooler.dense.load_state_dict(pooler)
+    missing = sorted(set(info["missing_keys"]) - set(getattr(mlm, "_tied_weights_keys", None) or {}))
+    if missing:
+        logger.warning("%s: initialised fresh: %s", folder, ", ".join(missing))
+    if info["unexpected_keys"]:
+        logger.info("%s: not used (other heads): %s", folder, ", ".join(sorted(info["unexpected_keys"])))
+    logger.info("%s: %srelation head initialised fresh", folder, "" if pooler else "pooler and ")
+    return model
+
+
+def _stored_pooler(folder: Path, prefix: str) -> dict | None:
+    """The pooler's dense weights of a transformers checkpoint (``bert.pooler.dense.*``, or
+    ``pooler.dense.*`` in a base model's file), where it has them."""
+    from safetensors import safe_open
+
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    else:
+        files = [p.name for p in folder.glob("*.safetensors")]
+    for name in files:
+        with safe_open(str(folder / name), framework="pt") as f:
+            keys = set(f.keys())
+            for head in (f"{prefix}.pooler.dense.", "pooler.dense."):
+                if {head + "weight", head + "bias"} <= keys:
+                    return {"weight": f.get_tensor(head + "weight").float(), "bias": f.get_tensor(head + "bias").float()}
+    return None
+
+
+def _check_vocabulary(folder: Path, checkpoint_vocab: int, vocab_size: int) -> None:
+    if checkpoint_vocab != vocab_size:
         raise ConfigError(
-            f"{folder} has a vocabulary of {config.vocab_size} tokens but the tokenizer has {vocab_size}: "
+            f"{folder} has a vocabulary of {checkpoint_vocab} tokens but the tokenizer has {vocab_size}: "
             "prepare the corpus with this checkpoint's tokenizer (prepare --tokenizer CHECKPOINT)")
+
+
+def _set_dropout(config, overrides: dict) -> None:
     for key, value in overrides.items():
-        setattr(config, key, value)
-    config.num_relations = num_relations
-    config.architectures = None  # ours now, not the checkpoint's
-    return config
+        names = [name for name in DROPOUT_NAMES.get(key, (key,)) if hasattr(config, name)]
+        if key not in DROPOUT_NAMES and not names:
+            raise ConfigError(f"{key} is not a setting of a {config.model_type} model")
+        for name in names:
+            setattr(config, name, value)
 
 
 def _refuse_pickled_weights(folder: Path) -> None:
@@ -107,50 +218,9 @@ def _refuse_pickled_weights(folder: Path) -> None:
         pickled = {".bin", ".pt", ".pth", ".h5", ".msgpack"}
         found = ", ".join(sorted(p.name for p in folder.iterdir() if p.suffix in pickled))
         raise ConfigError(f"{folder}: no safetensors weights (found: {found or 'none'}); convert the checkpoint to "
-                         "safetensors first (loading pickled weights could run code)")
+                          "safetensors first (loading pickled weights could run code)")
 
 
-def _from_checkpoint(folder: Path, vocab_size: int, num_relations: int, overrides: dict) -> LinkBertForPreTraining:
-    _refuse_pickled_weights(folder)
-    config = _checkpoint_config(folder, vocab_size, num_relations, overrides)
-    from transformers.utils import logging as hf_logging
-
-    # transformers' own load report calls an encoder-only checkpoint (no MLM head) "corrupted";
-    # _log_fresh_parameters says plainly what starts fresh
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:  # transformers strips or adds the "bert." prefix and renames old LayerNorm gamma/beta keys
-        model, info = LinkBertForPreTraining.from_pretrained(
-            folder, config=config, use_safetensors=True, dtype=torch.float32, attn_implementation="sdpa",
-            output_loading_info=True)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    _log_fresh_parameters(folder, info["missing_keys"], info["unexpected_keys"])
-    return model
-
-
-def _log_fresh_parameters(folder: Path, missing, unexpected) -> None:
-    """Say which parameters start fresh: the relation head (always) and any other missing ones."""
-    tied = set(LinkBertForPreTraining._tied_weights_keys)
-    missing = sorted(set(missing) - tied)
-    head = [k for k in missing if k.startswith("cls.predictions.")]
-    encoder = [k for k in missing if not k.startswith(("cls.predictions.", "relation_head."))]
-    if head:
-        logger.warning("%s has no MLM head: initialised fresh: %s", folder, ", ".join(head))
-    if encoder:
-        logger.warning("%s lacks encoder parameters: initialised fresh: %s", folder, ", ".join(encoder))
-    if unexpected:
-        logger.info("%s: not used (other heads): %s", folder, ", ".join(sorted(unexpected)))
-    logger.info("%s: relation head initialised fresh", folder)
-
-
-def load_checkpoint(folder: str | Path, dtype=torch.float32):
-    """A pretraining checkpoint (heads included) of either backend, in eval mode: a
-    ``LinkBertForPreTraining`` or an ``any_encoder.EncoderForLinkPretraining``, as its
-    ``config.json`` says. Weights that do not fit are a ConfigError (``checkpoint.apply_weights``)."""
-    from linkbert.model import any_encoder
-
-    folder = Path(folder)
-    if any_encoder.is_checkpoint(folder):
-        return any_encoder.EncoderForLinkPretraining.from_pretrained(folder, dtype=dtype).eval()
-    return LinkBertForPreTraining.from_pretrained(folder, dtype=dtype, use_safetensors=True).eval()
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

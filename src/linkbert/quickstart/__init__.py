@@ -34,7 +34,7 @@ its other files kept.
 Modules, each depending only on those listed before it:
 
 * ``pipeline``: what the quickstart runs of the other commands' stages (``linkbert.prepare``,
-  ``linkbert.pretrain``, ``linkbert.pretrain_config``): every import of theirs is there;
+  ``linkbert.pretrain``): every import of theirs is there;
 * ``config``: ``QuickstartConfig``, every setting of the command;
 * ``output``: the output folder, its marker and stage folders;
 * ``report``: ``report/``: ``metrics.json``, plots and the HTML page;

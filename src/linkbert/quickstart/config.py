@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from linkbert.model.modeling import PRESETS
+from linkbert.model.presets import PRESETS
 from linkbert.quickstart.pipeline import LINK_BUILDERS
 from linkbert.settings import setting
 

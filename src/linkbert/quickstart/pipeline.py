@@ -1,7 +1,7 @@
 """What the quickstart runs of the other commands' stages: ``linkbert prepare`` and ``linkbert
-pretrain``, called with flat arguments. Every import of ``linkbert.prepare``,
-``linkbert.pretrain`` and ``linkbert.pretrain_config`` in the quickstart is here, so that a change
-of theirs touches this module only.
+pretrain``, called with flat arguments. Every import of ``linkbert.prepare`` and
+``linkbert.pretrain`` in the quickstart is here, so that a change of theirs touches this module
+only.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 from linkbert.prepare.build import prepare
 from linkbert.prepare.settings import LINK_BUILDERS, PrepareConfig
-from linkbert.pretrain import TrainingFailed, initial_model, measure_step_seconds, pretrain
-from linkbert.pretrain_config import PretrainConfig
+from linkbert.pretrain.run import TrainingFailed, initial_model, measure_step_seconds, pretrain
+from linkbert.pretrain.settings import PretrainConfig
 
 __all__ = ["LINK_BUILDERS", "TrainingFailed", "bert_baseline_settings", "prepare_corpus", "pretrain_run",
            "pretrain_settings", "step_seconds", "untrained_checkpoint"]

@@ -1,19 +1,25 @@
 """The settings of a pretraining run: ``PretrainConfig`` (every setting, its help and bounds,
 the checks across settings) and ``load_config`` (a YAML file of ``configs/pretrain/`` plus
-``key=value`` overrides). ``pretrain.py`` runs a config; ``run_folder.RUN_IDENTITY`` names the
+``key=value`` overrides). ``run.py`` runs a config; ``run_folder.RUN_IDENTITY`` names the
 settings a resume may not change.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from linkbert import runtime, settings
 from linkbert.errors import ConfigError
-from linkbert.model.modeling import PRESETS
+from linkbert.model.presets import PRESETS
 from linkbert.objectives import OBJECTIVES
 from linkbert.pairs import LINKED_SAMPLING, LINKED_SEGMENT
 from linkbert.settings import setting
+
+log = logging.getLogger("linkbert.pretrain")
+
+# the backends' names before they said what each is
+OLD_BACKEND_NAMES = {"linkbert": "bert-cpu", "hf": "transformers"}
 
 
 @dataclass
@@ -22,7 +28,9 @@ class PretrainConfig:
 
     # -- model
     preset: str = setting("mini", "the architecture when starting from scratch", choices=PRESETS)
-    init: str = setting("scratch", '"scratch", or a local BERT checkpoint folder (safetensors) to continue from')
+    init: str = setting("scratch", '"scratch", or a local checkpoint folder (safetensors) to continue from: a '
+                                   "transformers masked-LM or encoder model (BERT, RoBERTa, ModernBERT, ...), or a "
+                                   "checkpoint of an earlier pretraining run")
     dropout: float = setting(0.1, "hidden and attention dropout (BERT's 0.1)", minimum=0, maximum=0.99)
     # -- data and objective
     graph: str = setting("", "document graph folder to sample linked pairs from; empty: the prepared corpus's graph/")
@@ -56,16 +64,17 @@ class PretrainConfig:
     precision: str = setting("auto", "auto: bf16 where supported, else fp16 on a GPU, fp32 on CPUs without fast bf16",
                              choices=runtime.PRECISIONS)
     compile: bool = setting(False, "torch.compile the model")
-    backend: str = setting("auto", "linkbert: BERT's forward written out for CPU speed (BERT only); hf: the "
-                                   "checkpoint's own transformers forward (any masked-LM encoder: BERT, RoBERTa, "
-                                   "ModernBERT, DistilBERT), the device path; auto: linkbert for BERT on a CPU, hf "
-                                   "otherwise", choices=("auto", "linkbert", "hf"))
-    attention: str = setting("auto", "backend hf's attention: auto (flash-attention 2, unpadding into its "
-                                     "variable-length kernels, on a GPU with flash_attn installed; SDPA otherwise), "
-                                     "sdpa, flash_attention_2", choices=("auto", "sdpa", "flash_attention_2"))
-    max_predictions: int = setting(0, "masked positions per sequence at most (BERT's max_predictions_per_seq), read "
-                                      "by a fixed-shape gather (backend hf: no host sync, torch.compile compiles "
-                                      "once); 0: every selected position", minimum=0)
+    backend: str = setting("auto", "what computes the model (the same weights and checkpoints either way): "
+                                   "bert-cpu, BERT's forward written out for CPU speed (BERT only); transformers, "
+                                   "the checkpoint's own transformers forward (any masked-LM encoder: BERT, "
+                                   "RoBERTa, ModernBERT, DistilBERT), what runs on GPUs; auto: bert-cpu for BERT on "
+                                   "a CPU, transformers otherwise", choices=("auto", "bert-cpu", "transformers"))
+    attention: str = setting("auto", "the transformers backend's attention: auto (flash-attention 2, unpadding "
+                                     "into its variable-length kernels, on a GPU with flash_attn installed; SDPA "
+                                     "otherwise), sdpa, flash_attention_2", choices=("auto", "sdpa", "flash_attention_2"))
+    max_predictions: int = setting(0, "masked positions per sequence at most (BERT's max_predictions_per_seq); the "
+                                      "transformers backend reads them by a fixed-shape gather (no host sync, "
+                                      "torch.compile compiles once); 0: every selected position", minimum=0)
     # -- run
     seed: int = setting(0, "seed of the weights, the data order, the masks and dropout", minimum=0)
     budget_minutes: float = setting(0.0, "stop (with a checkpoint) after this much training time; 0: no budget",
@@ -80,14 +89,17 @@ class PretrainConfig:
     overwrite: bool = setting(False, "write the run into a non-empty --out that is not a pretraining run folder "
                                      "(its other files are kept)")
 
+    def __post_init__(self) -> None:
+        if self.backend in OLD_BACKEND_NAMES:  # a saved config of an earlier version
+            log.warning("backend=%s is now called backend=%s", self.backend, OLD_BACKEND_NAMES[self.backend])
+            self.backend = OLD_BACKEND_NAMES[self.backend]
+
     def check(self) -> None:
         if self.objective != "bert":
             total = self.p_contiguous + self.p_random + self.p_linked
             if abs(total - 1) > 1e-6:
                 raise ConfigError(f"p_contiguous + p_random + p_linked must be 1 (got {self.p_contiguous:g} + "
                                   f"{self.p_random:g} + {self.p_linked:g} = {total:g})")
-        if self.max_predictions and self.backend == "linkbert":
-            raise ConfigError("max_predictions is for backend hf (the linkbert backend reads every masked position)")
         if self.micro_batch_size and self.micro_batch_size > self.batch_size:
             raise ConfigError(f"micro_batch_size {self.micro_batch_size} is more than batch_size {self.batch_size}")
 

@@ -1,9 +1,11 @@
-"""BERT's encoder forward pass, written out for pretraining speed: :func:`encode`.
+"""The ``bert-cpu`` backend: BERT's encoder forward pass written out for CPU pretraining speed,
+:func:`encode`.
 
 It computes what ``BertModel`` computes, with the same parameters (it reads transformers'
-``BertModel`` module tree: embeddings, ``encoder.layer[i]``, pooler), but skips what no
-pretraining loss reads: the padding, and in the last layer every row but the masked positions
-and [CLS]. ``LinkBertForPreTraining.encode`` is this function on its ``bert``.
+``BertModel`` module tree: embeddings, ``encoder.layer[i]``), but skips what no pretraining loss
+reads: the padding, and in the last layer every row but the masked positions and [CLS].
+``LinkPretrainingModel`` runs it on its masked-LM model's ``bert`` when its backend is
+``bert-cpu``; the CPU kernels it calls are ``kernels.py``.
 
 Rows move between three layouts of a batch (:class:`_Rows`): the ``(batch * seq)`` grid, the
 real tokens only (what projections, feed-forward blocks, LayerNorms and dropout run on), and
@@ -29,7 +31,7 @@ def encode(bert: BertModel, input_ids: torch.Tensor, token_type_ids: torch.Tenso
            word_embeddings: torch.Tensor | None = None,
            positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``bert``'s computation, written out for training speed: ``(batch, seq, hidden)`` hidden
-    states and the ``(batch, hidden)`` pooled [CLS].
+    states and the ``(batch, hidden)`` last hidden states of [CLS] (what a pooler reads).
 
     Same parameters and the same function as ``bert(...)`` (equal up to float rounding in eval
     mode at the real tokens; padded positions come back as zeros; dropout draws differ; dropout
@@ -42,7 +44,7 @@ def encode(bert: BertModel, input_ids: torch.Tensor, token_type_ids: torch.Tenso
     * the kernels of ``kernels.py`` for attention and dropout.
 
     ``word_embeddings``: the ``(batch, seq, hidden)`` looked-up word embeddings of
-    ``input_ids``, when the caller already has them. Honours ``gradient_checkpointing_enable()``
+    ``input_ids``, when the caller already has them. Honours ``activation_checkpointing_enable()``
     (recomputes each layer in the backward pass).
 
     ``positions``: a ``(batch, seq)`` boolean of the only positions whose final hidden states
@@ -55,7 +57,7 @@ def encode(bert: BertModel, input_ids: torch.Tensor, token_type_ids: torch.Tenso
 
     Example::
 
-        >>> hidden, pooled = encode(model.bert, input_ids, token_type_ids, attention_mask, training=False)
+        >>> hidden, first = encode(model.mlm.bert, input_ids, token_type_ids, attention_mask, training=False)
     """
     config, embeddings = bert.config, bert.embeddings
     batch, seq = input_ids.shape
@@ -69,24 +71,23 @@ def encode(bert: BertModel, input_ids: torch.Tensor, token_type_ids: torch.Tenso
     x = tokens.select(x)
     x = dropout(embeddings.LayerNorm(x), config.hidden_dropout_prob, training)
     queries = None
-    if positions is not None:  # [CLS] too: the pooler reads it
+    if positions is not None:  # [CLS] too: the relation head's pooler reads it
         queries = tokens.subset(positions | (torch.arange(seq, device=positions.device) == 0))
     layers = bert.encoder.layer
     for i, layer in enumerate(layers):
         last = queries if i == len(layers) - 1 else None
-        # set on each layer by gradient_checkpointing_enable()
+        # set on each layer by activation_checkpointing_enable()
         if training and getattr(layer, "gradient_checkpointing", False):
             x = torch.utils.checkpoint.checkpoint(_layer, layer, config, x, tokens, key_mask, last, training,
                                                   use_reentrant=False)
         else:
             x = _layer(layer, config, x, tokens, key_mask, last, training)
-    pooler = bert.pooler
     if queries is None:
         hidden = tokens.to_grid(x).view(batch, seq, -1)
         if tokens.complete and key_mask is not None:  # padding computed along: zeros, as to_grid leaves it
             hidden = hidden.masked_fill(~attention_mask.bool()[..., None], 0)
-        return hidden, pooler.activation(pooler.dense(x[tokens.first]))
-    return x[positions[queries.keep]], pooler.activation(pooler.dense(x[queries.first]))
+        return hidden, x[tokens.first]
+    return x[positions[queries.keep]], x[queries.first]
 
 
 def _layer(layer: nn.Module, config, x: torch.Tensor, tokens: _Rows, key_mask: torch.Tensor | None,

@@ -1,8 +1,5 @@
-"""``linkbert pretrain``: masked LM + document relation prediction on a prepared corpus.
-
-    linkbert pretrain --config configs/pretrain/mini.yaml --data prepared/wikispeedia --out runs/mini \\
-        max_steps=200 budget_minutes=10 seed=1
-    torchrun --nproc_per_node 8 -m linkbert.cli pretrain --config configs/pretrain/base.yaml --data ... --out ...
+"""A pretraining run: masked LM + document relation prediction on a prepared corpus
+(``linkbert pretrain``: ``command.py``).
 
 The run is built from named steps: ``Run(...)`` (settings, distributed, data, model, optimiser,
 resume) -> ``train`` (a loop of ``train_step``s, with logging, evaluation and checkpoints) ->
@@ -18,15 +15,17 @@ backward pass), times the world size because DistributedDataParallel averages gr
 Resuming: ``--out`` with a checkpoint continues that run from its newest checkpoint that
 verifies (``checkpoint.py``). What decides the run's batches and model must stay: the settings
 of ``run_folder.RUN_IDENTITY`` and the corpus (its fingerprint and its tokenizer); a resume with
-another is refused, naming both, before any state is loaded (``run_folder.py``). Everything else may change, and applies
-from the resumed step on, since it changes how the same run is optimised or run, not which:
+another is refused, naming both, before any state is loaded (``run_folder.py``). Everything else
+may change, and applies from the resumed step on, since it changes how the same run is optimised
+or run, not which:
 
 * the schedule and the optimizer: ``lr``, ``warmup_steps``, ``max_steps`` (at least the
   checkpoint's step; a longer one extends the linear decay, so the learning rate jumps to the
   new schedule's value), ``weight_decay``, ``adam_*``, ``max_grad_norm`` (lowering ``lr`` is the
   way on after a non-finite loss);
-* ``dropout``, ``precision``, ``compile``, ``micro_batch_size`` (the loss is normalised over the
-  global batch whatever its split), ``eval_pairs``;
+* ``dropout``, ``precision``, ``compile``, ``backend`` (a checkpoint is the same whichever backend
+  wrote it: a run moves between a CPU and a GPU machine), ``micro_batch_size`` (the loss is
+  normalised over the global batch whatever its split), ``eval_pairs``;
 * ``budget_minutes`` (the whole run's training time, across resumes), ``log_every``,
   ``eval_every``, ``save_every``, ``keep_checkpoints``, ``num_workers``, ``progress``,
   ``tensorboard``, ``overwrite``.
@@ -34,20 +33,18 @@ from the resumed step on, since it changes how the same run is optimised or run,
 The changes are logged, and ``config.yaml`` records the settings the run uses now. A non-finite
 loss stops the run (exit status 1) without saving that state: its last checkpoint stays good.
 
-The pieces it runs on live elsewhere: its settings in ``pretrain_config.py``, its batches in
-``pretrain_data.py``, the process, device and precision in ``runtime.py``, the optimizer rule in
-``optim.py``, checkpoints in ``checkpoint.py``, the run folder and its identity in
-``run_folder.py``, its logs in ``run_log.py``, the prepared corpus and its pairs in
-``prepared.py``, the model in ``model/``.
+The pieces it runs on live elsewhere: its settings in ``settings.py``, its batches in
+``data.py``, the run folder and its identity in ``run_folder.py``, its logs in ``run_log.py``;
+the process, device and precision in ``linkbert.runtime``, the optimizer rule in
+``linkbert.optim``, checkpoints in ``linkbert.checkpoint``, the model and the choice of its
+backend in ``linkbert.model``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -55,23 +52,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from linkbert import checkpoint, optim, run_folder, runtime, settings
+from linkbert import checkpoint, optim, runtime
 from linkbert.errors import ConfigError
 from linkbert.files import naming, write_json
 from linkbert.objectives import IGNORE_INDEX, OBJECTIVES, relation_names
-from linkbert.pretrain_config import PretrainConfig, load_config
-from linkbert.pretrain_data import open_corpus, pretraining_data, step_loader
-from linkbert.run_log import RunLog
+from linkbert.pretrain import run_folder
+from linkbert.pretrain.data import open_corpus, pretraining_data, step_loader
+from linkbert.pretrain.run_log import RunLog
+from linkbert.pretrain.settings import PretrainConfig
 
 log = logging.getLogger("linkbert.pretrain")
 
 
 def initial_model(*, preset: str, init: str, objective: str, vocab_size: int, dropout: float, seed: int,
-                  backend: str = "linkbert", attention: str = "sdpa"):
+                  backend: str = "auto", attention: str = "sdpa", device="cpu"):
     """The model a run starts from: ``preset`` from scratch, or the checkpoint ``init``; its
-    fresh weights drawn from ``seed``; ``backend`` resolved (``model.loading.resolve_backend``)."""
-    from linkbert.model import init_model
+    fresh weights drawn from ``seed``; ``backend`` as ``model.loading.resolve_backend`` decides
+    it for ``device``."""
+    from linkbert.model.loading import init_model, resolve_backend
 
+    backend = resolve_backend(backend, init, torch.device(device))
     torch.manual_seed(seed)
     return init_model(preset if init == "scratch" else init, vocab_size=vocab_size,
                       num_relations=OBJECTIVES[objective], backend=backend, attention=attention,
@@ -90,7 +90,7 @@ class Run:
     """One pretraining run: ``Run(config, data, out).train()``.
 
     Everything that can refuse the run does so before the model is built: the output folder
-    (``run_folder.check_run_folder``), the corpus (``pretrain_data.open_corpus``), and a resume's
+    (``run_folder.check_run_folder``), the corpus (``data.open_corpus``), and a resume's
     settings, read from the checkpoint's trainer_state.json before any tensor (:meth:`_check_resume`).
     """
 
@@ -109,24 +109,25 @@ class Run:
         self.corpus = open_corpus(data_dir)
         self.tokenizer = self.corpus.tokenizer()
         resumed = self._agreed_checkpoint()
-        from linkbert.model.any_encoder import attention_implementation
-        from linkbert.model.loading import resolve_backend
+        from linkbert.model.heads import max_input_length
+        from linkbert.model.loading import attention_implementation
 
-        self.backend = resolve_backend(config.backend, config.init, self.dist.device)
         self.model = initial_model(preset=config.preset, init=config.init, objective=config.objective,
                                    vocab_size=self.corpus.store.vocab_size, dropout=config.dropout,
-                                   seed=config.seed, backend=self.backend,
+                                   seed=config.seed, backend=config.backend, device=self.dist.device,
                                    attention=attention_implementation(config.attention, self.dist.device),
                                    ).to(self.dist.device)
-        # what the device path's forward takes beyond the batch
-        self.forward_options = {"max_predictions": config.max_predictions} if self.backend == "hf" else {}
-        from linkbert.model.any_encoder import max_input_length
-
-        self.corpus.check_max_length(config.max_length, max_input_length(self.model.config))
-        self.train_sampler, self.heldout_sampler, self.collator = pretraining_data(self.corpus, config)
+        self.forward_options = {"max_predictions": config.max_predictions}  # what the forward takes beyond the batch
+        data = pretraining_data(
+            self.corpus, max_length=config.max_length, max_positions=max_input_length(self.model.config),
+            seed=config.seed, objective=config.objective, p_contiguous=config.p_contiguous,
+            p_random=config.p_random, p_linked=config.p_linked, linked_sampling=config.linked_sampling,
+            linked_segment=config.linked_segment, mlm_probability=config.mlm_probability,
+            whole_word_mask=config.whole_word_mask, heldout_fraction=config.heldout_fraction,
+            graph=config.graph or None, max_predictions=config.max_predictions, compile=config.compile)
+        self.train_sampler, self.heldout_sampler, self.collator = data.train, data.heldout, data.collator
         self.optimizer = optim.adamw(self.model, lr=config.lr, weight_decay=config.weight_decay,
-                                     betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps,
-                                     fused=self.backend == "hf")
+                                     betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps)
         self.scheduler = optim.linear_schedule(self.optimizer, warmup_steps=config.warmup_steps,
                                                total_steps=config.max_steps)
         self.autocast = runtime.autocast_dtype(config.precision, self.dist.device)
@@ -134,8 +135,8 @@ class Run:
         self.step, self.history = 0, {"train_seconds": 0.0, "tokens": 0}
         self.saved_step, self.last_checkpoint = None, None
         if self.dist.main:
-            log.info("device %s, %d threads, OpenMP waiting: %s", self.dist.device, torch.get_num_threads(),
-                     runtime.describe_waiting())
+            log.info("device %s, backend %s, %d threads, OpenMP waiting: %s", self.dist.device, self.model.backend,
+                     torch.get_num_threads(), runtime.describe_waiting())
         if self.dist.rank:  # dropout differs across ranks, as their data does; rank 0 keeps the seed's stream
             torch.manual_seed(config.seed + self.dist.rank)
         if resumed:
@@ -151,7 +152,7 @@ class Run:
 
     def _resume(self, resumed: checkpoint.Loaded) -> None:
         trainer, state = resumed.trainer, resumed.state
-        checkpoint.apply_weights(self.model, resumed.weights)
+        checkpoint.apply_weights(self.model, resumed.weights, resumed.path)
         self.optimizer.load_state_dict(trainer["optimizer"])
         self.scheduler.load_state_dict(trainer["scheduler"])
         optim.retarget(self.optimizer, self.scheduler, lr=self.config.lr, weight_decay=self.config.weight_decay,
@@ -304,11 +305,11 @@ class Run:
 
     def _to_device(self, batch: dict) -> tuple[dict, int]:
         """``(the batch on the device, its real tokens)``, both from the host tensors (read here
-        at no device cost). The device path drops an all-ones attention mask, which lets SDPA
-        pick its flash kernels; transformers would otherwise check the mask on the device."""
+        at no device cost). An all-ones attention mask is dropped: it lets SDPA pick its flash
+        kernels, and transformers would otherwise check the mask on the device."""
         tokens = int(batch["attention_mask"].sum())
         moved = {k: v.to(self.dist.device, non_blocking=True) for k, v in batch.items()}
-        if self.backend == "hf" and tokens == batch["attention_mask"].numel():
+        if tokens == batch["attention_mask"].numel():
             moved["attention_mask"] = None
         return moved, tokens
 
@@ -328,7 +329,8 @@ class Run:
 
     def _finish_step(self, sums: torch.Tensor, counts: torch.Tensor) -> dict:
         """The optimiser step, then the step's figures: one all-reduce and one readback."""
-        grad_norm = self._optimizer_step()
+        grad_norm = optim.step(self.optimizer, self.scheduler, self.model.parameters(),
+                               max_grad_norm=self.config.max_grad_norm, scaler=self.scaler)
         sums = runtime.all_reduce_sum(sums, self.dist)
         values = torch.cat([sums[:4] / counts.repeat(2), grad_norm.detach().to(sums).reshape(1), sums[4:]])
         mlm_loss, relation_loss, mlm_accuracy, relation_accuracy, grad_norm, tokens = values.tolist()
@@ -337,21 +339,6 @@ class Run:
         if self.config.objective != "mlm-only":
             figures.update(relation_loss=relation_loss, relation_accuracy=relation_accuracy)
         return figures
-
-    def _optimizer_step(self) -> torch.Tensor:
-        if self.scaler:
-            self.scaler.unscale_(self.optimizer)
-        parameters = [p for p in self.model.parameters() if p.grad is not None]
-        clip = self.config.max_grad_norm if self.config.max_grad_norm > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, clip)
-        if self.scaler:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return grad_norm
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -408,8 +395,9 @@ class Run:
     # ---- helpers
 
     def _loader(self):
-        return step_loader(self.train_sampler, self.collator, self.config, self.dist, micro_batch_size=self.micro,
-                           start_step=self.step)
+        return step_loader(self.train_sampler, self.collator, self.dist, batch_size=self.config.batch_size,
+                           micro_batch_size=self.micro, start_step=self.step, max_steps=self.config.max_steps,
+                           num_workers=self.config.num_workers, seed=self.config.seed)
 
     def _autocast(self):
         return runtime.autocast(self.autocast, self.dist.device)
@@ -487,34 +475,6 @@ def measure_step_seconds(config: PretrainConfig, data_dir: str, steps: int = 3) 
                 torch.cuda.synchronize()
             seconds.append(time.perf_counter() - started)
     return statistics.median(seconds[1:])
-
-
-def configure(parser) -> None:
-    parser.add_argument("--config", help="YAML settings (configs/pretrain/<preset>.yaml)")
-    parser.add_argument("--data", required=True, help="prepared corpus folder (linkbert prepare --out)")
-    parser.add_argument("--out", required=True,
-                        help="run folder: checkpoints, metrics.jsonl, config.yaml; resumed if it has a checkpoint")
-    settings.add_overrides(parser, PretrainConfig)
-
-
-def main(args) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    config = load_config(args.config, args.overrides)
-    main_rank = int(os.environ.get("RANK", "0")) == 0
-    run = None  # referenced until the process ends: runtime.end_process
-    try:
-        run = Run(config, args.data, args.out)
-        summary = run.train()
-    except TrainingFailed as e:
-        if main_rank:
-            print(f"linkbert pretrain: error: {e}", file=sys.stderr)
-        code = 1
-    else:
-        if main_rank:
-            print(json.dumps(summary, indent=2))
-        code = 0
-    runtime.end_process(code)  # several ranks: the process ends here
-    return code
 
 
 def _stat(value: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:

@@ -20,8 +20,8 @@ from safetensors.torch import load_file
 from linkbert.checkpoint import latest as latest_checkpoint
 from linkbert.prepare.build import prepare
 from linkbert.prepare.settings import PrepareConfig
-from linkbert.pretrain import pretrain
-from linkbert.pretrain_config import load_config
+from linkbert.pretrain.run import pretrain
+from linkbert.pretrain.settings import load_config
 
 # a tiny model: the point is the mechanics, not the figures
 TINY = ["preset=tiny", "max_length=64", "batch_size=8", "max_steps=6", "warmup_steps=2", "lr=0.005",

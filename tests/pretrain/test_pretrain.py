@@ -1,6 +1,6 @@
 """``linkbert pretrain``: its settings, a short run's figures, evaluation and checkpoints, the
 objectives, two ranks against one, the graph setting, the budget, one-line errors and faults, the
-device path's host syncs. Resuming is tested in test_pretrain_resume.py."""
+transformers backend's host syncs. Resuming is tested in test_pretrain_resume.py."""
 
 import json
 import subprocess
@@ -14,7 +14,7 @@ from pretrain_helpers import TINY, cli_command, latest_weights, run, run_torchru
 
 from linkbert.checkpoint import latest as latest_checkpoint
 from linkbert.checkpoint import verify
-from linkbert.pretrain_config import load_config
+from linkbert.pretrain.settings import load_config
 from linkbert.errors import ConfigError
 
 corpus = pretrain_helpers.corpus  # a fixture: the small linked corpus, prepared once per module
@@ -41,7 +41,7 @@ def test_config_overrides_are_typed_and_checked(tmp_path):
 def test_shipped_configs_load_and_name_their_presets():
     from pathlib import Path
 
-    folder = Path(__file__).resolve().parents[1] / "configs" / "pretrain"
+    folder = Path(__file__).resolve().parents[2] / "configs" / "pretrain"
     configs = {path.stem: load_config(str(path), []) for path in folder.glob("*.yaml")}  # every value checked
     assert {"tiny", "mini", "base", "large", "bio-base"} <= set(configs)
     for name, config in configs.items():
@@ -85,14 +85,16 @@ def test_help_lists_every_setting_with_its_help(capsys):
     import dataclasses
 
     from linkbert.cli import main
-    from linkbert.pretrain_config import PretrainConfig
+    from linkbert.pretrain.settings import PretrainConfig
 
     with pytest.raises(SystemExit):
         main(["pretrain", "--help"])
     text = capsys.readouterr().out
     for field in dataclasses.fields(PretrainConfig):
-        line = next((line for line in text.splitlines() if line.split()[:1] == [field.name]), None)
+        flag = "--" + field.name.replace("_", "-")
+        line = next((line for line in text.splitlines() if line.split()[:1] in ([flag], [f"{flag},"])), None)
         assert line and field.metadata["help"][:30] in " ".join(text.split()), field.name
+    assert "key=value" in text
 
 
 def test_a_short_run_logs_evaluates_and_checkpoints(corpus, tmp_path):
@@ -199,7 +201,7 @@ def test_budget_stops_the_run(corpus, tmp_path):
 def test_every_shipped_config_loads():
     from pathlib import Path
 
-    folder = Path(__file__).resolve().parents[1] / "configs" / "pretrain"
+    folder = Path(__file__).resolve().parents[2] / "configs" / "pretrain"
     names = sorted(path.stem for path in folder.glob("*.yaml"))
     assert {"tiny", "mini", "base", "large", "bio-base"} <= set(names)
     for name in names:
@@ -263,7 +265,7 @@ def test_a_non_finite_loss_stops_without_saving_it(corpus, tmp_path, capsys, mon
     """Weights turned to NaN after step 2 (a diverging run): the run stops at step 3 with one line
     and exit status 1, and step 2's checkpoint stays the newest."""
     from linkbert.cli import main
-    from linkbert.pretrain import Run
+    from linkbert.pretrain.run import Run
 
     real_step = Run.train_step
 
@@ -307,15 +309,15 @@ def test_a_full_disk_while_saving_is_one_line_naming_the_file(corpus, tmp_path, 
 
 
 def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_path):
-    """backend=hf with max_predictions: no host sync in a micro-batch's forward, backward and
-    statistics, one readback in the rest of the step (benchmarks/device_step_profile.py counts
-    them; the written-out CPU path has several, by design)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    """backend=transformers with max_predictions: no host sync in a micro-batch's forward, backward
+    and statistics, one readback in the rest of the step (benchmarks/device_step_profile.py counts
+    them; the bert-cpu backend has several, by design)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from device_step_profile import counted
 
-    from linkbert.pretrain import Run
+    from linkbert.pretrain.run import Run
 
-    config = load_config(None, TINY + ["backend=hf", "max_predictions=12", "max_steps=4"])
+    config = load_config(None, TINY + ["backend=transformers", "max_predictions=12", "max_steps=4"])
     run = Run(config, str(corpus), str(tmp_path / "run"))
     batches = iter(run._loader())
     for _ in range(2):  # the first step creates the optimiser's state
@@ -336,12 +338,14 @@ def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_pat
 def test_compile_with_a_fixed_number_of_predictions_gives_one_batch_shape(corpus):
     """torch.compile compiles once when every batch has one shape: with max_predictions and
     compile, batches are padded to max_length (else to the longest pair, a multiple of 8)."""
-    from linkbert.pretrain_data import open_corpus, pretraining_data
+    from linkbert.pretrain.data import open_corpus, pretraining_data
 
     shapes = {}
     for extra in (["compile=true", "max_predictions=12"], []):
-        config = load_config(None, TINY + ["backend=hf", *extra])
-        train, _, collator = pretraining_data(open_corpus(str(corpus)), config)
+        config = load_config(None, TINY + ["backend=transformers", *extra])
+        data = pretraining_data(open_corpus(str(corpus)), max_length=config.max_length, seed=config.seed,
+                                max_predictions=config.max_predictions, compile=config.compile)
+        train, collator = data.train, data.collator
         shapes[bool(extra)] = {tuple(collator([train.pair(0, i) for i in range(s, s + 4)])["input_ids"].shape)
                                for s in range(0, 40, 4)}
     assert shapes[True] == {(4, 64)}
@@ -353,7 +357,7 @@ def test_dataloader_workers_give_the_batches_built_in_process(corpus, tmp_path):
     micro-batches the training process builds itself, in the same order."""
     import multiprocessing
 
-    from linkbert.pretrain import Run
+    from linkbert.pretrain.run import Run
 
     batches = {}
     for workers in (0, 2):

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from linkbert.errors import ConfigError
-from linkbert.pretrain_config import PretrainConfig
-from linkbert.run_folder import RUN_IDENTITY, changed_settings, check_resume, check_run_folder
+from linkbert.pretrain.settings import PretrainConfig
+from linkbert.pretrain.run_folder import RUN_IDENTITY, changed_settings, check_resume, check_run_folder
 
 DEFAULTS = dataclasses.asdict(PretrainConfig())
 CORPUS = SimpleNamespace(folder="prepared/a", fingerprint="f" * 64,

@@ -1,4 +1,5 @@
-"""The written-out encoder against BertModel: outputs and gradients with every padding layout."""
+"""The bert-cpu backend's written-out encoder against BertModel: outputs and gradients with every
+padding layout, and the model's losses against the dense computation."""
 
 from __future__ import annotations
 
@@ -6,8 +7,14 @@ import pytest
 import torch
 from model_helpers import make_batch, padded, small_model
 
-from linkbert.model.encoder import _token_rows
+from linkbert.model.bert_cpu import _token_rows, encode
 from linkbert.objectives import IGNORE_INDEX
+
+
+def _encode(model, **inputs):
+    """``(hidden, pooled first token)`` of the written-out encoder, as ``model.encode`` pools it."""
+    hidden, first = encode(model.mlm.bert, training=model.training, **inputs)
+    return hidden, model.pooler(first)
 
 
 @pytest.mark.parametrize("padding, skipped", [("none", False), ("little", False), ("ragged", True), ("left", False)])
@@ -27,10 +34,10 @@ def test_encode_equals_bert_model_in_eval(padding):
     batch = make_batch(batch=5, seq=20)
     inputs = padded({k: batch[k] for k in ("input_ids", "token_type_ids", "attention_mask")}, padding)
     hidden, pooled = model.encode(**inputs)
-    reference = model.bert(**inputs)
+    reference = model.mlm.bert(**inputs).last_hidden_state
     real = inputs["attention_mask"].bool()
-    assert torch.allclose(hidden[real], reference.last_hidden_state[real], atol=1e-6)
-    assert torch.allclose(pooled, reference.pooler_output, atol=1e-6)
+    assert torch.allclose(hidden[real], reference[real], atol=1e-6)
+    assert torch.allclose(pooled, model.pooler(reference[:, 0]), atol=1e-6)
     assert (hidden[~real] == 0).all()
 
 
@@ -44,8 +51,8 @@ def test_encode_at_some_positions_is_the_full_encoding_there():
     positions = (batch["labels"] != IGNORE_INDEX) & inputs["attention_mask"].bool()
     positions[2] = False  # a sequence with nothing selected: only its [CLS] is computed
     positions[3, 0] = True  # [CLS] itself selected
-    hidden, pooled = model.encode(**inputs)
-    rows, pooled_rows = model.encode(**inputs, positions=positions)
+    hidden, pooled = _encode(model, **inputs)
+    rows, pooled_rows = _encode(model, **inputs, positions=positions)
     assert rows.shape == (int(positions.sum()), hidden.shape[-1])
     assert torch.allclose(rows, hidden[positions], atol=1e-6)
     assert torch.allclose(pooled_rows, pooled, atol=1e-6)
@@ -81,7 +88,11 @@ def test_encode_gives_bert_models_gradients_and_a_dense_embedding_gradient(paddi
     grads = []
     for forward in ("encode", "bert"):
         model = small_model().eval()  # no dropout; autograd still records
-        out = model.encode(**inputs) if forward == "encode" else model.bert(**inputs).to_tuple()
+        if forward == "encode":
+            out = model.encode(**inputs)
+        else:
+            hidden = model.mlm.bert(**inputs).last_hidden_state
+            out = hidden, model.pooler(hidden[:, 0])
         (out[0][real].square().sum() + out[1].sum()).backward()
         grads.append(dict(model.named_parameters()))
     for name, param in grads[0].items():

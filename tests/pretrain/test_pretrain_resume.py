@@ -270,3 +270,40 @@ def _smaller_corpus(corpus, tmp_path):
     writer.close()
     shutil.copytree(corpus / "tokenizer", folder / "tokenizer")
     return folder
+
+
+# -- a run moves between backends (a CPU machine and a GPU machine) ----------------------------------
+
+@pytest.mark.parametrize("first, then", [("bert-cpu", "transformers"), ("transformers", "bert-cpu")])
+def test_a_checkpoint_of_one_backend_resumes_on_the_other_and_exports_alike(corpus, tmp_path, first, then,
+                                                                            caplog):
+    """Both backends compute the same function with the same weights and write one checkpoint
+    format: a run saved at step 4 on one resumes on the other and ends where a run that stayed on
+    one backend ends (without dropout, whose masks each backend draws its own way; float rounding
+    apart), and the two exports hold the same tensors of the same architecture."""
+    import shutil
+
+    from linkbert.export import export
+
+    plain = ["dropout=0", "max_steps=8", "save_every=4", "keep_checkpoints=3"]
+    run(corpus, tmp_path / "straight", plain + [f"backend={first}"])
+    # the run as a kill after step 4 leaves it: its step-4 checkpoint, no later one, no summary
+    shutil.copytree(tmp_path / "straight", tmp_path / "moved")
+    shutil.rmtree(tmp_path / "moved" / "checkpoints" / "step-00000008")
+    (tmp_path / "moved" / "checkpoints" / "latest").write_text("step-00000004")
+    (tmp_path / "moved" / "summary.json").unlink()
+    with caplog.at_level(logging.INFO, logger="linkbert.pretrain"):
+        summary = run(corpus, tmp_path / "moved", plain + [f"backend={then}"])
+    assert summary["step"] == 8 and f"backend {then}," in caplog.text and "resumed from" in caplog.text
+    straight, moved = latest_weights(tmp_path / "straight"), latest_weights(tmp_path / "moved")
+    assert straight.keys() == moved.keys()
+    for name in straight:
+        torch.testing.assert_close(moved[name], straight[name], rtol=1e-3, atol=1e-4, msg=name)
+    exports = {}
+    for name in ("straight", "moved"):
+        summary = export(tmp_path / name, tmp_path / f"exported-{name}", tokenizer=corpus / "tokenizer")
+        exports[name] = load_file(tmp_path / f"exported-{name}" / "model.safetensors")
+        assert summary["architecture"] == "BertForMaskedLM"
+    assert exports["straight"].keys() == exports["moved"].keys()
+    assert (json.loads((tmp_path / "exported-straight" / "config.json").read_text())["architectures"]
+            == json.loads((tmp_path / "exported-moved" / "config.json").read_text())["architectures"])

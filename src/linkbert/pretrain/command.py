@@ -1,0 +1,49 @@
+"""``linkbert pretrain``: masked LM + document relation prediction on a prepared corpus.
+
+    linkbert pretrain --config configs/pretrain/mini.yaml --data prepared/wikispeedia --out runs/mini \\
+        max_steps=200 budget_minutes=10 seed=1
+    torchrun --nproc_per_node 8 -m linkbert.cli pretrain --config configs/pretrain/base.yaml --data ... --out ...
+
+Settings come, later ones winning, from ``PretrainConfig``'s defaults, the ``--config`` YAML file,
+``--flags`` and ``key=value`` words (``settings.add_arguments``). Running the same command again
+resumes the run (``run.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+from linkbert import runtime, settings
+from linkbert.pretrain.run import Run, TrainingFailed
+from linkbert.pretrain.settings import PretrainConfig
+
+
+def configure(parser) -> None:
+    parser.add_argument("--data", required=True, help="prepared corpus folder (linkbert prepare --out)")
+    parser.add_argument("--out", required=True,
+                        help="run folder: checkpoints, metrics.jsonl, config.yaml; resumed if it has a checkpoint")
+    settings.add_arguments(parser, PretrainConfig, overrides=True, file_flag="--config",
+                           file_help="YAML settings (configs/pretrain/<preset>.yaml); flags and key=value win over it")
+
+
+def main(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    config = settings.from_arguments(PretrainConfig, args)
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    run = None  # referenced until the process ends: runtime.end_process
+    try:
+        run = Run(config, args.data, args.out)
+        summary = run.train()
+    except TrainingFailed as e:
+        if main_rank:
+            print(f"linkbert pretrain: error: {e}", file=sys.stderr)
+        code = 1
+    else:
+        if main_rank:
+            print(json.dumps(summary, indent=2))
+        code = 0
+    runtime.end_process(code)  # several ranks: the process ends here
+    return code
