@@ -28,7 +28,7 @@ import sys
 # command -> (module, one-line help)
 COMMANDS = {
     "quickstart": ("linkbert.quickstart.command", "the whole pipeline on a real linked corpus, in minutes on a "
-                   "CPU: prepare, pretrain for a time budget (--baseline bert: BERT too), evaluate, fine-tune a "
+                   "CPU: prepare, pretrain a fixed number of steps (--baseline bert: BERT too), evaluate, fine-tune a "
                    "document classifier, write an HTML report"),
     "prepare": ("linkbert.prepare.command", "read a linked corpus, build its document graph and tokenized segment store"),
     "pretrain": ("linkbert.pretrain.command", "pretrain on a prepared corpus: masked LM + document relation "
