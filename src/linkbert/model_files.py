@@ -101,7 +101,8 @@ def check_weights(folder, model_class, config, rename=None) -> None:
                 break
     if not matched:
         examples = ", ".join(sorted(shapes)[:3]) or "none"
-        raise BadInput(str(Path(folder)), "", "weights_match_nothing",
+        files = sorted({str(path) for path, _ in shapes.values()})
+        raise BadInput(files[0] if len(files) == 1 else str(Path(folder)), "", "weights_match_nothing",
                        f"none of its {len(shapes)} tensors is a weight of {type(model).__name__}'s encoder (found: "
                        f"{examples}; expected names such as {next(iter(own))}): the model would start from random "
                        "weights")
