@@ -142,3 +142,21 @@ def summaries_file(tmp_path) -> Path:
     path = tmp_path / "summaries_en-us.json"
     path.write_text(json.dumps(summaries(120)), encoding="utf-8")
     return path
+
+
+# -- what a run's tracker wrote (tests/test_tracking.py, tests/pretrain, tests/finetune) -------------
+
+def tensorboard_tags(folder) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder / "tensorboard"))
+    events.Reload()
+    return set(events.Tags()["scalars"])
+
+
+def wandb_file(folder):
+    """The one offline run file W&B wrote under ``folder/wandb`` (its records hold each logged key
+    as text: the format itself is W&B's, read by ``wandb sync``)."""
+    files = list((folder / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 1, files
+    return files[0].read_bytes()

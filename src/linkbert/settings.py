@@ -44,6 +44,9 @@ TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
 # old name -> new name: a file or command line that uses the old one gets told
 RENAMED = {"max_seq_length": "max_length", "grad_clip": "max_grad_norm"}
+# old boolean setting -> (the setting that replaced it, its value for true, for false): a file or
+# command line that still uses the old one keeps working, with a warning
+REPLACED = {"tensorboard": ("tracker", "tensorboard", "none")}
 MAX_FILE_BYTES = 1 << 20  # a settings file: a few dozen lines
 MAX_VALUES = 10_000       # scalars, lists and mappings a settings file may expand to, aliases followed
 _SHOWN = reprlib.Repr()  # a value in a message: cut to a few dozen characters
@@ -109,6 +112,22 @@ def check(settings) -> None:
         own()
 
 
+def _replaced(settings_class: type, key: str, value, source: str) -> tuple[str, object]:
+    """``(key, value)``, or what replaced an old boolean setting (:data:`REPLACED`)."""
+    import logging
+
+    new = REPLACED.get(key)
+    if new is None or key in typing.get_type_hints(settings_class) or new[0] not in typing.get_type_hints(settings_class):
+        return key, value
+    try:
+        flag = _as(bool, value)
+    except ValueError:
+        raise ConfigError(f"{source}: {key} should be bool, got {value!r}") from None
+    logging.getLogger("linkbert.settings").warning("%s: %s=%s is now %s=%s", source, key, str(flag).lower(), new[0],
+                                                   new[1] if flag else new[2])
+    return new[0], new[1] if flag else new[2]
+
+
 def coerce(settings_class: type, key: str, value, source: str):
     """``value`` (a YAML scalar or a command-line string) as the type of field ``key``."""
     types = typing.get_type_hints(settings_class)
@@ -155,7 +174,11 @@ def read_settings(settings_class: type, path: str | Path) -> dict:
     values = read_yaml(path) or {}
     if not isinstance(values, dict):
         raise BadInput(str(path), "", "malformed_yaml", "expected a mapping of setting: value")
-    return {str(key): coerce(settings_class, str(key), value, str(path)) for key, value in values.items()}
+    typed = {}
+    for key, value in values.items():
+        key, value = _replaced(settings_class, str(key), value, str(path))
+        typed[key] = coerce(settings_class, key, value, str(path))
+    return typed
 
 
 def read_yaml(path: Path):
@@ -212,7 +235,8 @@ def parse_overrides(settings_class: type, items: typing.Iterable[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} is not key=value")
-        values[key.strip()] = coerce(settings_class, key.strip(), value, "override")
+        key, value = _replaced(settings_class, key.strip(), value, "override")
+        values[key] = coerce(settings_class, key, value, "override")
     return values
 
 

@@ -311,3 +311,21 @@ def test_real_squad(shared_data, tmp_path):
                     "max_steps=2", "max_length=96", "doc_stride=32", "save_model=false") == 0
     metrics = check_run(out, "qa", "squad", "squad", {"dev": 8, "test": 8})
     assert metrics["stats"]["train_skipped"] == {} and metrics["stats"]["train_answer_text_differs_kept"] == 0
+
+
+def test_fine_tuning_tracks_its_loss_and_scores(tmp_path, tiny_model, monkeypatch):
+    """tracker=tensorboard|wandb: the training loss and learning rate at every logged update and
+    the final dev and test scores, inside the run folder (built beside OUT, renamed in whole)."""
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("wandb")
+    from conftest import tensorboard_tags, wandb_file
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    data = write_data(tmp_path / "ner", splits_of(ner_examples))
+    for tracker in ("tensorboard", "wandb"):
+        assert finetune("--task", "tokcls", "--model", tiny_model, "--data", data, "--out", tmp_path / tracker,
+                        f"tracker={tracker}", "save_model=false", *FAST) == 0
+    tags = tensorboard_tags(tmp_path / "tensorboard")
+    assert {"train/loss", "train/lr", "dev/main", "test/main"} <= tags
+    written = wandb_file(tmp_path / "wandb")
+    assert [tag for tag in tags if tag.encode() not in written] == []

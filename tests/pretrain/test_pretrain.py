@@ -158,12 +158,49 @@ def test_tensorboard_scalars(corpus, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run(corpus, tmp_path / "tb", ["max_steps=3", "tensorboard=true"])
+    run(corpus, tmp_path / "tb", ["max_steps=3", "tracker=tensorboard"])
     events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"))
     events.Reload()
     tags = events.Tags()["scalars"]
     assert {"train/loss", "train/mlm_loss", "train/relation_accuracy", "eval/relation_accuracy"} <= set(tags)
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]
+
+
+def test_wandb_offline_files_hold_the_tensorboard_scalars(corpus, tmp_path, monkeypatch):
+    """tracker=wandb: an offline W&B run under OUT/wandb with every scalar TensorBoard gets."""
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("wandb")
+    from conftest import tensorboard_tags, wandb_file
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    run(corpus, tmp_path / "tb", ["max_steps=2", "tracker=tensorboard"])
+    run(corpus, tmp_path / "wb", ["max_steps=2", "tracker=wandb"])
+    tags = tensorboard_tags(tmp_path / "tb")
+    written = wandb_file(tmp_path / "wb")
+    assert {"train/loss", "eval/mlm_accuracy"} <= tags
+    assert [tag for tag in tags if tag.encode() not in written] == []
+    assert not (tmp_path / "wb" / "tensorboard").exists()
+
+
+def test_tracker_none_imports_neither_library(corpus, tmp_path):
+    code = ("import sys; from linkbert.cli import main\n"
+            f"main(['pretrain', '--data', {str(corpus)!r}, '--out', {str(tmp_path / 'run')!r}, *{TINY!r}, "
+            "'max_steps=1', 'tracker=none'])\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('wandb', 'tensorboard') "
+            "or m.startswith('torch.utils.tensorboard')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "run" / "metrics.jsonl").is_file()
+
+
+def test_the_old_tensorboard_setting_still_works(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="linkbert.settings"):
+        assert load_config(None, ["tensorboard=false"]).tracker == "none"
+        assert load_config(None, ["tensorboard=true"]).tracker == "tensorboard"
+    assert "tensorboard=false is now tracker=none" in caplog.text
 
 
 def test_graph_setting_replaces_the_data_folders_graph(corpus, tmp_path):

@@ -64,8 +64,10 @@ def backward(model, batch: dict, scaler, device, *, dtype, grad_accum_steps: int
 def train(model, task: Task, features: list[dict], device, *, batch_size: int, grad_accum_steps: int,
           epochs: float, max_steps: int, warmup_ratio: float, warmup_steps: int, lr: float, weight_decay: float,
           adam_beta1: float, adam_beta2: float, adam_eps: float, max_grad_norm: float, seed: int, log_every: int,
-          dtype, on_epoch_end: Callable[[int], None] | None = None) -> dict:
-    """Fine-tune ``model`` in place; ``on_epoch_end(epoch)`` runs after every (partial) epoch.
+          dtype, on_epoch_end: Callable[[int], None] | None = None,
+          record: Callable[[int, str, dict], None] | None = None) -> dict:
+    """Fine-tune ``model`` in place; ``on_epoch_end(epoch)`` runs after every (partial) epoch;
+    ``record(step, "train", {"loss", "lr", "epoch"})`` at every logged update (a tracker's log).
     ``seed`` fixes the data order, independently of the global generators (dropout)."""
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(features, batch_size=batch_size, shuffle=True, generator=generator, collate_fn=task.collate)
@@ -88,8 +90,10 @@ def train(model, task: Task, features: list[dict], device, *, batch_size: int, g
             step, recent, loss = step + 1, recent + [loss], 0.0
             progress.update(1)
             if step % log_every == 0 or step == total:
-                log.info("step %d/%d epoch %d loss %.4f lr %.3g", step, total, epoch + 1,
-                         float(np.mean(recent)), scheduler.get_last_lr()[0])
+                mean, lr = float(np.mean(recent)), scheduler.get_last_lr()[0]
+                log.info("step %d/%d epoch %d loss %.4f lr %.3g", step, total, epoch + 1, mean, lr)
+                if record:
+                    record(step, "train", {"loss": mean, "lr": lr, "epoch": epoch + 1})
                 recent = []
             if step >= total:
                 break

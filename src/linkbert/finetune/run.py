@@ -56,6 +56,7 @@ from linkbert.finetune.model_loading import (
 )
 from linkbert.finetune.tasks import TASK_TYPES, check_metric, default_max_length, default_metric, make_task
 from linkbert.settings import setting
+from linkbert.tracking import TRACKERS, Tracker, tracking
 
 log = logging.getLogger("linkbert.finetune")
 
@@ -112,6 +113,9 @@ class FinetuneConfig:
     max_eval_examples: int = setting(-1, "if >= 0: evaluate on N dev and N test examples only "
                                          "(fixed random subsets)", minimum=-1)
     log_every: int = setting(50, "log the training loss every this many updates", minimum=1)
+    tracker: str = setting("none", "where the loss, learning rate and scores go besides log.txt and metrics.json: "
+                                   "tensorboard (OUT/tensorboard), wandb (OUT/wandb; offline unless WANDB_MODE says "
+                                   "otherwise), none (neither is imported)", choices=TRACKERS)
     overwrite: bool = setting(False, "write into a non-empty out folder: what it holds is replaced when the "
                                      "run completes")
 
@@ -206,7 +210,8 @@ def run(config: FinetuneConfig) -> dict:
             yaml.safe_dump(dataclasses.asdict(config), f, sort_keys=False)
         log.info("%s %s on %s (%s), splits %s, device %s, %s", config.task, config.dataset, config.data,
                  config.metric, {k: len(v) for k, v in splits.items()}, device, precision)
-        result = fit_and_evaluate(config, splits, model_config, device, precision, folder, started)
+        with tracking(config.tracker, folder, name=out.name, config=dataclasses.asdict(config)) as tracker:
+            result = fit_and_evaluate(config, splits, model_config, device, precision, folder, started, tracker)
         with naming(folder / "metrics.json"):
             write_json(folder / "metrics.json", result)
         scores = ", ".join(f"{name} {result[name]['main']:.2f}" for name in ("dev", "test") if name in result)
@@ -215,7 +220,7 @@ def run(config: FinetuneConfig) -> dict:
 
 
 def fit_and_evaluate(config: FinetuneConfig, splits: dict[str, Split], model_config, device, precision: str,
-                     out: Path, started: float) -> dict:
+                     out: Path, started: float, tracker: Tracker) -> dict:
     """Train (unless ``eval_only``), evaluate on dev and test, save; returns the run's figures."""
     task = make_task(config.task, **config.settings_of(TASK_TYPES[config.task]))
     splits = task.setup(splits, model_config)
@@ -237,7 +242,7 @@ def fit_and_evaluate(config: FinetuneConfig, splits: dict[str, Split], model_con
         if config.select_best_on_dev and not best:
             log.warning("select_best_on_dev: no dev split, evaluating the final model")
         training = train(model, task, features["train"], device, dtype=dtype, on_epoch_end=best,
-                         **config.settings_of(train))
+                         record=tracker.log, **config.settings_of(train))
         if best:
             best.restore()
             training["best_epoch"] = best.epoch
@@ -246,6 +251,7 @@ def fit_and_evaluate(config: FinetuneConfig, splits: dict[str, Split], model_con
     for name in ("dev", "test"):
         if name in splits:
             result[name], predictions = score(name)
+            tracker.log(training.get("steps", 0), name, result[name])
             with naming(out / f"predictions_{name}.json"):
                 write_json(out / f"predictions_{name}.json", predictions)
     if config.save_model and not config.eval_only:

@@ -28,7 +28,7 @@ or run, not which:
   normalised over the global batch whatever its split), ``eval_pairs``;
 * ``budget_minutes`` (the whole run's training time, across resumes), ``log_every``,
   ``eval_every``, ``save_every``, ``keep_checkpoints``, ``num_workers``, ``progress``,
-  ``tensorboard``, ``overwrite``.
+  ``tracker``, ``overwrite``.
 
 The changes are logged, and ``config.yaml`` records the settings the run uses now. A non-finite
 loss stops the run (exit status 1) without saving that state: its last checkpoint stays good.
@@ -146,7 +146,7 @@ class Run:
         if self.dist.world > 1:
             device_ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
             self.model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
-        self.log = RunLog(self.out, enabled=self.dist.main, tensorboard=config.tensorboard)
+        self.log = RunLog(self.out, enabled=self.dist.main, tracker=config.tracker)
 
     # ---- resuming
 
@@ -463,7 +463,7 @@ def measure_step_seconds(config: PretrainConfig, data_dir: str, steps: int = 3) 
     import statistics
     import tempfile
 
-    probe = dataclasses.replace(config, max_steps=max(config.max_steps, steps + 1), tensorboard=False, progress=False)
+    probe = dataclasses.replace(config, max_steps=max(config.max_steps, steps + 1), tracker="none", progress=False)
     with tempfile.TemporaryDirectory(prefix="linkbert-probe-") as tmp:
         run = Run(probe, data_dir, tmp)
         batches = iter(run._loader())

@@ -20,7 +20,7 @@ RUN_IDENTITY = ("preset", "init", "graph", "objective", "p_contiguous", "p_rando
                 "linked_segment", "max_length", "mlm_probability", "whole_word_mask", "heldout_fraction",
                 "batch_size", "seed")
 # what a pretraining run writes into --out; a folder holding only these is a run folder
-RUN_FILES = {"config.yaml", "metrics.jsonl", "summary.json", checkpoint.CHECKPOINTS, "tensorboard"}
+RUN_FILES = {"config.yaml", "metrics.jsonl", "summary.json", checkpoint.CHECKPOINTS, "tensorboard", "wandb"}
 
 
 def check_run_folder(out: Path, data_dir: str, *, overwrite: bool) -> None:

@@ -1,5 +1,6 @@
 """What a pretraining run writes as it goes: ``config.yaml`` (the settings it uses),
-``metrics.jsonl`` (one JSON line per logged step and evaluation) and TensorBoard scalars.
+``metrics.jsonl`` (one JSON line per logged step and evaluation) and the tracker's scalars
+(``linkbert.tracking``: TensorBoard, W&B or none).
 
 Only the main rank writes; a disk error names the file being written.
 """
@@ -7,38 +8,31 @@ Only the main rank writes; a disk error names the file being written.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 from linkbert.files import naming, write_text
-
-log = logging.getLogger("linkbert.pretrain")
 
 
 class RunLog:
     """``open()``, then ``record(step, kind, figures)`` as the run goes, then ``close()``."""
 
-    def __init__(self, out: Path, *, enabled: bool, tensorboard: bool):
-        self.out, self.enabled, self.want_tensorboard = Path(out), enabled, tensorboard
-        self.metrics_file = self.tensorboard = None
+    def __init__(self, out: Path, *, enabled: bool, tracker: str):
+        self.out, self.enabled, self.tracker_kind = Path(out), enabled, tracker
+        self.metrics_file = self.tracker = None
 
     def open(self, settings: dict) -> None:
-        """Write ``config.yaml`` (what this run uses: a resume's accepted changes included) and
-        open ``metrics.jsonl`` for appending."""
+        """Write ``config.yaml`` (what this run uses: a resume's accepted changes included), open
+        ``metrics.jsonl`` for appending and start the tracker."""
         if not self.enabled:
             return
         import yaml
 
+        from linkbert.tracking import open_tracker
+
         self.out.mkdir(parents=True, exist_ok=True)
         write_text(self.out / "config.yaml", yaml.safe_dump(settings, sort_keys=False))
         self.metrics_file = open(self.out / "metrics.jsonl", "a", encoding="utf-8")
-        if self.want_tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                log.info("tensorboard is not installed: no TensorBoard scalars (metrics.jsonl has them all)")
-            else:
-                self.tensorboard = SummaryWriter(str(self.out / "tensorboard"))
+        self.tracker = open_tracker(self.tracker_kind, self.out, name=self.out.name, config=settings)
 
     def record(self, step: int, kind: str, figures: dict) -> None:
         if not self.enabled:
@@ -46,14 +40,11 @@ class RunLog:
         with naming(self.out / "metrics.jsonl"):
             self.metrics_file.write(json.dumps({"step": step, "kind": kind, **figures}) + "\n")
             self.metrics_file.flush()
-        if self.tensorboard:
-            for key, value in figures.items():
-                if isinstance(value, (int, float)):
-                    self.tensorboard.add_scalar(f"{kind}/{key}", value, step)
+        self.tracker.log(step, kind, figures)
 
     def close(self) -> None:
         if self.metrics_file:
             self.metrics_file.close()
-        if self.tensorboard:
-            self.tensorboard.close()
-        self.metrics_file = self.tensorboard = None
+        if self.tracker:
+            self.tracker.close()
+        self.metrics_file = self.tracker = None

@@ -15,6 +15,7 @@ from linkbert.model.presets import PRESETS
 from linkbert.objectives import OBJECTIVES
 from linkbert.pairs import LINKED_SAMPLING, LINKED_SEGMENT
 from linkbert.settings import setting
+from linkbert.tracking import TRACKERS
 
 log = logging.getLogger("linkbert.pretrain")
 
@@ -85,7 +86,10 @@ class PretrainConfig:
     keep_checkpoints: int = setting(2, "step checkpoints kept; older ones are deleted", minimum=1)
     num_workers: int = setting(0, "DataLoader processes building batches (0: in the training process)", minimum=0)
     progress: bool = setting(True, "show a progress bar")
-    tensorboard: bool = setting(True, "write TensorBoard scalars to OUT/tensorboard when tensorboard is installed")
+    tracker: str = setting("tensorboard", "where the run's scalars go besides metrics.jsonl: tensorboard "
+                                          "(OUT/tensorboard, when tensorboard is installed), wandb (OUT/wandb; "
+                                          "offline unless WANDB_MODE says otherwise), none (neither is imported)",
+                           choices=TRACKERS)
     overwrite: bool = setting(False, "write the run into a non-empty --out that is not a pretraining run folder "
                                      "(its other files are kept)")
 

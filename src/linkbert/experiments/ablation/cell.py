@@ -54,7 +54,7 @@ def pretrain_config(ctx: Context, init: str, variant: str, seed: int, steps: int
         linked_segment="first", max_length=mode.max_length, batch_size=mode.batch_size, max_steps=max(1, steps),
         lr=mode.lr_scratch if scratch else mode.lr_continued, warmup_steps=max(1, steps // 10),
         heldout_fraction=0.01, eval_pairs=256, seed=seed, save_every=max(25, steps // 4), keep_checkpoints=1,
-        log_every=max(1, steps // 10), progress=False, tensorboard=False, precision="auto")
+        log_every=max(1, steps // 10), progress=False, tracker="none", precision="auto")
 
 
 def pretrain_cell(ctx: Context, init: str, variant: str, seed: int, steps: int, folder: Path) -> tuple[Path, dict]:

@@ -66,7 +66,7 @@ def pretrain_config(ctx: Context, variant: str, seed: int, steps: int):
         batch_size=mode.batch_size, max_steps=max(1, steps), lr=mode.lr_scratch if ctx.scratch else mode.lr_continued,
         warmup_steps=max(1, steps // 10), heldout_fraction=0.01, eval_pairs=mode.eval_pairs, seed=seed,
         save_every=max(25, steps // 2), keep_checkpoints=1, log_every=max(1, steps // 10), progress=False,
-        tensorboard=False, precision="auto")
+        tracker="none", precision="auto")
 
 
 def pretrain_cell(ctx: Context, variant: str, seed: int, steps: int, folder: Path) -> tuple[Path, dict]:
