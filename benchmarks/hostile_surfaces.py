@@ -574,6 +574,7 @@ def _kill_when(argv: list[str], ready, sig: int, timeout: float, linger: float =
         if ready(process.pid):
             break
         time.sleep(0.1)
+    time.sleep(1.0)  # what was starting has started (a pool starts its workers one by one)
     family |= _descendants(process.pid)
     if process.poll() is not None:
         ran = finish(process, folder, 1)

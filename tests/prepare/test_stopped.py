@@ -84,6 +84,8 @@ def test_the_workers_and_the_resource_tracker_end_with_prepare(tmp_path, tiny_to
             family.update(_descendants(process.pid))
             return len(_descendants(process.pid)) >= 3  # two workers and the resource tracker
         _wait(workers_running)
+        time.sleep(1.0)  # every worker started (the pool starts them one by one)
+        family.update(_descendants(process.pid))
         process.send_signal(sig)
         process.wait(timeout=60)
         deadline = time.monotonic() + 15
