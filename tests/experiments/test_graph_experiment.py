@@ -13,7 +13,7 @@ import pytest
 from conftest import build_tiny_bert
 
 from linkbert.errors import ConfigError
-from linkbert.experiments.graph import assets, cell, evaluate, results, run
+from linkbert.experiments.graph import assets, cell, evaluate, plan, results, run
 from linkbert.experiments.graph.grid import MODES, VARIANTS, Context
 from linkbert.files import write_json
 from linkbert.graph import DocGraph
@@ -55,7 +55,7 @@ def tiny_init(tmp_path_factory) -> Path:
 
 
 def smoke_context(out: Path, corpus: Path, init: Path) -> Context:
-    return Context(out=out, corpus_file=corpus, init=str(init), init_source=str(init), tokenizer=str(init),
+    return Context(out=out, corpus_path=corpus, init=str(init), init_source=str(init), tokenizer=str(init),
                    mode=MODES["smoke"], mode_name="smoke", device="cpu")
 
 
@@ -126,18 +126,18 @@ def test_too_few_documents_per_class_is_refused():
 def fake_pipeline(monkeypatch, calls: dict) -> None:
     """Pretraining, evaluation and the step measurement replaced by counters."""
 
-    def pretrain_cell(ctx, variant, seed, steps, folder):
+    def pretrain_cell(ctx, variant, seed, steps, folder, init=None):
         calls["pretrain"] = calls.get("pretrain", 0) + 1
         return folder, {"step": steps if VARIANTS[variant].pretrain else 0}
 
-    def evaluate_model(ctx, checkpoint, folder, seed, classify):
+    def evaluate_model(ctx, checkpoint, folder, seed, classify, seconds=None):
         calls["evaluate"] = calls.get("evaluate", 0) + 1
         keys = [k for k, _ in results.compared_metrics(ctx.mode.shots, classify)]
         return {k: float(seed + len(folder.parent.name)) for k in keys}
 
     monkeypatch.setattr(cell, "pretrain_cell", pretrain_cell)
     monkeypatch.setattr(evaluate, "evaluate_model", evaluate_model)
-    monkeypatch.setattr(run, "measure_step_seconds", lambda ctx: 0.01)
+    monkeypatch.setattr(plan, "measure_step_seconds", lambda ctx: 0.01)
 
 
 def test_a_finished_cell_is_never_recomputed(ctx, monkeypatch):
@@ -145,8 +145,9 @@ def test_a_finished_cell_is_never_recomputed(ctx, monkeypatch):
     fake_pipeline(monkeypatch, calls)
     variants, seeds = ["bert", "linkbert", "random-links", "init"], [0, 1]
     run.run_grid(ctx, variants, seeds, budget_minutes=5)
-    assert calls == {"pretrain": 8, "evaluate": 8}  # every cell once, the init cell of seed 0 included
     written = json.loads((ctx.out / "results.json").read_text())
+    points = written["plan"]["curve_steps"]  # the smoke mode's in-grid compute curve: linkbert and bert at each
+    assert points and calls == {"pretrain": 8 + 4 * len(points), "evaluate": 8 + 4 * len(points)}  # every cell once
     assert set(written["comparisons"]) == {"linkbert vs bert", "linkbert vs random-links"}
     calls.clear()
     run.run_grid(ctx, variants, seeds, budget_minutes=5)
@@ -214,9 +215,9 @@ def test_the_curve_reports_whether_the_gap_grows():
 
 
 @pytest.mark.parametrize("corpus, message", [
-    ("cora.jsonl", "--corpus must be jsonl:PATH"),
-    ("wikispeedia:data", "--corpus must be jsonl:PATH"),
-    ("jsonl:/nonexistent/cora.jsonl", "no such file"),
+    ("cora.jsonl", "--corpus must be FORMAT:PATH with FORMAT one of jsonl, "),
+    ("csv:data.csv", "--corpus must be FORMAT:PATH"),
+    ("jsonl:/nonexistent/cora.jsonl", "no such file or folder"),
 ])
 def test_a_bad_corpus_argument_is_one_line(corpus, message, tmp_path, capsys):
     from linkbert.cli import main
@@ -230,9 +231,9 @@ def test_a_bad_corpus_argument_is_one_line(corpus, message, tmp_path, capsys):
     ("--variants", "bert,nope", "unknown variant: nope; choose from bert"),
     ("--curve", "2,x", "--curve must be a comma list of positive numbers, got '2,x'"),
     ("--shots", "1.5", "--shots must be whole numbers"),
-    ("--init", "/nonexistent/bert", "expected scratch, minilm or a BERT checkpoint folder"),
+    ("--init", "/nonexistent/bert", "expected scratch, minilm, first-stage or a BERT checkpoint folder"),
     ("--seeds", "-1", "seeds must be at least 0"),
-    ("--mode", "fast", "mode must be one of cpu, smoke (got 'fast')"),
+    ("--mode", "fast", "mode must be one of cpu, gpu, smoke (got 'fast')"),
 ])
 def test_a_bad_setting_is_one_line(flag, value, message, tmp_path, tiny_init, capsys):
     from linkbert.cli import main
@@ -291,7 +292,7 @@ def test_the_smoke_grid_and_curve_run_end_to_end(tmp_path, tiny_init, monkeypatc
     assert not list(out.glob("cells/*/seed-*/model"))  # weights are not kept by default
 
     monkeypatch.setattr(cell, "pretrain_cell", lambda *a, **k: pytest.fail("a finished cell was recomputed"))
-    monkeypatch.setattr(run, "measure_step_seconds", lambda *a: pytest.fail("a saved plan was re-measured"))
+    monkeypatch.setattr(plan, "measure_step_seconds", lambda *a: pytest.fail("a saved plan was re-measured"))
     assert main(args) == 0
     monkeypatch.undo()
     assert main(args[:6] + ["--mode", "smoke", "--init", str(tiny_init), "--seeds", "2", "--curve", "0.05,0.1"]) == 0
