@@ -107,10 +107,11 @@ MODES = {
                 eval_pairs=1024, max_predictions=23, num_workers=4, prepare_workers=8, eval_batch_size=256,
                 probe_steps=30,
                 curve_fractions=(0.25, 0.5)),
-    # for tests: seconds on a tiny corpus
+    # for tests: seconds on a tiny corpus (QA windows of 128 tokens: a real HotpotQA question takes up
+    # to ~60 of them, and a window must hold it, its stride and a little context)
     "smoke": Mode(segment_budget=14, max_length=32, batch_size=4, scratch_preset="tiny", lr_scratch=1e-3,
-                  lr_continued=1e-4, seeds=1, budget_minutes=2, qa_train=8, qa_test=4, qa_max_length=48,
-                  qa_doc_stride=16, qa_epochs=1, qa_lr=1e-4, fewshot_epochs=1,
+                  lr_continued=1e-4, seeds=1, budget_minutes=2, qa_train=8, qa_test=4, qa_max_length=128,
+                  qa_doc_stride=32, qa_epochs=1, qa_lr=1e-4, fewshot_epochs=1,
                   hotpot_train=8, hotpot_test=6, hotpot_epochs=1, cat_train=8, cat_test=4,
                   cat_segments=1, cat_epochs=1, cat_lr=1e-4, lp_queries=4, lp_candidates=3, ft_batch_size=4,
                   min_steps=2, max_steps=3, withheld_fraction=0.2, tfidf_k=2, eval_pairs=8, probe_steps=2),

@@ -94,7 +94,7 @@ MODES = {
                   lr_continued=1e-4, seeds=2, budget_minutes=3, shots=(1, 2), test_docs=6, ft_examples=8,
                   ft_min_epochs=1, ft_lr_continued=1e-4, ft_lr_scratch=1e-3, ft_batch_size=4, probe_c=1.0,
                   lp_queries=4, lp_candidates=3, eval_pairs=8, min_steps=2, max_steps=3, withheld_fraction=0.2,
-                  tfidf_k=2, probe_steps=2, curve_fractions=(0.25, 0.5), curve_max_cost=1.0),
+                  tfidf_k=2, probe_steps=2, curve_fractions=(0.5,), curve_max_cost=1.0),
 }
 
 
