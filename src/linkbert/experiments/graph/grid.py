@@ -21,7 +21,7 @@ VARIANTS = {
 }
 DEFAULT_VARIANTS = ("bert", "linkbert", "random-links", "init")  # what the paired comparisons need
 CURVE_VARIANTS = ("bert", "linkbert")
-COMPARISONS = (("linkbert", "bert"), ("linkbert", "random-links"))
+COMPARISONS = (("linkbert", "bert"), ("linkbert", "random-links"), ("linkbert", "no-drp"))  # where both ran
 BOW = "bow"  # the bag-of-words floor's row: TF-IDF + logistic regression, TF-IDF cosine
 INITS = ("scratch", "minilm", FIRST_STAGE)
 

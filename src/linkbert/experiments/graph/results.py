@@ -60,20 +60,20 @@ def write_results(ctx: Context, assets: dict) -> dict:
     checks = learning_checks(summary)
     comparisons = {f"{a} vs {b}": compare(summary, a, b, keys, unjudged_metrics(checks, (a, b), keys, HEAD_METRICS))
                    for a, b in COMPARISONS if a in summary and b in summary}
-    trend = {}
+    trend = curve_summary(curve, keys)  # --curve's, by minutes per cell
+    # the in-grid curve: its points, then the grid's own linkbert and bert cells at the plan's steps
+    steps_trend = (curve_summary(grid_curve + [c for c in grid if c["variant"] in CURVE_VARIANTS], keys, by="steps")
+                   if grid_curve else {})
     plan = _read(ctx.out / "plan.json") or _read(ctx.out / "curve_plan.json") or {}
-    if grid_curve:  # the in-grid curve: its points, then the grid's own linkbert and bert cells at the plan's steps
-        trend = curve_summary(grid_curve + [c for c in grid if c["variant"] in CURVE_VARIANTS], keys, by="steps")
-    elif curve:
-        trend = curve_summary(curve, keys)
     record = first_stage.trained_on(ctx)
     write_json(ctx.out / "results.json", {"plan": plan, "curve_plan": _read(ctx.out / "curve_plan.json"),
                                           "init": {"name": plan.get("init", ctx.init), "first_stage": record},
                                           "assets": assets, "summary": summary, "learned": checks,
-                                          "comparisons": comparisons, "curve": trend, "cells": grid,
-                                          "curve_cells": curve + grid_curve})
-    write_text(ctx.out / "results.md", render_markdown(ctx, assets, plan, summary, comparisons, trend, grid, checks))
-    return {"summary": summary, "comparisons": comparisons, "curve": trend}
+                                          "comparisons": comparisons, "curve": trend, "steps_curve": steps_trend,
+                                          "cells": grid, "curve_cells": curve + grid_curve})
+    write_text(ctx.out / "results.md", render_markdown(ctx, assets, plan, summary, comparisons, trend, grid, checks,
+                                                       steps_trend))
+    return {"summary": summary, "comparisons": comparisons, "curve": trend, "steps_curve": steps_trend}
 
 
 def _read(path) -> dict | None:
@@ -83,7 +83,7 @@ def _read(path) -> dict | None:
 # -- results.md --------------------------------------------------------------------------------------
 
 def render_markdown(ctx: Context, assets: dict, plan: dict, summary: dict, comparisons: dict, trend: dict,
-                    cells: list[dict], checks: dict | None = None) -> str:
+                    cells: list[dict], checks: dict | None = None, steps_trend: dict | None = None) -> str:
     classify = assets["labels"] is not None
     out = _header(ctx, assets, plan, cells)
     out += learning_lines(checks or {}, summary)
@@ -96,10 +96,12 @@ def render_markdown(ctx: Context, assets: dict, plan: dict, summary: dict, compa
     out += _chance(assets["linkpred"]["candidates"] + 1)
     for name, result in comparisons.items():
         out += comparison_lines(*name.split(" vs "), result, compared_metrics(ctx.mode.shots, classify))
-    if trend:
-        out += _curve(trend, compared_metrics(ctx.mode.shots, classify))
+    if steps_trend:
+        out += _curve(steps_trend, compared_metrics(ctx.mode.shots, classify))
     elif any(note.startswith("no compute curve") for note in plan.get("notes", [])):
         out += ["", "## Compute curve", "", next(n for n in plan["notes"] if n.startswith("no compute curve")) + "."]
+    if trend:
+        out += _curve(trend, compared_metrics(ctx.mode.shots, classify))
     out += _notes(len(plan.get("seeds", [])))
     return "\n".join(out) + "\n"
 
