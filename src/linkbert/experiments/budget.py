@@ -9,7 +9,7 @@ policy, in seconds (each grid turns seconds into steps per init):
   ``first_stage_share`` and every pretraining cell an equal part of the rest: the same steps for
   every variant (equal compute).
 * ``plan_cells``: the grid that fits: as many seeds as asked, or, where the mode allows, fewer
-  (never below its ``min_seeds``) rather than cells too short to learn; then each optional
+  (never below its ``min_seeds``) rather than cells shorter than its ``target_steps``; then each optional
   variant (``no-drp``) and an in-grid compute curve only if it costs the cells at most
   ``extras_max_cost`` of their steps. What was left out, and why, is said in ``notes``.
 """
@@ -43,12 +43,13 @@ def plan_cells(*, budget_s: float, spent_s: float, step_s: float, run_overhead_s
                runs_per_seed: int, evaluations_per_seed: int, seeds: int, min_seeds: int | None = None,
                optional: dict[str, int] | None = None, curve_fractions=(), curve_runs_per_seed: int = 2,
                first_stage_share: float = 0.0, done_evaluations: int = 0, fixed_per_seed_s: float = 0.0,
-               min_steps: int = 1, max_steps: int = 100_000, extras_max_cost: float = 1 / 3) -> dict:
+               target_steps: int = 1, max_steps: int = 100_000, extras_max_cost: float = 1 / 3) -> dict:
     """The grid that fits ``budget_s``.
 
     Per seed the grid has ``runs_per_seed`` pretraining runs and ``evaluations_per_seed``
     evaluations (``done_evaluations`` of them already made, in ``spent_s``); ``step_s`` is the
-    slowest init's step, by which ``min_steps`` is judged. ``optional``: ``{variant: its runs
+    slowest init's step, by which ``target_steps`` is judged: the steps per cell the
+    seeds shrink for (down to ``min_seeds``) and the extras may not take a cell below. ``optional``: ``{variant: its runs
     (= evaluations) per seed}``, added in order when the budget allows; ``curve_fractions``: the
     in-grid curve's points as fractions of a cell's steps, ``curve_runs_per_seed`` runs each
     (linkbert and bert). ``fixed_per_seed_s``: a cost of every seed after the first.
@@ -56,7 +57,7 @@ def plan_cells(*, budget_s: float, spent_s: float, step_s: float, run_overhead_s
     Returns ``{"seeds", "optional": [included], "curve": bool, "steps", "first_stage_steps"
     (at ``step_s``, at most ``max_steps``), "pretrain_seconds_per_cell", "first_stage_seconds",
     "expected_seconds" (of those steps), "notes": [why something was left out]}``; a grid whose
-    cells still fall short of ``min_steps`` is returned as it is (the caller refuses it)."""
+    cells still fall short of ``target_steps`` is returned as it is (the caller judges it)."""
     optional = optional or {}
 
     def split(n: int, extra: dict[str, int], curve: bool) -> dict:
@@ -77,15 +78,15 @@ def plan_cells(*, budget_s: float, spent_s: float, step_s: float, run_overhead_s
     notes = []
     n = seeds
     chosen = split(n, {}, False)
-    while n > (min_seeds or seeds) and steps(chosen) < min_steps:
+    while n > (min_seeds or seeds) and steps(chosen) < target_steps:
         fewer = split(n - 1, {}, False)
-        notes.append(f"{n} seeds would leave {steps(chosen)} pretraining steps per cell (minimum {min_steps}): "
+        notes.append(f"{n} seeds would leave {steps(chosen)} pretraining steps per cell (aim {target_steps}): "
                      f"{n - 1} seeds")
         n, chosen = n - 1, fewer
     extra: dict[str, int] = {}
     for name, runs in optional.items():
         trial = split(n, {**extra, name: runs}, False)
-        if steps(trial) >= max(min_steps, (1 - extras_max_cost) * steps(chosen)):
+        if steps(trial) >= max(target_steps, (1 - extras_max_cost) * steps(chosen)):
             extra[name], chosen = runs, trial
         else:
             notes.append(f"{name} left out: it would leave {steps(trial)} steps per cell instead of "
@@ -93,7 +94,7 @@ def plan_cells(*, budget_s: float, spent_s: float, step_s: float, run_overhead_s
     curve = False
     if curve_fractions:
         trial = split(n, extra, True)
-        if steps(trial) >= max(min_steps, (1 - extras_max_cost) * steps(chosen)):
+        if steps(trial) >= max(target_steps, (1 - extras_max_cost) * steps(chosen)):
             curve, chosen = True, trial
         else:
             extra_cells = len(curve_fractions) * curve_runs_per_seed * n

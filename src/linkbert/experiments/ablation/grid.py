@@ -56,6 +56,7 @@ class Mode:
     ft_batch_size: int = 16
     qa_lr_scratch: float = 0.0   # QA's learning rate for a model trained here (scratch, first stage); 0: qa_lr
     min_steps: int = 10          # the planner refuses a grid whose cells would pretrain less
+    target_steps: int = 0        # fewer seeds (down to min_seeds) rather than cells shorter than this; 0: min_steps
     max_steps: int = 100_000     # and never plans more than this
     withheld_fraction: float = 0.1
     tfidf_k: int = 5
@@ -102,7 +103,7 @@ MODES = {
                 qa_doc_stride=128, qa_epochs=2, qa_lr=5e-5, qa_lr_scratch=3e-4, fewshot_epochs=8,
                 hotpot_train=-1, hotpot_test=-1, hotpot_epochs=1, cat_train=-1, cat_test=-1,
                 cat_segments=2, cat_epochs=3, cat_lr=5e-5, lp_queries=1000, lp_candidates=9, ft_batch_size=32,
-                min_steps=100, evaluations=("linkpred", "hotpotqa"), inits=(FIRST_STAGE,),
+                min_steps=20, target_steps=200, evaluations=("linkpred", "hotpotqa"), inits=(FIRST_STAGE,),
                 variants=("bert", "linkbert", "random-links"), optional_variants=("no-drp",), min_seeds=3,
                 eval_pairs=1024, max_predictions=23, num_workers=4, prepare_workers=8, eval_batch_size=256,
                 probe_steps=30,

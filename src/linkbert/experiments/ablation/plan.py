@@ -106,7 +106,7 @@ def make_plan(ctx: Context, inits, variants, seeds, budget_minutes: float, start
         done_evaluations=has_init * sum(init != FIRST_STAGE for init in inits), seeds=len(seeds),
         min_seeds=mode.min_seeds if fewer_seeds else None, optional={v: n for v in optional if v not in variants},
         curve_fractions=curve, curve_runs_per_seed=len(CURVE_VARIANTS) * n,
-        first_stage_share=mode.first_stage_share if FIRST_STAGE in inits else 0.0, min_steps=mode.min_steps,
+        first_stage_share=mode.first_stage_share if FIRST_STAGE in inits else 0.0, target_steps=mode.target_steps or mode.min_steps,
         max_steps=mode.max_steps, extras_max_cost=mode.curve_max_cost)
     per_cell = plan["pretrain_seconds_per_cell"]
     steps = {i: min(mode.max_steps, int(per_cell / measured[i]["step_seconds"])) for i in inits}

@@ -50,6 +50,7 @@ class Mode:
     lp_candidates: int           # non-linked candidates per query
     eval_pairs: int = 256        # held-out pretraining pairs scored at the end of a run
     min_steps: int = 50          # the planner refuses a grid whose cells would pretrain less
+    target_steps: int = 0        # fewer seeds (down to min_seeds) rather than cells shorter than this; 0: min_steps
     max_steps: int = 100_000
     withheld_fraction: float = 0.1
     tfidf_k: int = 5
@@ -85,7 +86,8 @@ MODES = {
     "gpu": Mode(segment_budget=62, max_length=128, batch_size=256, scratch_preset="mini", lr_scratch=1e-3,
                 lr_continued=1e-4, seeds=5, budget_minutes=6, shots=(5, 20), test_docs=1000, ft_examples=1000,
                 ft_min_epochs=3, ft_lr_continued=1e-4, ft_lr_scratch=5e-4, ft_batch_size=16, probe_c=10.0,
-                lp_queries=500, lp_candidates=9, eval_pairs=1024, min_steps=100, default_init=FIRST_STAGE,
+                lp_queries=500, lp_candidates=9, eval_pairs=1024, min_steps=20, target_steps=200,
+                default_init=FIRST_STAGE,
                 min_seeds=3, optional_variants=("no-drp",),
                 max_predictions=23, num_workers=4, prepare_workers=8, eval_batch_size=256, probe_steps=30,
                 curve_fractions=(0.25, 0.5)),

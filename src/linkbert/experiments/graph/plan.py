@@ -124,7 +124,7 @@ def make_plan(ctx: Context, variants, seeds, budget_minutes: float, started: flo
                       optional={v: 1 for v in optional if v not in variants}, curve_fractions=curve,
                       curve_runs_per_seed=len(CURVE_VARIANTS),
                       first_stage_share=mode.first_stage_share if ctx.first_stage else 0.0,
-                      fixed_per_seed_s=measured["floor_seconds"], min_steps=mode.min_steps,
+                      fixed_per_seed_s=measured["floor_seconds"], target_steps=mode.target_steps or mode.min_steps,
                       max_steps=mode.max_steps, extras_max_cost=mode.curve_max_cost)
     steps = plan["steps"]
     chosen = [v for v in VARIANTS if v in variants or v in plan["optional"]]
