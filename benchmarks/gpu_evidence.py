@@ -119,7 +119,10 @@ def report(out: Path, work: Path) -> None:
                   f"limit; grid budget {status['budget_minutes']} min.", ""]
         if (folder / "results.md").exists():  # its title dropped, its sections under this one
             grid_lines = (folder / "results.md").read_text().splitlines()
-            grid_lines = grid_lines[1:] if grid_lines and grid_lines[0].startswith("# ") else grid_lines
+            if grid_lines and grid_lines[0].startswith("# "):
+                grid_lines = grid_lines[1:]
+            while grid_lines and not grid_lines[0].strip():
+                grid_lines = grid_lines[1:]
             lines += ["#" + line if line.startswith("#") else line for line in grid_lines]
         else:
             lines.append("No results were written (the grid stopped before its first cell).")
