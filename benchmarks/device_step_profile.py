@@ -127,7 +127,7 @@ def profile_backend(backend: str, data: Path, out: Path, args) -> dict:
     from linkbert.pretrain.settings import PretrainConfig
 
     config = PretrainConfig(preset=args.preset, backend=backend, max_length=args.seq, batch_size=args.micro_batch,
-                            max_steps=10, warmup_steps=1, precision=args.precision, progress=False, tensorboard=False,
+                            max_steps=10, warmup_steps=1, precision=args.precision, progress=False, tracker="none",
                             heldout_fraction=0.0, max_predictions=args.max_predictions if backend == "transformers" else 0,
                             dropout=0.1)
     run = Run(config, str(data), str(out))
