@@ -107,12 +107,14 @@ def test_a_collective_refuses_a_tensor_off_the_process_groups_device():
 
 
 def test_one_process_needs_no_collective():
-    from linkbert.runtime import Dist, all_gather_objects, any_rank, min_max
+    from linkbert.runtime import Dist, all_gather_objects, any_rank, fail_together
 
     single = Dist()
     assert (any_rank(True, single), any_rank(False, single)) == (True, False)
-    assert min_max(7, single) == (7, 7)
     assert all_gather_objects({"a": 1}, single) == [{"a": 1}]
+    fail_together(None, single)
+    with pytest.raises(OSError, match="full"):
+        fail_together(OSError(28, "full"), single)
 
 
 def test_every_collective_goes_through_runtime():

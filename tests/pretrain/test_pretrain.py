@@ -263,19 +263,20 @@ def test_a_corpus_of_fewer_than_two_documents_is_one_line(corpus, tmp_path, caps
 
 def test_a_non_finite_loss_stops_without_saving_it(corpus, tmp_path, capsys, monkeypatch):
     """Weights turned to NaN after step 2 (a diverging run): the run stops at step 3 with one line
-    and exit status 1, and step 2's checkpoint stays the newest."""
+    and exit status 1 (as step 4's passes run: a step's figures are read then, before the next
+    update), and step 2's checkpoint stays the newest."""
     from linkbert.cli import main
     from linkbert.pretrain.run import Run
 
-    real_step = Run.train_step
+    real_passes = Run._forward_backward
 
     def diverging(self, batches):
         if self.step == 2:
             with torch.no_grad():
                 next(self.model.parameters()).fill_(float("nan"))
-        return real_step(self, batches)
+        return real_passes(self, batches)
 
-    monkeypatch.setattr(Run, "train_step", diverging)
+    monkeypatch.setattr(Run, "_forward_backward", diverging)
     out = tmp_path / "run"
     assert main(["pretrain", "--data", str(corpus), "--out", str(out), *TINY]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
@@ -310,8 +311,9 @@ def test_a_full_disk_while_saving_is_one_line_naming_the_file(corpus, tmp_path, 
 
 def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_path):
     """backend=transformers with max_predictions: no host sync in a micro-batch's forward, backward
-    and statistics, one readback in the rest of the step (benchmarks/device_step_profile.py counts
-    them; the bert-cpu backend has several, by design)."""
+    and statistics, nor in the rest of the step (clipping, AdamW, the all-reduce of the figures and
+    flags); one readback per step, of its figures, done apart (benchmarks/device_step_profile.py
+    counts them; the bert-cpu backend has several, by design)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from device_step_profile import counted
 
@@ -325,14 +327,51 @@ def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_pat
         counts = run._global_counts(micro_batches)
         sums = torch.zeros(5, dtype=torch.float64)
         on_device = [run._to_device(batch) for batch in micro_batches]  # host reads of host tensors
-        inside, rest = {}, {}
+        inside, rest, read = {}, {}, {}
         with counted(inside):
             for moved, tokens in on_device:
                 run._micro_step(moved, tokens, counts, sums, sync=True)
         with counted(rest):
-            figures = run._finish_step(sums, counts)
+            queued = run._finish_step(sums, counts)
+        with counted(read):
+            figures, flags = run._read_figures(queued)
     assert inside["ops"] > 100 and inside["syncs"] == 0, inside["sync_kinds"]
-    assert rest["sync_kinds"] == {"Tensor.tolist": 1} and figures["mlm_loss"] > 0
+    assert rest["syncs"] == 0, rest["sync_kinds"]
+    assert read["sync_kinds"] == {"Tensor.tolist": 1} and figures["mlm_loss"] > 0 and not any(flags.values())
+
+
+def test_a_steps_figures_are_read_while_the_next_steps_passes_run(corpus, tmp_path, monkeypatch):
+    """The step boundary without a bubble: step N's figures are read once step N+1's forward and
+    backward passes are queued, before N+1's update; a checkpoint (save_every=3) or an evaluation
+    (eval_every=5) of step N comes after they are read, so a non-finite loss never reaches one."""
+    from linkbert.pretrain.run import Run
+
+    events = []
+
+    def spy(name, method, what):
+        def recorded(self, *args):
+            events.append(what(self))
+            return method(self, *args)
+        monkeypatch.setattr(Run, name, recorded)
+
+    spy("_forward_backward", Run._forward_backward, lambda run: f"passes {run.step + 1}")
+    spy("_finish_step", Run._finish_step, lambda run: f"update {run.step + 1}")
+    spy("_read_figures", Run._read_figures, lambda run: "read")
+    spy("_save", Run._save, lambda run: f"save {run.step}")
+    spy("_log_eval", Run._log_eval, lambda run: f"eval {run.step}")
+    summary = run(corpus, tmp_path / "run", ["max_steps=7", "save_every=3", "eval_every=5"])
+    assert summary["step"] == 7
+    assert events == ["passes 1", "update 1",
+                      "passes 2", "read", "update 2",  # step 1's figures
+                      "passes 3", "read", "update 3",
+                      "passes 4", "read", "save 3", "update 4",
+                      "passes 5", "read", "update 5",
+                      "passes 6", "read", "eval 5", "update 6",
+                      "passes 7", "read", "save 6", "update 7",
+                      "read", "eval 7", "save 7"]  # the end
+    logged = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+              if json.loads(line)["kind"] == "train"]
+    assert logged == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_compile_with_a_fixed_number_of_predictions_gives_one_batch_shape(corpus):

@@ -1,7 +1,9 @@
 """What a pretraining run writes as it goes: ``config.yaml`` (the settings it uses),
 ``metrics.jsonl`` (one JSON line per logged step and evaluation) and TensorBoard scalars.
 
-Only the main rank writes; a disk error names the file being written.
+Only the main rank writes; a disk error names the file being written. A failed write is kept
+(``failure``), not raised: raised on rank 0 alone it would leave the other ranks waiting in their
+next collective; the run raises it on every rank together (``run.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class RunLog:
     def __init__(self, out: Path, *, enabled: bool, tensorboard: bool):
         self.out, self.enabled, self.want_tensorboard = Path(out), enabled, tensorboard
         self.metrics_file = self.tensorboard = None
+        self.failure: Exception | None = None  # the first write that failed
 
     def open(self, settings: dict) -> None:
         """Write ``config.yaml`` (what this run uses: a resume's accepted changes included) and
@@ -41,15 +44,20 @@ class RunLog:
                 self.tensorboard = SummaryWriter(str(self.out / "tensorboard"))
 
     def record(self, step: int, kind: str, figures: dict) -> None:
-        if not self.enabled:
+        """Append a line (and the scalars); a failure is kept in ``failure``, the first one."""
+        if not self.enabled or self.failure is not None:
             return
-        with naming(self.out / "metrics.jsonl"):
-            self.metrics_file.write(json.dumps({"step": step, "kind": kind, **figures}) + "\n")
-            self.metrics_file.flush()
-        if self.tensorboard:
-            for key, value in figures.items():
-                if isinstance(value, (int, float)):
-                    self.tensorboard.add_scalar(f"{kind}/{key}", value, step)
+        try:
+            with naming(self.out / "metrics.jsonl"):
+                self.metrics_file.write(json.dumps({"step": step, "kind": kind, **figures}) + "\n")
+                self.metrics_file.flush()
+            if self.tensorboard:
+                for key, value in figures.items():
+                    if isinstance(value, (int, float)):
+                        self.tensorboard.add_scalar(f"{kind}/{key}", value, step)
+        except Exception as error:  # noqa: BLE001 -- raised again by the run, on every rank together
+            log.error("step %d: cannot write the run's logs: %s", step, error)
+            self.failure = error
 
     def close(self) -> None:
         if self.metrics_file:
