@@ -20,7 +20,7 @@ pairs and counts, with a ``TorchDispatchMode``:
 * in the rest of the optimiser step (``Run._finish_step``: clipping, AdamW, the schedule, the
   all-reduce of the statistics and flags, their copy to the host started): ops and syncs;
 * in reading a step's figures (``Run._read_figures``: the step's one readback, which the loop
-  does once the next step is queued);
+  does once the next step's passes are queued);
 * over ``--loop-steps`` steps of the real loop (``Run._loop``) under a process group
   (``distributed=always``: a one-process gloo group here, so DDP and every collective run as on
   several ranks; under torchrun, its ranks): the collectives per step, by kind (the profiler's
@@ -38,12 +38,12 @@ before it moves (``Run._global_counts``) are not device syncs and are not counte
 The targets (issue 12): no sync inside a micro-batch, at most one per optimiser step outside
 logging, at most 30 ops in the MLM loss. The last line printed is one JSON object.
 
-Counted on this project's CPU machine (``--preset tiny --seq 64 --micro-batch 4``, two
-micro-batches a step, 2 gloo ranks, ``budget_minutes`` set), before and after the step boundary
-of issue 21: collectives per step 5 all-reduces + 1 broadcast -> 3 + the gradient buckets (the
-counts, the buckets, the statistics with the budget and stop flags folded in; no buffer
-broadcast); readbacks per step 2 (the statistics, then the budget's own all-reduce), each
-waited for as the step ends -> 1, read once the next step is queued.
+Counted over the real loop of ``preset=tiny`` (DDP puts its gradients in 2 buckets), two
+micro-batches a step, 2 gloo ranks, ``budget_minutes`` set, before and after the step boundary of
+issue 21: collectives per step 5 all-reduces + 1 broadcast -> 4 all-reduces (the global counts,
+the 2 buckets, the figures with the budget, stop and failure flags folded in; no buffer
+broadcast); readbacks per step 2 (the figures, then the budget's own all-reduce), each waited for
+as the step ends -> 1, read while the next step's passes run (docs/pretraining.md).
 """
 
 from __future__ import annotations

@@ -11,8 +11,7 @@ environment once, when torch loads it.
   the other cores are taken steals the time slice of the thread it waits for.
   :func:`configure_waiting` looks at the run queue as the process starts: no other task
   running, threads spin briefly (``GOMP_SPINCOUNT=10000``); otherwise they wait passively. A
-  user's own ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` always wins. (Measurements:
-  ``docs/performance.md``.)
+  user's own ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` always wins (``docs/performance.md``).
 * **The allocator.** :func:`retain_freed_memory` keeps glibc from handing large freed blocks
   back to the kernel, so per-step buffers are not zero-filled and page-faulted again.
 * **Precision.** ``auto`` is bf16 where the device computes it natively (CUDA with bf16, CPUs
@@ -20,8 +19,7 @@ environment once, when torch loads it.
 * **Distributed.** :func:`setup_distributed` reads torchrun's environment (a process group
   even on one process with ``mode=always``), :func:`data_parallel` wraps a model in DDP, and
   every collective goes through this module, on the group's device. A failure on one rank stops
-  every rank with its one-line message (:func:`together`, :func:`fail_together`): a barrier
-  would leave the others waiting for a rank that never comes.
+  every rank with its one-line message (:func:`together`), where a barrier would wait for ever.
 """
 
 from __future__ import annotations
@@ -241,8 +239,8 @@ class Readback:
 
 @contextlib.contextmanager
 def compile_cache(folder: Path | None):
-    """torch.compile's cache (``TORCHINDUCTOR_CACHE_DIR``, read by inductor as it compiles) in
-    ``folder`` inside the block, the variable as it was after it; None: left as it is."""
+    """torch.compile's cache (``TORCHINDUCTOR_CACHE_DIR``, read as it compiles) in ``folder`` inside
+    the block, as it was after it; None: left as it is."""
     variable, before = "TORCHINDUCTOR_CACHE_DIR", os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     if folder is not None:
         os.environ[variable] = str(Path(folder).absolute())
@@ -267,11 +265,10 @@ def host_to_device(tensor, device: torch.device):
 # -- distributed -----------------------------------------------------------------------------------
 
 DISTRIBUTED = ("auto", "always")
-# How long a collective waits for the other ranks. The longest legitimate wait is one rank doing
-# alone what the others wait for (rank 0 writing a checkpoint, a node's first rank hashing one on
-# a resume, ranks compiling at different speeds): seconds to minutes for base on shared storage.
-# A failing rank tells the others at once (fail_together): this only bounds a rank that hangs.
-# NCCL's own default, given to gloo (30 minutes by default) as well.
+# How long a collective waits for the other ranks: longer than one rank alone may work while they
+# wait (rank 0 saving, a node's first rank hashing a checkpoint, ranks compiling at their own
+# speed: seconds to minutes for base). A failing rank tells the others at once (fail_together):
+# this bounds a rank that hangs. NCCL's own default, given to gloo (30 minutes) as well.
 TIMEOUT_MINUTES = 10.0
 
 
@@ -306,11 +303,10 @@ def setup_distributed(mode: str = "auto", timeout_minutes: float = TIMEOUT_MINUT
     """Read torchrun's environment; one process per GPU (NCCL) or per CPU process group (gloo).
 
     ``mode`` ``auto`` makes a process group where there are several processes; ``always`` makes
-    one on a single process too (``torch.distributed``'s own in-process store when torchrun did
-    not set ``MASTER_ADDR``), so that one GPU runs DDP, ``no_sync`` and every collective as a
-    multi-GPU job does. ``timeout_minutes`` bounds every collective (:data:`TIMEOUT_MINUTES`).
-    An NCCL group is bound to its device (``device_id``: its communicator forms at once, so a
-    broken NCCL set-up fails here, not at the first step)."""
+    one on a single process too (an in-process store where torchrun did not set ``MASTER_ADDR``),
+    so one GPU runs DDP, ``no_sync`` and every collective as a multi-GPU job does.
+    ``timeout_minutes`` bounds every collective (:data:`TIMEOUT_MINUTES`). An NCCL group is bound
+    to its device (``device_id``: its communicator forms at once: a broken set-up fails here)."""
     import datetime
 
     import torch
@@ -333,9 +329,8 @@ def setup_distributed(mode: str = "auto", timeout_minutes: float = TIMEOUT_MINUT
 
 def rank_device(local_rank: int, local_world: int = 1) -> torch.device:
     """This process's device: CPU without CUDA; else CUDA device ``LOCAL_RANK`` of the visible
-    ones, or the only one a rank sees (a launcher giving each rank its own through
-    ``CUDA_VISIBLE_DEVICES``: ``LOCAL_RANK % 1``). Refused, in one line, where ranks would share a
-    device (NCCL cannot): more processes on the node than visible devices."""
+    ones, or the only one a rank sees (a launcher giving each rank its own by ``CUDA_VISIBLE_DEVICES``:
+    ``LOCAL_RANK % 1``). Refused in one line where ranks would share one (NCCL cannot)."""
     import torch
 
     if not torch.cuda.is_available():
@@ -475,19 +470,23 @@ def together(dist: Dist):
     fail_together(None, dist)
 
 
-def end_process(code: int) -> None:
-    """Under torchrun (several ranks): end the process here, its output flushed, without Python's
-    teardown; on one process: return. Freeing a gloo process group (the last reference is
-    DistributedDataParallel's reducer, when the run is freed) joins gloo's worker thread with the
-    GIL held, while that thread may need the GIL to free a finished collective's tensors: CI saw
-    a rank stuck for good in ``~ProcessGroupGloo``, its ``pt_gloo_runloop`` thread waiting for
-    the GIL in ``~AsyncAllgatherWork``. The caller keeps its run referenced until this call. So
-    does one process whose group is still up (``distributed=always``, stopped by an error)."""
-    import logging
-
+def ends_here() -> bool:
+    """Whether :func:`end_process` ends the process: under torchrun (several ranks), or where a
+    process group is still up (``distributed=always``, stopped by an error)."""
     torch = sys.modules.get("torch")
     group_left = torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or group_left:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or group_left
+
+
+def end_process(code: int) -> None:
+    """End the process here where :func:`ends_here`, its output flushed, without Python's
+    teardown; else return. Freeing a gloo process group (the last reference is DDP's reducer, as
+    the run is freed) joins gloo's worker thread with the GIL held, while that thread may need the
+    GIL to free a finished collective's tensors: CI saw a rank stuck for good in
+    ``~ProcessGroupGloo``. The caller keeps its run referenced until this call."""
+    import logging
+
+    if ends_here():
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

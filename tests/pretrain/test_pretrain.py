@@ -137,9 +137,14 @@ def test_loss_falls_on_a_repeated_batch(corpus, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_torchrun_matches_one_process(corpus, tmp_path):
+@pytest.mark.parametrize("backend", ["bert-cpu", "transformers"])
+def test_two_process_torchrun_matches_one_process(corpus, tmp_path, backend):
+    """Two gloo ranks under DDP end with one process's weights (within fp32 rounding), with either
+    backend: the transformers one, with its fixed-shape MLM gather, is what runs on GPUs."""
     # no dropout: the only difference left between the runs is how the global batch is split
-    steps = ["max_steps=3", "save_every=100", "dropout=0"]
+    steps = ["max_steps=3", "save_every=100", "dropout=0", f"backend={backend}"]
+    if backend == "transformers":
+        steps.append("max_predictions=12")
     subprocess.run(cli_command(corpus, tmp_path / "one", steps), check=True, capture_output=True)
     run_torchrun(corpus, tmp_path / "two", steps)
     one, two = latest_weights(tmp_path / "one"), latest_weights(tmp_path / "two")
@@ -307,6 +312,58 @@ def test_a_full_disk_while_saving_is_one_line_naming_the_file(corpus, tmp_path, 
     assert err.startswith("linkbert pretrain: error: ") and "trainer.pt: No space left on device" in err, err
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest", "step-00000002"]
     assert latest_checkpoint(out).name == "step-00000002" and verify(latest_checkpoint(out))
+
+
+def test_a_failed_log_write_stops_the_run_with_one_line(corpus, tmp_path, capsys, monkeypatch):
+    """metrics.jsonl cannot be written at step 3 (a full disk): the run stops with one line naming
+    the file, before it saves anything after it (the failure is flagged in the next step's
+    all-reduce, so on several ranks every rank stops with it)."""
+    import errno
+
+    from linkbert.cli import main
+    from linkbert.pretrain.run_log import RunLog
+
+    class FullDisk:
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            self.file.close()
+
+    real_record = RunLog.record
+
+    def filling(self, step, kind, figures):
+        if step == 3 and kind == "train":
+            self.metrics_file = FullDisk(self.metrics_file)
+        return real_record(self, step, kind, figures)
+
+    monkeypatch.setattr(RunLog, "record", filling)
+    out = tmp_path / "run"
+    assert main(["pretrain", "--data", str(corpus), "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"linkbert pretrain: error: {out / 'metrics.jsonl'}: No space left on device; free some space " \
+                  "or write elsewhere"
+    assert [p.name for p in (out / "checkpoints").glob("step-*")] == ["step-00000002"]
+
+
+@pytest.mark.parametrize("backend", ["bert-cpu", "transformers"])
+def test_training_never_changes_a_buffer(corpus, tmp_path, backend):
+    """Why DDP need not broadcast buffers before each forward (runtime.data_parallel): every
+    buffer of the model is a constant of its config, the same after training steps."""
+    from linkbert.pretrain.run import Run
+
+    run = Run(load_config(None, TINY + [f"backend={backend}", "max_steps=3"]), str(corpus), str(tmp_path / "run"))
+    before = {name: buffer.clone() for name, buffer in run.model.named_buffers()}
+    batches = iter(run._loader())
+    for _ in range(2):
+        run.train_step([next(batches) for _ in range(run.micro_accumulation)])
+    after = dict(run.model.named_buffers())
+    assert before.keys() == after.keys()
+    for name in before:
+        assert torch.equal(before[name], after[name]), name
 
 
 def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_path):

@@ -23,6 +23,7 @@ import os
 import sys
 
 from linkbert import lifetime, runtime, settings
+from linkbert.errors import LinkbertError, is_environment_error
 from linkbert.pretrain.run import Run, TrainingFailed
 from linkbert.pretrain.settings import PretrainConfig
 
@@ -49,6 +50,11 @@ def main(args) -> int:
         if main_rank:
             print(f"linkbert pretrain: error: {e}", file=sys.stderr)
         code = 1
+    except Exception as e:  # a user's mistake or the machine's fault: the CLI prints it, unless this process ends here
+        if not (isinstance(e, LinkbertError) or is_environment_error(e)) or not runtime.ends_here():
+            raise
+        print(f"linkbert pretrain: error: {runtime.describe_failure(e)}", file=sys.stderr)
+        code = 2
     else:
         if main_rank:
             print(json.dumps(summary, indent=2))

@@ -34,12 +34,13 @@ def agreed_checkpoint(out: Path, dist: runtime.Dist,
     with runtime.together(dist):
         if verifies:
             found = checkpoint.load_newest(out, check=check)
-    verdicts = runtime.all_gather_objects(found.path.name if found else "" if verifies else None, dist)
-    names = {verdict for verdict in verdicts if verdict is not None}
+    verdicts = runtime.all_gather_objects((str(out), (found.path.name if found else "") if verifies else None), dist)
+    names = {name for _, name in verdicts if name is not None}
     if len(names) > 1:
-        steps = ", ".join(sorted(name or "none" for name in names))
-        raise ConfigError(f"the nodes found different checkpoints in {out} ({steps}): every node must read the "
-                          "same run folder (shared storage), or copy it to each node first")
+        found_by = ", ".join(f"{folder}: {name or 'none'} (rank {rank})"
+                             for rank, (folder, name) in enumerate(verdicts) if name is not None)
+        raise ConfigError(f"the nodes found different checkpoints ({found_by}): every node must read the same run "
+                          "folder (shared storage), or copy it to each node first")
     name = names.pop() if names else ""
     with runtime.together(dist):
         if not verifies and name:

@@ -34,14 +34,14 @@ The changes are logged, and ``config.yaml`` records the settings the run uses no
 loss stops the run (exit status 1) without saving that state: its last checkpoint stays good.
 
 The step boundary: a step's figures (its losses, gradient norm and the flags below, in one
-all-reduce) are read back while the next step is queued, so the device never waits for the host
-between steps; they are read at once before a checkpoint, an evaluation and the end. So a
-non-finite loss is noticed one step late (the run may compute one more step), but never after a
-checkpoint of it. The flags: the wall-clock budget spent, a stop signal (SIGTERM, SIGUSR1) and a
-failure to write the logs, on any rank: every rank reads the same sums at the same step, so all
-stop together, after the step that was queued when they read it (a signal: a checkpoint of that
-step, then exit status 75; ``command.py``). A failure in a save, a log write or the start-up on
-one rank stops every rank with its one-line message (``runtime.together``).
+all-reduce) are read back once the next step's forward and backward passes are queued, before its
+update, so the device never waits for the host between steps. What they decide applies at their
+step: a non-finite loss stops the run before the next update (never saved), the flags (the
+budget spent, a stop signal SIGTERM or SIGUSR1, a failed log write, on any rank; every rank reads
+the same sums) stop it with that step's state (the next step's gradients dropped, its dropout
+draws undone); a checkpoint or evaluation of a step comes once its figures are read. A stop signal
+ends with a checkpoint of the step and exit status 75 (``command.py``). A failure in a save, a log
+write or the start-up on one rank stops every rank with its one line (``runtime.together``).
 
 The pieces it runs on live elsewhere: its settings in ``settings.py``, its batches in
 ``data.py``, the run folder and its identity in ``run_folder.py``, its logs in ``run_log.py``,
