@@ -256,18 +256,17 @@ def test_a_failure_on_one_rank_raises_on_every_rank_with_its_message(tmp_path):
     assert outcomes == [f"OSError: {message}", f"RankFailed: {message}"]
 
 
-def test_compile_cache_is_set_inside_the_block_only(tmp_path, monkeypatch):
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.compile's own imports
+def test_the_compile_cache_is_set_before_torch_compile_sets_its_own(tmp_path, monkeypatch):
     import os
 
-    from linkbert.runtime import compile_cache
+    import torch
+
+    from linkbert.runtime import set_compile_cache
 
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
-    with compile_cache(tmp_path / "cache"):
-        assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache")
-    assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/mine")
-    with compile_cache(None):
-        assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/mine"
-    with compile_cache(tmp_path):
-        assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path)
-    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/mine"
+    set_compile_cache(tmp_path / "cache")
+    torch.compile(torch.nn.Linear(2, 2))  # sets TORCHINDUCTOR_CACHE_DIR to its default where unset
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache")
+    set_compile_cache(None)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache")

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 SPIN_COUNT = 10_000
 SAMPLES = 10  # looks at the run queue this many times, 10 ms apart, so a passing task does not count
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+USER_COMPILE_CACHE = os.environ.get("TORCHINDUCTOR_CACHE_DIR")  # the user's: torch.compile sets its default there
 
 
 # -- the process -----------------------------------------------------------------------------------
@@ -237,20 +238,12 @@ class Readback:
         return self.host.tolist()
 
 
-@contextlib.contextmanager
-def compile_cache(folder: Path | None):
-    """torch.compile's cache (``TORCHINDUCTOR_CACHE_DIR``, read as it compiles) in ``folder`` inside
-    the block, as it was after it; None: left as it is."""
-    variable, before = "TORCHINDUCTOR_CACHE_DIR", os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+def set_compile_cache(folder: Path | None) -> None:
+    """torch.compile's cache (``TORCHINDUCTOR_CACHE_DIR``, read as it compiles) in ``folder``, for
+    the rest of the process (None: left as it is). Set before ``torch.compile``, which sets its
+    default there (:data:`USER_COMPILE_CACHE` keeps the user's own)."""
     if folder is not None:
-        os.environ[variable] = str(Path(folder).absolute())
-    try:
-        yield
-    finally:
-        if folder is not None and before is None:
-            os.environ.pop(variable, None)
-        elif folder is not None:
-            os.environ[variable] = before
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(folder).absolute())
 
 
 def host_to_device(tensor, device: torch.device):

@@ -82,14 +82,12 @@ def test_the_ranks_must_agree_on_settings_and_corpus():
         check_ranks_agree([settings, settings], [corpus, dict(corpus, folder="/b", fingerprint="99999999")])
 
 
-def test_the_compile_cache_lives_beside_the_run_unless_told_otherwise(tmp_path, monkeypatch):
+def test_the_compile_cache_lives_beside_the_run_unless_told_otherwise(tmp_path):
     from linkbert.pretrain.run_folder import RUN_FILES, compile_cache
 
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
-    assert compile_cache(tmp_path, "auto", compiling=True) == tmp_path / "compile-cache"
+    assert compile_cache(tmp_path, "auto", True, None) == tmp_path / "compile-cache"
     assert "compile-cache" in RUN_FILES  # a run folder holding it is still a run folder
-    assert compile_cache(tmp_path, "auto", compiling=False) is None
-    assert compile_cache(tmp_path, "torch", compiling=True) is None
-    assert compile_cache(tmp_path, "/shared/cache", compiling=True) == Path("/shared/cache")
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/mine")
-    assert compile_cache(tmp_path, "auto", compiling=True) is None  # the user's own wins
+    assert compile_cache(tmp_path, "auto", False, None) is None
+    assert compile_cache(tmp_path, "torch", True, None) is None
+    assert compile_cache(tmp_path, "/shared/cache", True, "/mine") == Path("/shared/cache")
+    assert compile_cache(tmp_path, "auto", True, "/mine") is None  # the user's own TORCHINDUCTOR_CACHE_DIR wins

@@ -117,10 +117,9 @@ class Run:
     """One pretraining run: ``Run(config, data, out).train()``.
 
     Everything that can refuse the run does so before the model is built, on every rank together
-    (one rank's error stops all, with its message): the settings and the corpus, which the ranks
-    must agree on (``run_folder.check_ranks_agree``), the output folder
-    (``run_folder.check_run_folder``), the corpus (``data.open_corpus``), and a resume's
-    settings, read from the checkpoint's trainer_state.json before any tensor (:meth:`_check_resume`).
+    (one rank's error stops all, with its message): the settings and corpus the ranks must agree on
+    (``run_folder.check_ranks_agree``), the output folder (``run_folder.check_run_folder``), the
+    corpus (``data.open_corpus``), a resume's settings, read before any tensor (:meth:`_check_resume`).
     """
 
     def __init__(self, config: PretrainConfig, data_dir: str, out_dir: str):
@@ -138,6 +137,8 @@ class Run:
         if self.dist.group:  # wrapped before compiling: torch.compile then splits its graph at DDP's buckets
             self.model = runtime.data_parallel(self.model, self.dist)
         if config.compile:
+            runtime.set_compile_cache(run_folder.compile_cache(self.out, config.compile_cache, config.compile,
+                                                               runtime.USER_COMPILE_CACHE))
             self.model = torch.compile(self.model)
         self.log = RunLog(self.out, enabled=self.dist.main, tensorboard=config.tensorboard)
         self.stops = lifetime.StopRequests()
@@ -230,8 +231,7 @@ class Run:
         with runtime.together(self.dist):
             self.log.open(dataclasses.asdict(self.config))
         try:
-            with self.stops, runtime.compile_cache(run_folder.compile_cache(self.out, self.config.compile_cache,
-                                                                               self.config.compile)):
+            with self.stops:
                 return self.finish(self._loop())
         except BaseException:
             self.log.close()

@@ -118,13 +118,12 @@ def check_ranks_agree(settings: list[dict], corpora: list[dict] = ()) -> None:
                               "must read the same prepared corpus (copy the whole folder to every node)")
 
 
-def compile_cache(out: Path, setting: str, compiling: bool) -> Path | None:
+def compile_cache(out: Path, setting: str, compiling: bool, user_cache: str | None) -> Path | None:
     """Where torch.compile keeps what it compiled for the run in ``out`` (the ``compile_cache``
-    setting): ``auto``, ``out/compile-cache`` unless ``TORCHINDUCTOR_CACHE_DIR`` is set; a folder;
-    ``torch``, or not compiling: None (inductor's own choice). The ranks of a node share the folder,
-    and nodes on shared storage too: inductor writes each entry under its hash, atomically."""
-    import os
-
-    if not compiling or setting == "torch" or (setting == "auto" and "TORCHINDUCTOR_CACHE_DIR" in os.environ):
+    setting): ``auto``, ``out/compile-cache`` unless the user set ``TORCHINDUCTOR_CACHE_DIR``
+    (``user_cache``); a folder; ``torch``, or not compiling: None (inductor's own choice). The
+    ranks of a node share the folder, and nodes on shared storage too: inductor writes each entry
+    under its hash, atomically."""
+    if not compiling or setting == "torch" or (setting == "auto" and user_cache is not None):
         return None
     return Path(out) / "compile-cache" if setting == "auto" else Path(setting)
