@@ -45,7 +45,7 @@ def main(args) -> int:
     run = None  # referenced until the process ends: runtime.end_process
     try:
         run = Run(config, args.data, args.out)
-        summary = run.train()
+        summary = run.train(stop_signals=True)
     except TrainingFailed as e:
         if main_rank:
             print(f"linkbert pretrain: error: {e}", file=sys.stderr)

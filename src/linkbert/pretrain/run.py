@@ -227,11 +227,13 @@ class Run:
 
     # ---- named steps
 
-    def train(self) -> dict:
+    def train(self, stop_signals: bool = False) -> dict:
+        """Train to the end; ``stop_signals`` (the ``pretrain`` command's): SIGTERM and SIGUSR1 stop
+        the run after its step, saved (else they end the process: a caller's own stages go on)."""
         with runtime.together(self.dist):
             self.log.open(dataclasses.asdict(self.config))
         try:
-            with self.stops:
+            with self.stops if stop_signals else contextlib.nullcontext():
                 return self.finish(self._loop())
         except BaseException:
             self.log.close()
@@ -389,12 +391,6 @@ class Run:
             figures.update(relation_loss=named["relation_loss"], relation_accuracy=named["relation_accuracy"])
         return figures, flags
 
-    def evaluate(self) -> dict:
-        """Held-out MLM loss and accuracy, relation accuracy overall and per class, confusion matrix."""
-        return evaluate(self.model, self.heldout_sampler, self.collator, self.dist, micro_batch_size=self.micro,
-                        eval_pairs=self.config.eval_pairs, objective=self.config.objective,
-                        autocast_dtype=self.autocast, forward_options=self.forward_options)
-
     def finish(self, stop_reason: str) -> dict:
         if self.dist.main:
             log.info("stopped at step %d (%s)", self.step, stop_reason)
@@ -456,7 +452,10 @@ class Run:
             log.info("step %d %s", step, " ".join(f"{k}={v:.4g}" for k, v in figures.items()))
 
     def _log_eval(self) -> dict:
-        result = self.evaluate()
+        """Held-out MLM loss and accuracy, relation accuracy overall and per class (``evaluation.py``), logged."""
+        result = evaluate(self.model, self.heldout_sampler, self.collator, self.dist, micro_batch_size=self.micro,
+                          eval_pairs=self.config.eval_pairs, objective=self.config.objective,
+                          autocast_dtype=self.autocast, forward_options=self.forward_options)
         if result:
             scalars = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
             for name, accuracy in result.get("relation_accuracy_per_class", {}).items():
@@ -486,7 +485,8 @@ def measure_step_seconds(config: PretrainConfig, data_dir: str, steps: int = 3) 
     import statistics
     import tempfile
 
-    probe = dataclasses.replace(config, max_steps=max(config.max_steps, steps + 1), tensorboard=False, progress=False)
+    probe = dataclasses.replace(config, max_steps=max(config.max_steps, steps + 1), tensorboard=False, progress=False,
+                                budget_minutes=0.0)
     with tempfile.TemporaryDirectory(prefix="linkbert-probe-") as tmp:
         run = Run(probe, data_dir, tmp)
         batches = iter(run._loader())
