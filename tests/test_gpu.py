@@ -50,11 +50,9 @@ def test_a_micro_batch_on_the_gpu_never_waits_for_it(corpus, tmp_path, precision
     try:
         for moved, tokens in on_device:
             run._micro_step(moved, tokens, counts, sums, sync=True)
-    except BaseException:
+        queued = run._finish_step(sums, counts)  # nor in the update, the all-reduce and the copy of the figures
+    finally:
         torch.cuda.set_sync_debug_mode("default")
-        raise
-    queued = run._finish_step(sums, counts)  # nor in the update, the all-reduce and the copy of the figures
-    torch.cuda.set_sync_debug_mode("default")
     assert run._read_figures(queued)[0]["mlm_loss"] > 0
 
 

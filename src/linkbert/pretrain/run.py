@@ -307,7 +307,7 @@ class Run:
 
     def train_step(self, micro_batches: list[dict]) -> dict:
         """One optimiser step over this rank's micro-batches, its figures read back at once (the
-        loop reads them a step later: :meth:`_queue_step`); returns the step's (global) figures."""
+        loop reads them once the next step's passes are queued); returns the step's global figures."""
         return self._read_figures(self._queue_step(micro_batches))[0]
 
     def _queue_step(self, micro_batches: list[dict]) -> QueuedStep:
