@@ -102,7 +102,7 @@ def test_one_gpu_runs_the_multi_gpu_path_under_nccl(corpus, tmp_path):
     for name, extra in (("plain", []), ("nccl", ["distributed=always"])):
         done = subprocess.run([sys.executable, "-m", "linkbert.cli", "pretrain", "--data", str(corpus), "--out",
                                str(tmp_path / name), *settings, *extra], capture_output=True, text=True,
-                              env=dict(os.environ), timeout=600)
+                              env=dict(os.environ), timeout=600, check=False)
         assert done.returncode == 0, done.stderr[-3000:]
         outputs[name] = done.stderr
     assert "process group: nccl, 1 rank(s), DDP" in outputs["nccl"]
