@@ -112,7 +112,7 @@ def run_kind(kind: str, wikispeedia: Path, work: Path, args) -> dict:
     linkbert("pretrain", "--data", str(prepared), "--out", str(run), f"init={init}", "max_length=128",
              f"max_steps={args.steps}", "batch_size=32", f"warmup_steps={max(1, args.steps // 10)}", f"lr={args.lr}",
              "max_predictions=26", f"log_every={max(1, args.steps // 20)}", f"save_every={args.steps}",
-             "eval_pairs=512", "heldout_fraction=0.02", "progress=false", "tensorboard=false")
+             "eval_pairs=512", "heldout_fraction=0.02", "progress=false", "tracker=none")
     linkbert("export", str(run), str(exported))
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train = [line for line in lines if line["kind"] == "train"]

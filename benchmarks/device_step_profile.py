@@ -18,7 +18,15 @@ pairs and counts, with a ``TorchDispatchMode``:
 * in one micro-batch (``Run._micro_step``: the forward, backward and statistics, from the
   moment its tensors are on the device): every ATen op, and the syncs among them;
 * in the rest of the optimiser step (``Run._finish_step``: clipping, AdamW, the schedule, the
-  statistics' all-reduce and readback): ops and syncs;
+  all-reduce of the statistics and flags, their copy to the host started): ops and syncs;
+* in reading a step's figures (``Run._read_figures``: the step's one readback, which the loop
+  does once the next step's passes are queued);
+* over ``--loop-steps`` steps of the real loop (``Run._loop``) under a process group
+  (``distributed=always``: a one-process gloo group here, so DDP and every collective run as on
+  several ranks; under torchrun, its ranks): the collectives per step, by kind (the profiler's
+  ``c10d::`` events: DDP's gradient buckets and buffer broadcasts included), and the readbacks per
+  step the trainer makes (``.item()``/``.tolist()`` called from ``pretrain/run.py`` or
+  ``runtime.py``; a budget is set, so its check is counted too);
 * in the MLM loss alone, forward and backward, at the masked rows of a micro-batch of
   ``--loss-batch`` sequences (the chunked loss's op count grows with the rows).
 
@@ -29,12 +37,20 @@ before it moves (``Run._global_counts``) are not device syncs and are not counte
 
 The targets (issue 12): no sync inside a micro-batch, at most one per optimiser step outside
 logging, at most 30 ops in the MLM loss. The last line printed is one JSON object.
+
+Counted over the real loop of ``preset=tiny`` (DDP puts its gradients in 2 buckets), two
+micro-batches a step, 2 gloo ranks, ``budget_minutes`` set, before and after the step boundary of
+issue 21: collectives per step 5 all-reduces + 1 broadcast -> 4 all-reduces (the global counts,
+the 2 buckets, the figures with the budget, stop and failure flags folded in; no buffer
+broadcast); readbacks per step 2 (the figures, then the budget's own all-reduce), each waited for
+as the step ends -> 1, read while the next step's passes run (docs/pretraining.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 import tempfile
@@ -127,7 +143,7 @@ def profile_backend(backend: str, data: Path, out: Path, args) -> dict:
     from linkbert.pretrain.settings import PretrainConfig
 
     config = PretrainConfig(preset=args.preset, backend=backend, max_length=args.seq, batch_size=args.micro_batch,
-                            max_steps=10, warmup_steps=1, precision=args.precision, progress=False, tensorboard=False,
+                            max_steps=10, warmup_steps=1, precision=args.precision, progress=False, tracker="none",
                             heldout_fraction=0.0, max_predictions=args.max_predictions if backend == "transformers" else 0,
                             dropout=0.1)
     run = Run(config, str(data), str(out))
@@ -138,7 +154,7 @@ def profile_backend(backend: str, data: Path, out: Path, args) -> dict:
         run.model.train()
         counts = run._global_counts(micro_batches)
         sums = torch.zeros(5, dtype=torch.float64, device=run.dist.device)
-        micro, rest = {}, {}
+        micro, rest, read = {}, {}, {}
         started = time.perf_counter()
         first = run._to_device(micro_batches[0])  # host reads of the host batch: no device sync
         with counted(micro):
@@ -146,12 +162,53 @@ def profile_backend(backend: str, data: Path, out: Path, args) -> dict:
         for batch in micro_batches[1:]:
             run._micro_step(*run._to_device(batch), counts, sums, sync=True)
         with counted(rest):
-            run._finish_step(sums, counts)
+            queued = run._finish_step(sums, counts)
+        with counted(read):
+            run._read_figures(queued)
         seconds = time.perf_counter() - started
-    result.update(micro_batch=micro, rest_of_step=rest, step_seconds=round(seconds, 2),
+    result.update(micro_batch=micro, rest_of_step=rest, read=read, step_seconds=round(seconds, 2),
                   masked_per_micro_batch=int((micro_batches[0]["labels"] != IGNORE_INDEX).sum()))
     result["mlm_loss"] = profile_loss(run, backend, args)
+    if args.loop_steps:
+        loop_config = dataclasses.replace(config, distributed="always", budget_minutes=10_000.0, save_every=10_000,
+                                          max_steps=args.loop_steps + 2, batch_size=2 * args.micro_batch,
+                                          micro_batch_size=args.micro_batch)
+        result["loop"] = profile_loop(Run(loop_config, str(data), str(out) + "-loop"), args.loop_steps)
     return result
+
+
+def profile_loop(run, steps: int) -> dict:
+    """Collectives and trainer readbacks per step over ``steps`` steps of ``run``'s loop, after
+    two steps of warm-up (DDP rebuilds its buckets once, after its first step: two broadcasts of
+    their layout; see the module docstring)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    run.log.open({})
+    run.config.max_steps = 2
+    run._loop()
+    run.config.max_steps = steps + 2
+    reads, originals = Counter(), {name: getattr(torch.Tensor, name) for name in ("tolist", "item")}
+
+    def reading(name):
+        def read(self, *args, **kwargs):
+            caller = Path(sys._getframe(1).f_code.co_filename)
+            if caller.name in ("run.py", "runtime.py") and "linkbert" in caller.parts:
+                reads[f"{caller.parent.name}/{caller.name}: Tensor.{name}"] += 1
+            return originals[name](self, *args, **kwargs)
+        return read
+
+    for name in originals:
+        setattr(torch.Tensor, name, reading(name))
+    try:
+        with profile(activities=[ProfilerActivity.CPU]) as profiler:
+            run._loop()
+    finally:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, original)
+    collectives = Counter(event.name for event in profiler.events() if event.name.startswith("c10d::"))
+    return {"steps": steps, "world": run.dist.world, "micro_batches_per_step": run.micro_accumulation,
+            "collectives_per_step": {name: count / steps for name, count in sorted(collectives.items())},
+            "readbacks_per_step": {name: count / steps for name, count in sorted(reads.items())}}
 
 
 def profile_loss(run, backend: str, args) -> dict:
@@ -178,8 +235,12 @@ def profile_loss(run, backend: str, args) -> dict:
         else:
             rows_in = hidden[labels != IGNORE_INDEX].detach().requires_grad_()
             targets = labels[labels != IGNORE_INDEX]
+            from linkbert.model.kernels import linear_cross_entropy
+
+            predictions = model.mlm.cls.predictions  # the bert-cpu backend's head at the masked rows
             with counted(forward):
-                loss, _ = model._sparse_mlm(rows_in, targets)
+                loss, _ = linear_cross_entropy(predictions.transform(rows_in), predictions.decoder.weight,
+                                               predictions.decoder.bias, targets)
     with counted(backward):
         loss.backward()
     return {"rows": int((labels != IGNORE_INDEX).sum()), "forward": forward, "backward": backward,
@@ -198,6 +259,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tokenizer", help="tokenizer folder (default: the installed MiniLM's, a 30522 BERT "
                                             "vocabulary; without it, one trained on the synthetic corpus)")
     parser.add_argument("--backends", default="bert-cpu,transformers")
+    parser.add_argument("--loop-steps", type=int, default=3, help="steps of the real loop whose collectives and "
+                                                                    "readbacks are counted (0: none)")
     args = parser.parse_args(argv)
     tokenizer = args.tokenizer
     if tokenizer is None:
@@ -216,8 +279,15 @@ def main(argv=None) -> int:
                   f"syncs {micro['sync_kinds']}; rest of step: {rest['ops']} ops, {rest['syncs']} syncs "
                   f"{rest['sync_kinds']}; MLM loss ({loss['rows']} rows): forward {loss['forward']['ops']} ops "
                   f"({loss['forward']['kernel_ops']} not views), backward {loss['backward']['ops']} "
-                  f"({loss['backward']['kernel_ops']}), {loss['syncs']} syncs", flush=True)
+                  f"({loss['backward']['kernel_ops']}), {loss['syncs']} syncs; read: {result['read']['sync_kinds']}",
+                  flush=True)
+            if "loop" in result:
+                loop = result["loop"]
+                print(f"{backend:9s} loop ({loop['world']} rank(s), {loop['micro_batches_per_step']} micro-batches a "
+                      f"step): collectives per step {loop['collectives_per_step']}, readbacks per step "
+                      f"{loop['readbacks_per_step']}", flush=True)
     results["_meta"] = {"preset": args.preset, "seq": args.seq, "micro_batch": args.micro_batch,
+                        "loop_steps": args.loop_steps,
                         "loss_batch": args.loss_batch, "max_predictions": args.max_predictions,
                         "tokenizer": tokenizer, "torch": torch.__version__}
     print(json.dumps(results))

@@ -83,7 +83,7 @@ if not data:
                           segment_budget=budget, progress=False))
 settings = [f"preset={preset}", f"max_length={seq}", f"batch_size={batch}", f"max_steps={steps}", "warmup_steps=10",
             f"save_every={save}", f"max_predictions={seq * 15 // 100 + 4}", "num_workers=4", "progress=false",
-            "tensorboard=false", "eval_pairs=512", "dropout=0.1"]
+            "tracker=none", "eval_pairs=512", "dropout=0.1"]
 cli = [sys.executable, "-m", "linkbert.cli", "pretrain", "--data", data]
 started = time.time()
 subprocess.run(cli + ["--out", str(work / "straight"), *settings], check=True)

@@ -100,7 +100,7 @@ def main(argv=None) -> int:
         config = PretrainConfig(preset=args.preset, backend="transformers", max_length=args.seq, batch_size=args.batch,
                                 micro_batch_size=args.micro_batch, max_steps=args.warmup + args.steps + args.profiled_steps + 1,
                                 warmup_steps=1, max_predictions=args.max_predictions, num_workers=args.workers,
-                                compile=args.compile, progress=False, tensorboard=False, heldout_fraction=0.01,
+                                compile=args.compile, progress=False, tracker="none", heldout_fraction=0.01,
                                 eval_pairs=8)
         run = Run(config, data, str(Path(tmp) / "run"))
         cuda = run.dist.device.type == "cuda"

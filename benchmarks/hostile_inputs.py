@@ -314,7 +314,7 @@ def earlier_runs(tmp: Path) -> list[Case]:
     # pretrain
     data = prepared_corpus(tmp / "pre")
     run = ["pretrain", "--data", str(data), "preset=tiny", "max_steps=2", "batch_size=4", "max_length=64",
-           "progress=false", "tensorboard=false", "precision=fp32", "save_every=1"]
+           "progress=false", "tracker=none", "precision=fp32", "save_every=1"]
     add(Case("pretrain/out-is-a-file", [*run, "--out", str(tmp / "a-file")], "error", names="a-file"))
     add(Case("pretrain/max-length-1000", [*run, "--out", str(tmp / "r1"), "max_length=1000"], "error",
              names="max_length"))

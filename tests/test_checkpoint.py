@@ -264,3 +264,17 @@ def test_pruning_keeps_the_checkpoint_just_written_and_newer_ones(tmp_path):
     assert [p.name for p in checkpoint.steps(root)] == ["step-00000006", "step-00000004"]
     checkpoint.prune(root, 1, protect="step-00000006")
     assert [p.name for p in checkpoint.steps(root)] == ["step-00000006"]
+
+
+def test_a_checkpoint_verified_elsewhere_is_read_without_hashing_but_its_sizes_checked(tmp_path, monkeypatch):
+    """A resume hashes a checkpoint once per node; the node's other ranks read it with its files'
+    sizes checked only (a truncated file is still refused)."""
+    root = _three(tmp_path)
+    path = checkpoint.folder_of(tmp_path, 2)
+    assert path == root / "step-00000002"
+    monkeypatch.setattr(checkpoint, "_sha256", lambda path: pytest.fail("hashed"))
+    loaded = checkpoint.read(path, checksums=False)
+    assert loaded.path == path and loaded.state["step"] == 2 and loaded.weights
+    os.truncate(path / checkpoint.TRAINER, 10)
+    with pytest.raises(checkpoint.Damaged, match="10 bytes"):
+        checkpoint.read(path, checksums=False)

@@ -1,6 +1,7 @@
 """The transformers backend on a real GPU (``@pytest.mark.gpu``: skipped without CUDA; run by
 ``benchmarks/gpu_check.sh``). CUDA's own sync detector (``torch.cuda.set_sync_debug_mode``)
-raises on any operation that makes the host wait for the device."""
+raises on any operation that makes the host wait for the device. One GPU also runs the multi-GPU
+path: a real NCCL group, DDP, no_sync and compile under DDP (``distributed=always``)."""
 
 from __future__ import annotations
 
@@ -49,9 +50,10 @@ def test_a_micro_batch_on_the_gpu_never_waits_for_it(corpus, tmp_path, precision
     try:
         for moved, tokens in on_device:
             run._micro_step(moved, tokens, counts, sums, sync=True)
+        queued = run._finish_step(sums, counts)  # nor in the update, the all-reduce and the copy of the figures
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert run._finish_step(sums, counts)["mlm_loss"] > 0
+    assert run._read_figures(queued)[0]["mlm_loss"] > 0
 
 
 def test_a_run_on_the_gpu_resumes_where_it_stopped(corpus, tmp_path):
@@ -75,5 +77,38 @@ def test_a_run_on_the_gpu_resumes_where_it_stopped(corpus, tmp_path):
     assert pretrain(load_config(None, settings), str(corpus), str(tmp_path / "resumed"))["step"] == 6
     a = load_file(latest(tmp_path / "straight") / "model.safetensors")
     b = load_file(latest(tmp_path / "resumed") / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-4, msg=key)
+
+
+def test_one_gpu_runs_the_multi_gpu_path_under_nccl(corpus, tmp_path):
+    """distributed=always on one GPU: a real NCCL process group (bound to its device, with its
+    timeout), DDP without buffer broadcasts and with gradients as bucket views, no_sync over two
+    micro-batches a step, torch.compile under DDP and every collective of the run (the counts,
+    the step's figures and flags, the checkpoint's random states, the evaluation). The run ends
+    next to the plain run (within rounding: DDP splits the compiled graph at its buckets)."""
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from linkbert.checkpoint import latest
+
+    settings = ["preset=tiny", "max_length=64", "batch_size=8", "micro_batch_size=4", "max_steps=4",
+                "warmup_steps=1", "save_every=2", "max_predictions=12", "compile=true", "dropout=0",
+                "progress=false", "tensorboard=false", "heldout_fraction=0.1", "eval_pairs=8"]
+    outputs = {}
+    for name, extra in (("plain", []), ("nccl", ["distributed=always"])):
+        done = subprocess.run([sys.executable, "-m", "linkbert.cli", "pretrain", "--data", str(corpus), "--out",
+                               str(tmp_path / name), *settings, *extra], capture_output=True, text=True,
+                              env=dict(os.environ), timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        outputs[name] = done.stderr
+    assert "process group: nccl, 1 rank(s), DDP" in outputs["nccl"]
+    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:  # compile_cache=auto: beside the run
+        assert (tmp_path / "nccl" / "compile-cache").is_dir()
+    a = load_file(latest(tmp_path / "plain") / "model.safetensors")
+    b = load_file(latest(tmp_path / "nccl") / "model.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-4, msg=key)

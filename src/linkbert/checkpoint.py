@@ -75,7 +75,8 @@ def save(run_dir: Path, step: int, *, model, tokenizer, trainer: dict, state: di
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(root)
-    final, tmp = root / f"step-{step:08d}", root / f".tmp-step-{step:08d}"
+    final = folder_of(run_dir, step)
+    tmp = root / f".tmp-{final.name}"
     try:
         _write(tmp, step, model=model, tokenizer=tokenizer, trainer=trainer, state=state)
         aside = publish_folder(tmp, final, aside=root / f".old-{final.name}")  # deleted once latest moves on
@@ -143,10 +144,11 @@ def write_manifest(folder: Path) -> None:
     write_text(folder / MANIFEST, json.dumps({"format": 1, "files": files}, indent=1))
 
 
-def verify(folder: Path) -> bool:
-    """Check every file of the manifest, sizes first (a truncated file fails without hashing);
-    raises :class:`Damaged` naming the first bad file. Returns False for a checkpoint written
-    without a manifest, which can only be checked by loading it."""
+def verify(folder: Path, checksums: bool = True) -> bool:
+    """Check every file of the manifest, sizes first (a truncated file fails without hashing),
+    then (``checksums``) their sha256; raises :class:`Damaged` naming the first bad file. Returns
+    False for a checkpoint written without a manifest, which can only be checked by loading it.
+    Without ``checksums``, for a reader of a checkpoint another process has just verified."""
     folder = Path(folder)
     if not (folder / MANIFEST).is_file():
         return False
@@ -161,6 +163,8 @@ def verify(folder: Path) -> bool:
         size = path.stat().st_size
         if size != expected["bytes"]:
             raise Damaged(path, f"{size} bytes, {expected['bytes']} expected (truncated?)")
+    if not checksums:
+        return True
     for name, expected in files.items():
         if _sha256(folder / name) != expected["sha256"]:
             raise Damaged(folder / name, "does not match its checksum (corrupted)")
@@ -239,14 +243,26 @@ def load_newest(run_dir: Path, check: Callable[[Path, dict], None] | None = None
     skipped = []
     for path in steps(root):
         try:
-            state = read_state(path)
-            if check:
-                check(path, state)
-            return Loaded(path, state, *read_tensors(path))
+            return read(path, check=check)
         except Damaged as e:
             _skip(path, e, skipped)
     _none_good(root, skipped)
     return None
+
+
+def read(path: Path, *, check: Callable[[Path, dict], None] | None = None, checksums: bool = True) -> Loaded:
+    """One checkpoint, verified (without ``checksums``: its files' sizes only, for a process
+    reading what another has just verified), its JSON state seen by ``check`` before any tensor
+    is read; :class:`Damaged` where it is not good."""
+    state = read_state(path, checksums=checksums)
+    if check:
+        check(path, state)
+    return Loaded(Path(path), state, *read_tensors(path))
+
+
+def folder_of(run_dir: Path, step: int) -> Path:
+    """Where the checkpoint of ``step`` is (or would be) in ``run_dir``."""
+    return Path(run_dir) / CHECKPOINTS / f"step-{step:08d}"
 
 
 def _skip(path: Path, error: Damaged, skipped: list[str]) -> None:
@@ -272,9 +288,9 @@ def _log_missing_pointer(root: Path) -> None:
             log.warning("%s names %s, which is missing: looking for the newest good checkpoint", pointer, name)
 
 
-def read_state(path: Path) -> dict:
-    """A verified checkpoint's ``trainer_state.json``."""
-    verified = verify(path)
+def read_state(path: Path, checksums: bool = True) -> dict:
+    """A verified checkpoint's ``trainer_state.json`` (:func:`verify`'s ``checksums``)."""
+    verified = verify(path, checksums=checksums)
     try:
         state = json.loads((Path(path) / STATE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:

@@ -108,12 +108,14 @@ def first_segment(store, document: int) -> np.ndarray:
 
 
 def score_link_prediction(model, store, queries: Sequence[dict], *, cls_id: int, sep_id: int, pad_id: int,
-                          max_length: int, device: str | torch.device = "cpu", separators_between: int = 1) -> dict:
+                          max_length: int, device: str | torch.device = "cpu", separators_between: int = 1,
+                          batch_size: int = 64) -> dict:
     """Rank each query's ``target`` among its ``candidates`` (document indices of ``store``):
     ``{"head": rank metrics, or None without a relation head, "embedding": rank metrics}``.
-    Puts ``model`` in eval mode."""
+    Puts ``model`` in eval mode; ``batch_size``: rows per forward pass."""
     model.eval()
-    options = {"cls_id": cls_id, "sep_id": sep_id, "pad_id": pad_id, "max_length": max_length, "device": device}
+    options = {"cls_id": cls_id, "sep_id": sep_id, "pad_id": pad_id, "max_length": max_length, "device": device,
+               "batch_size": batch_size}
     sources = [q["source"] for q in queries]
     candidates = [[q["target"], *q["candidates"]] for q in queries]  # the true target in column 0
     a_list = [first_segment(store, s) for s, row in zip(sources, candidates) for _ in row]

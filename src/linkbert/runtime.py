@@ -11,14 +11,15 @@ environment once, when torch loads it.
   the other cores are taken steals the time slice of the thread it waits for.
   :func:`configure_waiting` looks at the run queue as the process starts: no other task
   running, threads spin briefly (``GOMP_SPINCOUNT=10000``); otherwise they wait passively. A
-  user's own ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` always wins. (Measurements:
-  ``docs/performance.md``.)
+  user's own ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` always wins (``docs/performance.md``).
 * **The allocator.** :func:`retain_freed_memory` keeps glibc from handing large freed blocks
   back to the kernel, so per-step buffers are not zero-filled and page-faulted again.
 * **Precision.** ``auto`` is bf16 where the device computes it natively (CUDA with bf16, CPUs
   with AVX512-BF16 or AMX), fp16 with a gradient scaler on older GPUs, fp32 on other CPUs.
-* **Distributed.** :func:`setup_distributed` reads torchrun's environment; collectives go
-  through :func:`all_reduce_sum`.
+* **Distributed.** :func:`setup_distributed` reads torchrun's environment (a process group
+  even on one process with ``mode=always``), :func:`data_parallel` wraps a model in DDP, and
+  every collective goes through this module, on the group's device. A failure on one rank stops
+  every rank with its one-line message (:func:`together`), where a barrier would wait for ever.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from linkbert.errors import ConfigError
+from linkbert.errors import ConfigError, LinkbertError, describe_os_error, is_environment_error
 
 if TYPE_CHECKING:
     import torch
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 SPIN_COUNT = 10_000
 SAMPLES = 10  # looks at the run queue this many times, 10 ms apart, so a passing task does not count
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+USER_COMPILE_CACHE = os.environ.get("TORCHINDUCTOR_CACHE_DIR")  # the user's: torch.compile sets its default there
 
 
 # -- the process -----------------------------------------------------------------------------------
@@ -212,6 +214,38 @@ def grad_scaler(dtype: torch.dtype | None, device: torch.device):
     return torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
 
 
+class Readback:
+    """A device tensor's values on their way to the host: the copy is queued now, behind the work
+    that computes them; :meth:`values` later waits for it only, not for work queued after it (a
+    plain ``.tolist()`` then would wait for everything queued). On a CPU they are there at once."""
+
+    def __init__(self, values: torch.Tensor):
+        import torch
+
+        self.ready = None
+        if values.device.type == "cuda":
+            self.host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+            self.host.copy_(values, non_blocking=True)
+            self.ready = torch.cuda.Event()
+            self.ready.record()
+        else:
+            self.host = values
+
+    def values(self) -> list:
+        """The values, as a (nested) list: the one readback."""
+        if self.ready is not None:
+            self.ready.synchronize()
+        return self.host.tolist()
+
+
+def set_compile_cache(folder: Path | None) -> None:
+    """torch.compile's cache (``TORCHINDUCTOR_CACHE_DIR``, read as it compiles) in ``folder``, for
+    the rest of the process (None: left as it is). Set before ``torch.compile``, which sets its
+    default there (:data:`USER_COMPILE_CACHE` keeps the user's own)."""
+    if folder is not None:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(folder).absolute())
+
+
 def host_to_device(tensor, device: torch.device):
     """A host tensor on ``device`` without making the host wait: to a GPU through pinned memory,
     copied asynchronously (a plain ``.to(cuda)`` of pageable memory synchronises the stream:
@@ -223,6 +257,14 @@ def host_to_device(tensor, device: torch.device):
 
 # -- distributed -----------------------------------------------------------------------------------
 
+DISTRIBUTED = ("auto", "always")
+# How long a collective waits for the other ranks: longer than one rank alone may work while they
+# wait (rank 0 saving, a node's first rank hashing a checkpoint, ranks compiling at their own
+# speed: seconds to minutes for base). A failing rank tells the others at once (fail_together):
+# this bounds a rank that hangs. NCCL's own default, given to gloo (30 minutes) as well.
+TIMEOUT_MINUTES = 10.0
+
+
 def _cpu_device():
     import torch
 
@@ -231,39 +273,95 @@ def _cpu_device():
 
 @dataclass
 class Dist:
-    """This process's place in the job: rank, world size, local rank and its device."""
+    """This process's place in the job: rank, world size, local rank, its device, and its process
+    group's backend (``nccl``, ``gloo``; "": none, and every collective returns at once)."""
 
     rank: int = 0
     world: int = 1
     local_rank: int = 0
     device: torch.device = field(default_factory=_cpu_device)
+    backend: str = ""
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def group(self) -> bool:
+        """Whether a process group exists: every collective runs, even on one process."""
+        return bool(self.backend)
 
-def setup_distributed() -> Dist:
-    """Read torchrun's environment; one process per GPU (NCCL) or per CPU process group (gloo)."""
+
+def setup_distributed(mode: str = "auto", timeout_minutes: float = TIMEOUT_MINUTES) -> Dist:
+    """Read torchrun's environment; one process per GPU (NCCL) or per CPU process group (gloo).
+
+    ``mode`` ``auto`` makes a process group where there are several processes; ``always`` makes
+    one on a single process too (an in-process store where torchrun did not set ``MASTER_ADDR``),
+    so one GPU runs DDP, ``no_sync`` and every collective as a multi-GPU job does.
+    ``timeout_minutes`` bounds every collective (:data:`TIMEOUT_MINUTES`). An NCCL group is bound
+    to its device (``device_id``: its communicator forms at once: a broken set-up fails here)."""
+    import datetime
+
     import torch
 
+    if mode not in DISTRIBUTED:
+        raise ConfigError(f"distributed must be one of {', '.join(DISTRIBUTED)} (got {mode!r})")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
+    device = rank_device(local_rank, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    backend = ("nccl" if device.type == "cuda" else "gloo") if world > 1 or mode == "always" else ""
+    if backend and not torch.distributed.is_initialized():
+        options = {"backend": backend,
+                   "timeout": datetime.timedelta(minutes=timeout_minutes),
+                   "device_id": device if device.type == "cuda" else None}
+        if world == 1 and "MASTER_ADDR" not in os.environ:  # one process, not started by torchrun
+            options.update(store=torch.distributed.HashStore(), rank=0, world_size=1)
+        torch.distributed.init_process_group(**options)
+    return Dist(int(os.environ.get("RANK", "0")), world, local_rank, device, backend)
+
+
+def rank_device(local_rank: int, local_world: int = 1) -> torch.device:
+    """This process's device: CPU without CUDA; else CUDA device ``LOCAL_RANK`` of the visible
+    ones, or the only one a rank sees (a launcher giving each rank its own by ``CUDA_VISIBLE_DEVICES``:
+    ``LOCAL_RANK % 1``). Refused in one line where ranks would share one (NCCL cannot)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    count = torch.cuda.device_count()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    processes = max(local_world, local_rank + 1)
+    if processes > count and (count > 1 or visible is None):
+        raise ConfigError(f"{processes} processes on this node (LOCAL_RANK {local_rank}) but {count} visible CUDA "
+                          f"device{'s' if count > 1 else ''} (CUDA_VISIBLE_DEVICES={visible or 'unset'}): ranks cannot "
+                          f"share a GPU; start at most {count} per node (torchrun --nproc_per_node {count})")
+    device = torch.device("cuda", local_rank % count)
+    torch.cuda.set_device(device)
+    return device
+
+
+def data_parallel(model, dist: Dist):
+    """``model`` in ``DistributedDataParallel`` on the group's device. Gradients are views into
+    the all-reduce buckets (no copy between them, one gradient-sized buffer less). Buffers are
+    not broadcast before every forward: these models' buffers (BERT's ``position_ids`` and
+    ``token_type_ids``, rotary frequencies) are constants built from the config, never changed
+    by training (no BatchNorm statistics); DDP still broadcasts rank 0's once, as it wraps."""
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel as ddp
+
+    options = {"gradient_as_bucket_view": True}
+    if "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters:  # torch >= 2.13
+        options["forward_sync_buffers"] = False
     else:
-        device = torch.device("cpu")
-    if world > 1:
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(backend)
-    return Dist(int(os.environ.get("RANK", "0")), world, local_rank, device)
+        options["broadcast_buffers"] = False
+    device_ids = [dist.device.index] if dist.device.type == "cuda" else None
+    return ddp(model, device_ids=device_ids, **options)
 
 
 def _on_group_device(values: torch.Tensor, dist: Dist, what: str) -> torch.Tensor:
     """``values``, refused when it is not on the process group's device: NCCL has no CPU backend
-    ("No backend type associated with device type cpu") and gloo, which has, would hide the
-    mistake on a CPU test machine until the first GPU run."""
+    and gloo, which has, would hide the mistake on a CPU test machine until the first GPU run."""
     if values.device != dist.device:
         raise RuntimeError(f"{what}: a tensor on {values.device} handed to a collective of a process group "
                            f"on {dist.device}; create it on the group's device")
@@ -271,11 +369,11 @@ def _on_group_device(values: torch.Tensor, dist: Dist, what: str) -> torch.Tenso
 
 
 def all_reduce_sum(values: torch.Tensor, dist: Dist) -> torch.Tensor:
-    """Sum ``values`` (on the group's device) over the ranks, in place (a no-op on one process)."""
+    """Sum ``values`` (on the group's device) over the ranks, in place (a no-op without a group)."""
     import torch
 
     _on_group_device(values, dist, "all_reduce_sum")
-    if dist.world > 1:
+    if dist.group:
         torch.distributed.all_reduce(values)
     return values
 
@@ -284,7 +382,7 @@ def any_rank(flag: bool, dist: Dist) -> bool:
     """Whether ``flag`` holds on any rank (one all-reduce on the group's device, one readback)."""
     import torch
 
-    if dist.world == 1:
+    if not dist.group:
         return flag
     value = torch.tensor([int(flag)], dtype=torch.int32, device=dist.device)
     torch.distributed.all_reduce(_on_group_device(value, dist, "any_rank"), op=torch.distributed.ReduceOp.MAX)
@@ -296,54 +394,92 @@ def all_gather_objects(value, dist: Dist) -> list:
     bytes through the group's device itself: ``torch.cuda.set_device`` was called in setup)."""
     import torch
 
-    if dist.world == 1:
+    if not dist.group:
         return [value]
     gathered = [None] * dist.world
     torch.distributed.all_gather_object(gathered, value)
     return gathered
 
 
-def min_max(value: int, dist: Dist) -> tuple[int, int]:
-    """The smallest and the largest of every rank's integer ``value`` (one all-reduce on the
-    process group's device)."""
-    import torch
-
-    if dist.world == 1:
-        return value, value
-    both = torch.tensor([value, -value], dtype=torch.int64, device=dist.device)
-    torch.distributed.all_reduce(_on_group_device(both, dist, "min_max"), op=torch.distributed.ReduceOp.MAX)
-    high, negative_low = both.tolist()
-    return -negative_low, high
-
-
-def barrier(dist: Dist) -> None:
-    """Every rank waits for the others (a no-op on one process)."""
-    import torch
-
-    if dist.world > 1:
-        torch.distributed.barrier()
-
-
 def shutdown(dist: Dist) -> None:
-    """Leave the process group, every rank together: destroying a gloo group while a peer is
-    still busy hung one CI run at exit (pytorch/pytorch#75097)."""
+    """Leave the process group, every rank together (after a barrier): destroying a gloo group
+    while a peer is busy hung one CI run at exit (pytorch/pytorch#75097)."""
     import torch
 
-    if dist.world > 1:
+    if dist.group and torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
-def end_process(code: int) -> None:
-    """Under torchrun (several ranks): end the process here, its output flushed, without Python's
-    teardown; on one process: return. Freeing a gloo process group (the last reference is
-    DistributedDataParallel's reducer, when the run is freed) joins gloo's worker thread with the
-    GIL held, while that thread may need the GIL to free a finished collective's tensors: CI saw
-    a rank stuck for good in ``~ProcessGroupGloo``, its ``pt_gloo_runloop`` thread waiting for
-    the GIL in ``~AsyncAllgatherWork``. The caller keeps its run referenced until this call."""
+# -- failing together ------------------------------------------------------------------------------
+
+class RankFailed(LinkbertError):
+    """Another rank failed: its one-line message, exactly as that rank reports its own error."""
+
+
+def describe_failure(error: BaseException) -> str:
+    """``error`` in the one line the command line prints for it (``linkbert.cli``): a user's
+    mistake and a machine's fault as they are printed, anything else by its type and first line."""
+    if isinstance(error, LinkbertError):
+        return str(error)
+    if is_environment_error(error):
+        return describe_os_error(error)
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def fail_together(error: BaseException | None, dist: Dist) -> None:
+    """Every rank says whether it failed (``error``; one all-reduce); if any did, every rank
+    raises (:func:`raise_failure`). Where a barrier would wait for a rank that will never come,
+    this tells the others at once."""
+    if any_rank(error is not None, dist):
+        raise_failure(error, dist)
+
+
+def raise_failure(error: BaseException | None, dist: Dist) -> None:
+    """Called by every rank once all know that some rank failed: a rank that failed raises its
+    own ``error`` (a bug keeps its traceback), the others :class:`RankFailed` with the message of
+    the first rank that failed (one gather of the messages)."""
+    messages = all_gather_objects(None if error is None else describe_failure(error), dist)
+    if error is not None:
+        raise error
+    failed = next(rank for rank, message in enumerate(messages) if message is not None)
     import logging
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    logging.getLogger("linkbert.runtime").warning("rank %d stops: rank %d failed", dist.rank, failed)
+    raise RankFailed(messages[failed])
+
+
+@contextlib.contextmanager
+def together(dist: Dist):
+    """Run a block that no collective is inside (rank 0 writing a file, every rank opening its
+    input) on every rank, then :func:`fail_together`: if it raised on any rank, it raises on
+    every rank."""
+    try:
+        yield
+    except Exception as error:  # raised again, on this rank unchanged, once all know
+        fail_together(error, dist)
+        raise
+    fail_together(None, dist)
+
+
+def ends_here() -> bool:
+    """Whether :func:`end_process` ends the process: under torchrun (several ranks), or where a
+    process group is still up (``distributed=always``, stopped by an error)."""
+    torch = sys.modules.get("torch")
+    group_left = torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized()
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or group_left
+
+
+def end_process(code: int) -> None:
+    """End the process here where :func:`ends_here`, its output flushed, without Python's
+    teardown; else return. Freeing a gloo process group (the last reference is DDP's reducer, as
+    the run is freed) joins gloo's worker thread with the GIL held, while that thread may need the
+    GIL to free a finished collective's tensors: CI saw a rank stuck for good in
+    ``~ProcessGroupGloo``. The caller keeps its run referenced until this call."""
+    import logging
+
+    if ends_here():
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from conftest import TINY_TEXTS, build_tiny_bert
 
-from linkbert.experiments.ablation import cell, results, run
+from linkbert.experiments.ablation import cell, results
+from linkbert.experiments.ablation import plan as planner
 from linkbert.experiments.ablation.assets import add_distractors, build_hotpotqa_data, hotpot_part
 from linkbert.experiments.ablation.grid import MODES, Context
 from linkbert.files import write_json
@@ -169,7 +170,8 @@ def test_a_resumed_cell_does_not_recompute_finished_hotpotqa_scores(tmp_path, mo
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished evaluation was recomputed")
 
-    monkeypatch.setattr(cell, "pretrain_cell", lambda ctx, init, variant, seed, steps, folder: (folder, {"step": 3}))
+    monkeypatch.setattr(cell, "pretrain_cell", lambda ctx, init, variant, seed, steps, folder, start=None: (
+        folder, {"step": 3}))
     monkeypatch.setattr(linkbert.finetune.run, "run", must_not_run)
     result = cell.run_cell(ctx, "minilm", "linkbert", 0, steps=3)
     assert {k: result["metrics"][k] for k in cell.HOTPOT_KEYS} == {
@@ -314,6 +316,6 @@ def test_the_whole_grid_runs_resumes_and_writes_results(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cell, "pretrain_cell", must_not_run)
     monkeypatch.setattr(cell, "evaluate_cell", must_not_run)
-    monkeypatch.setattr(run, "measure_step_seconds", must_not_run)
+    monkeypatch.setattr(planner, "measure_step_seconds", must_not_run)
     assert main(args) == 0  # everything done: nothing is recomputed, the results are rewritten
     assert json.loads((out / "results.json").read_text())["plan"]["steps"] == written["plan"]["steps"]

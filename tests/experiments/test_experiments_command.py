@@ -24,10 +24,11 @@ def test_the_experiment_command_names_both_experiments(capsys):
 
 
 @pytest.mark.parametrize("experiment, flags", [
-    ("graph", ("--corpus", "--out", "--mode", "--init", "--seeds", "--variants", "--budget-minutes", "--curve",
-               "--shots", "--device", "--keep-models")),
+    ("graph", ("--corpus", "--out", "--mode", "--init", "--tokenizer", "--seeds", "--variants", "--budget-minutes",
+               "--curve", "--shots", "--device", "--keep-models", "--id-field", "--title-field", "--text-field",
+               "--links-field", "--label-field", "--edges", "--edges-source", "--edges-target")),
     ("ablation", ("--data-root", "--out", "--mode", "--budget-minutes", "--seeds", "--inits", "--variants", "--minilm",
-                  "--device", "--keep-models")),
+                  "--tokenizer", "--device", "--keep-models")),
 ])
 def test_help_lists_every_setting_with_its_default(experiment, flags, capsys):
     from linkbert.cli import main
@@ -38,6 +39,7 @@ def test_help_lists_every_setting_with_its_default(experiment, flags, capsys):
     for flag in flags:
         assert flag in out, flag
     assert "(default: auto)" in out and "(default: false)" in out
+    assert "gpu: the" in out and "<= 6 min of one H100" in out and "first-stage" in out  # the gpu mode, its init
     if experiment == "ablation":
         assert "(default: $LINKBERT_DATA)" in out
 

@@ -5,6 +5,7 @@ tested in test_metrics.py, the withholding of pairs in test_graph.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from conftest import build_tiny_bert
 
 from linkbert.errors import ConfigError
-from linkbert.experiments.graph import assets, cell, evaluate, results, run
+from linkbert.experiments.graph import assets, cell, evaluate, plan, results, run
 from linkbert.experiments.graph.grid import MODES, VARIANTS, Context
 from linkbert.files import write_json
 from linkbert.graph import DocGraph
@@ -55,7 +56,7 @@ def tiny_init(tmp_path_factory) -> Path:
 
 
 def smoke_context(out: Path, corpus: Path, init: Path) -> Context:
-    return Context(out=out, corpus_file=corpus, init=str(init), init_source=str(init), tokenizer=str(init),
+    return Context(out=out, corpus_path=corpus, init=str(init), init_source=str(init), tokenizer=str(init),
                    mode=MODES["smoke"], mode_name="smoke", device="cpu")
 
 
@@ -133,18 +134,18 @@ def test_one_class_is_refused_before_pretraining_in_words_a_user_can_act_on():
 def fake_pipeline(monkeypatch, calls: dict) -> None:
     """Pretraining, evaluation and the step measurement replaced by counters."""
 
-    def pretrain_cell(ctx, variant, seed, steps, folder):
+    def pretrain_cell(ctx, variant, seed, steps, folder, init=None):
         calls["pretrain"] = calls.get("pretrain", 0) + 1
         return folder, {"step": steps if VARIANTS[variant].pretrain else 0}
 
-    def evaluate_model(ctx, checkpoint, folder, seed, classify):
+    def evaluate_model(ctx, checkpoint, folder, seed, classify, seconds=None):
         calls["evaluate"] = calls.get("evaluate", 0) + 1
         keys = [k for k, _ in results.compared_metrics(ctx.mode.shots, classify)]
         return {k: float(seed + len(folder.parent.name)) for k in keys}
 
     monkeypatch.setattr(cell, "pretrain_cell", pretrain_cell)
     monkeypatch.setattr(evaluate, "evaluate_model", evaluate_model)
-    monkeypatch.setattr(run, "measure_step_seconds", lambda ctx: 0.01)
+    monkeypatch.setattr(plan, "measure_step_seconds", lambda ctx: 0.01)
 
 
 def test_a_finished_cell_is_never_recomputed(ctx, monkeypatch):
@@ -152,8 +153,9 @@ def test_a_finished_cell_is_never_recomputed(ctx, monkeypatch):
     fake_pipeline(monkeypatch, calls)
     variants, seeds = ["bert", "linkbert", "random-links", "init"], [0, 1]
     run.run_grid(ctx, variants, seeds, budget_minutes=5)
-    assert calls == {"pretrain": 8, "evaluate": 8}  # every cell once, the init cell of seed 0 included
     written = json.loads((ctx.out / "results.json").read_text())
+    points = written["plan"]["curve_steps"]  # the smoke mode's in-grid compute curve: linkbert and bert at each
+    assert points and calls == {"pretrain": 8 + 4 * len(points), "evaluate": 8 + 4 * len(points)}  # every cell once
     assert set(written["comparisons"]) == {"linkbert vs bert", "linkbert vs random-links"}
     calls.clear()
     run.run_grid(ctx, variants, seeds, budget_minutes=5)
@@ -221,9 +223,9 @@ def test_the_curve_reports_whether_the_gap_grows():
 
 
 @pytest.mark.parametrize("corpus, message", [
-    ("cora.jsonl", "--corpus must be jsonl:PATH"),
-    ("wikispeedia:data", "--corpus must be jsonl:PATH"),
-    ("jsonl:/nonexistent/cora.jsonl", "no such file"),
+    ("cora.jsonl", "--corpus must be FORMAT:PATH with FORMAT one of jsonl, "),
+    ("csv:data.csv", "--corpus must be FORMAT:PATH"),
+    ("jsonl:/nonexistent/cora.jsonl", "no such file or folder"),
 ])
 def test_a_bad_corpus_argument_is_one_line(corpus, message, tmp_path, capsys):
     from linkbert.cli import main
@@ -237,9 +239,9 @@ def test_a_bad_corpus_argument_is_one_line(corpus, message, tmp_path, capsys):
     ("--variants", "bert,nope", "unknown variant: nope; choose from bert"),
     ("--curve", "2,x", "--curve must be a comma list of positive numbers, got '2,x'"),
     ("--shots", "1.5", "--shots must be whole numbers"),
-    ("--init", "/nonexistent/bert", "expected scratch, minilm or a BERT checkpoint folder"),
+    ("--init", "/nonexistent/bert", "expected scratch, minilm, first-stage or a BERT checkpoint folder"),
     ("--seeds", "-1", "seeds must be at least 0"),
-    ("--mode", "fast", "mode must be one of cpu, smoke (got 'fast')"),
+    ("--mode", "fast", "mode must be one of cpu, gpu, smoke (got 'fast')"),
 ])
 def test_a_bad_setting_is_one_line(flag, value, message, tmp_path, tiny_init, capsys):
     from linkbert.cli import main
@@ -298,10 +300,48 @@ def test_the_smoke_grid_and_curve_run_end_to_end(tmp_path, tiny_init, monkeypatc
     assert not list(out.glob("cells/*/seed-*/model"))  # weights are not kept by default
 
     monkeypatch.setattr(cell, "pretrain_cell", lambda *a, **k: pytest.fail("a finished cell was recomputed"))
-    monkeypatch.setattr(run, "measure_step_seconds", lambda *a: pytest.fail("a saved plan was re-measured"))
+    monkeypatch.setattr(plan, "measure_step_seconds", lambda *a: pytest.fail("a saved plan was re-measured"))
     assert main(args) == 0
     monkeypatch.undo()
     assert main(args[:6] + ["--mode", "smoke", "--init", str(tiny_init), "--seeds", "2", "--curve", "0.05,0.1"]) == 0
     curve = json.loads((out / "results.json").read_text())["curve"]
     assert curve["points"] == ["0.05", "0.1"] and "growth" in curve["metrics"]["lp_emb_mrr"]
     assert "## Compute curve" in (out / "results.md").read_text()
+
+
+# -- any corpus format prepare reads -----------------------------------------------------------------
+
+OPENALEX = Path(__file__).parent.parent / "data" / "openalex" / "snapshot"  # 41 real works, 24 citations among 30
+TOPIC_FIELD = "primary_topic.field.display_name"
+
+
+def test_the_benchmark_reads_an_openalex_snapshot_with_labels_from_a_field(tmp_path, tiny_init):
+    from linkbert.corpus.labels import document_labels
+
+    ctx = Context(out=tmp_path / "bench", corpus_path=OPENALEX, init=str(tiny_init), init_source=str(tiny_init),
+                  tokenizer=str(tiny_init), mode=dataclasses.replace(MODES["smoke"], shots=(1,)), mode_name="smoke",
+                  device="cpu", corpus_format="openalex", reader_options={"label_field": TOPIC_FIELD})
+    found = assets.prepare_assets(ctx, ["bert", "linkbert", "random-links"])
+    assert found["corpus"]["format"] == "openalex" and found["corpus"]["files"] == 1
+    assert found["graphs"]["full"]["nodes"] == 30 and found["graphs"]["withheld_pairs"] > 0
+    labels = document_labels("openalex", OPENALEX, label_field=TOPIC_FIELD)
+    assert found["labels"]["documents"] == 30 and set(found["labels"]["classes"]) <= set(labels.values())
+    split = assets.build_fewshot_data(ctx, 0)
+    train = [json.loads(line) for line in (ctx.fewshot_dir(0) / "k1" / "train.json").read_text().splitlines()]
+    assert len(train) == len(found["labels"]["classes"]) == len(split["train"][1])
+    for record in train:  # the work's title and abstract (rebuilt from its inverted index), its field as label
+        assert record["label"] == labels[record["id"]] and len(record["sentence"].split()) > 20
+    assert assets.check_corpus_identity(ctx) == found["corpus"]  # read back on a rerun
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--corpus", f"openalex:{OPENALEX}", "--title-field", "name"],
+     "--title-field does not apply to --format openalex (it does to jsonl, parquet)"),
+    (["--corpus", f"jsonl:{OPENALEX}", "--edges", "/nonexistent/edges.csv"], "--edges /nonexistent/edges.csv: no such"),
+])
+def test_a_field_option_the_format_does_not_take_is_one_line(args, message, tmp_path, tiny_init, capsys):
+    from linkbert.cli import main
+
+    assert main(["experiment", "graph", "--out", str(tmp_path / "o"), "--init", str(tiny_init), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

@@ -1,8 +1,9 @@
 """Shared by the pretraining tests (test_pretrain.py, test_pretrain_resume.py): the ``TINY``
 settings, the ``corpus`` fixture (a small linked corpus, prepared once per module; a test module
 takes it with ``corpus = pretrain_helpers.corpus``, since linters call a fixture imported by name
-unused), a run in this process or on the command line, two ranks under torchrun, and the weights
-of a run's latest checkpoint."""
+unused), a run in this process or on the command line, two ranks under torchrun (with faults of
+``faulty_rank.py`` where asked), their processes, another corpus, and the weights of a run's latest
+checkpoint."""
 
 from __future__ import annotations
 
@@ -55,14 +56,56 @@ def cli_command(corpus, out, extra=()):
     return [sys.executable, "-m", "linkbert.cli", "pretrain", "--data", str(corpus), "--out", str(out), *TINY, *extra]
 
 
-def start_torchrun(corpus, out, steps, log) -> subprocess.Popen:
+def start_torchrun(corpus, out, steps, log, faults: dict | None = None) -> subprocess.Popen:
     """Two ranks (gloo) of ``linkbert pretrain`` writing to ``log`` (a pipe nobody reads while
     waiting would fill and stall them), with a rendezvous on a free port (``--standalone``: a
-    fixed port lets two test runs on one machine join one store and wait on each other for ever)."""
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                "-m", "linkbert.cli"]
+    fixed port lets two test runs on one machine join one store and wait on each other for ever).
+
+    ``faults``: the ranks run ``faulty_rank.py`` with these environment variables, their lines
+    prefixed with their rank (``[default0]:``), and torchrun looks at them every 5 s only, so
+    that it does not end a rank itself before that rank's own way of ending shows."""
+    entry = ["-m", "linkbert.cli"]
+    if faults is not None:
+        entry = ["--tee", "3", "--monitor-interval", "5", str(Path(__file__).with_name("faulty_rank.py"))]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *entry]
     return subprocess.Popen(torchrun + cli_command(corpus, out, steps)[3:], stdout=log, stderr=subprocess.STDOUT,
-                            text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), start_new_session=True)
+                            text=True, env=dict(os.environ, OMP_NUM_THREADS="1", **(faults or {})),
+                            start_new_session=True)
+
+
+def rank_processes(out) -> dict[int, int]:
+    """``{rank: pid}`` of the live ranks of a torchrun whose command line names ``out``."""
+    ranks = {}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(out).encode() not in cmdline.read_bytes().split(b"\0"):
+                continue
+            environ = dict(line.split(b"=", 1) for line in (cmdline.parent / "environ").read_bytes().split(b"\0")
+                           if b"=" in line)
+            if b"LOCAL_RANK" in environ and (cmdline.parent / "stat").read_text().split()[2] != "Z":
+                ranks[int(environ[b"RANK"])] = int(cmdline.parent.name)
+        except (OSError, ValueError):
+            pass
+    return ranks
+
+
+def smaller_corpus(corpus, folder):
+    """The first 10 documents of ``corpus``, with its tokenizer, prepared in ``folder``: another
+    corpus (another fingerprint)."""
+    import shutil
+
+    import numpy as np
+
+    from linkbert.store import SegmentStore, SegmentStoreWriter
+
+    store = SegmentStore(corpus)
+    writer = SegmentStoreWriter(folder, store.vocab_size)
+    for d in range(10):
+        segments = [store.segment(s) for s in store.document_segments(d)]
+        writer.add(str(d), f"doc {d}", np.concatenate(segments), [len(s) for s in segments])
+    writer.close()
+    shutil.copytree(corpus / "tokenizer", folder / "tokenizer")
+    return folder
 
 
 def kill_run(out) -> None:

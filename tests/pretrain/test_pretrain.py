@@ -137,9 +137,14 @@ def test_loss_falls_on_a_repeated_batch(corpus, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_torchrun_matches_one_process(corpus, tmp_path):
+@pytest.mark.parametrize("backend", ["bert-cpu", "transformers"])
+def test_two_process_torchrun_matches_one_process(corpus, tmp_path, backend):
+    """Two gloo ranks under DDP end with one process's weights (within fp32 rounding), with either
+    backend: the transformers one, with its fixed-shape MLM gather, is what runs on GPUs."""
     # no dropout: the only difference left between the runs is how the global batch is split
-    steps = ["max_steps=3", "save_every=100", "dropout=0"]
+    steps = ["max_steps=3", "save_every=100", "dropout=0", f"backend={backend}"]
+    if backend == "transformers":
+        steps.append("max_predictions=12")
     subprocess.run(cli_command(corpus, tmp_path / "one", steps), check=True, capture_output=True)
     run_torchrun(corpus, tmp_path / "two", steps)
     one, two = latest_weights(tmp_path / "one"), latest_weights(tmp_path / "two")
@@ -300,19 +305,20 @@ def test_a_corpus_of_fewer_than_two_documents_is_one_line(corpus, tmp_path, caps
 
 def test_a_non_finite_loss_stops_without_saving_it(corpus, tmp_path, capsys, monkeypatch):
     """Weights turned to NaN after step 2 (a diverging run): the run stops at step 3 with one line
-    and exit status 1, and step 2's checkpoint stays the newest."""
+    and exit status 1 (as step 4's passes run: a step's figures are read then, before the next
+    update), and step 2's checkpoint stays the newest."""
     from linkbert.cli import main
     from linkbert.pretrain.run import Run
 
-    real_step = Run.train_step
+    real_passes = Run._forward_backward
 
     def diverging(self, batches):
         if self.step == 2:
             with torch.no_grad():
                 next(self.model.parameters()).fill_(float("nan"))
-        return real_step(self, batches)
+        return real_passes(self, batches)
 
-    monkeypatch.setattr(Run, "train_step", diverging)
+    monkeypatch.setattr(Run, "_forward_backward", diverging)
     out = tmp_path / "run"
     assert main(["pretrain", "--data", str(corpus), "--out", str(out), *TINY]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
@@ -345,10 +351,63 @@ def test_a_full_disk_while_saving_is_one_line_naming_the_file(corpus, tmp_path, 
     assert latest_checkpoint(out).name == "step-00000002" and verify(latest_checkpoint(out))
 
 
+def test_a_failed_log_write_stops_the_run_with_one_line(corpus, tmp_path, capsys, monkeypatch):
+    """metrics.jsonl cannot be written at step 3 (a full disk): the run stops with one line naming
+    the file, before it saves anything after it (the failure is flagged in the next step's
+    all-reduce, so on several ranks every rank stops with it)."""
+    import errno
+
+    from linkbert.cli import main
+    from linkbert.pretrain.run_log import RunLog
+
+    class FullDisk:
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            self.file.close()
+
+    real_record = RunLog.record
+
+    def filling(self, step, kind, figures):
+        if step == 3 and kind == "train":
+            self.metrics_file = FullDisk(self.metrics_file)
+        return real_record(self, step, kind, figures)
+
+    monkeypatch.setattr(RunLog, "record", filling)
+    out = tmp_path / "run"
+    assert main(["pretrain", "--data", str(corpus), "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"linkbert pretrain: error: {out / 'metrics.jsonl'}: No space left on device; free some space " \
+                  "or write elsewhere"
+    assert [p.name for p in (out / "checkpoints").glob("step-*")] == ["step-00000002"]
+
+
+@pytest.mark.parametrize("backend", ["bert-cpu", "transformers"])
+def test_training_never_changes_a_buffer(corpus, tmp_path, backend):
+    """Why DDP need not broadcast buffers before each forward (runtime.data_parallel): every
+    buffer of the model is a constant of its config, the same after training steps."""
+    from linkbert.pretrain.run import Run
+
+    run = Run(load_config(None, TINY + [f"backend={backend}", "max_steps=3"]), str(corpus), str(tmp_path / "run"))
+    before = {name: buffer.clone() for name, buffer in run.model.named_buffers()}
+    batches = iter(run._loader())
+    for _ in range(2):
+        run.train_step([next(batches) for _ in range(run.micro_accumulation)])
+    after = dict(run.model.named_buffers())
+    assert before.keys() == after.keys()
+    for name in before:
+        assert torch.equal(before[name], after[name]), name
+
+
 def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_path):
     """backend=transformers with max_predictions: no host sync in a micro-batch's forward, backward
-    and statistics, one readback in the rest of the step (benchmarks/device_step_profile.py counts
-    them; the bert-cpu backend has several, by design)."""
+    and statistics, nor in the rest of the step (clipping, AdamW, the all-reduce of the figures and
+    flags); one readback per step, of its figures, done apart (benchmarks/device_step_profile.py
+    counts them; the bert-cpu backend has several, by design)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from device_step_profile import counted
 
@@ -362,14 +421,51 @@ def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_pat
         counts = run._global_counts(micro_batches)
         sums = torch.zeros(5, dtype=torch.float64)
         on_device = [run._to_device(batch) for batch in micro_batches]  # host reads of host tensors
-        inside, rest = {}, {}
+        inside, rest, read = {}, {}, {}
         with counted(inside):
             for moved, tokens in on_device:
                 run._micro_step(moved, tokens, counts, sums, sync=True)
         with counted(rest):
-            figures = run._finish_step(sums, counts)
+            queued = run._finish_step(sums, counts)
+        with counted(read):
+            figures, flags = run._read_figures(queued)
     assert inside["ops"] > 100 and inside["syncs"] == 0, inside["sync_kinds"]
-    assert rest["sync_kinds"] == {"Tensor.tolist": 1} and figures["mlm_loss"] > 0
+    assert rest["syncs"] == 0, rest["sync_kinds"]
+    assert read["sync_kinds"] == {"Tensor.tolist": 1} and figures["mlm_loss"] > 0 and not any(flags.values())
+
+
+def test_a_steps_figures_are_read_while_the_next_steps_passes_run(corpus, tmp_path, monkeypatch):
+    """The step boundary without a bubble: step N's figures are read once step N+1's forward and
+    backward passes are queued, before N+1's update; a checkpoint (save_every=3) or an evaluation
+    (eval_every=5) of step N comes after they are read, so a non-finite loss never reaches one."""
+    from linkbert.pretrain.run import Run
+
+    events = []
+
+    def spy(name, method, what):
+        def recorded(self, *args):
+            events.append(what(self))
+            return method(self, *args)
+        monkeypatch.setattr(Run, name, recorded)
+
+    spy("_forward_backward", Run._forward_backward, lambda run: f"passes {run.step + 1}")
+    spy("_finish_step", Run._finish_step, lambda run: f"update {run.step + 1}")
+    spy("_read_figures", Run._read_figures, lambda run: "read")
+    spy("_save", Run._save, lambda run: f"save {run.step}")
+    spy("_log_eval", Run._log_eval, lambda run: f"eval {run.step}")
+    summary = run(corpus, tmp_path / "run", ["max_steps=7", "save_every=3", "eval_every=5"])
+    assert summary["step"] == 7
+    assert events == ["passes 1", "update 1",
+                      "passes 2", "read", "update 2",  # step 1's figures
+                      "passes 3", "read", "update 3",
+                      "passes 4", "read", "save 3", "update 4",
+                      "passes 5", "read", "update 5",
+                      "passes 6", "read", "eval 5", "update 6",
+                      "passes 7", "read", "save 6", "update 7",
+                      "read", "eval 7", "save 7"]  # the end
+    logged = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+              if json.loads(line)["kind"] == "train"]
+    assert logged == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_compile_with_a_fixed_number_of_predictions_gives_one_batch_shape(corpus):

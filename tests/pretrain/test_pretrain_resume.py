@@ -15,7 +15,8 @@ import pretrain_helpers
 import pytest
 import torch
 from conftest import TINY_TEXTS
-from pretrain_helpers import TINY, cli_command, kill_run, latest_weights, run, run_torchrun, start_torchrun
+from pretrain_helpers import (TINY, cli_command, kill_run, latest_weights, run, run_torchrun, smaller_corpus,
+                              start_torchrun)
 from safetensors.torch import load_file
 
 from linkbert.checkpoint import latest as latest_checkpoint
@@ -248,28 +249,10 @@ def test_a_resume_on_another_corpus_is_refused_naming_both(corpus, straight, tmp
     from linkbert.cli import main
 
     out = _copy_of(straight, tmp_path)
-    for other in (_other_tokenizer(corpus, tmp_path), _smaller_corpus(corpus, tmp_path)):
+    for other in (_other_tokenizer(corpus, tmp_path), smaller_corpus(corpus, tmp_path / "smaller")):
         assert main(["pretrain", "--data", str(other), "--out", str(out), *TINY]) == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and str(corpus) in err and str(other) in err and "holds other data" in err, err
-
-
-def _smaller_corpus(corpus, tmp_path):
-    """The first 10 documents of the corpus, with its tokenizer."""
-    import shutil
-
-    import numpy as np
-
-    from linkbert.store import SegmentStore, SegmentStoreWriter
-
-    store, folder = SegmentStore(corpus), tmp_path / "smaller"
-    writer = SegmentStoreWriter(folder, store.vocab_size)
-    for d in range(10):
-        segments = [store.segment(s) for s in store.document_segments(d)]
-        writer.add(str(d), f"doc {d}", np.concatenate(segments), [len(s) for s in segments])
-    writer.close()
-    shutil.copytree(corpus / "tokenizer", folder / "tokenizer")
-    return folder
 
 
 # -- a run moves between backends (a CPU machine and a GPU machine) ----------------------------------

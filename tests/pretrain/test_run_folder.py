@@ -1,8 +1,10 @@
-"""A pretraining run folder: what it may hold; which changes a resume refuses and which it reports."""
+"""A pretraining run folder: what it may hold; which changes a resume refuses and which it reports; what the
+ranks of one run must agree on; where its compile cache lives."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -62,3 +64,30 @@ def test_a_run_folder_may_be_new_empty_or_a_run(tmp_path):
     check_run_folder(run, str(tmp_path / "data"), overwrite=True)
     with pytest.raises(ConfigError, match="overlaps the input"):
         check_run_folder(tmp_path / "data" / "run", str(tmp_path / "data"), overwrite=False)
+
+
+def test_the_ranks_must_agree_on_settings_and_corpus():
+    """Every rank computes the same verdict from the same gathered values: the first rank that
+    differs, and how, in one line."""
+    from linkbert.pretrain.run_folder import check_ranks_agree
+
+    settings = {"lr": 0.005, "batch_size": 8, "preset": "tiny"}
+    corpus = {"folder": "/a", "fingerprint": "1234abcd" * 8, "documents": 30, "segments": 80}
+    check_ranks_agree([settings, dict(settings)], [corpus, dict(corpus, folder="/mnt/a")])  # paths may differ
+    with pytest.raises(ConfigError, match=r"different settings: lr 0.005 \(rank 0\), 0.001 \(rank 2\)") as refused:
+        check_ranks_agree([settings, settings, dict(settings, lr=0.001)])
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ConfigError, match=r"different corpora: /a \(fingerprint 1234abcd1234, rank 0\), /b "
+                                          r"\(fingerprint 99999999, rank 1\)"):
+        check_ranks_agree([settings, settings], [corpus, dict(corpus, folder="/b", fingerprint="99999999")])
+
+
+def test_the_compile_cache_lives_beside_the_run_unless_told_otherwise(tmp_path):
+    from linkbert.pretrain.run_folder import RUN_FILES, compile_cache
+
+    assert compile_cache(tmp_path, "auto", True, None) == tmp_path / "compile-cache"
+    assert "compile-cache" in RUN_FILES  # a run folder holding it is still a run folder
+    assert compile_cache(tmp_path, "auto", False, None) is None
+    assert compile_cache(tmp_path, "torch", True, None) is None
+    assert compile_cache(tmp_path, "/shared/cache", True, "/mine") == Path("/shared/cache")
+    assert compile_cache(tmp_path, "auto", True, "/mine") is None  # the user's own TORCHINDUCTOR_CACHE_DIR wins

@@ -9,11 +9,11 @@ from pathlib import Path
 from linkbert.corpus import Document, open_reader
 
 
-def document_texts(fmt: str, path: str | Path, store) -> list[str]:
+def document_texts(fmt: str, path: str | Path, store, **options) -> list[str]:
     """Every ``store`` document's text, in store order, read again from the corpus ``path`` of
-    reader format ``fmt`` (``corpus.open_reader``); ``store``: the ``SegmentStore`` prepared
-    from that corpus."""
-    reader = open_reader(fmt, str(path))
+    reader format ``fmt`` (``corpus.open_reader``, with the reader's ``options`` as prepare was
+    given them: ``text_field``, ...); ``store``: the ``SegmentStore`` prepared from that corpus."""
+    reader = open_reader(fmt, str(path), **options)
     texts = {}
     for record in reader.records():
         parsed = reader.parse(record)

@@ -17,6 +17,8 @@ class GridLayout:
         graphs/withheld.npy          the withheld (source, target) links
         eval/                        the evaluation data
         eval/linkpred.json           the link-prediction queries (withheld links, their candidates)
+        first-stage/                 the masked-LM first stage (``experiments.first_stage``), when used
+        probe/                       the planner's probe: a short pretraining run and its evaluation
     """
 
     out: Path
@@ -38,6 +40,14 @@ class GridLayout:
     @property
     def withheld_file(self) -> Path:
         return self.out / "graphs" / "withheld.npy"
+
+    @property
+    def first_stage_dir(self) -> Path:
+        return self.out / "first-stage"
+
+    @property
+    def probe_dir(self) -> Path:
+        return self.out / "probe"
 
     @property
     def eval_dir(self) -> Path:

@@ -128,9 +128,10 @@ def linkpred_queries_once(layout: GridLayout, n_queries: int, k: int, *, refuse_
     return value
 
 
-def link_prediction_once(model, corpus, queries: list[dict], path: Path, *, max_length: int, device: str) -> dict:
+def link_prediction_once(model, corpus, queries: list[dict], path: Path, *, max_length: int, device: str,
+                         batch_size: int = 64) -> dict:
     """``link_prediction.score_link_prediction`` of ``model`` on ``queries`` (document indices of
-    ``corpus``), kept in ``path``."""
+    ``corpus``), kept in ``path``; ``batch_size``: rows per forward pass."""
     from linkbert.link_prediction import score_link_prediction
 
     if path.exists():
@@ -139,7 +140,7 @@ def link_prediction_once(model, corpus, queries: list[dict], path: Path, *, max_
     result = score_link_prediction(model, corpus.store, queries, cls_id=tokenizer.cls_token_id,
                                    sep_id=tokenizer.sep_token_id, pad_id=tokenizer.pad_token_id,
                                    max_length=max_length, device=device,
-                                   separators_between=corpus.separators_between)
+                                   separators_between=corpus.separators_between, batch_size=batch_size)
     write_json(path, result)
     return result
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from linkbert import lifetime
 from linkbert.errors import ConfigError
 from linkbert.objectives import pair_probabilities
 from linkbert.prepared import PAIR_OVERHEAD, PreparedCorpus
@@ -166,6 +167,7 @@ def step_loader(sampler, collator, dist: Dist, *, batch_size: int, micro_batch_s
         dataset, batch_size=None, shuffle=False, num_workers=workers, pin_memory=dist.device.type == "cuda",
         persistent_workers=False, prefetch_factor=4 if workers else None,
         multiprocessing_context=worker_context(sampler, collator) if workers else None,
+        worker_init_fn=worker_started if workers else None,
         # its own generator: creating the iterator must not draw from the global RNG, or a
         # resumed run's dropout masks would be one draw off an uninterrupted run's
         generator=torch.Generator().manual_seed(seed))
@@ -181,10 +183,22 @@ def worker_context(*shipped) -> multiprocessing.context.BaseContext:
     write of the pickled dataset (larger than a pipe's buffer: the samplers and the tokenizer)
     waits until that child has imported torch and the rest and read it. ``docs/performance.md``
     has the start-up times.
+
+    The workers and their fork server end with the trainer, however it ends, kill -9 included
+    (:func:`worker_started`, ``fork_server.py``), and ignore the stop signals it handles.
     """
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    modules = ["torch", "numpy", __name__] + [type(obj).__module__ for obj in shipped]
+    # fork_server first: the server is bound to the trainer before it spends seconds importing torch
+    modules = ["linkbert.pretrain.fork_server", "torch", "numpy", __name__] + [type(obj).__module__ for obj in shipped]
     context.set_forkserver_preload(list(dict.fromkeys(modules)))  # read when the server starts
     return context
+
+
+def worker_started(worker_id: int) -> None:
+    """Each DataLoader worker, as it starts: it ends with its parent (the fork server, which ends
+    with the trainer; or the trainer, which spawned it) and ignores the stop signals a scheduler
+    may send every process of the job: the trainer that handles them still needs it."""
+    lifetime.die_with_parent()
+    lifetime.ignore_stop_signals()

@@ -28,20 +28,33 @@ or run, not which:
   normalised over the global batch whatever its split), ``eval_pairs``;
 * ``budget_minutes`` (the whole run's training time, across resumes), ``log_every``,
   ``eval_every``, ``save_every``, ``keep_checkpoints``, ``num_workers``, ``progress``,
-  ``tracker``, ``overwrite``.
+  ``tracker``, ``overwrite``, ``distributed``, ``collective_timeout_minutes``, ``compile_cache``.
 
 The changes are logged, and ``config.yaml`` records the settings the run uses now. A non-finite
 loss stops the run (exit status 1) without saving that state: its last checkpoint stays good.
 
+The step boundary: a step's figures (its losses, gradient norm and the flags below, in one
+all-reduce) are read back once the next step's forward and backward passes are queued, before its
+update, so the device never waits for the host between steps. What they decide applies at their
+step: a non-finite loss stops the run before the next update (never saved), the flags (the
+budget spent, a stop signal SIGTERM or SIGUSR1, a failed log write, on any rank; every rank reads
+the same sums) stop it with that step's state (the next step's gradients dropped, its dropout
+draws undone); a checkpoint or evaluation of a step comes once its figures are read. A stop signal
+ends with a checkpoint of the step and exit status 75 (``command.py``). A failure in a save, a log
+write or the start-up on one rank stops every rank with its one line (``runtime.together``).
+
 The pieces it runs on live elsewhere: its settings in ``settings.py``, its batches in
-``data.py``, the run folder and its identity in ``run_folder.py``, its logs in ``run_log.py``;
-the process, device and precision in ``linkbert.runtime``, the optimizer rule in
+``data.py``, the run folder and its identity in ``run_folder.py``, its logs in ``run_log.py``,
+the checkpoint it resumes from in ``resume.py``, its held-out evaluation in ``evaluation.py``;
+the process, device, precision and collectives in ``linkbert.runtime``, stop signals in
+``linkbert.lifetime``, the optimizer rule in
 ``linkbert.optim``, checkpoints in ``linkbert.checkpoint``, the model and the choice of its
 backend in ``linkbert.model``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -49,19 +62,33 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from linkbert import checkpoint, optim, runtime
+from linkbert import checkpoint, lifetime, optim, runtime
 from linkbert.errors import ConfigError
 from linkbert.files import naming, write_json
-from linkbert.objectives import IGNORE_INDEX, OBJECTIVES, relation_names
-from linkbert.pretrain import run_folder
+from linkbert.objectives import IGNORE_INDEX, OBJECTIVES
+from linkbert.pretrain import resume, run_folder
 from linkbert.pretrain.data import open_corpus, pretraining_data, step_loader
+from linkbert.pretrain.evaluation import evaluate, statistic
 from linkbert.pretrain.run_log import RunLog
 from linkbert.pretrain.settings import PretrainConfig
 
 log = logging.getLogger("linkbert.pretrain")
+
+# a step's figures as read back: the statistics, then the flags every rank adds its own to
+FIGURES = ("mlm_loss", "relation_loss", "mlm_accuracy", "relation_accuracy", "grad_norm", "tokens")
+FLAGS = ("budget", *lifetime.STOP_SIGNALS, "failed")
+
+
+@dataclasses.dataclass
+class QueuedStep:
+    """A step queued on the device: its figures on their way to the host, its learning rate, and
+    when it was queued (the tokens/s it logs are counted up to then: its figures are read later)."""
+
+    figures: runtime.Readback
+    lr: float
+    queued_at: float = dataclasses.field(default_factory=time.perf_counter)
 
 
 def initial_model(*, preset: str, init: str, objective: str, vocab_size: int, dropout: float, seed: int,
@@ -89,14 +116,37 @@ class TrainingFailed(RuntimeError):
 class Run:
     """One pretraining run: ``Run(config, data, out).train()``.
 
-    Everything that can refuse the run does so before the model is built: the output folder
-    (``run_folder.check_run_folder``), the corpus (``data.open_corpus``), and a resume's
-    settings, read from the checkpoint's trainer_state.json before any tensor (:meth:`_check_resume`).
+    Everything that can refuse the run does so before the model is built, on every rank together
+    (one rank's error stops all, with its message): the settings and corpus the ranks must agree on
+    (``run_folder.check_ranks_agree``), the output folder (``run_folder.check_run_folder``), the
+    corpus (``data.open_corpus``), a resume's settings, read before any tensor (:meth:`_check_resume`).
     """
 
     def __init__(self, config: PretrainConfig, data_dir: str, out_dir: str):
         self.config, self.out = config, Path(out_dir)
-        self.dist = runtime.setup_distributed()
+        self.dist = runtime.setup_distributed(config.distributed, config.collective_timeout_minutes)
+        settings = runtime.all_gather_objects(dataclasses.asdict(config), self.dist)
+        run_folder.check_ranks_agree(settings)
+        with runtime.together(self.dist):
+            self._open(data_dir)
+        corpora = runtime.all_gather_objects(run_folder.corpus_record(self.corpus), self.dist)
+        run_folder.check_ranks_agree(settings, corpora)
+        resumed = resume.agreed_checkpoint(self.out, self.dist, check=self._check_resume)
+        with runtime.together(self.dist):
+            self._build(resumed)
+        if self.dist.group:  # wrapped before compiling: torch.compile then splits its graph at DDP's buckets
+            self.model = runtime.data_parallel(self.model, self.dist)
+        if config.compile:
+            runtime.set_compile_cache(run_folder.compile_cache(self.out, config.compile_cache, config.compile,
+                                                               runtime.USER_COMPILE_CACHE))
+            self.model = torch.compile(self.model)
+        self.log = RunLog(self.out, enabled=self.dist.main, tracker=config.tracker)
+        self.stops = lifetime.StopRequests()
+        self.budget_s = config.budget_minutes * 60 if config.budget_minutes else math.inf
+
+    def _open(self, data_dir: str) -> None:
+        """The checks of the batch split and the output folder, the corpus and its tokenizer."""
+        config = self.config
         if self.dist.device.type == "cpu":
             runtime.retain_freed_memory()
         if config.batch_size % self.dist.world:
@@ -108,10 +158,13 @@ class Run:
         run_folder.check_run_folder(self.out, data_dir, overwrite=config.overwrite)
         self.corpus = open_corpus(data_dir)
         self.tokenizer = self.corpus.tokenizer()
-        resumed = self._agreed_checkpoint()
+
+    def _build(self, resumed: checkpoint.Loaded | None) -> None:
+        """The model, its data, optimiser and schedule, as ``resumed`` left them (None: fresh)."""
         from linkbert.model.heads import max_input_length
         from linkbert.model.loading import attention_implementation
 
+        config = self.config
         self.model = initial_model(preset=config.preset, init=config.init, objective=config.objective,
                                    vocab_size=self.corpus.store.vocab_size, dropout=config.dropout,
                                    seed=config.seed, backend=config.backend, device=self.dist.device,
@@ -135,18 +188,13 @@ class Run:
         self.step, self.history = 0, {"train_seconds": 0.0, "tokens": 0}
         self.saved_step, self.last_checkpoint = None, None
         if self.dist.main:
-            log.info("device %s, backend %s, %d threads, OpenMP waiting: %s", self.dist.device, self.model.backend,
-                     torch.get_num_threads(), runtime.describe_waiting())
+            log.info("device %s, backend %s, %d threads, OpenMP waiting: %s, process group: %s", self.dist.device,
+                     self.model.backend, torch.get_num_threads(), runtime.describe_waiting(),
+                     f"{self.dist.backend}, {self.dist.world} rank(s), DDP" if self.dist.group else "none")
         if self.dist.rank:  # dropout differs across ranks, as their data does; rank 0 keeps the seed's stream
             torch.manual_seed(config.seed + self.dist.rank)
         if resumed:
             self._resume(resumed)
-        if config.compile:
-            self.model = torch.compile(self.model)
-        if self.dist.world > 1:
-            device_ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
-            self.model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
-        self.log = RunLog(self.out, enabled=self.dist.main, tracker=config.tracker)
 
     # ---- resuming
 
@@ -159,46 +207,16 @@ class Run:
                        betas=(self.config.adam_beta1, self.config.adam_beta2), eps=self.config.adam_eps)
         if self.scaler is not None and trainer.get("scaler"):
             self.scaler.load_state_dict(trainer["scaler"])
-        self._restore_rng(trainer, state["step"])
+        resume.restore_rng(trainer, self.dist, seed=self.config.seed, step=state["step"])
         self.step, self.history = state["step"], state["history"]
         self.saved_step, self.last_checkpoint = self.step, resumed.path
         if self.dist.main:
             log.info("resumed from %s at step %d", resumed.path, self.step)
-            self._log_changes(state["config"])
-
-    def _agreed_checkpoint(self) -> checkpoint.Loaded | None:
-        """The newest good checkpoint, the same one on every rank. Each rank finds and verifies
-        it itself (so each reads the files it loads); on several nodes without shared storage
-        they could find different ones, or one could find none: then every rank stops with the
-        same error instead of training on mixed states or waiting on each other for ever."""
-        error, resumed = None, None
-        try:
-            resumed = checkpoint.load_newest(self.out, check=self._check_resume)
-        except Exception as e:  # noqa: BLE001 -- re-raised below, once every rank knows
-            error = e
-        mine = -2 if error else (resumed.state["step"] if resumed else -1)
-        low, high = runtime.min_max(mine, self.dist)
-        if error:
-            raise error
-        if low == -2:
-            raise ConfigError(f"another rank could not resume from {self.out} (its error is in its log)")
-        if low != high:
-            found = "none" if low == -1 else f"step {low}"
-            raise ConfigError(f"the ranks found different checkpoints in {self.out} ({found} to step {high}): every "
-                              "node must read the same run folder (shared storage), or copy it to each node first")
-        return resumed
-
-    def _restore_rng(self, trainer: dict, step: int) -> None:
-        """This rank's own generator states, as saved; a checkpoint of another number of ranks
-        has none for it: it is seeded from (seed, rank, step), so its dropout differs from the
-        other ranks' but the run is not exact (said in the log)."""
-        state = checkpoint.rank_rng_state(trainer, self.dist.rank, self.dist.world)
-        if state is not None:
-            checkpoint.set_rng_state(state)
-            return
-        torch.manual_seed(hash((self.config.seed, self.dist.rank, step)) & 0x7FFFFFFF)
-        log.warning("rank %d: the checkpoint holds no random-number state for it (%d ranks now): its dropout is "
-                    "reseeded, so this resume is not bit-exact", self.dist.rank, self.dist.world)
+            changes = run_folder.changed_settings(state["config"], dataclasses.asdict(self.config),
+                                                  dataclasses.asdict(PretrainConfig()))
+            if changes:
+                log.info("settings changed since the checkpoint, applied from step %d on: %s", self.step,
+                         ", ".join(changes))
 
     def _check_resume(self, path: Path, state: dict) -> None:
         """Resuming continues *that* run (``run_folder.check_resume``), checked before any of the
@@ -207,53 +225,68 @@ class Run:
                                 defaults=dataclasses.asdict(PretrainConfig()), corpus=self.corpus,
                                 tokenizer=self.tokenizer)
 
-    def _log_changes(self, saved: dict) -> None:
-        changes = run_folder.changed_settings(saved, dataclasses.asdict(self.config),
-                                              dataclasses.asdict(PretrainConfig()))
-        if changes:
-            log.info("settings changed since the checkpoint, applied from step %d on: %s", self.step,
-                     ", ".join(changes))
-
     # ---- named steps
 
-    def train(self) -> dict:
-        self.log.open(dataclasses.asdict(self.config))
+    def train(self, stop_signals: bool = False) -> dict:
+        """Train to the end; ``stop_signals`` (the ``pretrain`` command's): SIGTERM and SIGUSR1 stop
+        the run after its step, saved (else they end the process: a caller's own stages go on)."""
+        with runtime.together(self.dist):
+            self.log.open(dataclasses.asdict(self.config))
         try:
-            stop_reason = self._loop()
+            with self.stops if stop_signals else contextlib.nullcontext():
+                return self.finish(self._loop())
         except BaseException:
             self.log.close()
             raise
-        return self.finish(stop_reason)
 
     def _loop(self) -> str:
         batches = iter(self._loader())
         self.started = time.perf_counter()
         self.seconds_before = self.history["train_seconds"]
-        budget_s = self.config.budget_minutes * 60 if self.config.budget_minutes else math.inf
         bar = self._progress()
         window = {"tokens": 0, "time": time.perf_counter()}
-        stop_reason = "max_steps"
+        pending, stop_reason = None, None
         while self.step < self.config.max_steps:
-            figures = self.train_step([next(batches) for _ in range(self.micro_accumulation)])
-            self._check_finite(figures)
+            micro_batches = [next(batches) for _ in range(self.micro_accumulation)]
+            rng = checkpoint.rng_state()  # before the next step's dropout: what a checkpoint of this step holds
+            sums, counts = self._forward_backward(micro_batches)
+            if pending is not None:  # this step's figures, read while the device runs the next one's passes
+                stop_reason, pending = self._account(*pending, window, bar), None
+                if stop_reason:  # the next step's passes leave no trace: gradients dropped, dropout's draws undone
+                    self.optimizer.zero_grad(set_to_none=True)
+                    checkpoint.set_rng_state(rng)
+                    break
+                if self.config.eval_every and self.step % self.config.eval_every == 0:
+                    self._log_eval()
+                if self.step % self.config.save_every == 0:
+                    self._save(rng)
+            pending = (self.step + 1, self._finish_step(sums, counts))
             self.step += 1
-            tokens = figures.pop("tokens")
-            window["tokens"] += tokens
-            self.history["tokens"] += tokens
             bar.update(1)
-            if self.step % self.config.log_every == 0 or self.step == self.config.max_steps:
-                self._log_train(figures, window, bar)
-            if self.config.eval_every and self.step % self.config.eval_every == 0:
-                self._log_eval()
-            if self.step % self.config.save_every == 0 and self.step < self.config.max_steps:
-                self._save()
-            if self._budget_spent(budget_s):
-                stop_reason = "budget"
-                break
+        if pending is not None:  # the last step's, read at the end
+            stop_reason = self._account(*pending, window, bar)
         bar.close()
-        return stop_reason
+        return stop_reason or "max_steps"
 
-    def _check_finite(self, figures: dict) -> None:
+    def _account(self, step: int, queued: QueuedStep, window: dict, bar) -> str | None:
+        """Read step ``step``'s figures (the one readback), stop on a non-finite loss, log them;
+        returns why the run stops (``budget``, a signal's name) or None. Every rank reads the same
+        all-reduced flags here, so all decide alike."""
+        figures, flags = self._read_figures(queued)
+        self._check_finite(step, figures)
+        tokens = figures.pop("tokens")
+        window["tokens"] += tokens
+        self.history["tokens"] += tokens
+        if step % self.config.log_every == 0 or step == self.config.max_steps:
+            self._log_train(step, figures, window, bar, queued.queued_at)
+        if flags["failed"]:
+            runtime.raise_failure(self.log.failure, self.dist)
+        reason = next((name for name in lifetime.STOP_SIGNALS if flags[name]), None)
+        if reason and self.dist.main:
+            log.warning("%s received: stopping after step %d with a checkpoint", reason, self.step)
+        return reason or ("budget" if flags["budget"] else None)
+
+    def _check_finite(self, step: int, figures: dict) -> None:
         """Stop before a NaN or infinite loss (or, without fp16's loss scaling, which skips such
         steps itself, gradient norm) reaches a checkpoint: the weights after this step are
         garbage, and every later step and checkpoint would be too."""
@@ -261,16 +294,8 @@ class Run:
         if math.isfinite(loss) and (self.scaler is not None or math.isfinite(grad_norm)):
             return
         where = f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint yet"
-        raise TrainingFailed(f"step {self.step + 1} has a loss of {loss:g} and a gradient norm of {grad_norm:g}: "
+        raise TrainingFailed(f"step {step} has a loss of {loss:g} and a gradient norm of {grad_norm:g}: "
                              f"stopped without saving ({where}); resume with a lower lr, or another precision")
-
-    def _budget_spent(self, budget_s: float) -> bool:
-        """Whether the wall-clock budget is spent; ranks decide together (any rank's clock past the
-        budget stops all), since a rank leaving the loop alone would leave the others waiting in
-        their next gradient all-reduce."""
-        if budget_s == math.inf:
-            return False
-        return runtime.any_rank(self._train_seconds() >= budget_s, self.dist)
 
     def _train_seconds(self) -> float:
         """Training time of the whole run, across resumes (evaluation included, start-up excluded)."""
@@ -281,20 +306,30 @@ class Run:
         return self.config.batch_size // self.dist.world // self.micro
 
     def train_step(self, micro_batches: list[dict]) -> dict:
-        """One optimiser step over this rank's micro-batches; returns the step's (global) figures.
+        """One optimiser step over this rank's micro-batches, its figures read back at once (the
+        loop reads them once the next step's passes are queued); returns the step's global figures."""
+        return self._read_figures(self._queue_step(micro_batches))[0]
+
+    def _queue_step(self, micro_batches: list[dict]) -> QueuedStep:
+        """One optimiser step, queued on the device; its figures on their way to the host."""
+        return self._finish_step(*self._forward_backward(micro_batches))
+
+    def _forward_backward(self, micro_batches: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The passes of one step over this rank's micro-batches, queued on the device: the
+        gradients, and ``(sums, counts)``: its statistics and the global counts, on the device.
 
         Every statistic stays on the process group's device, where the collectives run (an NCCL
-        group has no CPU backend), and is read back once, after the optimiser step: no host
-        sync inside a micro-batch (``benchmarks/device_step_profile.py`` counts them). The
-        global counts come from the host batches before they move."""
+        group has no CPU backend), and nothing is read back: no host sync in the step
+        (``benchmarks/device_step_profile.py`` counts them). The global counts come from the host
+        batches before they move."""
         self.model.train()
         counts = self._global_counts(micro_batches)
         # mlm loss, relation loss, mlm correct, relation correct, tokens
         sums = torch.zeros(5, dtype=torch.float64, device=self.dist.device)
         for i, batch in enumerate(micro_batches):
             self._micro_step(*self._to_device(batch), counts, sums,
-                             sync=i == len(micro_batches) - 1 or self.dist.world == 1)
-        return self._finish_step(sums, counts)
+                             sync=i == len(micro_batches) - 1 or not self.dist.group)
+        return sums, counts
 
     def _global_counts(self, micro_batches: list[dict]) -> torch.Tensor:
         """Masked positions and labelled pairs of the whole step, all ranks: what the losses are
@@ -323,72 +358,56 @@ class Run:
                 loss = loss + output.relation_loss_sum / counts[1]
             loss = loss * self.dist.world
         (self.scaler.scale(loss) if self.scaler else loss).backward()
-        sums[:4] += torch.stack([_stat(output.mlm_loss_sum, sums), _stat(output.relation_loss_sum, sums),
-                                 _stat(output.mlm_correct, sums), _stat(output.relation_correct, sums)])
+        sums[:4] += torch.stack([statistic(output.mlm_loss_sum, sums), statistic(output.relation_loss_sum, sums),
+                                 statistic(output.mlm_correct, sums), statistic(output.relation_correct, sums)])
         sums[4] += tokens
 
-    def _finish_step(self, sums: torch.Tensor, counts: torch.Tensor) -> dict:
-        """The optimiser step, then the step's figures: one all-reduce and one readback."""
+    def _finish_step(self, sums: torch.Tensor, counts: torch.Tensor) -> QueuedStep:
+        """The optimiser step, then the step's figures and every rank's flags in one all-reduce,
+        on their way to the host (:meth:`_read_figures` reads them)."""
         grad_norm = optim.step(self.optimizer, self.scheduler, self.model.parameters(),
                                max_grad_norm=self.config.max_grad_norm, scaler=self.scaler)
-        sums = runtime.all_reduce_sum(sums, self.dist)
+        flags = runtime.host_to_device(torch.tensor(self._flags(), dtype=torch.float64), self.dist.device)
+        sums = runtime.all_reduce_sum(torch.cat([sums, flags]), self.dist)
         values = torch.cat([sums[:4] / counts.repeat(2), grad_norm.detach().to(sums).reshape(1), sums[4:]])
-        mlm_loss, relation_loss, mlm_accuracy, relation_accuracy, grad_norm, tokens = values.tolist()
-        figures = {"loss": mlm_loss + relation_loss, "mlm_loss": mlm_loss, "mlm_accuracy": mlm_accuracy,
-                   "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm, "tokens": int(tokens)}
-        if self.config.objective != "mlm-only":
-            figures.update(relation_loss=relation_loss, relation_accuracy=relation_accuracy)
-        return figures
+        return QueuedStep(runtime.Readback(values), self.scheduler.get_last_lr()[0])
 
-    @torch.no_grad()
-    def evaluate(self) -> dict:
-        """Held-out MLM loss and accuracy, relation accuracy overall and per class, confusion matrix."""
-        if self.heldout_sampler is None:
-            return {}
-        model = self.model
-        model.eval()
-        n = min(self.config.eval_pairs, len(self.heldout_sampler))
-        n_rel = OBJECTIVES[self.config.objective] or 3
-        device = self.dist.device
-        confusion = torch.zeros(n_rel * n_rel, dtype=torch.int64, device=device)
-        totals = torch.zeros(3, dtype=torch.float64, device=device)  # mlm loss, mlm correct, mlm count
-        for start in range(self.dist.rank * self.micro, n, self.micro * self.dist.world):
-            pairs = [self.heldout_sampler.pair(0, i) for i in range(start, min(start + self.micro, n))]
-            batch = {k: v.to(device) for k, v in self.collator(pairs).items()}
-            with self._autocast():
-                output = runtime.unwrap(model)(**batch, **self.forward_options)
-            totals += torch.stack([_stat(output.mlm_loss_sum, totals), _stat(output.mlm_correct, totals),
-                                   _stat(output.mlm_count, totals)])
-            if output.relation_logits is not None:
-                cells = batch["relation_labels"] * n_rel + output.relation_logits.argmax(-1)
-                confusion += torch.bincount(cells, minlength=n_rel * n_rel)
-        totals = runtime.all_reduce_sum(totals, self.dist).tolist()
-        confusion = runtime.all_reduce_sum(confusion, self.dist).view(n_rel, n_rel).cpu().numpy()
-        totals = {"mlm_loss": totals[0], "mlm_correct": totals[1], "mlm_count": max(totals[2], 1)}
-        result = {"pairs": n, "mlm_loss": totals["mlm_loss"] / totals["mlm_count"],
-                  "mlm_accuracy": totals["mlm_correct"] / totals["mlm_count"]}
+    def _flags(self) -> list[float]:
+        """This rank's :data:`FLAGS`: its clock past the budget, a stop signal it received, a log
+        write it could not do (kept by ``RunLog``, raised on every rank once all read the flag)."""
+        spent = self.budget_s != math.inf and self._train_seconds() >= self.budget_s
+        return [float(spent), *(float(self.stops.received == name) for name in lifetime.STOP_SIGNALS),
+                float(self.log.failure is not None)]
+
+    def _read_figures(self, queued: QueuedStep) -> tuple[dict, dict]:
+        """``(figures, flags)`` of a step: the one readback."""
+        values = queued.figures.values()
+        named = dict(zip(FIGURES, values))
+        flags = dict(zip(FLAGS, (value > 0 for value in values[len(FIGURES):])))
+        figures = {"loss": named["mlm_loss"] + named["relation_loss"], "mlm_loss": named["mlm_loss"],
+                   "mlm_accuracy": named["mlm_accuracy"], "lr": queued.lr,
+                   "grad_norm": named["grad_norm"], "tokens": int(named["tokens"])}
         if self.config.objective != "mlm-only":
-            names = relation_names(n_rel)
-            per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
-            result.update(relation_accuracy=float(confusion.diagonal().sum() / max(confusion.sum(), 1)),
-                          relation_accuracy_per_class=dict(zip(names, per_class.round(4).tolist())),
-                          relation_chance=1 / n_rel, relation_confusion=confusion.tolist(),
-                          relation_labels=names, relation_distribution=dict(zip(names, confusion.sum(1).tolist())))
-        return result
+            figures.update(relation_loss=named["relation_loss"], relation_accuracy=named["relation_accuracy"])
+        return figures, flags
 
     def finish(self, stop_reason: str) -> dict:
         if self.dist.main:
             log.info("stopped at step %d (%s)", self.step, stop_reason)
-        evaluation = self._log_eval()
+        # a stop signal leaves the job little time: the checkpoint first, no evaluation
+        evaluation = {} if stop_reason in lifetime.STOP_SIGNALS else self._log_eval()
         if self.saved_step != self.step:  # a run resumed at its end, or stopped right after a save, has it
             self._save()
         self.history["train_seconds"] = self._train_seconds()
         summary = {"step": self.step, "stop_reason": stop_reason, "train_seconds": round(self.history["train_seconds"], 1),
                    "tokens": self.history["tokens"], "eval": evaluation, "checkpoint": str(self.last_checkpoint)}
-        if self.dist.main:
-            with naming(self.out / "summary.json"):
-                write_json(self.out / "summary.json", summary, indent=2)
-        self.log.close()
+        with runtime.together(self.dist):
+            if self.log.failure is not None:
+                raise self.log.failure
+            if self.dist.main:
+                with naming(self.out / "summary.json"):
+                    write_json(self.out / "summary.json", summary, indent=2)
+            self.log.close()
         runtime.shutdown(self.dist)
         return summary
 
@@ -403,37 +422,40 @@ class Run:
         return runtime.autocast(self.autocast, self.dist.device)
 
     def _no_sync(self, sync: bool):
-        import contextlib
-
         if sync or not hasattr(self.model, "no_sync"):
             return contextlib.nullcontext()
         return self.model.no_sync()
 
-    def _save(self) -> None:
+    def _save(self, rng: dict | None = None) -> None:
+        """A checkpoint of this step; ``rng``: the random streams as the step left them (None: now)."""
         self.history["train_seconds"] = self._train_seconds()
-        rng_per_rank = runtime.all_gather_objects(checkpoint.rng_state(), self.dist)  # every rank's own streams
-        if self.dist.main:
-            trainer = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                       "scaler": self.scaler.state_dict() if self.scaler is not None else {},
-                       "rng_per_rank": rng_per_rank}
-            state = {"config": dataclasses.asdict(self.config), "corpus": run_folder.corpus_record(self.corpus),
-                     "history": self.history}
-            self.last_checkpoint = checkpoint.save(self.out, self.step, model=self.model, tokenizer=self.tokenizer,
-                                                   trainer=trainer, state=state, keep=self.config.keep_checkpoints)
-        self.saved_step = self.step
-        runtime.barrier(self.dist)
+        rng_per_rank = runtime.all_gather_objects(rng or checkpoint.rng_state(), self.dist)  # each rank's own
+        with runtime.together(self.dist):  # rank 0 writes; every rank learns whether it could
+            if self.log.failure is not None:
+                raise self.log.failure
+            if self.dist.main:
+                trainer = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                           "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+                           "rng_per_rank": rng_per_rank}
+                state = {"config": dataclasses.asdict(self.config), "corpus": run_folder.corpus_record(self.corpus),
+                         "history": self.history}
+                checkpoint.save(self.out, self.step, model=self.model, tokenizer=self.tokenizer, trainer=trainer,
+                                state=state, keep=self.config.keep_checkpoints)
+        self.saved_step, self.last_checkpoint = self.step, checkpoint.folder_of(self.out, self.step)
 
-    def _log_train(self, figures: dict, window: dict, bar) -> None:
-        now = time.perf_counter()
+    def _log_train(self, step: int, figures: dict, window: dict, bar, now: float) -> None:
         figures["tokens_per_s"] = round(window["tokens"] / max(now - window["time"], 1e-9))
         window.update(tokens=0, time=now)
-        self.log.record(self.step, "train", figures)
+        self.log.record(step, "train", figures)
         bar.set_postfix({k: f"{figures[k]:.3g}" for k in ("loss", "mlm_loss", "relation_accuracy", "lr") if k in figures})
         if self.dist.main and not self.config.progress:
-            log.info("step %d %s", self.step, " ".join(f"{k}={v:.4g}" for k, v in figures.items()))
+            log.info("step %d %s", step, " ".join(f"{k}={v:.4g}" for k, v in figures.items()))
 
     def _log_eval(self) -> dict:
-        result = self.evaluate()
+        """Held-out MLM loss and accuracy, relation accuracy overall and per class (``evaluation.py``), logged."""
+        result = evaluate(self.model, self.heldout_sampler, self.collator, self.dist, micro_batch_size=self.micro,
+                          eval_pairs=self.config.eval_pairs, objective=self.config.objective,
+                          autocast_dtype=self.autocast, forward_options=self.forward_options)
         if result:
             scalars = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
             for name, accuracy in result.get("relation_accuracy_per_class", {}).items():
@@ -463,7 +485,8 @@ def measure_step_seconds(config: PretrainConfig, data_dir: str, steps: int = 3) 
     import statistics
     import tempfile
 
-    probe = dataclasses.replace(config, max_steps=max(config.max_steps, steps + 1), tracker="none", progress=False)
+    probe = dataclasses.replace(config, max_steps=max(config.max_steps, steps + 1), tracker="none", progress=False,
+                                budget_minutes=0.0)
     with tempfile.TemporaryDirectory(prefix="linkbert-probe-") as tmp:
         run = Run(probe, data_dir, tmp)
         batches = iter(run._loader())
@@ -475,11 +498,3 @@ def measure_step_seconds(config: PretrainConfig, data_dir: str, steps: int = 3) 
                 torch.cuda.synchronize()
             seconds.append(time.perf_counter() - started)
     return statistics.median(seconds[1:])
-
-
-def _stat(value: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    """A statistic of a forward pass as a float64 scalar on the statistics' device (0 where the
-    model has none, e.g. no relation head), without reading it back to the host."""
-    if value is None:
-        return torch.zeros((), dtype=like.dtype, device=like.device)
-    return value.detach().to(like.dtype)

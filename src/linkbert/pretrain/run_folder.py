@@ -3,7 +3,9 @@
 A run is its settings of ``RUN_IDENTITY`` and its corpus (the fingerprint ``prepare`` wrote, and
 the tokenizer): a resume with another one would train another run on the first one's weights,
 so it is refused, naming both values, before any tensor is read. Every other setting may change
-on a resume (``pretrain.py`` applies them from the resumed step on).
+on a resume (``run.py`` applies them from the resumed step on). The ranks of one run must agree
+on all of it as they start (:func:`check_ranks_agree`): nodes handed other settings or another
+copy of the corpus would train a mixture.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ RUN_IDENTITY = ("preset", "init", "graph", "objective", "p_contiguous", "p_rando
                 "linked_segment", "max_length", "mlm_probability", "whole_word_mask", "heldout_fraction",
                 "batch_size", "seed")
 # what a pretraining run writes into --out; a folder holding only these is a run folder
-RUN_FILES = {"config.yaml", "metrics.jsonl", "summary.json", checkpoint.CHECKPOINTS, "tensorboard", "wandb"}
+RUN_FILES = {"config.yaml", "metrics.jsonl", "summary.json", checkpoint.CHECKPOINTS, "tensorboard", "wandb",
+             "compile-cache"}
 
 
 def check_run_folder(out: Path, data_dir: str, *, overwrite: bool) -> None:
@@ -94,3 +97,34 @@ def changed_settings(saved: dict, settings: dict, defaults: dict) -> list[str]:
     """``"key old -> new"`` for every setting that differs from the checkpoint's."""
     return [f"{key} {saved.get(key, defaults[key])!r} -> {value!r}"
             for key, value in settings.items() if saved.get(key, defaults[key]) != value]
+
+
+def check_ranks_agree(settings: list[dict], corpora: list[dict] = ()) -> None:
+    """Every rank's ``settings`` and corpus (``corpus_record``), in rank order, must be rank 0's;
+    otherwise every rank stops with the same line (each computes it from the same gathered
+    values) naming the first rank that differs and how."""
+    for rank, mine in enumerate(settings):
+        differs = [key for key in settings[0] if settings[0][key] != mine.get(key)]
+        if differs:
+            details = ", ".join(f"{key} {settings[0][key]!r} (rank 0), {mine.get(key)!r} (rank {rank})"
+                                for key in differs[:3])
+            raise ConfigError(f"the ranks were given different settings: {details}; every rank must run the same "
+                              "command with the same --config file")
+    for rank, mine in enumerate(corpora):
+        first = corpora[0]
+        key = "fingerprint" if first.get("fingerprint") else "segments"
+        if mine.get(key) != first.get(key):
+            raise ConfigError(f"the ranks read different corpora: {first['folder']} ({key} {str(first.get(key))[:12]}, "
+                              f"rank 0), {mine['folder']} ({key} {str(mine.get(key))[:12]}, rank {rank}); every rank "
+                              "must read the same prepared corpus (copy the whole folder to every node)")
+
+
+def compile_cache(out: Path, setting: str, compiling: bool, user_cache: str | None) -> Path | None:
+    """Where torch.compile keeps what it compiled for the run in ``out`` (the ``compile_cache``
+    setting): ``auto``, ``out/compile-cache`` unless the user set ``TORCHINDUCTOR_CACHE_DIR``
+    (``user_cache``); a folder; ``torch``, or not compiling: None (inductor's own choice). The
+    ranks of a node share the folder, and nodes on shared storage too: inductor writes each entry
+    under its hash, atomically."""
+    if not compiling or setting == "torch" or (setting == "auto" and user_cache is not None):
+        return None
+    return Path(out) / "compile-cache" if setting == "auto" else Path(setting)

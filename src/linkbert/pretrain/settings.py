@@ -65,6 +65,10 @@ class PretrainConfig:
     precision: str = setting("auto", "auto: bf16 where supported, else fp16 on a GPU, fp32 on CPUs without fast bf16",
                              choices=runtime.PRECISIONS)
     compile: bool = setting(False, "torch.compile the model")
+    compile_cache: str = setting("auto", "where torch.compile keeps what it compiled (TORCHINDUCTOR_CACHE_DIR), so a "
+                                         "restarted run does not compile again: auto, OUT/compile-cache unless "
+                                         "TORCHINDUCTOR_CACHE_DIR is set (the ranks of a node, and nodes on shared "
+                                         "storage, share it); a folder; torch: inductor's own default under /tmp")
     backend: str = setting("auto", "what computes the model (the same weights and checkpoints either way): "
                                    "bert-cpu, BERT's forward written out for CPU speed (BERT only); transformers, "
                                    "the checkpoint's own transformers forward (any masked-LM encoder: BERT, "
@@ -84,6 +88,12 @@ class PretrainConfig:
     eval_every: int = setting(0, "evaluate on held-out pairs every N steps; 0: only at the end", minimum=0)
     save_every: int = setting(500, "checkpoint every N steps (and always at the end)", minimum=1)
     keep_checkpoints: int = setting(2, "step checkpoints kept; older ones are deleted", minimum=1)
+    distributed: str = setting("auto", "auto: a process group (DDP, NCCL on GPUs, gloo on CPUs) when torchrun starts "
+                                       "several processes; always: one on a single process too, so one GPU runs "
+                                       "what a multi-GPU job runs", choices=runtime.DISTRIBUTED)
+    collective_timeout_minutes: float = setting(runtime.TIMEOUT_MINUTES, "how long a collective waits for the other "
+                                                "ranks before the job gives up (a rank that hangs; a rank that "
+                                                "fails tells the others at once)", above=0)
     num_workers: int = setting(0, "DataLoader processes building batches (0: in the training process)", minimum=0)
     progress: bool = setting(True, "show a progress bar")
     tracker: str = setting("tensorboard", "where the run's scalars go besides metrics.jsonl: tensorboard "

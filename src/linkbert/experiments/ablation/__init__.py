@@ -1,7 +1,7 @@
 """``linkbert experiment ablation``: the paper's link ablations (SPEC §2) in miniature, on Wikispeedia.
 
     linkbert experiment ablation --data-root $LINKBERT_DATA --out runs/ablation            # CPU mini, ~90 min
-    linkbert experiment ablation --out runs/ablation-gpu --mode gpu --budget-minutes 240  # --data-root from $LINKBERT_DATA
+    linkbert experiment ablation --out runs/ablation-gpu --mode gpu  # one H100, 6 min; --data-root from $LINKBERT_DATA
 
 The claim under test: at equal compute, pretraining with document links beats single-document
 pretraining on cross-document tasks; hyperlinks beat TF-IDF links, which beat random links
@@ -22,26 +22,34 @@ within an init, same data order for the same seed), exports the model and evalua
    target is ranked among K non-linked candidates by the relation head's log P(linked) on
    ``[CLS] first segment of source [SEP] first segment of candidate [SEP]`` (the ``bert``
    variant: NSP's log P(isNext); ``no-drp`` has no head: n/a), and, for every variant, by the
-   cosine of the two first segments' mean-pooled embeddings.
+   cosine of the two first segments' mean-pooled embeddings;
+4. HotpotQA distractor QA by question type, for the inits that start from a trained model
+   (MiniLM, the masked-LM first stage).
+
+Each mode runs its own evaluations (``Mode.evaluations``): the ``gpu`` mode, link prediction and
+HotpotQA only, from the ``first-stage`` init (docs/ablation.md, "On a GPU").
 
 Layout of ``--out``::
 
-    prepared-<budget>/        Wikispeedia prepared once, MiniLM's tokenizer (scratch and continued share it)
-    graphs/{hyperlinks,tfidf,random}/   pretraining graphs (withheld pairs removed from each)
+    prepared-<budget>/        Wikispeedia prepared once, MiniLM's tokenizer (every init shares it)
+    graphs/{hyperlinks,tfidf,random,none}/   pretraining graphs (withheld pairs removed from each)
     graphs/withheld.npy       the withheld (source, target) links
-    eval/{qa,category}/       fine-tuning data;  eval/linkpred.json  the link-prediction queries
+    eval/{qa,category,hotpotqa}/   fine-tuning data;  eval/linkpred.json  the link-prediction queries
+    first-stage/, probe/      the masked-LM first stage (init first-stage), the planner's probe cell
     plan.json                 steps per init, fixed at the first run (a resumed grid keeps them)
     cells/<init>/<variant>/seed-<s>/result.json   written last, atomically: a cell with it is done
-    results.json, results.md  every per-seed figure; mean ± std tables beside the paper's
+    curve-steps/<n>/<init>/<variant>/seed-<s>/    the in-grid compute curve's cells, when planned
+    results.json, results.md  every per-seed figure; mean ± std tables, paired comparisons, beside the paper's
 
 A finished cell is never recomputed; an unfinished one resumes from its last pretraining
 checkpoint and redoes only the evaluations it lacks.
 
 The modules: ``grid.py`` (variants, inits, modes, where things live), ``assets.py`` (the prepared
 corpus, the graphs, the evaluation data), ``cell.py`` (pretrain, fine-tune and score one cell),
-``run.py`` (the plan and the loop over cells), ``results.py`` (results.json, results.md),
-``command.py`` (its settings, ``AblationSettings``). What it shares with the graph benchmark is in
-``experiments/`` (``layout.py``, ``steps.py``, ``frame.py``, ``grid.py``). The library parts live in
+``plan.py`` (the costs measured on the device, the plan), ``run.py`` (the loop over cells),
+``results.py`` (results.json, results.md), ``command.py`` (its settings, ``AblationSettings``).
+What it shares with the graph benchmark is in ``experiments/`` (``layout.py``, ``steps.py``,
+``frame.py``, ``grid.py``, ``first_stage.py``, ``budget.py``, ``paired.py``). The library parts live in
 the library: the withheld links in ``linkbert.graph``, random links in ``linkbert.link_builders``,
 the link-prediction queries and scorers in ``linkbert.link_prediction``, their ranking metrics in
 ``linkbert.metrics``.

@@ -24,31 +24,35 @@ from linkbert.files import write_json, write_jsonl
 
 
 def prepare_assets(ctx: Context) -> dict:
-    """Prepare Wikispeedia, the graphs and the evaluation data; each step only once."""
+    """Prepare Wikispeedia, the graphs and the evaluation data the mode's cells use; each step
+    only once (an evaluation the mode does not run: ``{"skipped": ...}``)."""
     prepare_corpus(ctx)
-    assets = {"graphs": build_graphs(ctx), "qa": build_qa_data(ctx), "category": build_category_data(ctx),
-              "hotpotqa": build_hotpotqa_data(ctx, ctx.corpus().tokenizer())}
+    skipped = {"skipped": f"not evaluated in mode {ctx.mode_name}"}
+    assets = {"graphs": build_graphs(ctx), "qa": build_qa_data(ctx) if ctx.evaluates("qa") else skipped,
+              "category": build_category_data(ctx) if ctx.evaluates("category") else skipped,
+              "hotpotqa": build_hotpotqa_data(ctx, ctx.corpus().tokenizer()) if ctx.evaluates("hotpotqa") else skipped}
     queries = linkpred_queries_once(ctx, ctx.mode.lp_queries, ctx.mode.lp_candidates)
     assets["linkpred"] = {"queries": len(queries["queries"]), "candidates": ctx.mode.lp_candidates}
     return assets
 
 
 def prepare_corpus(ctx: Context) -> None:
-    """Wikispeedia prepared with MiniLM's tokenizer, so that scratch and continued cells share
-    one segment store; written beside and renamed, so an existing folder is a complete one."""
+    """Wikispeedia prepared with MiniLM's tokenizer (``Context.prepare_tokenizer``), so that
+    scratch, first-stage and continued cells share one segment store; written beside and
+    renamed, so an existing folder is a complete one."""
     from linkbert.prepare.build import prepare
     from linkbert.prepare.settings import PrepareConfig
     from linkbert.prepared import is_prepared
 
     if is_prepared(ctx.prepared):
         return
-    tokenizer = str(ctx.minilm) if ctx.minilm else "bert-base-uncased"
+    tokenizer = ctx.prepare_tokenizer()
     tmp = ctx.out / f".{ctx.prepared.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     say("ablation", f"preparing {ctx.wikispeedia} (segments of <= {ctx.mode.segment_budget} tokens, "
                     f"tokenizer {tokenizer})")
     prepare(PrepareConfig(format="wikispeedia", input=str(ctx.wikispeedia), tokenizer=tokenizer, out=str(tmp),
-                          segment_budget=ctx.mode.segment_budget, progress=False))
+                          segment_budget=ctx.mode.segment_budget, progress=False, workers=ctx.mode.prepare_workers))
     os.replace(tmp, ctx.prepared)
 
 

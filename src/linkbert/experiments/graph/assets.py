@@ -32,15 +32,24 @@ def prepare_assets(ctx: Context, variants) -> dict:
 
 
 def check_corpus_identity(ctx: Context) -> dict:
-    """``corpus.json``: the corpus file's path, size and sha256, recorded at the first run; a
-    rerun on another corpus is refused, since every cell would mix two corpora."""
+    """``corpus.json``: the corpus's format, path, size and sha256 (of the file; of a folder, every
+    file under it by name; an edge table's too), recorded at the first run; a rerun on another
+    corpus is refused, since every cell would mix two corpora."""
     path = ctx.out / "corpus.json"
+    files = corpus_files(ctx)
     digest = hashlib.sha256()
-    with open(ctx.corpus_file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    identity = {"file": str(ctx.corpus_file.resolve()), "bytes": ctx.corpus_file.stat().st_size,
-                "sha256": digest.hexdigest()}
+    if ctx.corpus_format != "jsonl" or ctx.reader_options:  # how it is read is part of what it is
+        digest.update(json.dumps([ctx.corpus_format, sorted(ctx.reader_options.items())]).encode())
+    for file in files:
+        if len(files) > 1:  # a single file's digest is its bytes' alone (as before folders were read)
+            inside = ctx.corpus_path.is_dir() and file.is_relative_to(ctx.corpus_path)
+            digest.update(f"\0{file.relative_to(ctx.corpus_path) if inside else file.name}\0".encode())
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    identity = {"file": str(ctx.corpus_path.resolve()), "format": ctx.corpus_format,
+                "options": dict(sorted(ctx.reader_options.items())), "files": len(files),
+                "bytes": sum(file.stat().st_size for file in files), "sha256": digest.hexdigest()}
     if path.exists():
         recorded = json.loads(path.read_text())
         if recorded["sha256"] != identity["sha256"]:
@@ -51,6 +60,20 @@ def check_corpus_identity(ctx: Context) -> dict:
     return identity
 
 
+def corpus_files(ctx: Context) -> list[Path]:
+    """The files the corpus is read from: the corpus file, or every regular file under its folder
+    (by name), and the edge table when ``--edges`` gives one."""
+    root = ctx.corpus_path
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()) if root.is_dir() else [root]
+    edges = ctx.reader_options.get("edges")
+    return files + [Path(edges)] if edges else files
+
+
+def read_texts(ctx: Context, store) -> list[str]:
+    """Every prepared document's text, read again from the corpus (``corpus.texts.document_texts``)."""
+    return document_texts(ctx.corpus_format, ctx.corpus_path, store, **ctx.reader_options)
+
+
 def prepare_corpus(ctx: Context) -> None:
     """The corpus prepared once with the init's tokenizer (prepare builds beside and renames in,
     so an existing folder is a complete one); a corpus without links is refused here."""
@@ -59,15 +82,16 @@ def prepare_corpus(ctx: Context) -> None:
     from linkbert.prepared import is_prepared
 
     if not is_prepared(ctx.prepared):
-        say("graph", f"preparing {ctx.corpus_file} (segments of <= {ctx.mode.segment_budget} tokens, "
-                     f"tokenizer {ctx.tokenizer})")
-        prepare(PrepareConfig(format="jsonl", input=str(ctx.corpus_file), tokenizer=ctx.tokenizer,
+        say("graph", f"preparing {ctx.corpus_format}:{ctx.corpus_path} (segments of <= {ctx.mode.segment_budget} "
+                     f"tokens, tokenizer {ctx.tokenizer})")
+        prepare(PrepareConfig(format=ctx.corpus_format, input=str(ctx.corpus_path), tokenizer=ctx.tokenizer,
                               out=str(ctx.prepared), segment_budget=ctx.mode.segment_budget, progress=False,
-                              overwrite=ctx.prepared.exists()))
+                              overwrite=ctx.prepared.exists(), workers=ctx.mode.prepare_workers, **ctx.reader_options))
     graph = ctx.corpus().graph()
     if graph is None or graph.num_edges == 0:
-        raise ConfigError(f"{ctx.corpus_file} has no links between its documents: the benchmark withholds some "
-                         'of them and asks whether the rest helped (give each record a "links" list)')
+        raise ConfigError(f"{ctx.corpus_path} has no links between its documents: the benchmark withholds some "
+                         'of them and asks whether the rest helped (give each record a "links" list, or '
+                         "name the links' field or edge table: --links-field, --edges)")
 
 
 # -- graphs ----------------------------------------------------------------------------------------
@@ -86,7 +110,7 @@ def build_graphs(ctx: Context, names) -> dict:
         full = corpus.graph()
         links, withheld = full.withhold_pairs(ctx.mode.withheld_fraction)
         if len(withheld) == 0:
-            raise ConfigError(f"{ctx.corpus_file} has too few links to withhold {ctx.mode.withheld_fraction:.0%} "
+            raise ConfigError(f"{ctx.corpus_path} has too few links to withhold {ctx.mode.withheld_fraction:.0%} "
                              f"of them ({full.num_edges} links)")
         links.save(ctx.graph_dir("links"))
         np.save(ctx.withheld_file, withheld)
@@ -97,7 +121,7 @@ def build_graphs(ctx: Context, names) -> dict:
             degrees = DocGraph.load(ctx.graph_dir("links")).out_degree
             graph = DocGraph(*random_links(degrees, exclude=withheld))
         else:
-            texts = document_texts("jsonl", ctx.corpus_file, corpus.store)
+            texts = read_texts(ctx, corpus.store)
             graph = DocGraph(*tfidf_links(texts, k=ctx.mode.tfidf_k)).without_pairs(withheld)
         graph.save(ctx.graph_dir(name))
         stats[name] = graph.stats()
@@ -111,7 +135,7 @@ def store_labels(ctx: Context, store) -> dict[int, str]:
     """``{document index: label}`` of the labelled documents (``corpus.labels.document_labels``)."""
     from linkbert.corpus.labels import document_labels
 
-    labels = document_labels("jsonl", ctx.corpus_file)
+    labels = document_labels(ctx.corpus_format, ctx.corpus_path, **ctx.reader_options)
     return {d: labels[n["id"]] for d, n in enumerate(store.document_names()) if n["id"] in labels}
 
 
@@ -171,7 +195,7 @@ def build_fewshot_data(ctx: Context, seed: int) -> dict:
     corpus = ctx.corpus()
     labels = store_labels(ctx, corpus.store)
     split = fewshot_split(labels, ctx.mode.shots, ctx.mode.test_docs, seed)
-    texts, names = document_texts("jsonl", ctx.corpus_file, corpus.store), corpus.store.document_names()
+    texts, names = read_texts(ctx, corpus.store), corpus.store.document_names()
 
     def records(docs):
         return [{"id": names[d]["id"], "sentence": texts[d], "label": labels[d]} for d in docs]

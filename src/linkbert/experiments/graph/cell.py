@@ -12,6 +12,7 @@ import json
 import time
 from pathlib import Path
 
+from linkbert.experiments.first_stage import first_stage_checkpoint
 from linkbert.experiments.graph import evaluate
 from linkbert.experiments.graph.grid import BOW, VARIANTS, Context
 from linkbert.experiments.steps import cell_once, pretrain_once, pretrain_settings
@@ -19,25 +20,37 @@ from linkbert.files import write_json
 
 
 def run_cell(ctx: Context, variant: str, seed: int, steps: int, *, classify: bool, minutes: float | None = None,
-             keep_models: bool = False) -> dict:
-    """One cell, skipped when its ``result.json`` exists (never recomputed)."""
-    folder = ctx.cell_dir(variant, seed, minutes)
+             keep_models: bool = False, curve_steps: int | None = None) -> dict:
+    """One cell, skipped when its ``result.json`` exists (never recomputed). ``minutes``: a point
+    of ``--curve``; ``curve_steps``: a point of the in-grid compute curve (its folder, its steps)."""
+    folder = ctx.cell_dir(variant, seed, minutes, curve_steps=curve_steps)
     return cell_once(folder, lambda: compute_cell(ctx, variant, seed, steps, folder, classify=classify,
                                                   minutes=minutes), keep_models=keep_models)
 
 
 def compute_cell(ctx: Context, variant: str, seed: int, steps: int, folder: Path, *, classify: bool,
-                 minutes: float | None) -> dict:
-    """Pretrain and evaluate one cell in ``folder``; its result."""
+                 minutes: float | None, init: str | None = None) -> dict:
+    """Pretrain and evaluate one cell in ``folder``; its result (``init``: another start than the
+    grid's, for the planner's probe)."""
     started = time.time()
-    checkpoint, summary = pretrain_cell(ctx, variant, seed, steps, folder / "pretrain")
+    checkpoint, summary = pretrain_cell(ctx, variant, seed, steps, folder / "pretrain", init=init)
     pretrained = time.time()
-    metrics = evaluate.evaluate_model(ctx, checkpoint, folder, seed, classify)
-    held_out = summary.get("eval") or {}
-    metrics["heldout_mlm_acc"] = 100 * held_out["mlm_accuracy"] if "mlm_accuracy" in held_out else None
+    seconds: dict = {}
+    metrics = evaluate.evaluate_model(ctx, checkpoint, folder, seed, classify, seconds=seconds)
+    metrics.update(heldout_figures(summary))
     return {"variant": variant, "seed": seed, "minutes": minutes, "steps": summary.get("step", 0),
             "pretrain_seconds": round(pretrained - started, 1), "eval_seconds": round(time.time() - pretrained, 1),
-            "metrics": metrics, "pretrain_summary": {k: summary.get(k) for k in ("step", "stop_reason", "tokens")}}
+            "evaluation_seconds": seconds, "metrics": metrics,
+            "pretrain_summary": {k: summary.get(k) for k in ("step", "stop_reason", "tokens", "train_seconds")}}
+
+
+def heldout_figures(summary: dict) -> dict:
+    """The pretraining run's own held-out figures in %: MLM accuracy, relation accuracy (None
+    where the run has none): what says whether a cell learned at all (``experiments.paired``)."""
+    held_out = summary.get("eval") or {}
+    return {"heldout_mlm_acc": 100 * held_out["mlm_accuracy"] if "mlm_accuracy" in held_out else None,
+            "heldout_relation_acc": (100 * held_out["relation_accuracy"] if "relation_accuracy" in held_out
+                                     else None)}
 
 
 def run_bow_cell(ctx: Context, seed: int, *, classify: bool) -> dict:
@@ -55,22 +68,37 @@ def run_bow_cell(ctx: Context, seed: int, *, classify: bool) -> dict:
 
 # -- pretraining -------------------------------------------------------------------------------------
 
-def pretrain_config(ctx: Context, variant: str, seed: int, steps: int):
+def pretrain_config(ctx: Context, variant: str, seed: int, steps: int, *, init: str | None = None):
     """The variant's run: the same init, batch, steps and schedule for every variant of a grid
-    (equal compute); only the objective and the graph (never one with a withheld pair) differ."""
+    (equal compute); only the objective and the graph (never one with a withheld pair) differ.
+    ``init``: another start than the grid's (``scratch``: the planner's probes, which run before
+    the first stage exists, on the same architecture)."""
     v, mode = VARIANTS[variant], ctx.mode
     graph = ctx.graph_dir(v.graph or "links")
     return pretrain_settings(
-        preset=mode.scratch_preset, init=ctx.init_source, objective=v.objective, graph=str(graph.resolve()),
+        preset=mode.scratch_preset, init=init or init_source(ctx), objective=v.objective, graph=str(graph.resolve()),
         linked_sampling=v.linked_sampling, linked_segment="first", max_length=mode.max_length,
-        batch_size=mode.batch_size, max_steps=max(1, steps), lr=mode.lr_scratch if ctx.scratch else mode.lr_continued,
+        batch_size=mode.batch_size, max_steps=max(1, steps),
+        lr=mode.lr_scratch if ctx.trained_here else mode.lr_continued,
         warmup_steps=max(1, steps // 10), heldout_fraction=0.01, eval_pairs=mode.eval_pairs, seed=seed,
         save_every=max(25, steps // 2), keep_checkpoints=1, log_every=max(1, steps // 10), progress=False,
-        tracker="none", precision="auto")
+        tracker="none", precision="auto", compile=mode.compile, max_predictions=mode.max_predictions,
+        num_workers=mode.num_workers)
 
 
-def pretrain_cell(ctx: Context, variant: str, seed: int, steps: int, folder: Path) -> tuple[Path, dict]:
+def init_source(ctx: Context) -> str:
+    """What the variants start from: ``scratch``, a checkpoint folder, or the trained first stage's checkpoint."""
+    if not ctx.first_stage:
+        return ctx.init_source
+    checkpoint = first_stage_checkpoint(ctx)
+    if checkpoint is None:
+        raise RuntimeError("the first stage must be trained before a cell continues it (run.run_grid trains it)")
+    return str(checkpoint.resolve())
+
+
+def pretrain_cell(ctx: Context, variant: str, seed: int, steps: int, folder: Path, *,
+                  init: str | None = None) -> tuple[Path, dict]:
     """Pretrain (resuming the run's last checkpoint), or for ``init`` save the initial model;
     returns (checkpoint folder, summary)."""
-    return pretrain_once(ctx, pretrain_config(ctx, variant, seed, steps), folder,
+    return pretrain_once(ctx, pretrain_config(ctx, variant, seed, steps, init=init), folder,
                          initial_only=not VARIANTS[variant].pretrain)

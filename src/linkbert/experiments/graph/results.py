@@ -1,6 +1,7 @@
-"""The benchmark's results: every cell's figures, mean ± std per variant, the seed-paired
-comparisons of ``linkbert`` with ``bert`` and ``random-links`` (``metrics.paired_comparison``)
-with a plain-language verdict per metric, and the compute curve's gap; ``results.json`` and
+"""The benchmark's results: every cell's figures, mean ± std per variant, whether each variant's
+pretraining learned at all, the seed-paired comparisons of ``linkbert`` with ``bert`` and
+``random-links`` (``experiments.paired``: Holm's adjustment, a plain-language verdict per metric,
+none for a variant too short to learn), and the compute curve's gap; ``results.json`` and
 ``results.md``."""
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import time
 
 import numpy as np
 
+from linkbert.experiments import first_stage
 from linkbert.experiments.graph.grid import BOW, COMPARISONS, CURVE_VARIANTS, VARIANTS, Context
+from linkbert.experiments.paired import (compare, comparison_lines, curve_summary, curve_unit, learning_check,
+                                         learning_lines, summarise, unjudged_metrics)
 from linkbert.files import write_json, write_text
-from linkbert.metrics import holm, paired_comparison
+from linkbert.objectives import OBJECTIVES
 
-ALPHA = 0.05
+HEAD_METRICS = ("lp_head_mrr", "lp_head_hits1")
 LINK_METRICS = (("lp_head_mrr", "link MRR (head)"), ("lp_head_hits1", "link hits@1 (head)"),
                 ("lp_emb_mrr", "link MRR (embedding)"), ("lp_emb_hits1", "link hits@1 (embedding)"))
 
@@ -32,142 +36,57 @@ def compared_metrics(shots, classify: bool) -> list[tuple[str, str]]:
     return (class_metrics(shots) if classify else []) + list(LINK_METRICS)
 
 
-def load_cells(ctx: Context) -> tuple[list[dict], list[dict]]:
-    """(grid cells, compute-curve cells): every ``result.json`` there is."""
-    grid = [json.loads(p.read_text()) for p in sorted((ctx.out / "cells").glob("*/seed-*/result.json"))]
-    curve = [json.loads(p.read_text()) for p in sorted((ctx.out / "curve").glob("*/*/seed-*/result.json"))]
-    return grid, curve
+def load_cells(ctx: Context) -> tuple[list[dict], list[dict], list[dict]]:
+    """(grid cells, ``--curve`` cells, in-grid curve cells): every ``result.json`` there is."""
+    def read(pattern: str) -> list[dict]:
+        return [json.loads(p.read_text()) for p in sorted(ctx.out.glob(pattern))]
+
+    return (read("cells/*/seed-*/result.json"), read("curve/*/*/seed-*/result.json"),
+            read("curve-steps/*/*/seed-*/result.json"))
+
+
+def learning_checks(summary: dict) -> dict:
+    """``experiments.paired.learning_check`` of every pretrained variant."""
+    return {v: learning_check(row, OBJECTIVES[VARIANTS[v].objective]) for v, row in summary.items()
+            if v in VARIANTS and VARIANTS[v].pretrain}
 
 
 def write_results(ctx: Context, assets: dict) -> dict:
     """Collect every finished cell into ``results.json`` and ``results.md``; returns the summary."""
     classify = assets["labels"] is not None
     keys = compared_metrics(ctx.mode.shots, classify)
-    grid, curve = load_cells(ctx)
+    grid, curve, grid_curve = load_cells(ctx)
     summary = summarise(grid)
-    comparisons = {f"{a} vs {b}": compare(summary, a, b, keys) for a, b in COMPARISONS
-                   if a in summary and b in summary}
-    trend = curve_summary(curve, keys)
+    checks = learning_checks(summary)
+    comparisons = {f"{a} vs {b}": compare(summary, a, b, keys, unjudged_metrics(checks, (a, b), keys, HEAD_METRICS))
+                   for a, b in COMPARISONS if a in summary and b in summary}
+    trend = curve_summary(curve, keys)  # --curve's, by minutes per cell
+    # the in-grid curve: its points, then the grid's own linkbert and bert cells at the plan's steps
+    steps_trend = (curve_summary(grid_curve + [c for c in grid if c["variant"] in CURVE_VARIANTS], keys, by="steps")
+                   if grid_curve else {})
     plan = _read(ctx.out / "plan.json") or _read(ctx.out / "curve_plan.json") or {}
+    record = first_stage.trained_on(ctx)
     write_json(ctx.out / "results.json", {"plan": plan, "curve_plan": _read(ctx.out / "curve_plan.json"),
-                                          "assets": assets, "summary": summary, "comparisons": comparisons,
-                                          "curve": trend, "cells": grid, "curve_cells": curve})
-    write_text(ctx.out / "results.md", render_markdown(ctx, assets, plan, summary, comparisons, trend, grid))
-    return {"summary": summary, "comparisons": comparisons, "curve": trend}
+                                          "init": {"name": plan.get("init", ctx.init), "first_stage": record},
+                                          "assets": assets, "summary": summary, "learned": checks,
+                                          "comparisons": comparisons, "curve": trend, "steps_curve": steps_trend,
+                                          "cells": grid, "curve_cells": curve + grid_curve})
+    write_text(ctx.out / "results.md", render_markdown(ctx, assets, plan, summary, comparisons, trend, grid, checks,
+                                                       steps_trend))
+    return {"summary": summary, "comparisons": comparisons, "curve": trend, "steps_curve": steps_trend}
 
 
 def _read(path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-# -- figures ---------------------------------------------------------------------------------------
-
-def summarise(cells: list[dict]) -> dict:
-    """``{variant: {metric: {"mean", "std", "n", "by_seed": {seed: value}}}}``."""
-    table: dict = {}
-    for cell in cells:
-        row = table.setdefault(cell["variant"], {})
-        for key, value in cell["metrics"].items():
-            if value is not None:
-                row.setdefault(key, {})[str(cell["seed"])] = float(value)
-    return {variant: {key: stat(by_seed) for key, by_seed in row.items()} for variant, row in table.items()}
-
-
-def stat(by_seed: dict) -> dict:
-    values = list(by_seed.values())
-    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-            "n": len(values), "by_seed": by_seed}
-
-
-def paired(a: dict, b: dict) -> dict | None:
-    """``paired_comparison`` of two ``{seed: value}`` over the seeds both have (None: none)."""
-    seeds = sorted(set(a) & set(b), key=int)
-    return paired_comparison([a[s] for s in seeds], [b[s] for s in seeds]) if seeds else None
-
-
-def compare(summary: dict, a: str, b: str, keys) -> dict:
-    """``{metric: paired statistics + "p" (the test's), "holm_p" + "verdict"}`` of variant ``a``
-    against ``b``. ``p`` is the paired t-test's, or the Wilcoxon test's where the t statistic is
-    undefined (every seed's difference the same); ``holm_p`` adjusts it for the family of
-    metrics compared (Holm), since one metric in twenty passes p < 0.05 by chance alone."""
-    out = {}
-    for key, _ in keys:
-        if key in summary[a] and key in summary[b]:
-            result = paired(summary[a][key]["by_seed"], summary[b][key]["by_seed"])
-            if result:
-                test_p = result["t_p"] if result["t_p"] is not None else (
-                    result["wilcoxon_p"] if result["n"] > 1 else None)
-                out[key] = {**result, "p": test_p}
-    for key, adjusted in zip(list(out), holm([r["p"] for r in out.values()])):
-        out[key]["holm_p"] = adjusted
-        out[key]["verdict"] = verdict(a, b, out[key])
-    return out
-
-
-def verdict(a: str, b: str, result: dict, alpha: float = ALPHA) -> str:
-    """"a beats b" when the difference holds at ``alpha`` after Holm's adjustment over the
-    metrics; "suggestive" when only the unadjusted p is below it; else "no resolvable
-    difference". Every metric here is higher-is-better."""
-    if result.get("p") is None:
-        return "too few paired seeds to tell"
-    figures = f"p={result['p']:.3g}, Holm p={result['holm_p']:.3g}, d_z={_num(result['d_z'])}"
-    if result["mean_diff"] != 0 and result["p"] < alpha:
-        winner, loser = (a, b) if result["mean_diff"] > 0 else (b, a)
-        if result["holm_p"] < alpha:
-            return f"{winner} beats {loser} ({figures})"
-        return f"suggestive: {winner} ahead of {loser}, not after Holm's correction ({figures})"
-    return f"no resolvable difference ({figures})"
-
-
-def curve_summary(cells: list[dict], keys) -> dict:
-    """Per metric: the ``linkbert - bert`` gap at each compute point (paired over seeds), and
-    whether it grows: the per-seed gap at the most minutes against the gap at the fewest."""
-    a, b = "linkbert", "bert"
-    points = sorted({c["minutes"] for c in cells if c["variant"] in CURVE_VARIANTS})
-    if not points:
-        return {}
-    by_point = {m: summarise([c for c in cells if c["minutes"] == m]) for m in points}
-    steps = {f"{m:g}": max(c["steps"] for c in cells if c["minutes"] == m) for m in points}
-    out = {"points": [f"{m:g}" for m in points], "steps": steps, "metrics": {}}
-    for key, _ in keys:
-        gaps = {}
-        for m in points:
-            s = by_point[m]
-            if key in s.get(a, {}) and key in s.get(b, {}):
-                by_seed_a, by_seed_b = s[a][key]["by_seed"], s[b][key]["by_seed"]
-                gaps[f"{m:g}"] = {seed: by_seed_a[seed] - by_seed_b[seed] for seed in by_seed_a if seed in by_seed_b}
-        if not gaps:
-            continue
-        entry = {"gap": {m: {**stat(g), **(paired_comparison(list(g.values()), [0.0] * len(g)) if g else {})}
-                         for m, g in gaps.items() if g}}
-        first, last = f"{points[0]:g}", f"{points[-1]:g}"
-        if first != last and gaps.get(first) and gaps.get(last):
-            growth = paired(gaps[last], gaps[first])
-            entry["growth"] = {**growth, "verdict": trend_verdict(growth, first, last)} if growth else None
-        out["metrics"][key] = entry
-    return out
-
-
-MIN_TREND_SEEDS = 3  # a t-test of 2 pairs has 1 degree of freedom: two near-equal gaps give any p at all
-
-
-def trend_verdict(result: dict, first: str, last: str, alpha: float = ALPHA) -> str:
-    p = result["t_p"] if result["t_p"] is not None else (result["wilcoxon_p"] if result["n"] > 1 else None)
-    if p is None or result["n"] < MIN_TREND_SEEDS:
-        return (f"too few paired seeds to tell (n={result['n']}; {first} -> {last} min: "
-                f"{result['mean_b']:+.1f} -> {result['mean_a']:+.1f})")
-    figures = f"{first} -> {last} min: {result['mean_b']:+.1f} -> {result['mean_a']:+.1f}, p={p:.3g}"
-    if p < alpha and result["mean_diff"] != 0:
-        return f"the gap {'grows' if result['mean_diff'] > 0 else 'shrinks'} with compute ({figures})"
-    return f"no resolvable change of the gap with compute ({figures})"
-
-
 # -- results.md --------------------------------------------------------------------------------------
 
 def render_markdown(ctx: Context, assets: dict, plan: dict, summary: dict, comparisons: dict, trend: dict,
-                    cells: list[dict]) -> str:
+                    cells: list[dict], checks: dict | None = None, steps_trend: dict | None = None) -> str:
     classify = assets["labels"] is not None
     out = _header(ctx, assets, plan, cells)
+    out += learning_lines(checks or {}, summary)
     if classify:
         out += _table("Few-shot classification (%, mean ± std over seeds)", summary, class_metrics(ctx.mode.shots))
     else:
@@ -176,7 +95,11 @@ def render_markdown(ctx: Context, assets: dict, plan: dict, summary: dict, compa
     out += _table("Link prediction of the withheld links (%, mean ± std over seeds)", summary, LINK_METRICS)
     out += _chance(assets["linkpred"]["candidates"] + 1)
     for name, result in comparisons.items():
-        out += _comparison(name, result, compared_metrics(ctx.mode.shots, classify))
+        out += comparison_lines(*name.split(" vs "), result, compared_metrics(ctx.mode.shots, classify))
+    if steps_trend:
+        out += _curve(steps_trend, compared_metrics(ctx.mode.shots, classify))
+    elif any(note.startswith("no compute curve") for note in plan.get("notes", [])):
+        out += ["", "## Compute curve", "", next(n for n in plan["notes"] if n.startswith("no compute curve")) + "."]
     if trend:
         out += _curve(trend, compared_metrics(ctx.mode.shots, classify))
     out += _notes(len(plan.get("seeds", [])))
@@ -190,9 +113,12 @@ def _header(ctx: Context, assets: dict, plan: dict, cells: list[dict]) -> list[s
     lines = ["# Did the links help? The link benchmark", "",
              f"Corpus `{assets['corpus']['file']}`: {graphs['full']['nodes']} documents, {graphs['full']['edges']} "
              f"links, {graphs['withheld_pairs']} linked pairs withheld from every pretraining graph (both directions). "
-             f"Init `{plan.get('init', ctx.init)}`; {plan.get('steps', 'n/a')} pretraining steps of "
-             f"{ctx.mode.batch_size} x {ctx.mode.max_length} tokens per cell; {done} of {expected} grid cells done. "
+             f"Init `{plan.get('init', ctx.init)}`{_init_note(ctx, plan)}; {plan.get('steps', 'n/a')} pretraining "
+             f"steps of {ctx.mode.batch_size} x {ctx.mode.max_length} tokens per cell (<= "
+             f"{_tokens(plan.get('steps'), ctx)} tokens); {len(plan.get('seeds', []))} seeds; {done} of {expected} "
+             f"grid cells done; mode `{plan.get('mode', ctx.mode_name)}` on {plan.get('device', ctx.device)}. "
              f"Generated {time.strftime('%Y-%m-%d %H:%M')}.", ""]
+    lines += [f"Plan: {note}." for note in plan.get("notes", []) if not note.startswith("no compute curve")]
     if labels:
         lines.append(f"Few-shot: {len(labels['classes'])} classes, k = {', '.join(map(str, ctx.mode.shots))} labelled "
                      f"documents per class (fixed per seed, the same for every variant), {ctx.mode.test_docs} other "
@@ -206,6 +132,16 @@ def _header(ctx: Context, assets: dict, plan: dict, cells: list[dict]) -> list[s
     lines.append(f"Floors: `init` (the initial model) and `{BOW}` (TF-IDF + logistic regression in the probe "
                  "columns, TF-IDF cosine in the embedding columns).")
     return lines
+
+
+def _init_note(ctx: Context, plan: dict) -> str:
+    if plan.get("init", ctx.init) == first_stage.FIRST_STAGE:
+        return f" ({first_stage.describe(first_stage.trained_on(ctx))})"
+    return ""
+
+
+def _tokens(steps, ctx: Context) -> str:
+    return f"{steps * ctx.mode.batch_size * ctx.mode.max_length:,}" if isinstance(steps, int) else "n/a"
 
 
 def _rows(summary: dict) -> list[str]:
@@ -224,29 +160,17 @@ def _chance(m: int) -> list[str]:
     return ["", f"Chance ({m} candidates, the true one included): MRR {mrr:.1f}, hits@1 {100 / m:.1f}."]
 
 
-def _comparison(name: str, result: dict, keys) -> list[str]:
-    a, b = name.split(" vs ")
-    out = ["", f"## {a} against {b}, paired by seed", "",
-           f"Difference = {a} - {b} (points of %); 95% CI of the mean difference; paired t-test and Wilcoxon "
-           "signed-rank p (two-sided); Holm p: the test's p adjusted over the metrics of this table; Cohen's d_z = "
-           "mean difference / std of the differences.", "",
-           "| metric | mean diff [95% CI] | t-test p | Wilcoxon p | Holm p | d_z | n | verdict |",
-           "|---|---|---|---|---|---|---|---|"]
-    for key, title in keys:
-        r = result.get(key)
-        if r:
-            ci = f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]"
-            out.append(f"| {title} | {r['mean_diff']:+.2f} {ci} | {_num(r['t_p'], 3)} | {_num(r['wilcoxon_p'], 3)} | "
-                       f"{_num(r.get('holm_p'), 3)} | {_num(r['d_z'])} | {r['n']} | {r['verdict']} |")
-    return out
-
-
 def _curve(trend: dict, keys) -> list[str]:
-    points = trend["points"]
-    out = ["", "## Compute curve: the linkbert - bert gap against minutes of pretraining per cell", "",
-           "Steps: " + ", ".join(f"{m} min = {trend['steps'][m]}" for m in points) + ". Gap: mean ± std over seeds "
-           "(paired t-test p against 0).", "",
-           "| metric | " + " | ".join(f"{m} min" for m in points) + " | does the gap grow? |",
+    points, unit = trend["points"], curve_unit(trend.get("by", "minutes"))
+    if unit == "min":
+        head = ["", "## Compute curve: the linkbert - bert gap against minutes of pretraining per cell", "",
+                "Steps: " + ", ".join(f"{m} min = {trend['steps'][m]}" for m in points) + ". Gap: mean ± std over "
+                "seeds (paired t-test p against 0)."]
+    else:
+        head = ["", "## Compute curve: the linkbert - bert gap against pretraining steps per cell", "",
+                "The grid's own cells are the last point. Gap: mean ± std over seeds (paired t-test p against 0)."]
+    out = head + ["",
+           "| metric | " + " | ".join(f"{m} {unit}" for m in points) + " | does the gap grow? |",
            "|---|" + "---|" * (len(points) + 1)]
     for key, title in keys:
         entry = trend["metrics"].get(key)
