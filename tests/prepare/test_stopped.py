@@ -101,7 +101,7 @@ def test_the_workers_and_the_resource_tracker_end_with_prepare(tmp_path, tiny_to
 @pytest.mark.slow
 def test_the_next_run_removes_the_folder_a_killed_run_was_building(tmp_path, tiny_tokenizer_dir, caplog):
     """Before: the ``.out.building-*`` folder of a killed run stayed for ever, unmentioned."""
-    corpus = _corpus(tmp_path / "corpus.jsonl", documents=4000)
+    corpus = _corpus(tmp_path / "corpus.jsonl")  # long enough to be killed while building (20,000 documents)
     out = tmp_path / "out"
     process = _start(_prepare(corpus, tiny_tokenizer_dir, out, workers=1))
     try:

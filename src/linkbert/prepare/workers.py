@@ -9,7 +9,8 @@ process: a spawned worker imports this module and reads its own copy. It takes f
 and imports nothing else of ``linkbert.prepare`` (a worker loads only what it runs);
 ``build.py`` writes what comes back.
 
-A worker ends with the process that started it, however that one ended (``_die_with_parent``):
+A worker ends with the process that started it, however that one ended (``_die_with_parent``,
+on ``lifetime.die_with_parent``):
 killed (SIGKILL, or SIGTERM, whose default action gives no chance to shut the pool down), it
 would otherwise leave its workers waiting on their task queue for ever, and with them
 multiprocessing's resource tracker, which ends only when the last of them has.
@@ -18,7 +19,6 @@ multiprocessing's resource tracker, which ends only when the last of them has.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from collections import Counter, deque
@@ -64,24 +64,17 @@ def _init_worker(reader, tokenizer_json: str, budget: int, keep_text: bool, para
                    budget=budget, keep_text=keep_text, dtype=token_dtype(backend.get_vocab_size(with_added_tokens=True)))
 
 
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when the thread that started it exits
-
-
 def _die_with_parent(parent: int) -> None:
-    """End this process when ``parent`` ends: on Linux at once (the kernel's parent-death signal,
-    SIGKILL); everywhere within a second (a thread that watches the parent pid change, as it does
-    when the parent is gone and this process is handed to init)."""
-    import signal
+    """End this process when ``parent`` ends: on Linux at once (``lifetime.die_with_parent``: the
+    kernel's parent-death signal), elsewhere within a second (a thread that watches the parent pid
+    change, as it does when the parent is gone and this process is handed to init)."""
+    from linkbert.lifetime import die_with_parent
 
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):  # no prctl here: the watching thread does it
-            pass
+    immediate = die_with_parent()
     if os.getppid() != parent:  # the parent ended before the signal was asked for
         os._exit(1)
+    if immediate:
+        return
 
     def watch() -> None:
         while os.getppid() == parent:
