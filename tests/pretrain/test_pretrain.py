@@ -50,6 +50,38 @@ def test_shipped_configs_load_and_name_their_presets():
         assert (config.adam_beta1, config.adam_beta2, config.weight_decay) == (0.9, 0.98, 0.01)
 
 
+GPU_CONFIGS = ("tiny", "base", "large", "bio-base")  # the paper's setups, all trained on GPUs
+CPU_CONFIGS = ("mini",)
+
+
+def test_shipped_gpu_configs_run_the_fast_path(monkeypatch):
+    """Compiled, flattened pairs with torch's variable-length attention on an Ampere-or-later GPU,
+    a fixed-shape gather of the masked positions sized to max_length, bf16 where the device has
+    it, DataLoader workers; the CPU-sized config stays eager, in-process and padded."""
+    from pathlib import Path
+
+    import linkbert.model.loading as loading
+    from linkbert.collator import max_predictions_for
+
+    folder = Path(__file__).resolve().parents[2] / "configs" / "pretrain"
+    assert {path.stem for path in folder.glob("*.yaml")} == set(GPU_CONFIGS + CPU_CONFIGS)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(loading, "has_varlen_kernel", lambda: True)
+    for name in GPU_CONFIGS:
+        text = (folder / f"{name}.yaml").read_text()
+        config = load_config(str(folder / f"{name}.yaml"), [])
+        assert config.compile and config.precision == "auto" and config.num_workers > 0, name
+        assert "max_predictions: auto" in text and config.max_predictions == max_predictions_for(
+            config.max_length, config.mlm_probability) == 108, name
+        assert config.attention_dropout == 0 and config.dropout == 0.1, name
+        assert loading.attention_implementation(config.attention, "cuda", config.attention_dropout) == "varlen", name
+        assert loading.attention_implementation(config.attention, "cpu", config.attention_dropout) == "sdpa", name
+    for name in CPU_CONFIGS:
+        config = load_config(str(folder / f"{name}.yaml"), [])
+        assert not config.compile and config.num_workers == 0 and config.precision == "auto", name
+        assert config.backend == "auto" and loading.resolve_backend(config.backend, config.init, "cpu") == "bert-cpu"
+
+
 @pytest.mark.parametrize("setting, message", [
     ("save_every=0", "save_every must be at least 1"),
     ("preset=huge", "preset must be one of tiny, mini, base, large, bio-base"),
@@ -308,16 +340,19 @@ def test_a_full_disk_while_saving_is_one_line_naming_the_file(corpus, tmp_path, 
     assert latest_checkpoint(out).name == "step-00000002" and verify(latest_checkpoint(out))
 
 
-def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_path):
+@pytest.mark.parametrize("attention", ["sdpa", "varlen"])
+def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_path, attention):
     """backend=transformers with max_predictions: no host sync in a micro-batch's forward, backward
     and statistics, one readback in the rest of the step (benchmarks/device_step_profile.py counts
-    them; the bert-cpu backend has several, by design)."""
+    them; the bert-cpu backend has several, by design); padded batches with SDPA, or flattened
+    ones with varlen attention (its CPU stand-in: the same ops around the kernel)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from device_step_profile import counted
 
     from linkbert.pretrain.run import Run
 
-    config = load_config(None, TINY + ["backend=transformers", "max_predictions=12", "max_steps=4"])
+    config = load_config(None, TINY + ["backend=transformers", "max_predictions=12", "max_steps=4",
+                                       f"attention={attention}", "attention_dropout=0"])
     run = Run(config, str(corpus), str(tmp_path / "run"))
     batches = iter(run._loader())
     for _ in range(2):  # the first step creates the optimiser's state
@@ -333,6 +368,25 @@ def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_pat
             figures = run._finish_step(sums, counts)
     assert inside["ops"] > 100 and inside["syncs"] == 0, inside["sync_kinds"]
     assert rest["sync_kinds"] == {"Tensor.tolist": 1} and figures["mlm_loss"] > 0
+    assert ("cu_seqlens" in micro_batches[0]) == (attention == "varlen")
+
+
+def test_flattened_pairs_train_as_the_padded_batches_do(corpus, tmp_path):
+    """attention=varlen (flattened pairs, no padding; on a CPU the exact stand-in for the kernel)
+    trains as SDPA on padded batches: the same figures at every step within float32 rounding,
+    and the same held-out evaluation."""
+    results = {}
+    for attention in ("sdpa", "varlen"):
+        out = tmp_path / attention
+        results[attention] = run(corpus, out, ["backend=transformers", "max_predictions=auto", "dropout=0",
+                                               "attention_dropout=0", f"attention={attention}", "max_steps=4"])
+        results[attention]["log"] = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    sdpa, varlen = results["sdpa"], results["varlen"]
+    for a, b in zip(sdpa["log"], varlen["log"], strict=True):
+        for key in ("loss", "mlm_loss", "relation_accuracy", "mlm_accuracy"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (a["step"], key)
+    assert sdpa["log"][-1]["kind"] == "eval" and sdpa["eval"]["relation_accuracy"] == varlen["eval"]["relation_accuracy"]
 
 
 def test_compile_with_a_fixed_number_of_predictions_gives_one_batch_shape(corpus):

@@ -7,7 +7,8 @@ statistics its losses return.
 * :func:`masked_rows`: the masked positions' rows, by a boolean or a fixed-shape gather;
 * :func:`classification_stats`, :func:`relation_loss` and :class:`PretrainingOutput`: loss sums,
   counts and correct counts, which a trainer all-reduces before it divides;
-* :func:`max_input_length`, :func:`masked_lm_class`, :func:`has_pooler`: facts of a config.
+* :func:`max_input_length`, :func:`position_offset`, :func:`masked_lm_class`, :func:`has_pooler`:
+  facts of a config.
 """
 
 from __future__ import annotations
@@ -132,10 +133,15 @@ def masked_rows(hidden: torch.Tensor, labels: torch.Tensor, max_predictions: int
 def max_input_length(config) -> int:
     """The longest input the position embeddings allow: RoBERTa and its kin number positions
     from ``pad_token_id + 1`` (514 embeddings, 512 tokens)."""
-    positions = int(getattr(config, "max_position_embeddings", 512))
+    return int(getattr(config, "max_position_embeddings", 512)) - position_offset(config)
+
+
+def position_offset(config) -> int:
+    """The position id of a sequence's first token: ``pad_token_id + 1`` for RoBERTa and its
+    kin (their embeddings count positions after the padding id), 0 for the others."""
     if config.model_type in ("roberta", "xlm-roberta", "camembert"):
-        return positions - (int(config.pad_token_id) + 1)
-    return positions
+        return int(config.pad_token_id) + 1
+    return 0
 
 
 def masked_lm_class(config) -> type:

@@ -65,10 +65,10 @@ log = logging.getLogger("linkbert.pretrain")
 
 
 def initial_model(*, preset: str, init: str, objective: str, vocab_size: int, dropout: float, seed: int,
-                  backend: str = "auto", attention: str = "sdpa", device="cpu"):
+                  backend: str = "auto", attention: str = "sdpa", device="cpu", attention_dropout: float | None = None):
     """The model a run starts from: ``preset`` from scratch, or the checkpoint ``init``; its
     fresh weights drawn from ``seed``; ``backend`` as ``model.loading.resolve_backend`` decides
-    it for ``device``."""
+    it for ``device``; ``attention_dropout`` None: ``dropout``."""
     from linkbert.model.loading import init_model, resolve_backend
 
     backend = resolve_backend(backend, init, torch.device(device))
@@ -76,7 +76,7 @@ def initial_model(*, preset: str, init: str, objective: str, vocab_size: int, dr
     return init_model(preset if init == "scratch" else init, vocab_size=vocab_size,
                       num_relations=OBJECTIVES[objective], backend=backend, attention=attention,
                       hidden_dropout_prob=dropout,
-                      attention_probs_dropout_prob=dropout)
+                      attention_probs_dropout_prob=dropout if attention_dropout is None else attention_dropout)
 
 
 # -- the loop ------------------------------------------------------------------------------------
@@ -115,16 +115,19 @@ class Run:
         self.model = initial_model(preset=config.preset, init=config.init, objective=config.objective,
                                    vocab_size=self.corpus.store.vocab_size, dropout=config.dropout,
                                    seed=config.seed, backend=config.backend, device=self.dist.device,
-                                   attention=attention_implementation(config.attention, self.dist.device),
-                                   ).to(self.dist.device)
-        self.forward_options = {"max_predictions": config.max_predictions}  # what the forward takes beyond the batch
+                                   attention=attention_implementation(config.attention, self.dist.device,
+                                                                      config.attention_dropout),
+                                   attention_dropout=config.attention_dropout).to(self.dist.device)
+        # what the forward takes beyond the batch
+        self.forward_options = {"max_predictions": config.max_predictions, "max_length": config.max_length}
         data = pretraining_data(
             self.corpus, max_length=config.max_length, max_positions=max_input_length(self.model.config),
             seed=config.seed, objective=config.objective, p_contiguous=config.p_contiguous,
             p_random=config.p_random, p_linked=config.p_linked, linked_sampling=config.linked_sampling,
             linked_segment=config.linked_segment, mlm_probability=config.mlm_probability,
             whole_word_mask=config.whole_word_mask, heldout_fraction=config.heldout_fraction,
-            graph=config.graph or None, max_predictions=config.max_predictions, compile=config.compile)
+            graph=config.graph or None, max_predictions=config.max_predictions, compile=config.compile,
+            flatten=self.model.takes_flattened_pairs)
         self.train_sampler, self.heldout_sampler, self.collator = data.train, data.heldout, data.collator
         self.optimizer = optim.adamw(self.model, lr=config.lr, weight_decay=config.weight_decay,
                                      betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps)
