@@ -101,8 +101,9 @@ def test_init_from_a_pretraining_checkpoint_continues_it_whole(tmp_path, caplog)
         nsp = init_model(str(tmp_path), vocab_size=VOCAB, num_relations=2)
     assert nsp.relation_head.out_features == 2 and "starts fresh" in caplog.text
     assert torch.equal(nsp.pooler.dense.weight, first.pooler.dense.weight)
-    with pytest.raises(ConfigError, match="vocabulary of 100 tokens"):
-        init_model(str(tmp_path), vocab_size=120)
+    assert first.config.vocab_size == 128  # the tokenizer's 100, padded to a multiple of 64
+    with pytest.raises(ConfigError, match="vocabulary of 128 tokens but the tokenizer has 200"):
+        init_model(str(tmp_path), vocab_size=200)
 
 
 @pytest.mark.slow
@@ -167,3 +168,13 @@ def test_a_flash_attn_namespace_package_is_not_taken_for_flash_attention(tmp_pat
     monkeypatch.delitem(sys.modules, "flash_attn", raising=False)
     assert attention_implementation("flash_attention_2", "cuda") == "flash_attention_2"
     assert attention_implementation("auto", "cpu") == "sdpa"
+
+
+def test_a_model_from_scratch_pads_its_vocabulary_to_a_multiple_of_64():
+    """The decoder's width a multiple of 64 (tensor-core tiles); a checkpoint's vocabulary may be
+    the tokenizer's or that padded (export cuts it back: tests/test_export.py)."""
+    from linkbert.model.presets import padded_vocabulary
+
+    assert [padded_vocabulary(n) for n in (30522, 28996, 28895, 64, 65)] == [30528, 29056, 28928, 64, 128]
+    model = init_model("tiny", vocab_size=VOCAB, **SMALL)
+    assert model.config.vocab_size == 128 and model.mlm.cls.predictions.decoder.out_features == 128

@@ -23,7 +23,7 @@ import torch
 
 from linkbert.errors import ConfigError
 from linkbert.model.attention import VARLEN, has_varlen_kernel
-from linkbert.model.presets import PRESETS, preset_config
+from linkbert.model.presets import PRESETS, padded_vocabulary, preset_config
 from linkbert.model.pretraining import (
     BACKENDS,
     LinkPretrainingModel,
@@ -121,8 +121,9 @@ def init_model(preset_or_checkpoint: str, vocab_size: int, num_relations: int = 
       what starts fresh is logged. ``pytorch_model.bin`` is refused (unpickling can run code).
 
     ``overrides`` set config fields (``hidden_dropout_prob``, ``attention_probs_dropout_prob``:
-    mapped to each architecture's own names). A checkpoint whose vocabulary is not
-    ``vocab_size`` tokens is a ConfigError.
+    mapped to each architecture's own names). A preset's vocabulary is ``vocab_size`` padded to a
+    multiple of 64 (``presets.padded_vocabulary``); a checkpoint whose vocabulary is neither
+    ``vocab_size`` nor that is a ConfigError.
 
     Example::
 
@@ -227,7 +228,8 @@ def _stored_pooler(folder: Path, prefix: str) -> dict | None:
 
 
 def _check_vocabulary(folder: Path, checkpoint_vocab: int, vocab_size: int) -> None:
-    if checkpoint_vocab != vocab_size:
+    """The checkpoint's vocabulary is the tokenizer's, or that padded (a run from scratch)."""
+    if checkpoint_vocab not in (vocab_size, padded_vocabulary(vocab_size)):
         raise ConfigError(
             f"{folder} has a vocabulary of {checkpoint_vocab} tokens but the tokenizer has {vocab_size}: "
             "prepare the corpus with this checkpoint's tokenizer (prepare --tokenizer CHECKPOINT)")
