@@ -406,3 +406,25 @@ def test_a_non_bert_checkpoint_pretrains_resumes_exports_and_loads(kind, tmp_pat
     torch.testing.assert_close(logits[real], ours[real], rtol=1e-5, atol=1e-5)
 
 
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta", "modernbert"])
+def test_the_chunked_mlm_loss_trains_as_the_plain_one(kind):
+    """mlm_loss=chunked (the transformers backend's decoder and cross-entropy a chunk at a time):
+    the same losses, counts and gradients as the plain loss, within float32 rounding."""
+    model = LinkPretrainingModel(_mlm(kind), 3).eval()  # no dropout: two passes compute the same
+    batch = _batch(60)
+    if kind != "bert":
+        batch.pop("token_type_ids")
+    grads = {}
+    for loss in ("plain", "chunked"):
+        model.zero_grad()
+        out = model(**batch, max_predictions=8, mlm_loss=loss)
+        out.loss.backward()
+        grads[loss] = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        grads[loss]["_stats"] = torch.stack([out.mlm_loss_sum, out.mlm_count.float(), out.mlm_correct.float()])
+    assert grads["plain"].keys() == grads["chunked"].keys()
+    for name, grad in grads["plain"].items():
+        torch.testing.assert_close(grads["chunked"][name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    with pytest.raises(ConfigError, match="mlm_loss must be one of plain, chunked"):
+        model(**batch, mlm_loss="fused")

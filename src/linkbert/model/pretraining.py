@@ -48,11 +48,13 @@ from linkbert.model import bert_cpu
 from linkbert.model.attention import FLATTENED, rows_as_sequences
 from linkbert.model.heads import (
     PretrainingOutput,
+    chunked_classification_stats,
     classification_stats,
     freeze_unused_head_bias,
     masked_rows,
     max_input_length,
     mlm_head,
+    mlm_transform,
     position_offset,
     relation_loss,
 )
@@ -62,6 +64,7 @@ from linkbert.objectives import IGNORE_INDEX
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("transformers", "bert-cpu")
+MLM_LOSSES = ("plain", "chunked")  # the transformers backend's MLM loss (forward's mlm_loss)
 FORMAT = 2  # config.json's linkbert_format
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -137,6 +140,15 @@ class LinkPretrainingModel(nn.Module):
     def tie_weights(self) -> None:
         self.mlm.tie_weights()
 
+    def norm_precision(self, precision: str) -> None:
+        """``fp32`` (autocast's rule) or ``autocast``: where the masked-LM model's LayerNorms
+        compute under autocast (``model/precision.py``)."""
+        from linkbert.model.precision import NORM_PRECISIONS, norms_in_autocast_dtype
+
+        if precision not in NORM_PRECISIONS:
+            raise ConfigError(f"norm_precision must be one of {', '.join(NORM_PRECISIONS)} (got {precision!r})")
+        norms_in_autocast_dtype(self.mlm, precision == "autocast")
+
     def activation_checkpointing_enable(self) -> None:
         """Recompute each layer in the backward pass (transformers marks the layers; the bert-cpu
         backend reads the same marks)."""
@@ -148,7 +160,7 @@ class LinkPretrainingModel(nn.Module):
                 attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 relation_labels: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
                 cu_seqlens: torch.Tensor | None = None, *, max_predictions: int = 0, max_length: int = 0,
-                dense_mlm: bool = False) -> PretrainingOutput:
+                mlm_loss: str = "plain", dense_mlm: bool = False) -> PretrainingOutput:
         """The pretraining losses of a batch of pairs.
 
         ``input_ids``, ``token_type_ids``, ``attention_mask``: ``(batch, seq)``; ``labels``:
@@ -158,17 +170,21 @@ class LinkPretrainingModel(nn.Module):
         whose attention reads it (:attr:`takes_flattened_pairs`) takes; ``max_length``: its
         longest pair (the kernels' bound; 0: the position embeddings' length).
         ``max_predictions`` > 0: at most that many masked positions per pair (the collator's
-        cap), read by a fixed-shape gather on the transformers backend. ``dense_mlm``: logits at
-        every position, as ``BertForPreTraining`` computes them (the same loss, much slower; for
-        checking the sparse path)."""
+        cap), read by a fixed-shape gather on the transformers backend. ``mlm_loss`` (the
+        transformers backend's; ``MLM_LOSSES``): ``plain``, the decoder's logits in one matmul and
+        one cross-entropy; ``chunked``, ``heads.chunked_classification_stats`` (the logits never
+        whole). ``dense_mlm``: logits at every position, as ``BertForPreTraining`` computes them
+        (the same loss, much slower; for checking the sparse path)."""
         out = PretrainingOutput()
         if self.backend == "bert-cpu":
             if cu_seqlens is not None:
                 raise RuntimeError("the bert-cpu backend takes padded batches, not the flattened layout")
             first = self._bert_cpu(out, input_ids, token_type_ids, attention_mask, labels, dense_mlm)
         else:
+            if mlm_loss not in MLM_LOSSES:
+                raise ConfigError(f"mlm_loss must be one of {', '.join(MLM_LOSSES)} (got {mlm_loss!r})")
             first = self._transformers(out, input_ids, token_type_ids, attention_mask, labels, position_ids,
-                                       cu_seqlens, max_predictions, max_length, dense_mlm)
+                                       cu_seqlens, max_predictions, max_length, mlm_loss, dense_mlm)
         losses = []
         if labels is not None:
             out.mlm_loss = out.mlm_loss_sum / out.mlm_count.clamp(min=1)
@@ -182,7 +198,7 @@ class LinkPretrainingModel(nn.Module):
         return out
 
     def _transformers(self, out, input_ids, token_type_ids, attention_mask, labels, position_ids, cu_seqlens,
-                      max_predictions, max_length, dense_mlm):
+                      max_predictions, max_length, mlm_loss, dense_mlm):
         hidden, first = self._encode(input_ids, token_type_ids, attention_mask, position_ids, cu_seqlens, max_length)
         if labels is not None:
             if dense_mlm:
@@ -190,7 +206,13 @@ class LinkPretrainingModel(nn.Module):
             else:  # the flattened layout is one row: its pairs' caps add up
                 per_row = max_predictions * (len(first) if cu_seqlens is not None else 1)
                 rows, targets = masked_rows(hidden, labels, per_row)
-            out.mlm_loss_sum, out.mlm_count, out.mlm_correct = classification_stats(self._head(rows), targets)
+            if mlm_loss == "chunked":
+                decoder = self.mlm.get_output_embeddings()
+                stats = chunked_classification_stats(mlm_transform(self.mlm)(rows), decoder.weight, decoder.bias,
+                                                     targets)
+            else:
+                stats = classification_stats(self._head(rows), targets)
+            out.mlm_loss_sum, out.mlm_count, out.mlm_correct = stats
         return first
 
     def _head(self, rows: torch.Tensor) -> torch.Tensor:

@@ -118,8 +118,10 @@ class Run:
                                    attention=attention_implementation(config.attention, self.dist.device,
                                                                       config.attention_dropout),
                                    attention_dropout=config.attention_dropout).to(self.dist.device)
+        self.model.norm_precision(config.norm_precision)
         # what the forward takes beyond the batch
-        self.forward_options = {"max_predictions": config.max_predictions, "max_length": config.max_length}
+        self.forward_options = {"max_predictions": config.max_predictions, "max_length": config.max_length,
+                                "mlm_loss": config.mlm_loss}
         data = pretraining_data(
             self.corpus, max_length=config.max_length, max_positions=max_input_length(self.model.config),
             seed=config.seed, objective=config.objective, p_contiguous=config.p_contiguous,

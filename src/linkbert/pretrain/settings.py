@@ -13,7 +13,9 @@ from linkbert import runtime, settings
 from linkbert.collator import max_predictions_for
 from linkbert.errors import ConfigError
 from linkbert.model.loading import ATTENTION
+from linkbert.model.precision import NORM_PRECISIONS
 from linkbert.model.presets import PRESETS
+from linkbert.model.pretraining import MLM_LOSSES
 from linkbert.objectives import OBJECTIVES
 from linkbert.pairs import LINKED_SAMPLING, LINKED_SEGMENT
 from linkbert.settings import setting
@@ -87,6 +89,15 @@ class PretrainConfig:
                                             "sync, torch.compile compiles once); 0: every selected position; auto: "
                                             "the smallest cap a max_length sequence exceeds with probability 1e-4 "
                                             "(108 at 512 tokens and 15%)", minimum=0, words=("auto",))
+    mlm_loss: str = setting("plain", "the transformers backend's MLM loss at the gathered rows: plain (the decoder's "
+                                     "logits in one matmul, then cross-entropy in float32), chunked (decoder, "
+                                     "cross-entropy and their gradient 1024 rows at a time in the forward pass: the "
+                                     "logits never whole, as liger-kernel's fused linear cross-entropy)",
+                            choices=MLM_LOSSES)
+    norm_precision: str = setting("fp32", "the LayerNorms under autocast: fp32 (autocast's "
+                                          "rule: a float32 residual stream), autocast (in the autocast dtype, "
+                                          "statistics still in float32: half the residual stream's memory traffic)",
+                                  choices=NORM_PRECISIONS)
     # -- run
     seed: int = setting(0, "seed of the weights, the data order, the masks and dropout", minimum=0)
     budget_minutes: float = setting(0.0, "stop (with a checkpoint) after this much training time; 0: no budget",
