@@ -428,3 +428,22 @@ def test_the_chunked_mlm_loss_trains_as_the_plain_one(kind):
         torch.testing.assert_close(grads["chunked"][name], grad, rtol=1e-4, atol=1e-6, msg=name)
     with pytest.raises(ConfigError, match="mlm_loss must be one of plain, chunked"):
         model(**batch, mlm_loss="fused")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["roberta", "modernbert"])
+def test_a_non_bert_checkpoint_trains_on_flattened_pairs_as_on_padded_ones(kind, tmp_path):
+    """RoBERTa's ``<s> A </s></s> B </s>`` pairs and ModernBERT's local window, flattened for
+    attention=varlen (its exact CPU stand-in): the same training figures as SDPA on padded batches."""
+    init = tiny_checkpoint(kind, tmp_path / "init")
+    data = _prepare(init, tmp_path / "prepared")
+    logs = {}
+    for attention in ("sdpa", "varlen"):
+        _pretrain(data, tmp_path / attention, init, ["max_steps=3", "dropout=0", "attention_dropout=0",
+                                                     f"attention={attention}", "max_predictions=auto"])
+        logs[attention] = [json.loads(line) for line in (tmp_path / attention / "metrics.jsonl").read_text().splitlines()]
+    for a, b in zip(logs["sdpa"], logs["varlen"], strict=True):
+        assert (a["step"], a["kind"]) == (b["step"], b["kind"])
+        for key in ("loss", "mlm_loss", "mlm_accuracy", "relation_accuracy"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (a["step"], key)

@@ -28,6 +28,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+try:  # torch 2.10+; imported once, here, so that a compiled forward finds it without an import
+    from torch.nn.attention.varlen import varlen_attn
+except ImportError:
+    varlen_attn = None
+
 VARLEN = "varlen"
 # the attention implementations that read the flattened layout
 FLATTENED = (VARLEN, "flash_attention_2", "flash_attention_4")
@@ -43,11 +48,7 @@ def register() -> None:
 
 def has_varlen_kernel() -> bool:
     """Whether this torch has ``torch.nn.attention.varlen`` (2.10+)."""
-    try:
-        from torch.nn.attention.varlen import varlen_attn  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return varlen_attn is not None
 
 
 def varlen_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -67,9 +68,7 @@ def varlen_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Te
     window = sliding_window - 1 if sliding_window else -1
     q, k, v = (x[0].transpose(0, 1) for x in (query, key, value))  # (N, heads, head_dim)
     longest = int(max_length_q or q.shape[0])
-    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and has_varlen_kernel():
-        from torch.nn.attention.varlen import varlen_attn
-
+    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and varlen_attn is not None:
         out = varlen_attn(q, k, v, cu_seq_lens_q, cu_seq_lens_q, longest, longest, scale=scaling,
                           window_size=(window, window))
     else:
