@@ -20,6 +20,8 @@ same whichever ran):
 * ``transformers``: the checkpoint's own forward (``mlm.base_model``), for any architecture and
   any attention implementation transformers has; what runs on a GPU. With ``max_predictions`` the
   masked positions are a fixed ``(batch, max_predictions)`` gather (static shapes, no host sync).
+  With an attention of ``attention.FLATTENED`` (``varlen``: torch's variable-length kernel) it
+  takes a micro-batch's pairs flattened into one row without padding (``model/attention.py``).
 * ``bert-cpu``: BERT's forward written out for CPU speed (``bert_cpu.py``: no padding, only the
   rows a loss reads in the last layer; ``kernels.py``: attention, dropout, a chunked
   linear cross-entropy, the tied embedding's two uses in one node). BERT only.
