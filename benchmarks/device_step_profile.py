@@ -2,6 +2,7 @@
 
     python benchmarks/device_step_profile.py                       # base shapes, both backends (~4 min, 2 cores)
     python benchmarks/device_step_profile.py --preset tiny --seq 128 --micro-batch 8   # seconds
+    python benchmarks/device_step_profile.py --attention varlen --max-predictions auto --mlm-loss chunked
 
 A GPU runs a step well when the host queues kernels ahead of the device and never waits for
 it. Two things break that: a *host sync* (the host reads a device value: ``.item()``,
@@ -142,13 +143,19 @@ def profile_backend(backend: str, data: Path, out: Path, args) -> dict:
     from linkbert.pretrain.run import Run
     from linkbert.pretrain.settings import PretrainConfig
 
+    from linkbert.model.loading import NO_DROPOUT
+
+    own = backend == "transformers"
     config = PretrainConfig(preset=args.preset, backend=backend, max_length=args.seq, batch_size=args.micro_batch,
                             max_steps=10, warmup_steps=1, precision=args.precision, progress=False, tracker="none",
-                            heldout_fraction=0.0, max_predictions=args.max_predictions if backend == "transformers" else 0,
-                            dropout=0.1)
+                            heldout_fraction=0.0, max_predictions=args.max_predictions if own else 0, dropout=0.1,
+                            attention=args.attention if own else "auto", mlm_loss=args.mlm_loss,
+                            attention_dropout=0.0 if own and args.attention in NO_DROPOUT else 0.1,
+                            norm_precision=args.norm_precision)
     run = Run(config, str(data), str(out))
     batches = iter(run._loader())
-    result = {"backend": backend, "max_predictions": config.max_predictions}
+    result = {"backend": backend, "max_predictions": config.max_predictions, "attention": config.attention,
+              "mlm_loss_kind": config.mlm_loss, "norm_precision": config.norm_precision}
     for attempt in ("warm-up", "counted"):  # the first step allocates optimiser state
         micro_batches = [next(batches) for _ in range(run.micro_accumulation)]
         run.model.train()
@@ -214,7 +221,7 @@ def profile_loop(run, steps: int) -> dict:
 def profile_loss(run, backend: str, args) -> dict:
     """Ops and syncs of the MLM loss alone, forward and backward, at ``--loss-batch`` sequences'
     masked rows (15% of ``--seq``; ``max_predictions`` per sequence on the transformers backend)."""
-    from linkbert.model.heads import classification_stats, masked_rows
+    from linkbert.model.heads import chunked_classification_stats, classification_stats, masked_rows, mlm_transform
     from linkbert.objectives import IGNORE_INDEX
 
     model = run.model
@@ -231,7 +238,12 @@ def profile_loss(run, backend: str, args) -> dict:
                                        IGNORE_INDEX)
             with counted(forward):
                 rows, targets = masked_rows(hidden, labels, args.max_predictions)
-                loss, _, _ = classification_stats(model._head(rows), targets)
+                if args.mlm_loss == "chunked":
+                    decoder = model.mlm.get_output_embeddings()
+                    loss, _, _ = chunked_classification_stats(mlm_transform(model.mlm)(rows), decoder.weight,
+                                                              decoder.bias, targets)
+                else:
+                    loss, _, _ = classification_stats(model._head(rows), targets)
         else:
             rows_in = hidden[labels != IGNORE_INDEX].detach().requires_grad_()
             targets = labels[labels != IGNORE_INDEX]
@@ -254,7 +266,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seq", type=int, default=512)
     parser.add_argument("--micro-batch", type=int, default=8, help="sequences per micro-batch of the step counts")
     parser.add_argument("--loss-batch", type=int, default=32, help="sequences whose masked rows the loss count uses")
-    parser.add_argument("--max-predictions", type=int, default=80, help="the transformers backend's (BERT's 80 at 512)")
+    parser.add_argument("--max-predictions", default="80", help="the transformers backend's (BERT's 80 at 512; auto: "
+                                                                 "max_predictions=auto's, 108 at 512)")
+    parser.add_argument("--attention", default="sdpa", help="the transformers backend's (varlen: flattened pairs)")
+    parser.add_argument("--mlm-loss", default="plain", choices=("plain", "chunked"))
+    parser.add_argument("--norm-precision", default="fp32", choices=("fp32", "autocast"))
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--tokenizer", help="tokenizer folder (default: the installed MiniLM's, a 30522 BERT "
                                             "vocabulary; without it, one trained on the synthetic corpus)")
@@ -262,6 +278,10 @@ def main(argv=None) -> int:
     parser.add_argument("--loop-steps", type=int, default=3, help="steps of the real loop whose collectives and "
                                                                     "readbacks are counted (0: none)")
     args = parser.parse_args(argv)
+    from linkbert.collator import max_predictions_for
+
+    args.max_predictions = (max_predictions_for(args.seq, 0.15) if args.max_predictions == "auto"
+                            else int(args.max_predictions))
     tokenizer = args.tokenizer
     if tokenizer is None:
         from linkbert.experiments.grid import default_minilm
@@ -289,6 +309,7 @@ def main(argv=None) -> int:
     results["_meta"] = {"preset": args.preset, "seq": args.seq, "micro_batch": args.micro_batch,
                         "loop_steps": args.loop_steps,
                         "loss_batch": args.loss_batch, "max_predictions": args.max_predictions,
+                        "attention": args.attention, "mlm_loss": args.mlm_loss, "norm_precision": args.norm_precision,
                         "tokenizer": tokenizer, "torch": torch.__version__}
     print(json.dumps(results))
     return 0

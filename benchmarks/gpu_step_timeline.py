@@ -87,7 +87,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seq", type=int, default=512)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--micro-batch", type=int, default=0, help="0: the whole batch in one pass")
-    parser.add_argument("--max-predictions", type=int, default=80)
+    parser.add_argument("--max-predictions", default="80", help="a number, or auto (108 at 512)")
+    parser.add_argument("--attention", default="auto", help="auto (varlen on an Ampere+ GPU when attention dropout "
+                                                            "is 0), varlen, sdpa, flash_attention_2, flash_attention_4")
+    parser.add_argument("--attention-dropout", type=float, default=0.1, help="0 lets auto take varlen")
+    parser.add_argument("--mlm-loss", default="plain", choices=("plain", "chunked"))
+    parser.add_argument("--norm-precision", default="fp32", choices=("fp32", "autocast"))
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--warmup", type=int, default=5)
@@ -99,7 +104,11 @@ def main(argv=None) -> int:
         data = args.data or str(synthetic_corpus(Path(tmp), args.tokenizer, (args.seq - 4) // 2))
         config = PretrainConfig(preset=args.preset, backend="transformers", max_length=args.seq, batch_size=args.batch,
                                 micro_batch_size=args.micro_batch, max_steps=args.warmup + args.steps + args.profiled_steps + 1,
-                                warmup_steps=1, max_predictions=args.max_predictions, num_workers=args.workers,
+                                warmup_steps=1, num_workers=args.workers,
+                                max_predictions=args.max_predictions if args.max_predictions == "auto" else int(
+                                    args.max_predictions),
+                                attention=args.attention, attention_dropout=args.attention_dropout,
+                                mlm_loss=args.mlm_loss, norm_precision=args.norm_precision,
                                 compile=args.compile, progress=False, tracker="none", heldout_fraction=0.01,
                                 eval_pairs=8)
         run = Run(config, data, str(Path(tmp) / "run"))
@@ -132,9 +141,11 @@ def main(argv=None) -> int:
         counted = timeline(profiler.events(), args.profiled_steps) if cuda and args.profiled_steps else {}
     seconds = sum(walls)
     result = {"preset": args.preset, "seq": args.seq, "batch": args.batch, "micro_batch": run.micro,
-              "max_predictions": args.max_predictions, "workers": args.workers, "compile": args.compile,
+              "max_predictions": config.max_predictions, "workers": args.workers, "compile": args.compile,
+              "mlm_loss": args.mlm_loss, "norm_precision": args.norm_precision,
               "autocast": str(run.autocast),
               "attention": getattr(run.model.config, "_attn_implementation", None),
+              "flattened": bool(run.collator.flatten),
               "device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__,
               "warmup_s": round(warmup_s, 2),
               "step_ms": round(1000 * statistics.median(walls), 2),

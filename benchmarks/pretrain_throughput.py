@@ -27,12 +27,10 @@ by our time; ``own_actual_peak_fraction`` counts the work ours really does. Timi
 rounds (the machine is shared) and reports each one's median round.
 
 The allocator matters on CPU: ``linkbert pretrain`` makes glibc keep freed memory
-(``linkbert.runtime.retain_freed_memory``), which spares every step the zero-filling and page
-faults of its large buffers. The stock model is timed both ways, out of the box
-(``stock``) and with that setting (``stock_retained``); ours runs as ``linkbert pretrain`` runs
-it. The setting is switched before each model's round (its "off" value is glibc's initial
-128 KB threshold, without glibc's dynamic raising, which changes nothing for the stock model's
-500 MB logit buffers: they are above glibc's 32 MB ceiling either way).
+(``runtime.retain_freed_memory``: no zero-filling and page faults of large buffers every step).
+The stock model is timed both ways, out of the box (``stock``) and with that setting
+(``stock_retained``), switched before each model's round (glibc's initial 128 KB threshold
+when off); ours runs as ``linkbert pretrain`` runs it.
 
 The last line printed is one JSON object: per ``config/precision``, ``stock_tokens_per_s``,
 ``stock_retained_tokens_per_s``, ``own_tokens_per_s``, ``speedup`` (against ``stock``),
@@ -49,7 +47,9 @@ Local layers are counted as the work of their window (``L x min(L, 129)`` scores
 full ``L x L`` that SDPA's masked kernel computes.
 
 ``--compile`` wraps our model in ``torch.compile`` (slower than eager on the 2-core CPU:
-``docs/performance.md``).
+``docs/performance.md``). Ours only (the stock model keeps SDPA on padded batches):
+``--attention varlen`` (or ``flash_attention_2``/``_4``: the same batches flattened without
+padding, as ``linkbert pretrain`` feeds them), ``--mlm-loss chunked``, ``--norm-precision autocast``.
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ OPENMP_WAITING = configure_waiting()
 import torch
 from torch import nn
 
+from linkbert.collator import flatten_pairs, max_predictions_for
+from linkbert.model.attention import FLATTENED
+from linkbert.model.loading import NO_DROPOUT
 from linkbert.model.presets import preset_config
 from linkbert.model.pretraining import LinkPretrainingModel
 from linkbert.objectives import IGNORE_INDEX
@@ -223,26 +226,45 @@ def stock_modernbert_loss(model, batch: dict) -> torch.Tensor:
     return model(batch)
 
 
-def own_model(config, backend: str, max_predictions: int) -> tuple[nn.Module, object]:
+def own_model(config, backend: str, max_predictions: int, attention: str = "sdpa", mlm_loss: str = "plain",
+              norm_precision: str = "fp32") -> tuple[nn.Module, object]:
     """Ours on ``backend`` (bert-cpu: BERT's forward written out for CPU speed; transformers:
-    transformers' masked-LM forward with the masked positions gathered, what runs on a GPU) and
-    its loss function."""
+    transformers' forward with the masked positions gathered, what runs on a GPU), and its loss."""
+    import copy
+
     from transformers import BertForMaskedLM, ModernBertForMaskedLM
 
     def loss(model, batch):
-        return model(**batch, max_predictions=max_predictions).loss
+        batch = dict(batch)
+        longest = batch.pop("_max_length", 0)
+        return model(**batch, max_predictions=max_predictions, max_length=longest, mlm_loss=mlm_loss).loss
+    config = copy.deepcopy(config)  # the stock model keeps its own (SDPA)
+    config._attn_implementation = attention
     mlm = (ModernBertForMaskedLM if config.model_type == "modernbert" else BertForMaskedLM)(config)
-    return LinkPretrainingModel(mlm, 3, backend), loss
+    model = LinkPretrainingModel(mlm, 3, backend)
+    model.norm_precision(norm_precision)
+    return model, loss
 
 
-def models_for(name: str, vocab: int, backend: str, max_predictions: int):
-    """``(config, (stock model, its loss), (our model, its loss))`` for configuration ``name``."""
+def models_for(name: str, vocab: int, args):
+    """``(config, (stock model, its loss), (our model, its loss))`` for configuration ``name``
+    (both without attention dropout where ours has none: the same recipe)."""
+    options = dict(max_predictions=args.max_predictions, attention=args.attention, mlm_loss=args.mlm_loss,
+                   norm_precision=args.norm_precision)
     if name == "modernbert-base":
         config = modernbert_config()
-        return config, (StockModernBert(config), stock_modernbert_loss), own_model(config, "transformers",
-                                                                                   max_predictions)
-    config = preset_config(CONFIGS[name][0], vocab)
-    return config, (stock_model(config), stock_loss), own_model(config, backend, max_predictions)
+        return config, (StockModernBert(config), stock_modernbert_loss), own_model(config, "transformers", **options)
+    config = preset_config(CONFIGS[name][0], vocab, **({"attention_probs_dropout_prob": 0.0}
+                                                      if args.attention in NO_DROPOUT else {}))
+    return config, (stock_model(config), stock_loss), own_model(config, args.own_backend, **options)
+
+
+def flattened(batch: dict, seq: int, device: str) -> dict:
+    """``batch`` (host tensors) flattened as ``linkbert pretrain`` feeds varlen attention."""
+    flat = flatten_pairs(*(batch[k].numpy() for k in ("input_ids", "token_type_ids", "attention_mask", "labels")),
+                         pad_id=PAD, max_length=seq)
+    return {**{k: v.to(device) for k, v in flat.items()}, "relation_labels": batch["relation_labels"].to(device),
+            "_max_length": seq}
 
 
 # -- FLOPs and peak --------------------------------------------------------------------------------
@@ -263,7 +285,10 @@ def batch_flops(config, batch: dict, dense_mlm: bool, pruned_last_layer: bool = 
     h, ffn, layers, vocab = config.hidden_size, config.intermediate_size, config.num_hidden_layers, config.vocab_size
     modernbert = config.model_type == "modernbert"
     feed_forward = (3 if modernbert else 2) * h * ffn
-    lengths = batch["attention_mask"].sum(1).double()
+    if "cu_seqlens" in batch:  # flattened: the pairs' lengths, not the row's (the tail is no pair)
+        lengths = batch["cu_seqlens"].diff()[:-1].double()
+    else:
+        lengths = batch["attention_mask"].sum(1).double()
     tokens = lengths.sum().item()
     selected = batch["labels"] != IGNORE_INDEX
     masked = selected.sum().item()
@@ -342,7 +367,8 @@ class Trainer:
 RETAINS = {"stock": False, "stock_retained": True, "own": True}
 
 
-def compare(name: str, args, batches: list[dict], vocab: int, precision: str, device: str, peak: float) -> dict:
+def compare(name: str, args, batches: list[dict], vocab: int, precision: str, device: str, peak: float,
+            own_batches: list[dict] | None = None) -> dict:
     """Alternate rounds of the stock model and ours on ``batches``; return the figures.
 
     The stock model runs twice: as it runs out of the box (glibc's default malloc thresholds,
@@ -352,8 +378,7 @@ def compare(name: str, args, batches: list[dict], vocab: int, precision: str, de
     of the gain that is the model and its loss alone.
     """
     torch.manual_seed(0)
-    config, (stock, stock_loss_fn), (own, own_loss_fn) = models_for(name, vocab, args.own_backend,
-                                                                   args.max_predictions)
+    config, (stock, stock_loss_fn), (own, own_loss_fn) = models_for(name, vocab, args)
     trainers = {"stock": Trainer(stock, stock_loss_fn, precision, device),
                 "stock_retained": Trainer(stock, stock_loss_fn, precision, device),
                 "own": Trainer(own, own_loss_fn, precision, device)}
@@ -366,7 +391,8 @@ def compare(name: str, args, batches: list[dict], vocab: int, precision: str, de
         for key, trainer in trainers.items():
             if device == "cpu" and not args.default_malloc:
                 retain_freed_memory(RETAINS[key])
-            seconds = trainer.run(batches[:args.warmup] if round_ == 0 else batches)
+            taken = own_batches if key == "own" and own_batches else batches
+            seconds = trainer.run(taken[:args.warmup] if round_ == 0 else taken)
             if round_:
                 times[key].append(seconds)
     tokens = sum(b["attention_mask"].sum().item() for b in batches)
@@ -386,7 +412,7 @@ def compare(name: str, args, batches: list[dict], vocab: int, precision: str, de
         **{f"{key}_peak_fraction": round(stock_flops / seconds[key] / peak, 4) for key in seconds if key != "own"},
         **{f"{key}_round_s": [round(t, 3) for t in values] for key, values in times.items()},
         "tokens_per_round": tokens,
-        "attention": getattr(config, "_attn_implementation", None),
+        "attention": args.attention, "mlm_loss": args.mlm_loss, "norm_precision": args.norm_precision,
     })
     if args.peak_tflops:  # against a datasheet figure (the GPU's dense bf16 peak), not a measured one
         result["peak_fraction_datasheet"] = round(stock_flops / seconds["own"] / (args.peak_tflops * 1e12), 4)
@@ -422,17 +448,25 @@ def main(argv=None) -> int:
     parser.add_argument("--own-backend", choices=("bert-cpu", "transformers"),
                         help="ours: BERT's forward written out (bert-cpu, the CPU default) or transformers' forward "
                              "with the masked rows gathered (transformers, what runs on GPUs; the --gpu default)")
-    parser.add_argument("--max-predictions", type=int, default=0,
-                        help="transformers backend: masked positions per sequence read (0: every one; the synthetic "
-                             "batches mask 15%%, so 0.15 x seq x 1.3 is safe)")
+    parser.add_argument("--max-predictions", default="0",
+                        help="transformers backend: masked positions per sequence read (0: every one; auto: "
+                             "collator.max_predictions_for(seq, 0.15), what max_predictions=auto reads)")
+    parser.add_argument("--attention", default="sdpa", choices=("sdpa", *FLATTENED, "eager"),
+                        help="ours, transformers backend: varlen and flash_attention_* take the batches flattened")
+    parser.add_argument("--mlm-loss", default="plain", choices=("plain", "chunked"), help="ours, transformers backend")
+    parser.add_argument("--norm-precision", default="fp32", choices=("fp32", "autocast"),
+                        help="ours: LayerNorms under autocast in float32 (autocast's rule) or the autocast dtype")
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's malloc thresholds alone for every model (no allocator-matched stock run)")
     args = parser.parse_args(argv)
+    args.max_predictions_arg = args.max_predictions
     args.gpu = args.gpu or args.device == "cuda"
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if args.gpu else "cpu"
-    args.own_backend = args.own_backend or ("transformers" if args.gpu else "bert-cpu")
+    args.own_backend = args.own_backend or ("transformers" if args.gpu or args.attention != "sdpa" else "bert-cpu")
+    if args.own_backend == "bert-cpu" and (args.attention, args.mlm_loss) != ("sdpa", "plain"):
+        parser.error("--attention and --mlm-loss are the transformers backend's (--own-backend transformers)")
     if args.gpu:
         if not torch.cuda.is_available():
             parser.error("--gpu needs CUDA")
@@ -449,10 +483,16 @@ def main(argv=None) -> int:
     results = {}
     for name in args.configs.split(","):
         batches, vocab = config_batches(name, args.steps, args.data, args.batch, args.seq)
+        seq = args.seq or CONFIGS[name][1]
+        args.max_predictions = max_predictions_for(seq, 0.15) if args.max_predictions_arg == "auto" else int(
+            args.max_predictions_arg)
+        own_batches = [flattened(b, seq, device) for b in batches] if args.attention in FLATTENED else None
         batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
         for precision in precisions:
-            results[f"{name}/{precision}"] = compare(name, args, batches, vocab, precision, device, peaks[precision])
+            results[f"{name}/{precision}"] = compare(name, args, batches, vocab, precision, device, peaks[precision],
+                                                     own_batches)
     results["_meta"] = {"device": device, "own_backend": args.own_backend, "max_predictions": args.max_predictions, "threads": torch.get_num_threads(), "openmp_waiting": OPENMP_WAITING,
+                        "attention": args.attention, "mlm_loss": args.mlm_loss, "norm_precision": args.norm_precision,
                         "allocator_setting_per_model": not args.default_malloc and device == "cpu",
                         "load_average_start": load,
                         "load_average_end": os.getloadavg(), "matmul_peak_flops": peaks}

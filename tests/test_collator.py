@@ -5,13 +5,21 @@ Pairs are built by hand. Vocabulary: 1000 ids; specials 0 (PAD), 1 (UNK), 2 (CLS
 Statistical checks use fixed keys and binomial z-tests at |z| <= 4 (two-sided 6e-5 per check).
 """
 
+import math
 import time
 
 import numpy as np
 import pytest
 import torch
 
-from linkbert.collator import PretrainingCollator, pair_arrays, pair_batch, truncated_lengths
+from linkbert.collator import (
+    PretrainingCollator,
+    flat_bucket,
+    max_predictions_for,
+    pair_arrays,
+    pair_batch,
+    truncated_lengths,
+)
 from linkbert.objectives import IGNORE_INDEX
 from linkbert.pairs import Pair
 
@@ -240,3 +248,44 @@ def test_roberta_pairs_have_two_separators_between_the_segments():
                                    separators_between=2)
     assert ids[0].tolist() == [0, 7, 8, 2, 2, 9, 2]
     assert mask[0].tolist() == [1] * 7
+
+
+def test_the_flattened_layout_holds_the_padded_batchs_tokens_and_masks():
+    """``flatten=True``: the same tokens, token types and masks as the padded batch, the pairs one
+    after another with positions restarting, then a tail of padding up to a multiple of the
+    bucket (a sequence of its own in ``cu_seqlens``, never longer than max_length)."""
+    pairs = random_pairs(8, np.random.default_rng(0), low=5, high=60)
+    padded = collator(max_length=128, max_predictions=20)(pairs)
+    flat = collator(max_length=128, max_predictions=20, flatten=True)(pairs)
+    real = padded["attention_mask"].bool()
+    n, lengths = int(real.sum()), real.sum(1)
+    width = flat["input_ids"].shape[1]
+    assert flat["input_ids"].shape == (1, width) and width % flat_bucket(8, 128) == 0 and n < width <= n + 128
+    for key in ("input_ids", "token_type_ids", "labels", "attention_mask"):
+        assert torch.equal(flat[key][0, :n], padded[key][real])
+    assert (flat["input_ids"][0, n:] == PAD).all() and (flat["labels"][0, n:] == IGNORE_INDEX).all()
+    assert (flat["attention_mask"][0, n:] == 0).all() and torch.equal(flat["relation_labels"], padded["relation_labels"])
+    assert flat["cu_seqlens"].dtype == torch.int32
+    assert flat["cu_seqlens"].tolist() == [0, *lengths.cumsum(0).tolist(), width]
+    starts = flat["cu_seqlens"][:-1].long()
+    assert (flat["position_ids"][0, starts] == 0).all()
+    assert flat["position_ids"][0, :n].tolist() == [i for length in lengths.tolist() for i in range(length)]
+
+
+def test_flattened_batches_take_a_few_lengths():
+    """32 pairs of up to 512 tokens: the flattened length is a multiple of 512 (1/64 of the batch
+    left as padding on average), so a corpus's batches take a handful of shapes."""
+    assert flat_bucket(32, 512) == 512 and flat_bucket(8, 128) == 64 and flat_bucket(2, 40) == 40
+    rng = np.random.default_rng(1)
+    widths = {collator(max_length=512, flatten=True)(random_pairs(32, rng, low=180, high=254))["input_ids"].shape[1]
+              for _ in range(20)}
+    assert len(widths) <= 4 and all(w % 512 == 0 for w in widths)
+
+
+def test_max_predictions_auto_is_the_binomial_tail():
+    """auto: the smallest cap a full-length sequence's selection exceeds with probability <= 1e-4."""
+    assert max_predictions_for(512, 0.15) == 108 and max_predictions_for(128, 0.15) == 35
+    n, p, cap = 509, 0.15, 108
+    tail = sum(math.comb(n, j) * p ** j * (1 - p) ** (n - j) for j in range(cap + 1, n + 1))
+    below = tail + math.comb(n, cap) * p ** cap * (1 - p) ** (n - cap)
+    assert tail <= 1e-4 < below

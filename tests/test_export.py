@@ -95,8 +95,9 @@ def test_auto_model_for_masked_lm_reproduces_the_mlm_logits(run, exported):
     inputs = _inputs(tokenizer)
     mlm = AutoModelForMaskedLM.from_pretrained(out).eval()
     assert mlm.cls.predictions.decoder.weight is mlm.bert.embeddings.word_embeddings.weight
+    assert model.config.vocab_size == 64 and mlm.config.vocab_size == len(tokenizer) == 60  # trained padded
     with torch.no_grad():
-        assert torch.equal(mlm(**inputs).logits, model.mlm(**inputs).logits)
+        assert torch.equal(mlm(**inputs).logits, model.mlm(**inputs).logits[..., :60])
 
 
 @pytest.mark.parametrize("auto_class, head, unused", [
@@ -135,10 +136,11 @@ def test_export_errors(run, tmp_path):
         export(root / "checkpoint", root / "tokenizer")
     with pytest.raises(BadInput, match="no config.json"):
         export(root / "tokenizer", tmp_path / "a")
-    small = train_wordpiece(TEXTS[:3], vocab_size=30)
-    small.save_pretrained(tmp_path / "small")
-    with pytest.raises(BadInput, match="the tokenizer has"):
-        export(root / "checkpoint", tmp_path / "b", tokenizer=tmp_path / "small")
+    words = " ".join(a + b for a in "abcdefghijklmnopqrstuvwxyz" for b in "aeiou")
+    other = train_wordpiece([words] * 3, vocab_size=120)  # 120 tokens: not this model's 60, nor 60 padded (64)
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(BadInput, match="the tokenizer has 120 tokens but the model's vocabulary is 64"):
+        export(root / "checkpoint", tmp_path / "b", tokenizer=tmp_path / "other")
 
 
 def test_cli_export(run, tmp_path, capsys):
@@ -165,7 +167,8 @@ def test_a_run_folder_exports_its_latest_checkpoint(run, tmp_path):
     (checkpoints / LATEST).write_text("step-00000002\n")
     assert cli_main(["export", str(tmp_path / "run"), str(tmp_path / "out")]) == 0
     exported = AutoModel.from_pretrained(tmp_path / "out")
-    assert torch.equal(exported.embeddings.word_embeddings.weight, model.mlm.bert.embeddings.word_embeddings.weight)
+    assert torch.equal(exported.embeddings.word_embeddings.weight,
+                       model.mlm.bert.embeddings.word_embeddings.weight[:len(exported.embeddings.word_embeddings.weight)])
 
 
 def _pretrain_run(run, folder):
@@ -199,7 +202,8 @@ def test_a_run_folder_exports_its_newest_good_checkpoint(run, tmp_path, caplog):
     os.truncate(checkpoints / "step-00000001" / "model.safetensors", 100)  # the older one: not used
     assert export(tmp_path / "run", tmp_path / "newest")["kept"] > 0
     exported = AutoModel.from_pretrained(tmp_path / "newest")
-    assert torch.equal(exported.embeddings.word_embeddings.weight, model.mlm.bert.embeddings.word_embeddings.weight)
+    assert torch.equal(exported.embeddings.word_embeddings.weight,
+                       model.mlm.bert.embeddings.word_embeddings.weight[:len(exported.embeddings.word_embeddings.weight)])
     os.truncate(checkpoints / "step-00000002" / "trainer.pt", 10)
     with pytest.raises(BadInput, match="no usable checkpoint: step-00000002 .*step-00000001"):
         export(tmp_path / "run", tmp_path / "none")

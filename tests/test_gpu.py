@@ -28,17 +28,20 @@ def corpus(tmp_path_factory, tiny_tokenizer_dir):
     return root / "prepared"
 
 
+@pytest.mark.parametrize("attention_dropout", ["0.1", "0"])  # SDPA on padded batches; varlen on flattened ones
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])
-def test_a_micro_batch_on_the_gpu_never_waits_for_it(corpus, tmp_path, precision):
+def test_a_micro_batch_on_the_gpu_never_waits_for_it(corpus, tmp_path, precision, attention_dropout):
     from linkbert.pretrain.run import Run
     from linkbert.runtime import unwrap
     from linkbert.pretrain.settings import load_config
 
     config = load_config(None, ["preset=tiny", "max_length=64", "batch_size=8", "max_steps=4", "warmup_steps=1",
-                                "max_predictions=12", "progress=false", "tensorboard=false", f"precision={precision}",
-                                "heldout_fraction=0.1", "eval_pairs=8"])
+                                "max_predictions=auto", "progress=false", "tracker=none", f"precision={precision}",
+                                "heldout_fraction=0.1", "eval_pairs=8", f"attention_dropout={attention_dropout}"])
     run = Run(config, str(corpus), str(tmp_path / "run"))
     assert run.dist.device.type == "cuda" and unwrap(run.model).backend == "transformers"
+    flattened = torch.cuda.get_device_capability() >= (8, 0) and attention_dropout == "0"
+    assert unwrap(run.model).takes_flattened_pairs == flattened
     batches = iter(run._loader())
     run.train_step([next(batches) for _ in range(run.micro_accumulation)])  # creates the optimiser state
     micro_batches = [next(batches) for _ in range(run.micro_accumulation)]
@@ -68,7 +71,7 @@ def test_a_run_on_the_gpu_resumes_where_it_stopped(corpus, tmp_path):
     from linkbert.pretrain.settings import load_config
 
     settings = ["preset=tiny", "max_length=64", "batch_size=8", "max_steps=6", "warmup_steps=1", "save_every=3",
-                "max_predictions=12", "progress=false", "tensorboard=false", "heldout_fraction=0.1", "eval_pairs=8"]
+                "max_predictions=12", "progress=false", "tracker=none", "heldout_fraction=0.1", "eval_pairs=8"]
     assert pretrain(load_config(None, settings), str(corpus), str(tmp_path / "straight"))["step"] == 6
     shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
     shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "step-00000006")
@@ -97,7 +100,7 @@ def test_one_gpu_runs_the_multi_gpu_path_under_nccl(corpus, tmp_path):
 
     settings = ["preset=tiny", "max_length=64", "batch_size=8", "micro_batch_size=4", "max_steps=4",
                 "warmup_steps=1", "save_every=2", "max_predictions=12", "compile=true", "dropout=0",
-                "progress=false", "tensorboard=false", "heldout_fraction=0.1", "eval_pairs=8"]
+                "progress=false", "tracker=none", "heldout_fraction=0.1", "eval_pairs=8"]
     outputs = {}
     for name, extra in (("plain", []), ("nccl", ["distributed=always"])):
         done = subprocess.run([sys.executable, "-m", "linkbert.cli", "pretrain", "--data", str(corpus), "--out",
@@ -112,3 +115,31 @@ def test_one_gpu_runs_the_multi_gpu_path_under_nccl(corpus, tmp_path):
     b = load_file(latest(tmp_path / "nccl") / "model.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-4, msg=key)
+
+
+@pytest.mark.parametrize("window", [-1, 3])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_torchs_varlen_kernel_computes_what_the_padded_stand_in_does(window, dtype):
+    """The kernel ``attention=varlen`` runs on a GPU against its exact CPU stand-in (SDPA on the
+    sequences laid out padded), forward and backward, an empty sequence and ModernBERT's window
+    included (transformers' sliding_window - 1 each side)."""
+    from linkbert.model.attention import has_varlen_kernel, padded_attention
+
+    if not has_varlen_kernel() or torch.cuda.get_device_capability() < (8, 0):
+        pytest.skip("torch.nn.attention.varlen needs torch 2.10+ and an Ampere-or-later GPU")
+    from torch.nn.attention.varlen import varlen_attn
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    lengths = [5, 130, 0, 64, 1, 511]
+    cu_seqlens = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32, device="cuda")
+    q, k, v = (torch.randn(sum(lengths), 4, 64, generator=g, device="cuda", dtype=dtype).requires_grad_()
+               for _ in range(3))
+    out = varlen_attn(q, k, v, cu_seqlens, cu_seqlens, 512, 512, scale=0.125, window_size=(window, window))
+    reference = [x.detach().float().requires_grad_() for x in (q, k, v)]
+    expected = padded_attention(*reference, cu_seqlens, 512, 0.125, window)
+    torch.testing.assert_close(out.float(), expected, rtol=2e-2, atol=2e-2)
+    grad = torch.randn_like(expected)
+    out.backward(grad.to(dtype))
+    expected.backward(grad)
+    for got, want in zip((q, k, v), reference):
+        torch.testing.assert_close(got.grad.float(), want.grad, rtol=5e-2, atol=5e-2)

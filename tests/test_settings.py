@@ -58,6 +58,25 @@ def test_a_bad_setting_names_itself(words, message):
         settings.load(Example, None, words)
 
 
+@dataclass
+class Sized:
+    slots: int | str = setting(0, "slots; auto: computed", minimum=0, words=("auto",))
+    rate: float | str = setting("same", "a rate; same: the other one's", minimum=0, words=("same",))
+
+
+def test_a_number_setting_may_take_its_words(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("slots: auto\nrate: 1e-1\n")
+    loaded = settings.load(Sized, path)
+    assert (loaded.slots, loaded.rate) == ("auto", 0.1)
+    assert settings.load(Sized, None, ["slots=12", "rate=same"]).slots == 12
+    with pytest.raises(ConfigError, match="slots must be a number or auto \\(got 'many'\\)"):
+        settings.load(Sized, None, ["slots=many"])
+    with pytest.raises(ConfigError, match="slots must be at least 0"):
+        settings.load(Sized, None, ["slots=-1"])
+    assert "a number or auto" in "\n".join(settings.help_lines(Sized))
+
+
 def test_a_bad_settings_file_is_bad_input(tmp_path):
     with pytest.raises(BadInput, match="settings file not found"):
         settings.load(Example, tmp_path / "missing.yaml")

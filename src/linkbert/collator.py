@@ -1,8 +1,10 @@
 """Pairs -> a padded pretraining batch with BERT's MLM masking (SPEC §1).
 
 ``[CLS] A [SEP] B [SEP]``, token types 0 for ``[CLS] A [SEP]`` and 1 for ``B [SEP]``, padded
-to the longest example (rounded up to ``pad_to_multiple_of``). This is the one place where
-batches become tensors: ``pair_batch`` lays out unmasked pairs the same way, for inference.
+to the longest example (rounded up to ``pad_to_multiple_of``), or flattened into one row
+without padding (``flatten_pairs``, for the transformers backend's variable-length attention).
+This is the one place where batches become tensors: ``pair_batch`` lays out unmasked pairs the
+same way, for inference.
 
 Masking, decided per example from its own generator ``default_rng((*pair.key, 1))``: an
 example's masks depend only on its (seed, epoch, index) and its tokens, never on the batch it
@@ -24,6 +26,7 @@ lands in, the padding, the worker or the rank, so resumed and multi-rank runs re
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -32,13 +35,17 @@ import torch
 from linkbert.objectives import IGNORE_INDEX
 from linkbert.pairs import Pair
 
+# max_predictions=auto: a full-length sequence has more selected positions than the cap with at
+# most this probability (docs/pretraining.md has the figures on real pairs)
+TRUNCATION_TAIL = 1e-4
+
 
 class PretrainingCollator:
     def __init__(self, *, cls_id: int, sep_id: int, pad_id: int, mask_id: int, vocab_size: int,
                  special_ids: Iterable[int] = (), max_length: int = 512, mlm_probability: float = 0.15,
                  mask_replace: float = 0.8, random_replace: float = 0.1, whole_word_mask: bool = False,
                  continuation: np.ndarray | None = None, pad_to_multiple_of: int | None = 8, seed: int = 0,
-                 separators_between: int = 1, max_predictions: int = 0):
+                 separators_between: int = 1, max_predictions: int = 0, flatten: bool = False):
         """``special_ids``: ids never selected (CLS/SEP/PAD/MASK are always added).
         ``separators_between``: separators between the segments (1: BERT's ``[CLS] A [SEP] B
         [SEP]``; 2: RoBERTa's ``<s> A </s></s> B </s>``: ``tokenization.separators_between``).
@@ -47,7 +54,9 @@ class PretrainingCollator:
         reading a fixed number of positions per sequence needs (``model.heads.masked_rows``).
         With whole-word masking the cap can keep part of a word (its pieces share one draw).
         ``continuation``: bool per token id, True for ``##`` pieces (``tokenization.continuation_mask``);
-        required for whole-word masking. ``seed`` is mixed into each example's masking generator."""
+        required for whole-word masking. ``seed`` is mixed into each example's masking generator.
+        ``flatten``: batches in the flattened layout (:func:`flatten_pairs`), for a model whose
+        attention reads it (``model/attention.py``); the masks are the same."""
         if max_length < 5:
             raise ValueError("max_length must leave room for [CLS] A [SEP] B [SEP] with a token each")
         if not 0 <= mlm_probability <= 1 or mask_replace < 0 or random_replace < 0 or mask_replace + random_replace > 1:
@@ -57,6 +66,7 @@ class PretrainingCollator:
         self.mlm_probability, self.mask_replace, self.random_replace = mlm_probability, mask_replace, random_replace
         self.pad_to_multiple_of, self.seed = pad_to_multiple_of, int(seed)
         self.separators_between, self.max_predictions = int(separators_between), int(max_predictions)
+        self.flatten = bool(flatten)
         specials = {cls_id, sep_id, pad_id, mask_id, *special_ids}
         if min(specials) < 0 or max(specials) >= self.vocab_size:
             raise ValueError(f"special ids must lie in [0, {self.vocab_size})")
@@ -80,7 +90,7 @@ class PretrainingCollator:
 
     def __call__(self, pairs: Sequence[Pair]) -> dict[str, torch.Tensor]:
         """Returns int64 tensors ``input_ids, token_type_ids, attention_mask, labels`` (B, T) and
-        ``relation_labels`` (B,)."""
+        ``relation_labels`` (B,); with ``flatten``, :func:`flatten_pairs`' layout of them."""
         if not pairs:
             raise ValueError("cannot collate an empty batch")
         input_ids, token_type_ids, attention_mask = pair_arrays(
@@ -92,12 +102,16 @@ class PretrainingCollator:
             # n uniforms each, drawn from the example's own generator: independent of the padding
             uniforms[:, row, :n] = np.random.default_rng((*pair.key, 1, self.seed)).random((3, n))
         masked, labels = self._mask(input_ids, uniforms)
+        relation_labels = torch.tensor([int(p.relation) for p in pairs], dtype=torch.int64)
+        if self.flatten:
+            return {**flatten_pairs(masked, token_type_ids, attention_mask, labels, pad_id=self.pad_id,
+                                    max_length=self.max_length), "relation_labels": relation_labels}
         return {
             "input_ids": torch.from_numpy(masked),
             "token_type_ids": torch.from_numpy(token_type_ids),
             "attention_mask": torch.from_numpy(attention_mask),
             "labels": torch.from_numpy(labels),
-            "relation_labels": torch.tensor([int(p.relation) for p in pairs], dtype=torch.int64),
+            "relation_labels": relation_labels,
         }
 
     def _mask(self, input_ids: np.ndarray, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +147,71 @@ class PretrainingCollator:
         positions = np.arange(input_ids.shape[1])
         word_start = np.maximum.accumulate(np.where(starts, positions, 0), axis=1)
         return np.take_along_axis(draw, word_start, axis=1)
+
+
+def flatten_pairs(input_ids: np.ndarray, token_type_ids: np.ndarray, attention_mask: np.ndarray, labels: np.ndarray,
+                  *, pad_id: int, max_length: int) -> dict[str, torch.Tensor]:
+    """A right-padded ``(B, T)`` batch as one row without padding (``model/attention.py``):
+    ``input_ids``, ``token_type_ids``, ``attention_mask``, ``labels`` and ``position_ids``
+    (int64, ``(1, N)``: the pairs' real tokens one after another, positions restarting at 0 for
+    each, then a tail of padding) and ``cu_seqlens`` (int32, ``(B + 2,)``: the pairs' bounds, the
+    tail a sequence of its own). ``N`` is the real tokens rounded up, past them, to a multiple of
+    :func:`flat_bucket`: a few shapes for ``torch.compile``, and the tail never longer than
+    ``max_length`` (the kernels' bound on a sequence)."""
+    real = attention_mask.astype(bool)
+    lengths = real.sum(1)
+    total = int(lengths.sum())
+    bucket = flat_bucket(len(lengths), max_length)
+    width = (total // bucket + 1) * bucket
+    tail = width - total
+
+    def row(values: np.ndarray, fill: int) -> torch.Tensor:
+        out = np.full((1, width), fill, dtype=np.int64)
+        out[0, :total] = values[real]
+        return torch.from_numpy(out)
+
+    positions = np.concatenate([np.arange(n) for n in lengths] + [np.arange(tail)])
+    cu_seqlens = np.concatenate([[0], np.cumsum(lengths), [width]]).astype(np.int32)
+    return {"input_ids": row(input_ids, pad_id), "token_type_ids": row(token_type_ids, 0),
+            "attention_mask": row(attention_mask, 0), "labels": row(labels, IGNORE_INDEX),
+            "position_ids": torch.from_numpy(positions.astype(np.int64)[None]),
+            "cu_seqlens": torch.from_numpy(cu_seqlens)}
+
+
+def flat_bucket(pairs: int, max_length: int) -> int:
+    """The multiple a flattened batch's length is rounded up to: 1/32 of ``pairs x max_length``
+    in steps of 64 tokens, at least 64 and at most ``max_length`` (512 for 32 pairs of 512: the
+    padding left is 1/64 of the batch on average, and the batches of a corpus take a few lengths)."""
+    step = -(-pairs * max_length // 32 // 64) * 64
+    return max(1, min(max_length, max(64, step)))
+
+
+def max_predictions_for(max_length: int, mlm_probability: float, tail: float = TRUNCATION_TAIL) -> int:
+    """``max_predictions=auto``: the smallest cap on the selected positions per sequence that a
+    sequence of ``max_length`` tokens (all but ``[CLS] A [SEP] B [SEP]``'s three maskable, each
+    selected with probability ``mlm_probability``) exceeds with probability at most ``tail``:
+    the binomial's upper tail, summed exactly. 108 at 512 tokens and 15% (BERT, which selected
+    a fixed count, used 80), 35 at 128 (BERT: 20).
+
+    Example::
+
+        >>> max_predictions_for(512, 0.15), max_predictions_for(128, 0.15)
+        (108, 35)
+    """
+    n, p = max(int(max_length) - 3, 1), float(mlm_probability)
+    if p >= 1:
+        return n
+    log_p, log_q = math.log(p), math.log1p(-p)
+
+    def pmf(j: int) -> float:
+        return math.exp(math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * log_p + (n - j) * log_q)
+
+    above = 0.0  # P(selected > cap), from the top down
+    for cap in range(n, -1, -1):
+        above += pmf(cap)  # now P(selected >= cap) = P(selected > cap - 1)
+        if above > tail:
+            return cap
+    return 0
 
 
 def pair_batch(a_list: Sequence, b_list: Sequence, *, cls_id: int, sep_id: int, pad_id: int,

@@ -12,7 +12,8 @@ export is the same for every architecture: OUT gets
 
 * ``config.json``: the masked-LM model's config (``BertForMaskedLM``, ``RobertaForMaskedLM``,
   ``ModernBertForMaskedLM``, ...), without the pretraining model's keys;
-* ``model.safetensors``: the encoder and its MLM head, and, for architectures whose base model
+* ``model.safetensors``: the encoder and its MLM head (a vocabulary padded for training from
+  scratch cut back to the tokenizer's: ``cut_padded_vocabulary``), and, for architectures whose base model
   has a pooler (BERT, RoBERTa), the pretraining model's pooler as that pooler: a BERT export
   holds ``bert.*`` (embeddings, encoder, pooler) and ``cls.predictions.*``, what the released
   LinkBERT checkpoints hold plus the MLM head (so fill-mask works). The relation head is
@@ -85,6 +86,7 @@ def export(checkpoint: str | Path, out: str | Path, tokenizer: str | Path | None
     config, weights, dropped = exported_weights(checkpoint)
     tokenizer_folder = Path(tokenizer) if tokenizer else find_tokenizer(checkpoint)
     tokenizer_obj = _load_tokenizer(tokenizer_folder, config.vocab_size)
+    cut_padded_vocabulary(config, weights, len(tokenizer_obj))
     architecture = config.architectures[0]
     with naming_output(out), building(out) as tmp:  # a full disk: one line naming OUT (and the file)
         with naming(tmp / "config.json"):
@@ -139,6 +141,30 @@ def exported_weights(checkpoint: Path):
     for name in drop:
         del weights[name]
     return config, {name: tensor.contiguous() for name, tensor in weights.items()}, sorted(drop)
+
+
+def cut_padded_vocabulary(config, weights: dict, tokens: int) -> None:
+    """A model trained from scratch has its vocabulary padded to a multiple of 64 rows
+    (``model.presets.padded_vocabulary``); its export has the tokenizer's ``tokens``: the rows of
+    every vocabulary-sized weight (word embeddings, decoder, its bias) past them are dropped, in
+    place, and ``config.vocab_size`` set. Those rows were never an input nor a label."""
+    import torch
+
+    from linkbert.model.heads import masked_lm_class
+
+    padded = config.vocab_size
+    if padded == tokens:
+        return
+    with torch.device("meta"):  # the architecture's names, without memory
+        model = masked_lm_class(config)(config)
+    # the input and output embeddings, and what transformers ties to them (BERT's head bias)
+    vocabulary = {id(p) for p in (model.get_input_embeddings().weight, *model.get_output_embeddings().parameters())}
+    tied = model._tied_weights_keys or {}
+    sized = {name for name, p in model.named_parameters(remove_duplicate=False)
+             if id(p) in vocabulary or name in tied or name in tied.values()}
+    for name in sized & set(weights):
+        weights[name] = weights[name][:tokens].contiguous()
+    config.vocab_size = tokens
 
 
 def model_card(checkpoint: Path, architecture: str) -> str:
@@ -248,13 +274,15 @@ def _save_weights(tensors: dict, path: Path) -> None:
 
 
 def _load_tokenizer(folder: Path, vocab_size: int):
+    """The tokenizer, whose vocabulary must be the model's (or the model's must be it padded)."""
+    from linkbert.model.presets import padded_vocabulary
     from linkbert.tokenization import load_tokenizer
 
     try:
         tokenizer = load_tokenizer(str(folder))
     except (FileNotFoundError, ValueError, ConfigError) as e:
         raise BadInput(folder, "", "bad_tokenizer", str(e)) from e
-    if len(tokenizer) != vocab_size:
+    if vocab_size not in (len(tokenizer), padded_vocabulary(len(tokenizer))):
         raise BadInput(folder, "", "vocab_mismatch",
                        f"the tokenizer has {len(tokenizer)} tokens but the model's vocabulary is {vocab_size}: "
                        "give the tokenizer of the corpus the model was pretrained on")

@@ -56,11 +56,13 @@ _SHOWN.maxlevel = 2
 
 
 def setting(default, help: str, *, choices: typing.Iterable | None = None, minimum: float | None = None,
-            maximum: float | None = None, above: float | None = None, required: bool = False):
+            maximum: float | None = None, above: float | None = None, required: bool = False,
+            words: typing.Iterable[str] | None = None):
     """A dataclass field with its help text and constraints (``minimum``/``maximum`` inclusive,
-    ``above`` exclusive). ``required``: no default; the value must be given."""
+    ``above`` exclusive). ``required``: no default; the value must be given. ``words``: the
+    words a number setting also takes (its type ``int | str`` or ``float | str``: ``auto``)."""
     metadata = {"help": help, "choices": tuple(choices) if choices is not None else None, "minimum": minimum,
-                "maximum": maximum, "above": above}
+                "maximum": maximum, "above": above, "words": tuple(words) if words is not None else None}
     if required:
         return dataclasses.field(metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -80,6 +82,8 @@ def help_lines(settings_class: type) -> list[str]:
             extra.append(f"default {_show(f.default)}")
         if meta.get("choices"):
             extra.append("one of " + "|".join(map(str, meta["choices"])))
+        if meta.get("words"):
+            extra.append("a number or " + "|".join(meta["words"]))
         lines.append(f"  {f.name:<22} {meta.get('help', '')}" + (f" ({'; '.join(extra)})" if extra else ""))
     return lines
 
@@ -100,6 +104,8 @@ def check(settings) -> None:
         choices = meta.get("choices")
         if choices and value not in choices:
             raise ConfigError(f"{f.name} must be one of {', '.join(map(str, choices))} (got {value!r})")
+        if meta.get("words") and isinstance(value, str) and value not in meta["words"]:
+            raise ConfigError(f"{f.name} must be a number or {' or '.join(meta['words'])} (got {value!r})")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if meta.get("minimum") is not None and value < meta["minimum"]:
                 raise ConfigError(f"{f.name} must be at least {_show(meta['minimum'])} (got {_show(value)})")
@@ -139,10 +145,22 @@ def coerce(settings_class: type, key: str, value, source: str):
     try:
         return _as(kind, value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{source}: {key} should be {kind.__name__}, got {_SHOWN.repr(value)}") from None
+        raise ConfigError(f"{source}: {key} should be {_type_name(kind)}, got {_SHOWN.repr(value)}") from None
+
+
+def _type_name(kind) -> str:
+    members = typing.get_args(kind)
+    return " or ".join(member.__name__ for member in members) if members else kind.__name__
 
 
 def _as(kind: type, value):
+    if typing.get_args(kind):  # int | str: the first type that takes the value (a number, else a word)
+        for member in typing.get_args(kind):
+            try:
+                return _as(member, value)
+            except (TypeError, ValueError):
+                continue
+        raise ValueError
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -320,6 +338,8 @@ def _flag_help(f: dataclasses.Field, settings_class: type, show_choices: bool = 
     bounds = [f"{word} {_show(meta[key])}" for key, word in (("minimum", ">="), ("above", ">"), ("maximum", "<="))
               if meta.get(key) is not None]
     extra += bounds
+    if meta.get("words"):
+        extra.append("or " + ", ".join(meta["words"]))
     text = meta.get("help", "") + (f" ({'; '.join(extra)})" if extra else "")
     return text.replace("%", "%%")  # argparse formats help strings with %
 

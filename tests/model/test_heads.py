@@ -51,3 +51,43 @@ def test_presets():
     assert preset_config("tiny", 100, hidden_dropout_prob=0.0).hidden_dropout_prob == 0.0
     with pytest.raises(ConfigError, match="unknown preset"):
         preset_config("huge", 30522)
+
+
+@pytest.mark.parametrize("chunk_rows", [4, 7, 64])
+def test_the_chunked_loss_is_the_plain_one(chunk_rows):
+    """Loss sum, count, correct and every gradient of ``chunked_classification_stats`` against
+    cross-entropy of the whole logits (float32: the same up to summation order), ignored rows
+    included, scaled as a trainer scales it."""
+    from linkbert.model.heads import chunked_classification_stats
+
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randn(23, 16, generator=g, requires_grad=True)
+    decoder = torch.nn.Linear(16, 50)
+    labels = torch.randint(0, 50, (23,), generator=g)
+    labels[::5] = IGNORE_INDEX
+    plain = classification_stats(decoder(rows), labels)
+    (plain[0] / 7).backward()
+    expected = [t.grad.clone() for t in (rows, decoder.weight, decoder.bias)]
+    for t in (rows, decoder.weight, decoder.bias):
+        t.grad = None
+    chunked = chunked_classification_stats(rows, decoder.weight, decoder.bias, labels, chunk_rows=chunk_rows)
+    (chunked[0] / 7).backward()
+    torch.testing.assert_close(chunked[0], plain[0], rtol=1e-6, atol=1e-5)
+    assert chunked[1:] == plain[1:] and chunked[1].dtype == chunked[2].dtype == torch.long
+    for got, want in zip((rows.grad, decoder.weight.grad, decoder.bias.grad), expected):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    with torch.no_grad():  # evaluation: no gradient kept
+        assert chunked_classification_stats(rows, decoder.weight, decoder.bias, labels)[1:] == plain[1:]
+
+
+def test_the_chunked_loss_under_bf16_autocast_is_cross_entropy_of_the_bf16_logits():
+    from linkbert.model.heads import chunked_classification_stats
+
+    g = torch.Generator().manual_seed(1)
+    rows, weight, bias = torch.randn(40, 32, generator=g), torch.randn(70, 32, generator=g), torch.randn(70, generator=g)
+    labels = torch.randint(0, 70, (40,), generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        chunked = chunked_classification_stats(rows, weight, bias, labels, chunk_rows=16)
+        plain = classification_stats(torch.nn.functional.linear(rows, weight, bias), labels)
+    torch.testing.assert_close(chunked[0], plain[0], rtol=1e-5, atol=1e-4)
+    assert chunked[1:] == plain[1:]

@@ -102,8 +102,9 @@ def test_init_from_a_pretraining_checkpoint_continues_it_whole(tmp_path, caplog)
         nsp = init_model(str(tmp_path), vocab_size=VOCAB, num_relations=2)
     assert nsp.relation_head.out_features == 2 and "starts fresh" in caplog.text
     assert torch.equal(nsp.pooler.dense.weight, first.pooler.dense.weight)
-    with pytest.raises(ConfigError, match="vocabulary of 100 tokens"):
-        init_model(str(tmp_path), vocab_size=120)
+    assert first.config.vocab_size == 128  # the tokenizer's 100, padded to a multiple of 64
+    with pytest.raises(ConfigError, match="vocabulary of 128 tokens but the tokenizer has 200"):
+        init_model(str(tmp_path), vocab_size=200)
 
 
 @pytest.mark.slow
@@ -179,3 +180,57 @@ def test_a_damaged_or_foreign_init_folder_is_one_error_naming_it(tmp_path, damag
     with pytest.raises(BadInput, match=words) as info:
         init_model(str(tmp_path), vocab_size=VOCAB, num_relations=3, backend="transformers")
     assert info.value.path == str(tmp_path / file if file else tmp_path)
+
+
+def test_auto_attention_is_torchs_varlen_kernel_on_an_ampere_gpu_without_attention_dropout(monkeypatch):
+    import linkbert.model.loading as loading
+    from linkbert.model.loading import attention_implementation
+
+    assert attention_implementation("auto", "cpu") == "sdpa"
+    monkeypatch.setattr(loading, "has_varlen_kernel", lambda: True)
+    for capability, dropout, expected in [((9, 0), 0.0, "varlen"), ((8, 0), 0.0, "varlen"), ((7, 5), 0.0, "sdpa"),
+                                          ((9, 0), 0.1, "sdpa")]:
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert attention_implementation("auto", "cuda", dropout) == expected
+    monkeypatch.setattr(loading, "has_varlen_kernel", lambda: False)  # torch before 2.10
+    assert attention_implementation("auto", "cuda") == "sdpa"
+    assert attention_implementation("varlen", "cpu") == "varlen"  # the exact CPU stand-in
+    for choice in ("varlen", "flash_attention_4"):
+        with pytest.raises(ConfigError, match=f"attention={choice} has no dropout.*attention_dropout=0"):
+            attention_implementation(choice, "cpu", 0.1)
+    with pytest.raises(ConfigError, match="attention must be one of"):
+        attention_implementation("flash", "cpu")
+
+
+def test_a_flash_attn_namespace_package_is_not_taken_for_flash_attention(tmp_path, monkeypatch):
+    """A flash-attn-4 install leaves ``flash_attn`` a namespace package (no ``__init__``): found
+    by ``importlib.util.find_spec``, but ``flash_attn_varlen_func`` is not there. An explicit
+    flash_attention_2 says so, instead of failing inside transformers at the first forward; and
+    ``auto`` never picks it."""
+    import importlib.util
+    import sys
+
+    from linkbert.model.loading import attention_implementation
+
+    (tmp_path / "flash_attn" / "cute").mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m == "flash_attn" or m.startswith("flash_attn.")]:
+        monkeypatch.delitem(sys.modules, name)
+    assert importlib.util.find_spec("flash_attn") is not None
+    for choice in ("flash_attention_2", "flash_attention_4"):
+        with pytest.raises(ConfigError, match=f"attention={choice} needs flash_attn.*flash_attn_varlen_func"):
+            attention_implementation(choice, "cuda")
+    (tmp_path / "flash_attn" / "__init__.py").write_text("def flash_attn_varlen_func(*args, **kwargs): pass\n")
+    monkeypatch.delitem(sys.modules, "flash_attn", raising=False)
+    assert attention_implementation("flash_attention_2", "cuda") == "flash_attention_2"
+    assert attention_implementation("auto", "cpu") == "sdpa"
+
+
+def test_a_model_from_scratch_pads_its_vocabulary_to_a_multiple_of_64():
+    """The decoder's width a multiple of 64 (tensor-core tiles); a checkpoint's vocabulary may be
+    the tokenizer's or that padded (export cuts it back: tests/test_export.py)."""
+    from linkbert.model.presets import padded_vocabulary
+
+    assert [padded_vocabulary(n) for n in (30522, 28996, 28895, 64, 65)] == [30528, 29056, 28928, 64, 128]
+    model = init_model("tiny", vocab_size=VOCAB, **SMALL)
+    assert model.config.vocab_size == 128 and model.mlm.cls.predictions.decoder.out_features == 128

@@ -406,3 +406,44 @@ def test_a_non_bert_checkpoint_pretrains_resumes_exports_and_loads(kind, tmp_pat
     torch.testing.assert_close(logits[real], ours[real], rtol=1e-5, atol=1e-5)
 
 
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta", "modernbert"])
+def test_the_chunked_mlm_loss_trains_as_the_plain_one(kind):
+    """mlm_loss=chunked (the transformers backend's decoder and cross-entropy a chunk at a time):
+    the same losses, counts and gradients as the plain loss, within float32 rounding."""
+    model = LinkPretrainingModel(_mlm(kind), 3).eval()  # no dropout: two passes compute the same
+    batch = _batch(60)
+    if kind != "bert":
+        batch.pop("token_type_ids")
+    grads = {}
+    for loss in ("plain", "chunked"):
+        model.zero_grad()
+        out = model(**batch, max_predictions=8, mlm_loss=loss)
+        out.loss.backward()
+        grads[loss] = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        grads[loss]["_stats"] = torch.stack([out.mlm_loss_sum, out.mlm_count.float(), out.mlm_correct.float()])
+    assert grads["plain"].keys() == grads["chunked"].keys()
+    for name, grad in grads["plain"].items():
+        torch.testing.assert_close(grads["chunked"][name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    with pytest.raises(ConfigError, match="mlm_loss must be one of plain, chunked"):
+        model(**batch, mlm_loss="fused")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["roberta", "modernbert"])
+def test_a_non_bert_checkpoint_trains_on_flattened_pairs_as_on_padded_ones(kind, tmp_path):
+    """RoBERTa's ``<s> A </s></s> B </s>`` pairs and ModernBERT's local window, flattened for
+    attention=varlen (its exact CPU stand-in): the same training figures as SDPA on padded batches."""
+    init = tiny_checkpoint(kind, tmp_path / "init")
+    data = _prepare(init, tmp_path / "prepared")
+    logs = {}
+    for attention in ("sdpa", "varlen"):
+        _pretrain(data, tmp_path / attention, init, ["max_steps=3", "dropout=0", "attention_dropout=0",
+                                                     f"attention={attention}", "max_predictions=auto"])
+        logs[attention] = [json.loads(line) for line in (tmp_path / attention / "metrics.jsonl").read_text().splitlines()]
+    for a, b in zip(logs["sdpa"], logs["varlen"], strict=True):
+        assert (a["step"], a["kind"]) == (b["step"], b["kind"])
+        for key in ("loss", "mlm_loss", "mlm_accuracy", "relation_accuracy"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (a["step"], key)

@@ -50,6 +50,38 @@ def test_shipped_configs_load_and_name_their_presets():
         assert (config.adam_beta1, config.adam_beta2, config.weight_decay) == (0.9, 0.98, 0.01)
 
 
+GPU_CONFIGS = ("tiny", "base", "large", "bio-base")  # the paper's setups, all trained on GPUs
+CPU_CONFIGS = ("mini",)
+
+
+def test_shipped_gpu_configs_run_the_fast_path(monkeypatch):
+    """Compiled, flattened pairs with torch's variable-length attention on an Ampere-or-later GPU,
+    a fixed-shape gather of the masked positions sized to max_length, bf16 where the device has
+    it, DataLoader workers; the CPU-sized config stays eager, in-process and padded."""
+    from pathlib import Path
+
+    import linkbert.model.loading as loading
+    from linkbert.collator import max_predictions_for
+
+    folder = Path(__file__).resolve().parents[2] / "configs" / "pretrain"
+    assert {path.stem for path in folder.glob("*.yaml")} == set(GPU_CONFIGS + CPU_CONFIGS)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(loading, "has_varlen_kernel", lambda: True)
+    for name in GPU_CONFIGS:
+        text = (folder / f"{name}.yaml").read_text()
+        config = load_config(str(folder / f"{name}.yaml"), [])
+        assert config.compile and config.precision == "auto" and config.num_workers > 0, name
+        assert "max_predictions: auto" in text and config.max_predictions == max_predictions_for(
+            config.max_length, config.mlm_probability) == 108, name
+        assert config.attention_dropout == 0 and config.dropout == 0.1, name
+        assert loading.attention_implementation(config.attention, "cuda", config.attention_dropout) == "varlen", name
+        assert loading.attention_implementation(config.attention, "cpu", config.attention_dropout) == "sdpa", name
+    for name in CPU_CONFIGS:
+        config = load_config(str(folder / f"{name}.yaml"), [])
+        assert not config.compile and config.num_workers == 0 and config.precision == "auto", name
+        assert config.backend == "auto" and loading.resolve_backend(config.backend, config.init, "cpu") == "bert-cpu"
+
+
 @pytest.mark.parametrize("setting, message", [
     ("save_every=0", "save_every must be at least 1"),
     ("preset=huge", "preset must be one of tiny, mini, base, large, bio-base"),
@@ -403,17 +435,20 @@ def test_training_never_changes_a_buffer(corpus, tmp_path, backend):
         assert torch.equal(before[name], after[name]), name
 
 
-def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_path):
+@pytest.mark.parametrize("attention", ["sdpa", "varlen"])
+def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_path, attention):
     """backend=transformers with max_predictions: no host sync in a micro-batch's forward, backward
     and statistics, nor in the rest of the step (clipping, AdamW, the all-reduce of the figures and
     flags); one readback per step, of its figures, done apart (benchmarks/device_step_profile.py
-    counts them; the bert-cpu backend has several, by design)."""
+    counts them; the bert-cpu backend has several, by design); padded batches with SDPA, or
+    flattened ones with varlen attention (its CPU stand-in: the same ops around the kernel)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from device_step_profile import counted
 
     from linkbert.pretrain.run import Run
 
-    config = load_config(None, TINY + ["backend=transformers", "max_predictions=12", "max_steps=4"])
+    config = load_config(None, TINY + ["backend=transformers", "max_predictions=12", "max_steps=4",
+                                       f"attention={attention}", "attention_dropout=0"])
     run = Run(config, str(corpus), str(tmp_path / "run"))
     batches = iter(run._loader())
     for _ in range(2):  # the first step creates the optimiser's state
@@ -432,6 +467,7 @@ def test_the_device_path_reads_nothing_back_inside_a_micro_batch(corpus, tmp_pat
     assert inside["ops"] > 100 and inside["syncs"] == 0, inside["sync_kinds"]
     assert rest["syncs"] == 0, rest["sync_kinds"]
     assert read["sync_kinds"] == {"Tensor.tolist": 1} and figures["mlm_loss"] > 0 and not any(flags.values())
+    assert ("cu_seqlens" in micro_batches[0]) == (attention == "varlen")
 
 
 def test_a_steps_figures_are_read_while_the_next_steps_passes_run(corpus, tmp_path, monkeypatch):

@@ -147,3 +147,14 @@ def labels_of(objects: Iterable[tuple[str, str, dict]], fields: FieldMap) -> Ite
         value = label(obj, fields, path, where)
         if value is not None:
             yield doc_id, value
+
+
+def optional_string(obj: dict, key: str, path: str, where: str) -> str:
+    """``obj[key]`` where it is a string, ``""`` where it is absent or null; any other type is a
+    ``BadInput`` naming the field (OpenAlex's and Semantic Scholar's optional text fields)."""
+    value = obj.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadInput(path, where, "wrong_type", f'"{key}" must be a string, found {type(value).__name__}')
+    return value

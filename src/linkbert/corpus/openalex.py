@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from linkbert.corpus import DEFAULT_MAX_RECORD_BYTES, Document, Skipped
-from linkbert.corpus.fields import MISSING, lookup
+from linkbert.corpus.fields import MISSING, lookup, optional_string
 from linkbert.corpus.io import (BadRecord, FolderEntry, bounded_lines, check_text, decode_utf8, file_records,
                                 folder_files, open_binary, read_at_most, reading, require_path, settle, too_large)
 from linkbert.corpus.jsonl import json_object
@@ -148,7 +148,7 @@ class OpenAlexReader:
         work_id = _work_id(work, path, where)
         if not work_id.startswith("W"):
             return Skipped("not_a_work")
-        title = _string(work, "title", path, where) or _string(work, "display_name", path, where)
+        title = optional_string(work, "title", path, where) or optional_string(work, "display_name", path, where)
         index = work.get("abstract_inverted_index")
         abstract = abstract_text(index, path, where) if index is not None else ""
         if not abstract.strip():
@@ -229,15 +229,6 @@ def _work_id(work: dict, path: str, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadInput(path, where, "missing_field", 'expected a work with an "id" (https://openalex.org/W…)')
     return short_id(value)
-
-
-def _string(work: dict, key: str, path: str, where: str) -> str:
-    value = work.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise BadInput(path, where, "wrong_type", f'"{key}" must be a string, found {type(value).__name__}')
-    return value
 
 
 def _references(work: dict, path: str, where: str) -> list[str]:

@@ -47,6 +47,7 @@ from typing import Iterable, Iterator
 
 from linkbert.corpus import DEFAULT_MAX_RECORD_BYTES, Document, Skipped
 from linkbert.corpus.edges import KeyedSpool, unclaimed_edges
+from linkbert.corpus.fields import optional_string
 from linkbert.corpus.io import (BadRecord, FolderEntry, bounded_lines, check_text, decode_utf8, file_records,
                                 folder_files, open_binary, reading, require_path, settle, too_large)
 from linkbert.corpus.jsonl import json_object
@@ -169,15 +170,15 @@ class SemanticScholarReader:
         path, where = record[0], f"line {record[1]}"
         obj = _decode(record)
         if len(record) > 3:  # a paper of a release, joined
-            title = _text_field(obj, "title", path, where)
+            title = optional_string(obj, "title", path, where)
             return _document(_corpus_id(obj, "corpusid", path, where), title, record[3] or "", record[4], path, where)
         if isinstance(obj.get("content"), dict):
             return _s2orc_dataset(obj, path, where)
         if "paper_id" in obj:
             return _s2orc_release(obj, path, where)
         if "corpusid" in obj:
-            return _document(_corpus_id(obj, "corpusid", path, where), _text_field(obj, "title", path, where),
-                             _text_field(obj, "abstract", path, where), (), path, where)
+            return _document(_corpus_id(obj, "corpusid", path, where), optional_string(obj, "title", path, where),
+                             optional_string(obj, "abstract", path, where), (), path, where)
         raise BadInput(path, where, "unknown_schema", "not an S2ORC record (paper_id), an s2orc dataset record "
                                                       "(corpusid, content) nor a paper (corpusid, title)")
 
@@ -219,15 +220,6 @@ def _corpus_id(obj: dict, key: str, path: str, where: str) -> str:
     return str(value).strip()
 
 
-def _text_field(obj: dict, key: str, path: str, where: str) -> str:
-    value = obj.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise BadInput(path, where, "wrong_type", f'"{key}" must be a string, found {type(value).__name__}')
-    return value
-
-
 def _paragraphs(value, key: str, path: str, where: str) -> str:
     """An abstract given as a string or as S2ORC paragraphs ``[{"text": …}, …]``."""
     if value is None or isinstance(value, str):
@@ -241,7 +233,7 @@ def _s2orc_release(obj: dict, path: str, where: str) -> Document | Skipped:
     """A 2019 or 2020 S2ORC record (metadata, pdf_parses, or both in one)."""
     paper_id = _corpus_id(obj, "paper_id", path, where)
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    title = _text_field(obj, "title", path, where) or _text_field(metadata, "title", path, where)
+    title = optional_string(obj, "title", path, where) or optional_string(metadata, "title", path, where)
     abstract = (_paragraphs(obj.get("abstract"), "abstract", path, where)
                 or _paragraphs(metadata.get("abstract"), "metadata.abstract", path, where))
     parses = [obj] + [obj[key] for key in ("grobid_parse", "latex_parse") if isinstance(obj.get(key), dict)]

@@ -2,12 +2,14 @@
 statistics its losses return.
 
 * :func:`mlm_head`: the function from final hidden rows to vocabulary logits, whatever the
-  architecture calls its head; :func:`freeze_unused_head_bias`: the head bias an untied decoder
-  never reads;
+  architecture calls its head (:func:`mlm_transform`, then the decoder);
+  :func:`freeze_unused_head_bias`: the head bias an untied decoder never reads;
 * :func:`masked_rows`: the masked positions' rows, by a boolean or a fixed-shape gather;
 * :func:`classification_stats`, :func:`relation_loss` and :class:`PretrainingOutput`: loss sums,
   counts and correct counts, which a trainer all-reduces before it divides;
-* :func:`max_input_length`, :func:`masked_lm_class`, :func:`has_pooler`: facts of a config.
+  :func:`chunked_classification_stats`: the same of a decoder's logits without holding them;
+* :func:`max_input_length`, :func:`position_offset`, :func:`masked_lm_class`, :func:`has_pooler`:
+  facts of a config.
 """
 
 from __future__ import annotations
@@ -81,18 +83,94 @@ def relation_loss(out: PretrainingOutput, relation_labels: torch.Tensor) -> torc
 def mlm_head(mlm: nn.Module):
     """The function from final hidden rows ``(n, hidden)`` to vocabulary logits ``(n, vocab)``
     of a transformers masked-LM model: its own head, whatever the architecture calls it."""
+    transform = mlm_transform(mlm)
+    return lambda rows: mlm.get_output_embeddings()(transform(rows))
+
+
+def mlm_transform(mlm: nn.Module):
+    """The masked-LM head before its decoder (``mlm.get_output_embeddings()``, the vocabulary
+    projection): final hidden rows to the rows the decoder reads."""
     # bound methods and closures, not modules: an attribute holding the head module would
     # register it a second time
     if hasattr(mlm, "cls") and hasattr(mlm.cls, "predictions"):  # BERT and its kin
-        return mlm.cls.__call__
+        return mlm.cls.predictions.transform.__call__
     if hasattr(mlm, "lm_head"):  # RoBERTa, XLM-R, CamemBERT, ...
-        return mlm.lm_head.__call__
+        head = mlm.lm_head
+        return lambda rows: head.layer_norm(F.gelu(head.dense(rows)))
     if hasattr(mlm, "head") and hasattr(mlm, "decoder"):  # ModernBERT
-        return lambda rows: mlm.decoder(mlm.head(rows))
+        return mlm.head.__call__
     if hasattr(mlm, "vocab_projector"):  # DistilBERT
-        return lambda rows: mlm.vocab_projector(mlm.vocab_layer_norm(mlm.activation(mlm.vocab_transform(rows))))
+        return lambda rows: mlm.vocab_layer_norm(mlm.activation(mlm.vocab_transform(rows)))
     raise ConfigError(f"{type(mlm).__name__}: no known masked-LM head (BERT's cls, RoBERTa's lm_head, ModernBERT's "
                       "head and decoder, DistilBERT's vocab_projector); this architecture is not supported yet")
+
+
+def chunked_classification_stats(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                                 labels: torch.Tensor, chunk_rows: int = 1024):
+    """:func:`classification_stats` of the logits ``rows @ weight.T + bias``, without them: a
+    chunk of ``chunk_rows`` rows at a time, logits, float32 log-softmax, loss, accuracy and the
+    gradient (softmax - one-hot, times the weight; into the weight and bias) in the forward pass,
+    so no ``(rows, classes)`` array outlives its chunk and the backward only scales what the
+    forward kept (liger-kernel's fused linear cross-entropy, in PyTorch: fixed shapes, one
+    chunk's logits live at a time, a compiled step fuses each chunk's softmax). Under autocast the
+    matmuls run in the autocast dtype, the softmax in float32, as :func:`classification_stats`.
+
+    Example::
+
+        >>> loss_sum, count, correct = chunked_classification_stats(rows, decoder.weight, decoder.bias, targets)
+    """
+    device = rows.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else rows.dtype
+    bias = bias.to(dtype) if bias is not None else None
+    loss_sum, correct = _ChunkedLinearCrossEntropy.apply(rows.to(dtype), weight.to(dtype), bias, labels,
+                                                         max(1, int(chunk_rows)))
+    with torch.no_grad():
+        count = (labels != IGNORE_INDEX).sum()
+    return loss_sum, count, correct
+
+
+class _ChunkedLinearCrossEntropy(torch.autograd.Function):
+    """Forward: loss sum, correct count, and the gradients of the loss sum, chunk by chunk;
+    backward: those gradients times the incoming one."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, labels, chunk_rows: int):
+        want = ctx.needs_input_grad[:3]
+        loss = x.new_zeros((), dtype=torch.float32)
+        correct = torch.zeros((), dtype=torch.long, device=x.device)
+        grad_x = torch.zeros_like(x) if want[0] else None
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if want[1] else None
+        grad_bias = torch.zeros_like(bias, dtype=torch.float32) if bias is not None and want[2] else None
+        with torch.autocast(x.device.type, enabled=False):
+            for start in range(0, x.shape[0], chunk_rows):
+                rows, targets = x[start:start + chunk_rows], labels[start:start + chunk_rows]
+                logits = (rows @ weight.t() if bias is None else torch.addmm(bias, rows, weight.t())).float()
+                valid = targets != IGNORE_INDEX
+                picked = targets.clamp(min=0)[:, None]
+                log_probs = logits.log_softmax(-1)
+                loss = loss - (log_probs.gather(1, picked)[:, 0] * valid).sum()
+                correct = correct + ((logits.argmax(-1) == targets) & valid).sum()
+                if any(want):  # d(loss sum)/d(logits) = softmax - one-hot, on the rows with a label
+                    grad = log_probs.exp_().scatter_add_(1, picked, -torch.ones_like(picked, dtype=logits.dtype))
+                    grad = (grad * valid[:, None]).to(x.dtype)
+                    if grad_x is not None:
+                        grad_x[start:start + chunk_rows] = grad @ weight
+                    if grad_weight is not None:
+                        grad_weight += (grad.t() @ rows).float()
+                    if grad_bias is not None:
+                        grad_bias += grad.sum(0, dtype=torch.float32)
+        ctx.save_for_backward(grad_x, grad_weight, grad_bias)
+        ctx.mark_non_differentiable(correct)
+        ctx.dtypes = (weight.dtype, bias.dtype if bias is not None else None)
+        return loss, correct
+
+    @staticmethod
+    def backward(ctx, grad_loss, _):
+        grad_x, grad_weight, grad_bias = ctx.saved_tensors
+        weight_dtype, bias_dtype = ctx.dtypes
+        return (grad_x * grad_loss.to(grad_x.dtype) if grad_x is not None else None,
+                (grad_weight * grad_loss).to(weight_dtype) if grad_weight is not None else None,
+                (grad_bias * grad_loss).to(bias_dtype) if grad_bias is not None else None, None, None)
 
 
 def freeze_unused_head_bias(mlm: nn.Module) -> list[str]:
@@ -132,10 +210,15 @@ def masked_rows(hidden: torch.Tensor, labels: torch.Tensor, max_predictions: int
 def max_input_length(config) -> int:
     """The longest input the position embeddings allow: RoBERTa and its kin number positions
     from ``pad_token_id + 1`` (514 embeddings, 512 tokens)."""
-    positions = int(getattr(config, "max_position_embeddings", 512))
+    return int(getattr(config, "max_position_embeddings", 512)) - position_offset(config)
+
+
+def position_offset(config) -> int:
+    """The position id of a sequence's first token: ``pad_token_id + 1`` for RoBERTa and its
+    kin (their embeddings count positions after the padding id), 0 for the others."""
     if config.model_type in ("roberta", "xlm-roberta", "camembert"):
-        return positions - (int(config.pad_token_id) + 1)
-    return positions
+        return int(config.pad_token_id) + 1
+    return 0
 
 
 def masked_lm_class(config) -> type:

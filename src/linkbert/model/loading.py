@@ -2,7 +2,8 @@
 starts from or an evaluation reads.
 
 * :func:`resolve_backend`: ``auto`` decided for the architecture and the device;
-* :func:`attention_implementation`: ``auto`` decided for the device;
+* :func:`attention_implementation`: ``auto`` decided for the device and the attention dropout,
+  an explicit choice checked (its kernel imports, it takes the dropout);
 * :func:`init_model`: a :class:`~linkbert.model.pretraining.LinkPretrainingModel` from a preset
   (scratch), a transformers masked-LM or encoder checkpoint folder, or a pretraining checkpoint
   (continued whole);
@@ -21,7 +22,8 @@ from pathlib import Path
 import torch
 
 from linkbert.errors import ConfigError
-from linkbert.model.presets import PRESETS, preset_config
+from linkbert.model.attention import VARLEN, has_varlen_kernel
+from linkbert.model.presets import PRESETS, padded_vocabulary, preset_config
 from linkbert.model.pretraining import (
     BACKENDS,
     LinkPretrainingModel,
@@ -33,7 +35,13 @@ from linkbert.model.pretraining import (
 
 logger = logging.getLogger(__name__)
 
-ATTENTION = ("auto", "sdpa", "flash_attention_2", "eager")
+ATTENTION = ("auto", VARLEN, "sdpa", "flash_attention_2", "flash_attention_4", "eager")
+# the attention implementations without dropout on the attention probabilities
+NO_DROPOUT = (VARLEN, "flash_attention_4")
+# what transformers imports for each flash-attn package's implementation: a flash-attn-4 install
+# makes flash_attn a namespace package that importlib.util.find_spec finds without flash-attn 2
+FLASH_ATTN_FUNCTIONS = {"flash_attention_2": ("flash_attn", "flash_attn_varlen_func"),
+                        "flash_attention_4": ("flash_attn.cute", "flash_attn_varlen_func")}
 # the dropout settings of a run, and what each architecture calls them
 DROPOUT_NAMES = {"hidden_dropout_prob": ("hidden_dropout_prob", "mlp_dropout", "embedding_dropout", "dropout"),
                  "attention_probs_dropout_prob": ("attention_probs_dropout_prob", "attention_dropout")}
@@ -65,16 +73,39 @@ def resolve_backend(backend: str, init: str, device) -> str:
     return backend
 
 
-def attention_implementation(choice: str, device) -> str:
-    """``auto``: transformers' flash-attention 2 path on a CUDA device where the flash_attn
-    package is installed (padded batches are unpadded into its variable-length kernels), SDPA
-    otherwise; an explicit choice is kept."""
-    import importlib.util
+def attention_implementation(choice: str, device, dropout: float = 0.0) -> str:
+    """The transformers backend's attention implementation (``ATTENTION``; ``model/attention.py``).
 
-    if choice != "auto":
-        return choice
-    on_cuda = getattr(device, "type", str(device)) == "cuda"
-    return "flash_attention_2" if on_cuda and importlib.util.find_spec("flash_attn") is not None else "sdpa"
+    ``auto``: ``varlen`` (torch's variable-length flash kernel on the flattened pairs: no padding)
+    on a CUDA device of compute capability 8.0 or more whose torch has it, when the attention
+    ``dropout`` is 0 (the kernel has none); SDPA otherwise. An explicit choice is kept, or
+    refused with a ConfigError: ``varlen`` and ``flash_attention_4`` with a ``dropout`` above 0,
+    ``flash_attention_2``/``_4`` when the function transformers calls does not import."""
+    if choice not in ATTENTION:
+        raise ConfigError(f"attention must be one of {', '.join(ATTENTION)} (got {choice!r})")
+    device = torch.device(device)
+    if choice == "auto":
+        on_ampere = device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
+        return VARLEN if dropout == 0 and on_ampere and has_varlen_kernel() else "sdpa"
+    if choice in NO_DROPOUT and dropout > 0:
+        raise ConfigError(f"attention={choice} has no dropout on the attention probabilities: set "
+                          f"attention_dropout=0 (or attention=sdpa; got attention_dropout={dropout:g})")
+    if choice in FLASH_ATTN_FUNCTIONS:
+        module, function = FLASH_ATTN_FUNCTIONS[choice]
+        if not _imports(module, function):
+            raise ConfigError(f"attention={choice} needs {module}.{function}, which does not import here (install "
+                              f"flash-attn{'-4' if choice.endswith('4') else ''}, or use attention=varlen)")
+    return choice
+
+
+def _imports(module: str, name: str) -> bool:
+    """Whether ``from module import name`` works (not merely that ``module`` can be found)."""
+    import importlib
+
+    try:
+        return hasattr(importlib.import_module(module), name)
+    except ImportError:
+        return False
 
 
 def init_model(preset_or_checkpoint: str, vocab_size: int, num_relations: int = 3, backend: str = "transformers",
@@ -91,8 +122,9 @@ def init_model(preset_or_checkpoint: str, vocab_size: int, num_relations: int = 
       what starts fresh is logged. ``pytorch_model.bin`` is refused (unpickling can run code).
 
     ``overrides`` set config fields (``hidden_dropout_prob``, ``attention_probs_dropout_prob``:
-    mapped to each architecture's own names). A checkpoint whose vocabulary is not
-    ``vocab_size`` tokens is a ConfigError.
+    mapped to each architecture's own names). A preset's vocabulary is ``vocab_size`` padded to a
+    multiple of 64 (``presets.padded_vocabulary``); a checkpoint whose vocabulary is neither
+    ``vocab_size`` nor that is a ConfigError.
 
     Example::
 
@@ -198,7 +230,8 @@ def _stored_pooler(folder: Path, prefix: str) -> dict | None:
 
 
 def _check_vocabulary(folder: Path, checkpoint_vocab: int, vocab_size: int) -> None:
-    if checkpoint_vocab != vocab_size:
+    """The checkpoint's vocabulary is the tokenizer's, or that padded (a run from scratch)."""
+    if checkpoint_vocab not in (vocab_size, padded_vocabulary(vocab_size)):
         raise ConfigError(
             f"{folder} has a vocabulary of {checkpoint_vocab} tokens but the tokenizer has {vocab_size}: "
             "prepare the corpus with this checkpoint's tokenizer (prepare --tokenizer CHECKPOINT)")

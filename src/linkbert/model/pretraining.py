@@ -20,6 +20,8 @@ same whichever ran):
 * ``transformers``: the checkpoint's own forward (``mlm.base_model``), for any architecture and
   any attention implementation transformers has; what runs on a GPU. With ``max_predictions`` the
   masked positions are a fixed ``(batch, max_predictions)`` gather (static shapes, no host sync).
+  With an attention of ``attention.FLATTENED`` (``varlen``: torch's variable-length kernel) it
+  takes a micro-batch's pairs flattened into one row without padding (``model/attention.py``).
 * ``bert-cpu``: BERT's forward written out for CPU speed (``bert_cpu.py``: no padding, only the
   rows a loss reads in the last layer; ``kernels.py``: attention, dropout, a chunked
   linear cross-entropy, the tied embedding's two uses in one node). BERT only.
@@ -45,12 +47,17 @@ from torch import nn
 
 from linkbert.errors import ConfigError
 from linkbert.model import bert_cpu
+from linkbert.model.attention import FLATTENED, rows_as_sequences
 from linkbert.model.heads import (
     PretrainingOutput,
+    chunked_classification_stats,
     classification_stats,
     freeze_unused_head_bias,
     masked_rows,
+    max_input_length,
     mlm_head,
+    mlm_transform,
+    position_offset,
     relation_loss,
 )
 from linkbert.model.kernels import TiedWordEmbedding, linear_cross_entropy
@@ -59,6 +66,7 @@ from linkbert.objectives import IGNORE_INDEX
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("transformers", "bert-cpu")
+MLM_LOSSES = ("plain", "chunked")  # the transformers backend's MLM loss (forward's mlm_loss)
 FORMAT = 2  # config.json's linkbert_format
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -97,7 +105,7 @@ class LinkPretrainingModel(nn.Module):
                 nn.init.zeros_(layer.bias)
         if not self.num_relations:  # nothing trains it; DistributedDataParallel must not wait for it
             self.pooler.requires_grad_(False)
-        self._head = mlm_head(mlm)
+        mlm_head(mlm)  # an architecture without a known head is refused here
         freeze_unused_head_bias(mlm)
         self._token_types = getattr(mlm.config, "type_vocab_size", 0) > 1 and _takes(mlm.base_model, "token_type_ids")
         self.backend = backend
@@ -134,6 +142,15 @@ class LinkPretrainingModel(nn.Module):
     def tie_weights(self) -> None:
         self.mlm.tie_weights()
 
+    def norm_precision(self, precision: str) -> None:
+        """``fp32`` (autocast's rule) or ``autocast``: where the masked-LM model's LayerNorms
+        compute under autocast (``model/precision.py``)."""
+        from linkbert.model.precision import NORM_PRECISIONS, norms_in_autocast_dtype
+
+        if precision not in NORM_PRECISIONS:
+            raise ConfigError(f"norm_precision must be one of {', '.join(NORM_PRECISIONS)} (got {precision!r})")
+        norms_in_autocast_dtype(self.mlm, precision == "autocast")
+
     def activation_checkpointing_enable(self) -> None:
         """Recompute each layer in the backward pass (transformers marks the layers; the bert-cpu
         backend reads the same marks)."""
@@ -143,22 +160,33 @@ class LinkPretrainingModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                relation_labels: torch.Tensor | None = None, *, max_predictions: int = 0,
-                dense_mlm: bool = False) -> PretrainingOutput:
+                relation_labels: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
+                cu_seqlens: torch.Tensor | None = None, *, max_predictions: int = 0, max_length: int = 0,
+                mlm_loss: str = "plain", dense_mlm: bool = False) -> PretrainingOutput:
         """The pretraining losses of a batch of pairs.
 
         ``input_ids``, ``token_type_ids``, ``attention_mask``: ``(batch, seq)``; ``labels``:
         ``(batch, seq)`` token ids at masked positions, -100 elsewhere; ``relation_labels``:
-        ``(batch,)`` (-100: no loss). ``max_predictions`` > 0: at most that many masked positions
-        per sequence (the collator's cap), read by a fixed-shape gather on the transformers
-        backend. ``dense_mlm``: logits at every position, as ``BertForPreTraining`` computes them
+        ``(batch,)`` (-100: no loss). Or the flattened layout (``model/attention.py``: the token
+        tensors ``(1, N)``, ``position_ids`` restarting per pair, ``cu_seqlens``), which a model
+        whose attention reads it (:attr:`takes_flattened_pairs`) takes; ``max_length``: its
+        longest pair (the kernels' bound; 0: the position embeddings' length).
+        ``max_predictions`` > 0: at most that many masked positions per pair (the collator's
+        cap), read by a fixed-shape gather on the transformers backend. ``mlm_loss`` (the
+        transformers backend's; ``MLM_LOSSES``): ``plain``, the decoder's logits in one matmul and
+        one cross-entropy; ``chunked``, ``heads.chunked_classification_stats`` (the logits never
+        whole). ``dense_mlm``: logits at every position, as ``BertForPreTraining`` computes them
         (the same loss, much slower; for checking the sparse path)."""
         out = PretrainingOutput()
         if self.backend == "bert-cpu":
+            if cu_seqlens is not None:
+                raise RuntimeError("the bert-cpu backend takes padded batches, not the flattened layout")
             first = self._bert_cpu(out, input_ids, token_type_ids, attention_mask, labels, dense_mlm)
         else:
-            first = self._transformers(out, input_ids, token_type_ids, attention_mask, labels, max_predictions,
-                                       dense_mlm)
+            if mlm_loss not in MLM_LOSSES:
+                raise ConfigError(f"mlm_loss must be one of {', '.join(MLM_LOSSES)} (got {mlm_loss!r})")
+            first = self._transformers(out, input_ids, token_type_ids, attention_mask, labels, position_ids,
+                                       cu_seqlens, max_predictions, max_length, mlm_loss, dense_mlm)
         losses = []
         if labels is not None:
             out.mlm_loss = out.mlm_loss_sum / out.mlm_count.clamp(min=1)
@@ -171,15 +199,61 @@ class LinkPretrainingModel(nn.Module):
             out.loss = sum(losses)
         return out
 
-    def _transformers(self, out, input_ids, token_type_ids, attention_mask, labels, max_predictions, dense_mlm):
-        hidden = self.mlm.base_model(**self._inputs(input_ids, token_type_ids, attention_mask)).last_hidden_state
+    def _transformers(self, out, input_ids, token_type_ids, attention_mask, labels, position_ids, cu_seqlens,
+                      max_predictions, max_length, mlm_loss, dense_mlm):
+        hidden, first = self._encode(input_ids, token_type_ids, attention_mask, position_ids, cu_seqlens, max_length)
         if labels is not None:
             if dense_mlm:
                 rows, targets = hidden.flatten(0, 1), labels.flatten()
+            else:  # the flattened layout is one row: its pairs' caps add up
+                per_row = max_predictions * (len(first) if cu_seqlens is not None else 1)
+                rows, targets = masked_rows(hidden, labels, per_row)
+            if mlm_loss == "chunked":
+                decoder = self.mlm.get_output_embeddings()
+                stats = chunked_classification_stats(mlm_transform(self.mlm)(rows), decoder.weight, decoder.bias,
+                                                     targets)
             else:
-                rows, targets = masked_rows(hidden, labels, max_predictions)
-            out.mlm_loss_sum, out.mlm_count, out.mlm_correct = classification_stats(self._head(rows), targets)
-        return hidden[:, 0]
+                stats = classification_stats(self._head(rows), targets)
+            out.mlm_loss_sum, out.mlm_count, out.mlm_correct = stats
+        return first
+
+    def _head(self, rows: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits of final hidden rows, by the masked-LM model's own head (looked up at
+        each call: a stored closure would survive ``copy.deepcopy`` pointing at the original)."""
+        return mlm_head(self.mlm)(rows)
+
+    @property
+    def takes_flattened_pairs(self) -> bool:
+        """Whether the forward reads the flattened layout: the transformers backend with an
+        attention of ``model.attention.FLATTENED`` (a padded batch is flattened as it is)."""
+        return self.backend == "transformers" and getattr(self.config, "_attn_implementation", None) in FLATTENED
+
+    def _encode(self, input_ids, token_type_ids, attention_mask, position_ids, cu_seqlens, max_length):
+        """``(final hidden states, the first token's of each pair)`` on the transformers backend:
+        ``(batch, seq, hidden)`` for a padded batch (also when the attention reads the flattened
+        layout: its rows are the sequences), ``(1, N, hidden)`` for a flattened one."""
+        if not self.takes_flattened_pairs:
+            if cu_seqlens is not None:
+                raise RuntimeError(f"attention {self.config._attn_implementation!r} takes padded batches, not the "
+                                   f"flattened layout (attention: one of {', '.join(FLATTENED)})")
+            hidden = self.mlm.base_model(**self._inputs(input_ids, token_type_ids, attention_mask)).last_hidden_state
+            return hidden, hidden[:, 0]
+        shape = input_ids.shape
+        padded = cu_seqlens is None
+        if padded:  # right-padded rows (every batch here): no data moves, nothing is read back
+            cu_seqlens, position_ids = rows_as_sequences(attention_mask, shape)
+            max_length = shape[1]
+        longest = int(max_length or max_input_length(self.config))
+        inputs = {"input_ids": input_ids.reshape(1, -1), "position_ids": position_ids + position_offset(self.config),
+                  "cu_seq_lens_q": cu_seqlens, "cu_seq_lens_k": cu_seqlens, "max_length_q": longest,
+                  "max_length_k": longest}
+        if self._token_types and token_type_ids is not None:
+            inputs["token_type_ids"] = token_type_ids.reshape(1, -1)
+        hidden = self.mlm.base_model(**inputs).last_hidden_state
+        if padded:
+            hidden = hidden.view(*shape, -1)
+            return hidden, hidden[:, 0]
+        return hidden, hidden[0].index_select(0, cu_seqlens[:-2])  # the tail is no pair
 
     def _bert_cpu(self, out, input_ids, token_type_ids, attention_mask, labels, dense_mlm):
         words = decoder_weight = masked = None
@@ -234,8 +308,7 @@ class LinkPretrainingModel(nn.Module):
             hidden, first = bert_cpu.encode(self.mlm.bert, input_ids, token_type_ids, attention_mask,
                                             training=self.training)
         else:
-            hidden = self.mlm.base_model(**self._inputs(input_ids, token_type_ids, attention_mask)).last_hidden_state
-            first = hidden[:, 0]
+            hidden, first = self._encode(input_ids, token_type_ids, attention_mask, None, None, 0)
         return hidden, self.pooler(first)
 
     # -- the checkpoint format ----------------------------------------------------------------------

@@ -56,7 +56,7 @@ def pretraining_data(corpus: PreparedCorpus, *, max_length: int, seed: int, max_
                      p_linked: float = 1 / 3, linked_sampling: str = "inverse_indegree",
                      linked_segment: str = "first", mlm_probability: float = 0.15, whole_word_mask: bool = False,
                      heldout_fraction: float = 0.0, graph: str | Path | None = None, max_predictions: int = 0,
-                     compile: bool = False) -> PretrainingData:
+                     compile: bool = False, flatten: bool = False) -> PretrainingData:
     """``corpus``'s pretraining data: pairs from the training documents' anchors and from
     ``heldout_fraction`` of the documents (chosen by ``seed``), B drawn as ``objective`` says
     (``objectives.pair_probabilities``), and the MLM collator with the corpus's tokenizer's
@@ -64,7 +64,8 @@ def pretraining_data(corpus: PreparedCorpus, *, max_length: int, seed: int, max_
     model's ``max_positions``; a corpus or settings that cannot give pairs are a ConfigError
     saying what to change. For ``compile`` with ``max_predictions`` every batch is padded to
     ``max_length`` (one shape: torch.compile compiles once), else to its longest pair rounded up
-    to a multiple of 8.
+    to a multiple of 8. ``flatten``: batches in the flattened layout, without padding
+    (``collator.flatten_pairs``), for a model that takes them (``takes_flattened_pairs``).
 
     Example::
 
@@ -86,13 +87,13 @@ def pretraining_data(corpus: PreparedCorpus, *, max_length: int, seed: int, max_
         raise ConfigError(f"{graph or corpus.folder}: {e}") from None
     collator = pair_collator(corpus, max_length=max_length, mlm_probability=mlm_probability,
                              whole_word_mask=whole_word_mask, seed=seed, max_predictions=max_predictions,
-                             pad_to_multiple_of=max_length if compile and max_predictions else 8)
+                             pad_to_multiple_of=max_length if compile and max_predictions else 8, flatten=flatten)
     return PretrainingData(train, heldout, collator)
 
 
 def pair_collator(corpus: PreparedCorpus, *, max_length: int, mlm_probability: float = 0.15,
                   whole_word_mask: bool = False, seed: int = 0, max_predictions: int = 0,
-                  pad_to_multiple_of: int = 8) -> PretrainingCollator:
+                  pad_to_multiple_of: int = 8, flatten: bool = False) -> PretrainingCollator:
     """The MLM collator with ``corpus``'s tokenizer's special tokens and pair layout."""
     from linkbert.collator import PretrainingCollator
     from linkbert.tokenization import continuation_mask, plain_backend
@@ -105,7 +106,7 @@ def pair_collator(corpus: PreparedCorpus, *, max_length: int, mlm_probability: f
         max_length=max_length, mlm_probability=mlm_probability, whole_word_mask=whole_word_mask,
         continuation=continuation_mask(plain_backend(tokenizer)), seed=seed,
         separators_between=corpus.separators_between, max_predictions=max_predictions,
-        pad_to_multiple_of=pad_to_multiple_of)
+        pad_to_multiple_of=pad_to_multiple_of, flatten=flatten)
 
 
 def check_max_length(corpus: PreparedCorpus, max_length: int, max_positions: int | None = None) -> None:

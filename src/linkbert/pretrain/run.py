@@ -13,25 +13,9 @@ Each micro-batch contributes its loss sums divided by the global counts (all-red
 backward pass), times the world size because DistributedDataParallel averages gradients.
 
 Resuming: ``--out`` with a checkpoint continues that run from its newest checkpoint that
-verifies (``checkpoint.py``). What decides the run's batches and model must stay: the settings
-of ``run_folder.RUN_IDENTITY`` and the corpus (its fingerprint and its tokenizer); a resume with
-another is refused, naming both, before any state is loaded (``run_folder.py``). Everything else
-may change, and applies from the resumed step on, since it changes how the same run is optimised
-or run, not which:
-
-* the schedule and the optimizer: ``lr``, ``warmup_steps``, ``max_steps`` (at least the
-  checkpoint's step; a longer one extends the linear decay, so the learning rate jumps to the
-  new schedule's value), ``weight_decay``, ``adam_*``, ``max_grad_norm`` (lowering ``lr`` is the
-  way on after a non-finite loss);
-* ``dropout``, ``precision``, ``compile``, ``backend`` (a checkpoint is the same whichever backend
-  wrote it: a run moves between a CPU and a GPU machine), ``micro_batch_size`` (the loss is
-  normalised over the global batch whatever its split), ``eval_pairs``;
-* ``budget_minutes`` (the whole run's training time, across resumes), ``log_every``,
-  ``eval_every``, ``save_every``, ``keep_checkpoints``, ``num_workers``, ``progress``,
-  ``tracker``, ``overwrite``, ``distributed``, ``collective_timeout_minutes``, ``compile_cache``.
-
-The changes are logged, and ``config.yaml`` records the settings the run uses now. A non-finite
-loss stops the run (exit status 1) without saving that state: its last checkpoint stays good.
+verifies (``checkpoint.py``, ``resume.py``); what may change on a resume, and what may not (the
+run's identity: settings and corpus), is ``run_folder.py``'s. A non-finite loss stops the run
+(exit status 1) without saving that state: its last checkpoint stays good.
 
 The step boundary: a step's figures (its losses, gradient norm and the flags below, in one
 all-reduce) are read back once the next step's forward and backward passes are queued, before its
@@ -92,10 +76,10 @@ class QueuedStep:
 
 
 def initial_model(*, preset: str, init: str, objective: str, vocab_size: int, dropout: float, seed: int,
-                  backend: str = "auto", attention: str = "sdpa", device="cpu"):
+                  backend: str = "auto", attention: str = "sdpa", device="cpu", attention_dropout: float | None = None):
     """The model a run starts from: ``preset`` from scratch, or the checkpoint ``init``; its
     fresh weights drawn from ``seed``; ``backend`` as ``model.loading.resolve_backend`` decides
-    it for ``device``."""
+    it for ``device``; ``attention_dropout`` None: ``dropout``."""
     from linkbert.model.loading import init_model, resolve_backend
 
     backend = resolve_backend(backend, init, torch.device(device))
@@ -103,7 +87,7 @@ def initial_model(*, preset: str, init: str, objective: str, vocab_size: int, dr
     return init_model(preset if init == "scratch" else init, vocab_size=vocab_size,
                       num_relations=OBJECTIVES[objective], backend=backend, attention=attention,
                       hidden_dropout_prob=dropout,
-                      attention_probs_dropout_prob=dropout)
+                      attention_probs_dropout_prob=dropout if attention_dropout is None else attention_dropout)
 
 
 # -- the loop ------------------------------------------------------------------------------------
@@ -168,16 +152,21 @@ class Run:
         self.model = initial_model(preset=config.preset, init=config.init, objective=config.objective,
                                    vocab_size=self.corpus.store.vocab_size, dropout=config.dropout,
                                    seed=config.seed, backend=config.backend, device=self.dist.device,
-                                   attention=attention_implementation(config.attention, self.dist.device),
-                                   ).to(self.dist.device)
-        self.forward_options = {"max_predictions": config.max_predictions}  # what the forward takes beyond the batch
+                                   attention=attention_implementation(config.attention, self.dist.device,
+                                                                      config.attention_dropout),
+                                   attention_dropout=config.attention_dropout).to(self.dist.device)
+        self.model.norm_precision(config.norm_precision)
+        # what the forward takes beyond the batch
+        self.forward_options = {"max_predictions": config.max_predictions, "max_length": config.max_length,
+                                "mlm_loss": config.mlm_loss}
         data = pretraining_data(
             self.corpus, max_length=config.max_length, max_positions=max_input_length(self.model.config),
             seed=config.seed, objective=config.objective, p_contiguous=config.p_contiguous,
             p_random=config.p_random, p_linked=config.p_linked, linked_sampling=config.linked_sampling,
             linked_segment=config.linked_segment, mlm_probability=config.mlm_probability,
             whole_word_mask=config.whole_word_mask, heldout_fraction=config.heldout_fraction,
-            graph=config.graph or None, max_predictions=config.max_predictions, compile=config.compile)
+            graph=config.graph or None, max_predictions=config.max_predictions, compile=config.compile,
+            flatten=self.model.takes_flattened_pairs)
         self.train_sampler, self.heldout_sampler, self.collator = data.train, data.heldout, data.collator
         self.optimizer = optim.adamw(self.model, lr=config.lr, weight_decay=config.weight_decay,
                                      betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_eps)

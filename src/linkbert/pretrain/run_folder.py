@@ -2,10 +2,25 @@
 
 A run is its settings of ``RUN_IDENTITY`` and its corpus (the fingerprint ``prepare`` wrote, and
 the tokenizer): a resume with another one would train another run on the first one's weights,
-so it is refused, naming both values, before any tensor is read. Every other setting may change
-on a resume (``run.py`` applies them from the resumed step on). The ranks of one run must agree
+so it is refused, naming both values, before any tensor is read. The ranks of one run must agree
 on all of it as they start (:func:`check_ranks_agree`): nodes handed other settings or another
 copy of the corpus would train a mixture.
+
+Every other setting may change on a resume; it changes how the same run is optimised or run, not
+which, and ``run.py`` applies it from the resumed step on (the changes are logged, and
+``config.yaml`` records the settings the run uses now):
+
+* the schedule and the optimizer: ``lr``, ``warmup_steps``, ``max_steps`` (at least the
+  checkpoint's step; a longer one extends the linear decay, so the learning rate jumps to the
+  new schedule's value), ``weight_decay``, ``adam_*``, ``max_grad_norm`` (lowering ``lr`` is the
+  way on after a non-finite loss);
+* how the model is computed: ``dropout``, ``attention_dropout``, ``precision``, ``compile``,
+  ``backend`` (a checkpoint is the same whichever backend wrote it: a run moves between a CPU and
+  a GPU machine), ``attention``, ``mlm_loss``, ``norm_precision``, ``micro_batch_size`` (the loss
+  is normalised over the global batch whatever its split), ``eval_pairs``;
+* run control: ``budget_minutes`` (the whole run's training time, across resumes), ``log_every``,
+  ``eval_every``, ``save_every``, ``keep_checkpoints``, ``num_workers``, ``progress``,
+  ``tracker``, ``overwrite``, ``distributed``, ``collective_timeout_minutes``, ``compile_cache``.
 """
 
 from __future__ import annotations

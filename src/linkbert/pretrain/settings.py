@@ -10,8 +10,12 @@ import logging
 from dataclasses import dataclass
 
 from linkbert import runtime, settings
+from linkbert.collator import max_predictions_for
 from linkbert.errors import ConfigError
+from linkbert.model.loading import ATTENTION
+from linkbert.model.precision import NORM_PRECISIONS
 from linkbert.model.presets import PRESETS
+from linkbert.model.pretraining import MLM_LOSSES
 from linkbert.objectives import OBJECTIVES
 from linkbert.pairs import LINKED_SAMPLING, LINKED_SEGMENT
 from linkbert.settings import setting
@@ -32,7 +36,12 @@ class PretrainConfig:
     init: str = setting("scratch", '"scratch", or a local checkpoint folder (safetensors) to continue from: a '
                                    "transformers masked-LM or encoder model (BERT, RoBERTa, ModernBERT, ...), or a "
                                    "checkpoint of an earlier pretraining run")
-    dropout: float = setting(0.1, "hidden and attention dropout (BERT's 0.1)", minimum=0, maximum=0.99)
+    dropout: float = setting(0.1, "hidden dropout (BERT's 0.1): embeddings, attention output, feed-forward block",
+                             minimum=0, maximum=0.99)
+    attention_dropout: float | str = setting("dropout", "dropout on the attention probabilities (BERT's 0.1); "
+                                             "dropout: the dropout setting's value. The variable-length kernels "
+                                             "(attention=varlen, flash_attention_4) have none: they need 0",
+                                             minimum=0, maximum=0.99, words=("dropout",))
     # -- data and objective
     graph: str = setting("", "document graph folder to sample linked pairs from; empty: the prepared corpus's graph/")
     objective: str = setting("linkbert", "linkbert: MLM + 3-way relation prediction; bert: MLM + NSP; "
@@ -74,12 +83,26 @@ class PretrainConfig:
                                    "the checkpoint's own transformers forward (any masked-LM encoder: BERT, "
                                    "RoBERTa, ModernBERT, DistilBERT), what runs on GPUs; auto: bert-cpu for BERT on "
                                    "a CPU, transformers otherwise", choices=("auto", "bert-cpu", "transformers"))
-    attention: str = setting("auto", "the transformers backend's attention: auto (flash-attention 2, unpadding "
-                                     "into its variable-length kernels, on a GPU with flash_attn installed; SDPA "
-                                     "otherwise), sdpa, flash_attention_2", choices=("auto", "sdpa", "flash_attention_2"))
-    max_predictions: int = setting(0, "masked positions per sequence at most (BERT's max_predictions_per_seq); the "
-                                      "transformers backend reads them by a fixed-shape gather (no host sync, "
-                                      "torch.compile compiles once); 0: every selected position", minimum=0)
+    attention: str = setting("auto", "the transformers backend's attention: varlen (torch's variable-length flash "
+                                     "kernel on the pairs of a micro-batch flattened into one row: no padding; on a "
+                                     "CPU an exact padded stand-in), flash_attention_2 or flash_attention_4 (the "
+                                     "flash-attn package's, the same flattened pairs), sdpa (padded batches, a key "
+                                     "mask), eager; auto: varlen on a CUDA GPU of compute capability 8.0+ with "
+                                     "attention_dropout 0, sdpa otherwise", choices=ATTENTION)
+    max_predictions: int | str = setting(0, "masked positions per sequence at most (BERT's max_predictions_per_seq); "
+                                            "the transformers backend reads them by a fixed-shape gather (no host "
+                                            "sync, torch.compile compiles once); 0: every selected position; auto: "
+                                            "the smallest cap a max_length sequence exceeds with probability 1e-4 "
+                                            "(108 at 512 tokens and 15%)", minimum=0, words=("auto",))
+    mlm_loss: str = setting("plain", "the transformers backend's MLM loss at the gathered rows: plain (the decoder's "
+                                     "logits in one matmul, then cross-entropy in float32), chunked (decoder, "
+                                     "cross-entropy and their gradient 1024 rows at a time in the forward pass: the "
+                                     "logits never whole, as liger-kernel's fused linear cross-entropy)",
+                            choices=MLM_LOSSES)
+    norm_precision: str = setting("fp32", "the LayerNorms under autocast: fp32 (autocast's "
+                                          "rule: a float32 residual stream), autocast (in the autocast dtype, "
+                                          "statistics still in float32: half the residual stream's memory traffic)",
+                                  choices=NORM_PRECISIONS)
     # -- run
     seed: int = setting(0, "seed of the weights, the data order, the masks and dropout", minimum=0)
     budget_minutes: float = setting(0.0, "stop (with a checkpoint) after this much training time; 0: no budget",
@@ -107,6 +130,11 @@ class PretrainConfig:
         if self.backend in OLD_BACKEND_NAMES:  # a saved config of an earlier version
             log.warning("backend=%s is now called backend=%s", self.backend, OLD_BACKEND_NAMES[self.backend])
             self.backend = OLD_BACKEND_NAMES[self.backend]
+        # the words resolved once, here: the run, its config.yaml and a resume see the numbers
+        if self.attention_dropout == "dropout":
+            self.attention_dropout = self.dropout
+        if self.max_predictions == "auto":
+            self.max_predictions = max_predictions_for(self.max_length, self.mlm_probability)
 
     def check(self) -> None:
         if self.objective != "bert":
