@@ -1,7 +1,15 @@
 """Hostile inputs: build bad corpora, settings and files, run the CLI on each, judge what it did.
 
-    python benchmarks/hostile_inputs.py                    # every case, about 5 minutes on 2 cores
+    python benchmarks/hostile_inputs.py                    # every case, about 20 minutes on 2 cores
     python benchmarks/hostile_inputs.py --only html,jsonl  # cases whose name starts with these
+    python benchmarks/hostile_inputs.py --classes 1,2      # the cases of these classes of issue 24
+
+Cases come in groups, each built only when one of its cases is asked for: the earlier probe's
+(``earlier``: the readers, settings, checkpoints) and, in ``hostile_surfaces.py``, those of the
+classes of issue 24 on the newer surfaces (``1`` tracebacks for a user's input, ``2`` silent loss
+or wrong output, ``3`` processes left behind, ``4`` leftovers of a stopped build, ``5`` bombs,
+``6`` messages that send the user the wrong way, ``7`` a first result that misleads). Totals are
+printed per class.
 
 Every case builds its inputs in a temporary folder and runs one ``linkbert`` command in a child
 process with a timeout. A case says what a careful tool does with it:
@@ -10,14 +18,21 @@ process with a timeout. A case says what a careful tool does with it:
   traceback, and the output folder left as it was;
 * ``skip``: with ``--skip-bad``, exit status 0, the bad records counted in stats.json
   (``documents_skipped``) and the good ones kept (``documents``);
-* ``ok``: exit status 0 (and ``documents`` kept, where given).
+* ``ok``: exit status 0 (and ``documents`` kept, where given);
+* ``killed``: stopped by a signal on purpose; its ``check`` judges what it left behind.
+
+A case may also check what the command left (``check``: an output's content, processes still
+alive, a folder that must not change), run more than one command (``runner``: signals, a stopped
+build and its rerun, a busy machine), close the command's stdout (``stdout_closed``: ``| head``)
+or bound its memory (``max_rss_mb``).
 
 The verdict is ``good`` when the command did that, else the first that applies of ``hang``
-(timed out), ``traceback`` (a Python traceback on stderr), ``silent`` (exit 0 where an error was
-due, or records lost without a count), ``poor message`` (the right exit status, but the message
-is not one line naming what it should), ``wrong`` (anything else). Reported per case: the exit
-status, the message's first line, documents kept and skipped, the verdict. The last line
-printed is one JSON object: the totals by verdict and every case.
+(timed out), ``traceback`` (a Python traceback on stderr), ``bomb`` (more memory than the case
+allows), ``silent`` (exit 0 where an error was due, or records lost without a count), ``poor
+message`` (the right exit status, but the message is not one line naming what it should),
+``wrong`` (anything else). Reported per case: the exit status, the message's first line,
+documents kept and skipped, the verdict. The last line printed is one JSON object: the totals by
+verdict, the totals by class and every case.
 """
 
 from __future__ import annotations
@@ -35,10 +50,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 TEXT = ("Paris is the capital of France. It lies on the Seine. Many people visit it every year. "
         "The city has museums, parks and old bridges. ")
-VERDICTS = ("good", "hang", "traceback", "silent", "poor message", "wrong")
+VERDICTS = ("good", "hang", "traceback", "bomb", "silent", "poor message", "wrong")
 
 
 @dataclass
@@ -50,6 +66,12 @@ class Case:
     documents: int | None = None  # skip/ok: documents kept
     out: Path | None = None  # a folder the command must leave untouched on an error, or that holds stats.json
     before: dict = field(default_factory=dict)  # the out folder's files before the run (filled in by run_case)
+    kind: str = "earlier"    # the class of issue 24 the case belongs to, or the earlier probe's
+    check: Callable[[dict], str | None] | None = None  # after a good run: None, or "verdict: why not good"
+    runner: Callable[["Case", float], dict] | None = None  # instead of one command: {"exit", "stderr", ...}
+    stdout_closed: bool = False   # the command's stdout is a pipe whose reader has gone (| head)
+    max_rss_mb: float | None = None  # the most memory the command may take
+    env: dict = field(default_factory=dict)  # extra environment variables
 
 
 # -- building inputs -------------------------------------------------------------------------------
@@ -107,7 +129,9 @@ def wikispeedia(root: Path, articles: dict[str, str], links: str, tar_bytes: byt
 
 def cli(*argv: str) -> None:
     """Run ``linkbert ARGV`` to set a case up (it must succeed)."""
-    subprocess.run([sys.executable, "-m", "linkbert.cli", *map(str, argv)], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "linkbert.cli", *map(str, argv)], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"setting a case up failed: linkbert {' '.join(map(str, argv))}\n{done.stderr[-2000:]}")
 
 
 def prepared_corpus(root: Path, n: int = 12, prefix: str = "d") -> Path:
@@ -130,7 +154,17 @@ def flip_bytes(path: Path, count: int = 4096) -> None:
 
 # -- the cases -------------------------------------------------------------------------------------
 
-def cases(tmp: Path) -> list[Case]:
+def user_folder(tmp: Path) -> Path:
+    """A user's folder with work in it, which no command may touch."""
+    full = tmp / "user-folder"
+    if not full.is_dir():
+        full.mkdir()
+        (full / "thesis.tex").write_text("years of work")
+    return full
+
+
+def earlier_readers(tmp: Path) -> list[Case]:
+    """The earlier probe's cases of the readers and prepare's settings."""
     out: list[Case] = []
 
     def add(case: Case) -> None:
@@ -236,9 +270,7 @@ def cases(tmp: Path) -> list[Case]:
 
     # prepare: outputs and settings
     corpus = jsonl(tmp / "corpus.jsonl", docs(5))
-    full = tmp / "user-folder"
-    full.mkdir()
-    (full / "thesis.tex").write_text("years of work")
+    full = user_folder(tmp)
     add(Case("prepare/out-not-empty", prepare_argv("jsonl", corpus, full), "error", names="user-folder", out=full))
     inside = tmp / "input-dir"
     inside.mkdir()
@@ -269,6 +301,15 @@ def cases(tmp: Path) -> list[Case]:
                                                   "--tokenizer", str(tmp / "no" / "such" / "tokenizer"),
                                                   "--out", str(tmp / "o26"), "--no-progress"],
              "error", names="tokenizer", out=tmp / "o26"))
+    return out
+
+
+def earlier_runs(tmp: Path) -> list[Case]:
+    """The earlier probe's cases of pretraining, resuming, export, fine-tuning and evaluation."""
+    out: list[Case] = []
+    add = out.append
+    full = user_folder(tmp)
+    (tmp / "a-file").write_text("x")
 
     # pretrain
     data = prepared_corpus(tmp / "pre")
@@ -337,6 +378,32 @@ def cases(tmp: Path) -> list[Case]:
     return out
 
 
+def groups() -> list[tuple[tuple[str, ...], Callable[[Path], list[Case]]]]:
+    """Every group of cases: (the name prefixes of its cases, what builds them)."""
+    import hostile_surfaces
+
+    return [(("html/", "jsonl/", "wikispeedia/", "wikipedia/", "pubmed/", "prepare/", "vital-articles/"),
+             earlier_readers),
+            (("pretrain/", "export/", "finetune/", "quickstart/", "evaluate/"), earlier_runs),
+            *hostile_surfaces.GROUPS]
+
+
+def cases(tmp: Path, prefixes: tuple[str, ...] = (), kinds: tuple[str, ...] = ()):
+    """The cases whose name starts with one of ``prefixes`` and whose class is one of ``kinds``
+    (empty: all), group by group; a group is built only when one of its cases can be wanted,
+    and only when the cases before it have run."""
+    for names, build in groups():
+        if prefixes and not any(p.startswith(n) or n.startswith(p) for p in prefixes for n in names):
+            continue
+        if kinds and not set(kinds) & set(getattr(build, "kinds", ("earlier",))):
+            continue
+        group_tmp = tmp / build.__name__
+        group_tmp.mkdir(exist_ok=True)
+        for case in build(group_tmp):
+            if (not prefixes or case.name.startswith(prefixes)) and (not kinds or case.kind in kinds):
+                yield case
+
+
 # -- running and judging ---------------------------------------------------------------------------
 
 def snapshot(folder: Path | None) -> dict:
@@ -348,18 +415,113 @@ def snapshot(folder: Path | None) -> dict:
 def run_case(case: Case, timeout: float) -> dict:
     case.before = snapshot(case.out) if case.expect == "error" else {}
     started = time.perf_counter()
-    try:
-        result = subprocess.run([sys.executable, "-m", "linkbert.cli", *case.argv], capture_output=True, text=True,
-                                timeout=timeout, errors="replace")
-        code, stderr = result.returncode, result.stderr
-    except subprocess.TimeoutExpired as hung:
-        code, stderr = None, (hung.stderr or b"").decode("utf-8", "replace") if isinstance(hung.stderr, bytes) else ""
+    if case.runner is not None:
+        ran = case.runner(case, timeout)
+    else:
+        ran = run_command(case.argv, timeout, stdout_closed=case.stdout_closed, env=case.env)
+    code, stderr = ran["exit"], ran["stderr"]
     stats = _stats(case.out)
     message = next((line for line in stderr.splitlines() if "error" in line.lower()), stderr.strip()[:200])
-    verdict = judge(case, code, stderr, stats)
-    return {"case": case.name, "exit": code, "message": message[:240], "documents": stats.get("documents"),
-            "skipped": stats.get("documents_skipped"), "seconds": round(time.perf_counter() - started, 1),
+    verdict, why = judge(case, code, stderr, stats), ""
+    if verdict == "good" and case.max_rss_mb is not None and ran.get("max_rss_mb", 0) > case.max_rss_mb:
+        verdict, why = "bomb", f"{ran['max_rss_mb']:.0f} MB, more than {case.max_rss_mb:.0f}"
+    if verdict == "good" and case.check is not None:
+        found = case.check({**ran, "stats": stats})
+        if found:
+            verdict, _, why = found.partition(": ")
+    return {"case": case.name, "class": case.kind, "exit": code, "message": (why or message)[:240],
+            "documents": stats.get("documents"), "skipped": stats.get("documents_skipped"),
+            "seconds": round(time.perf_counter() - started, 1), "max_rss_mb": round(ran.get("max_rss_mb", 0)),
             "verdict": verdict}
+
+
+def run_command(argv: list[str], timeout: float, *, stdout_closed: bool = False, env: dict | None = None,
+                wait: bool = True):
+    """Run ``linkbert ARGV`` in a new session (a timeout ends its whole process group): ``{"exit"
+    (None when it timed out), "stdout", "stderr", "max_rss_mb"}``; with ``wait=False`` the
+    ``subprocess.Popen`` and the files its output goes to, for the caller to drive."""
+    folder = Path(tempfile.mkdtemp(prefix="linkbert-case-"))
+    out_file, err_file = open(folder / "stdout", "wb"), open(folder / "stderr", "wb")
+    reader = None
+    if stdout_closed:  # a pipe whose reading end is closed before the command writes: `| head` that has gone
+        reader, stdout = os.pipe()
+        os.close(reader)
+    else:
+        stdout = out_file
+    process = subprocess.Popen([sys.executable, "-m", "linkbert.cli", *map(str, argv)], stdout=stdout,
+                               stderr=err_file, stdin=subprocess.DEVNULL, start_new_session=True,
+                               env={**os.environ, **(env or {})})
+    if stdout_closed:
+        os.close(stdout)
+    if not wait:
+        return process, folder
+    return finish(process, folder, timeout)
+
+
+def finish(process: subprocess.Popen, folder: Path, timeout: float) -> dict:
+    """Wait for ``process`` (at most ``timeout`` seconds: then its process group is killed), reap it,
+    read its output (its head and tail: a bomb's message can be gigabytes). Its peak memory is
+    its own high-water mark (/proc's ``VmHWM``), sampled while it runs: the rusage of a reaped
+    child would count this process's memory too (it carries across fork and exec)."""
+    deadline = time.monotonic() + timeout
+    code, peak_kb = None, 0
+    while True:
+        peak_kb = max(peak_kb, _high_water_kb(process.pid))
+        pid, status = os.waitpid(process.pid, os.WNOHANG)
+        if pid:
+            code = os.waitstatus_to_exitcode(status)
+            process.returncode = code
+            break
+        if time.monotonic() > deadline:
+            kill_group(process.pid)
+            _, status = os.waitpid(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            break
+        time.sleep(0.05)
+    return {"exit": code, "stdout": _bounded_text(folder / "stdout"), "stderr": _bounded_text(folder / "stderr"),
+            "max_rss_mb": peak_kb / 1024}
+
+
+def _high_water_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _bounded_text(path: Path, keep: int = 1 << 17) -> str:
+    """A file's text, its middle cut out when it is longer than twice ``keep`` bytes."""
+    with open(path, "rb") as f:
+        head = f.read(keep)
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        tail = b""
+        if size > 2 * keep:
+            f.seek(size - keep)
+            tail = f.read()
+            head += f"\n[... {size - 2 * keep:,} bytes ...]\n".encode()
+        elif size > keep:
+            f.seek(keep)
+            tail = f.read()
+    return (head + tail).decode("utf-8", "replace")
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group a case's command leads (its own session: nothing else is in it)."""
+    import signal
+
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def snapshot_unchanged(folder: Path, before: dict) -> str | None:
+    after = snapshot(folder)
+    return None if after == before else f"silent: {folder.name} changed ({sorted(set(after) ^ set(before))[:3]})"
 
 
 def _stats(folder: Path | None) -> dict:
@@ -377,6 +539,8 @@ def judge(case: Case, code: int | None, stderr: str, stats: dict) -> str:
         return "hang"
     if "Traceback (most recent call last)" in stderr:
         return "traceback"
+    if case.expect == "killed":  # stopped by a signal on purpose: its ``check`` judges what it left
+        return "good"
     if case.expect == "error":
         if code == 0:
             return "silent"
@@ -397,21 +561,33 @@ def judge(case: Case, code: int | None, stderr: str, stats: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="comma-separated name prefixes (default: every case)")
+    parser.add_argument("--classes", default="", help="comma-separated classes: earlier, 1..7 (default: all)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds before a case counts as hung")
     args = parser.parse_args(argv)
     prefixes = tuple(p for p in args.only.split(",") if p)
+    kinds = tuple(k for k in args.classes.split(",") if k)
     with tempfile.TemporaryDirectory(prefix="linkbert-hostile-") as folder:
         results = []
-        for case in cases(Path(folder)):
-            if prefixes and not case.name.startswith(prefixes):
-                continue
-            result = run_case(case, args.timeout)
-            results.append(result)
-            print(f"{result['verdict']:>12}  {case.name:<36} exit {result['exit']}  {result['message'][:110]}",
-                  flush=True)
+        try:
+            for case in cases(Path(folder), prefixes, kinds):
+                result = run_case(case, args.timeout)
+                results.append(result)
+                print(f"{result['verdict']:>12}  {case.kind:>7}  {case.name:<44} exit {result['exit']}  "
+                      f"{result['message'][:100]}", flush=True)
+        finally:
+            import hostile_surfaces
+
+            hostile_surfaces.release_small_disks()
     totals = {verdict: sum(r["verdict"] == verdict for r in results) for verdict in VERDICTS}
+    by_class = {}
+    for result in results:
+        counts = by_class.setdefault(result["class"], {verdict: 0 for verdict in VERDICTS})
+        counts[result["verdict"]] += 1
     print(f"{len(results)} cases: " + ", ".join(f"{k} {v}" for k, v in totals.items() if v))
-    print(json.dumps({"cases": len(results), "totals": totals, "results": results}))
+    for kind, counts in sorted(by_class.items()):
+        print(f"  class {kind}: {sum(counts.values())} cases: "
+              + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    print(json.dumps({"cases": len(results), "totals": totals, "by_class": by_class, "results": results}))
     return 0
 
 

@@ -255,3 +255,47 @@ def test_every_subcommand_declares_its_settings(capsys):
     with pytest.raises(SystemExit):
         parse(["evaluate", "blurb"])  # its scores file is required
     assert "SCORES_FILE" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- hostile input (issue 24)
+
+NESTED = "[" * 100000 + "]" * 100000
+
+
+@pytest.mark.parametrize("what", ["dataset", "predictions"])
+def test_squad_files_nested_too_deeply_are_one_error_naming_the_file(tmp_path, capsys, what):
+    files = {"dataset": _write(tmp_path / "dev.json", _squad_dataset()),
+             "predictions": _write(tmp_path / "pred.json", {"q1": "Denver Broncos"})}
+    bad = tmp_path / f"{what}-nested.json"
+    bad.write_text('{"data": ' + NESTED + "}")
+    files[what] = str(bad)
+    assert main(["evaluate", "squad", files["dataset"], files["predictions"]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bad) in err and "nested too deeply" in err
+
+
+def test_runs_and_blurb_files_nested_too_deeply_name_the_file(tmp_path, capsys):
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "runs" / "a" / "metrics.json").write_text('{"dataset": "GAD", "dev": ' + NESTED + "}")
+    assert main(["evaluate", "runs", str(tmp_path / "runs")]) == 2
+    assert "metrics.json" in capsys.readouterr().err
+    (tmp_path / "blurb.json").write_text('{"GAD": ' + NESTED + "}")
+    assert main(["evaluate", "blurb", str(tmp_path / "blurb.json")]) == 2
+    assert "blurb.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task, value", [("GAD", "NaN"), ("GAD", "Infinity"), ("GAD", "-Infinity"), ("GAD", "250"),
+                                         ("HoC", "-3.5"), ("BIOSSES", "-120"), ("BIOSSES", "NaN")])
+def test_blurb_refuses_scores_that_are_not_on_its_scale(tmp_path, capsys, task, value):
+    scores = {t: 80.0 for t in BLURB_TASKS}
+    text = json.dumps(scores).replace(f'"{task}": 80.0', f'"{task}": {value}')
+    (tmp_path / "scores.json").write_text(text)
+    assert main(["evaluate", "blurb", str(tmp_path / "scores.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"scores.json, task {task}: score" in err and "to 100" in err and capsys.readouterr().out == ""
+
+
+def test_blurb_takes_a_negative_pearson_r_for_biosses(tmp_path, capsys):
+    scores = {**{t: 80.0 for t in BLURB_TASKS}, "BIOSSES": -12.5}
+    assert main(["evaluate", "blurb", _write(tmp_path / "scores.json", scores)]) == 0
+    assert json.loads(capsys.readouterr().out)["by_type"]["sentence similarity"] == -12.5

@@ -217,4 +217,78 @@ def test_a_malformed_config_is_one_line(run, tmp_path, capsys):
     (tmp_path / "bad" / "config.json").write_text("{not json")
     assert cli_main(["export", str(tmp_path / "bad"), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "config.json: not a JSON config" in err and "\n" not in err, err
+    assert "config.json, line 1: not valid JSON" in err and "\n" not in err, err
+
+
+# -- hostile checkpoints and outputs (issue 24) ---------------------------------------------------------
+
+def _edited_config(folder, **changes):
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:3000]),
+     "model.safetensors: not a readable safetensors file"),
+    (lambda d: (d / "model.safetensors").write_bytes(b"\x01" * 3000), "model.safetensors: not a readable"),
+    (lambda d: _edited_config(d, model_type="nonesuch"), "config.json: not a config transformers knows"),
+    (lambda d: _edited_config(d, intermediate_size=16), "model.safetensors: tensor bert.encoder.layer.0.intermediate"),
+    (lambda d: (d / "config.json").write_text('{"a": ' + "[" * 100000 + "]" * 100000 + "}"), "nested too deeply"),
+])
+def test_a_checkpoint_without_a_manifest_is_checked_before_it_is_exported(run, tmp_path, capsys, damage, words):
+    """A checkpoint without a manifest (an older run's, a copy) is checked only by reading it.
+    Before: shapes its config does not make were exported as they were: a model that does not load."""
+    import shutil
+
+    root, _, _ = run
+    shutil.copytree(root / "checkpoint", tmp_path / "checkpoint")
+    damage(tmp_path / "checkpoint")
+    code = cli_main(["export", str(tmp_path / "checkpoint"), str(tmp_path / "out"), "--tokenizer",
+                     str(root / "tokenizer")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and words in err, err
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
+
+
+def test_overwrite_replaces_the_whole_folder(run, tmp_path):
+    root, _, _ = run
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "vocab.txt").write_text("[PAD]\nstale\n")
+    (out / "pytorch_model.bin").write_bytes(b"an earlier export's weights")
+    export(root / "checkpoint", out, overwrite=True)
+    assert "pytorch_model.bin" not in {p.name for p in out.iterdir()}
+    assert (out / "vocab.txt").read_text().splitlines() == [
+        t for t, _ in sorted(AutoTokenizer.from_pretrained(out).get_vocab().items(), key=lambda item: item[1])]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # nothing left beside it
+
+
+@pytest.mark.parametrize("where", ["the checkpoint", "the run folder", "inside the run folder", "around the run"])
+def test_an_out_that_overlaps_the_checkpoint_or_its_run_is_refused(run, tmp_path, where):
+    checkpoints = _pretrain_run(run, tmp_path / "run")
+    step = checkpoints / "step-00000002"
+    source, out = {"the checkpoint": (step, step), "the run folder": (tmp_path / "run", tmp_path / "run"),
+                   "inside the run folder": (tmp_path / "run", tmp_path / "run" / "model"),
+                   "around the run": (step, tmp_path)}[where]
+    before = sorted((p.relative_to(tmp_path), p.stat().st_size) for p in (tmp_path / "run").rglob("*"))
+    with pytest.raises(ConfigError, match="overlaps the input"):
+        export(source, out, overwrite=True)
+    assert sorted((p.relative_to(tmp_path), p.stat().st_size) for p in (tmp_path / "run").rglob("*")) == before
+
+
+def test_a_full_disk_names_the_output_and_leaves_nothing(run, tmp_path, monkeypatch, capsys):
+    import errno
+
+    from linkbert import export as export_module
+
+    def full(tensors, path, metadata=None):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr("safetensors.torch.save_file", full)
+    root, _, _ = run
+    out = tmp_path / "disk" / "model"
+    assert cli_main(["export", str(root / "checkpoint"), str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"linkbert export: error: {out}: No space left on device (writing model.safetensors); free some "
+                   "space or write elsewhere"), err
+    assert export_module.Path(tmp_path / "disk").exists() and list((tmp_path / "disk").iterdir()) == []

@@ -171,3 +171,83 @@ def test_naming_output_names_the_output_folder(tmp_path, code, filename, expecte
     else:
         assert describe_os_error(failure.value).startswith(expected.format(**paths))
         assert failure.value.errno == number
+
+
+# -- a stopped build's folder, removed by the next build of the same folder (issue 24) -------------------
+
+def _old(folder, seconds=60):
+    """``folder`` (made if need be), its times a minute back: not one a build is just starting."""
+    import os
+    import time
+
+    folder.mkdir(exist_ok=True)
+    stamp = time.time() - seconds
+    os.utime(folder, (stamp, stamp))
+    return folder
+
+
+def _building_child(final, ready):
+    """A process inside ``building(final)`` until killed (``ready``: a file it writes once inside)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from pathlib import Path; from linkbert.files import building\n"
+            "with building(Path(sys.argv[1])) as tmp:\n"
+            "    (tmp / 'part').write_text('x'); Path(sys.argv[2]).write_text(str(tmp)); time.sleep(600)\n")
+    return subprocess.Popen([sys.executable, "-c", code, str(final), str(ready)])
+
+
+def _wait_for(path):
+    import time
+
+    for _ in range(600):
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never appeared")
+
+
+def test_a_killed_build_is_removed_by_the_next_build_which_says_so(tmp_path, caplog):
+    """Before: ``.out.building-*`` folders of killed prepare and finetune runs stayed for ever."""
+    import signal
+
+    from linkbert.files import building
+
+    child = _building_child(tmp_path / "out", tmp_path / "ready")
+    stopped = _old(type(tmp_path)(_wait_for(tmp_path / "ready")))
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert stopped.is_dir()  # what a killed build leaves
+    other = _old(tmp_path / ".other.building-abc")  # another output's: not this build's to remove
+    (tmp_path / ".out.building-notes.txt").write_text("a file of the same pattern: not a build folder")
+    with caplog.at_level("WARNING", logger="linkbert.files"), building(tmp_path / "out") as tmp:
+        (tmp / "x").write_text("new")
+    assert not stopped.exists() and other.is_dir() and (tmp_path / ".out.building-notes.txt").is_file()
+    assert f"removed {stopped.name}, left beside {tmp_path / 'out'}" in caplog.text
+    assert (tmp_path / "out" / "x").read_text() == "new"
+
+
+def test_a_running_build_of_the_same_folder_is_left_alone(tmp_path, caplog):
+    import signal
+
+    from linkbert.files import remove_stopped_builds
+
+    child = _building_child(tmp_path / "out", tmp_path / "ready")
+    try:
+        running = _old(type(tmp_path)(_wait_for(tmp_path / "ready")))
+        with caplog.at_level("WARNING", logger="linkbert.files"):
+            assert remove_stopped_builds(tmp_path / "out") == []
+        assert running.is_dir() and (running / "part").is_file()
+        assert f"left {running}: a build of {tmp_path / 'out'} is running there" in caplog.text
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert remove_stopped_builds(tmp_path / "out") == [running]
+
+
+def test_a_leftover_of_a_name_with_glob_characters_is_matched_literally(tmp_path):
+    from linkbert.files import remove_stopped_builds
+
+    mine = _old(tmp_path / ".o[1].building-x")
+    lookalike = _old(tmp_path / ".o1.building-y")
+    assert remove_stopped_builds(tmp_path / "o[1]") == [mine] and lookalike.is_dir()

@@ -200,3 +200,60 @@ def test_withhold_pairs_gives_what_the_graph_benchmark_got(seed):
         old_rest, old = old_withhold_pairs(graph, fraction, seed)
         rest, withheld = graph.withhold_pairs(fraction, seed)
         assert np.array_equal(withheld, old) and edge_set(rest) == edge_set(old_rest)
+
+
+# -- a damaged graph, found when it is opened (issue 24) ------------------------------------------------
+
+def _poke_npy(path, index, value):
+    array = np.load(path)
+    array[index] = value
+    np.save(path, array)
+
+
+@pytest.mark.parametrize("damage, file, words", [
+    (lambda d: (d / "indices.npy").write_bytes(b"\x93NUMPY garbage" * 20), "indices.npy", "not a saved array"),
+    (lambda d: (d / "indices.npy").write_bytes((d / "indices.npy").read_bytes()[:-8]), "indices.npy",
+     "not a saved array"),
+    (lambda d: np.save(d / "indices.npy", np.zeros((2, 3), np.int32)), "indices.npy", "2-D array"),
+    (lambda d: np.save(d / "indptr.npy", np.array([0.0, 1.0])), "indptr.npy", "of float64"),
+    (lambda d: _poke_npy(d / "indptr.npy", -1, 3), "indptr.npy", "from 0 to the 6 edges"),
+    (lambda d: np.save(d / "in_degree.npy", np.zeros(3, np.int32)), "in_degree.npy", "3 in-degrees for 5 nodes"),
+    (lambda d: (d / "indptr.npy").unlink(), "indptr.npy", "missing"),
+])
+def test_a_damaged_graph_is_named_when_loaded(tmp_path, damage, file, words):
+    from linkbert.errors import BadInput
+
+    hand_graph().save(tmp_path)
+    damage(tmp_path)
+    with pytest.raises(BadInput, match=words) as info:
+        DocGraph.load(tmp_path)
+    assert info.value.path == str(tmp_path / file) and "prepare the corpus again" in str(info.value)
+
+
+@pytest.mark.parametrize("damage, file, words", [
+    (lambda d: _poke_npy(d / "indices.npy", 0, 10 ** 6), "indices.npy", "points outside the 5 documents"),
+    (lambda d: _poke_npy(d / "indices.npy", 0, -1), "indices.npy", "points outside"),
+    (lambda d: _poke_npy(d / "indptr.npy", 2, 0), "indptr.npy", "row offsets fall"),
+    (lambda d: _poke_npy(d / "in_degree.npy", 2, 0), "in_degree.npy", "not those of the edges"),
+])
+def test_out_of_bounds_graph_arrays_are_found_by_the_check(tmp_path, damage, file, words):
+    from linkbert.errors import BadInput
+
+    hand_graph().save(tmp_path)
+    damage(tmp_path)
+    graph = DocGraph.load(tmp_path)
+    with pytest.raises(BadInput, match=words) as info:
+        graph.check_bounds(tmp_path)
+    assert info.value.path == str(tmp_path / file)
+
+
+def test_the_bounds_check_passes_an_intact_graph_in_chunks(tmp_path, monkeypatch):
+    from linkbert import graph as graph_module
+    from linkbert.errors import BadInput
+
+    monkeypatch.setattr(graph_module, "_CHUNK", 2)
+    hand_graph().save(tmp_path)
+    DocGraph.load(tmp_path).check_bounds(tmp_path)
+    _poke_npy(tmp_path / "indices.npy", -1, 7)  # in the last chunk
+    with pytest.raises(BadInput, match="near edge 4"):
+        DocGraph.load(tmp_path).check_bounds(tmp_path)

@@ -50,3 +50,73 @@ def test_an_older_folder_without_the_budget_uses_its_longest_segment(folder, tmp
     stats_path(copy).write_text(json.dumps(stats))
     corpus = PreparedCorpus(copy)
     assert corpus.segment_budget == corpus.longest_segment
+
+
+# -- a damaged corpus is refused when it is opened (issue 24) ---------------------------------------------
+
+def _damaged_copy(folder, tmp_path, damage):
+    import shutil
+
+    copy = tmp_path / "damaged"
+    shutil.copytree(folder, copy)
+    damage(copy)
+    return copy
+
+
+def _poke(path, dtype, index, value):
+    import numpy as np
+
+    array = np.fromfile(path, dtype=dtype)
+    array[index] = value
+    array.tofile(path)
+
+
+def _poke_npy(path, index, value):
+    import numpy as np
+
+    array = np.load(path)
+    array[index] = value
+    np.save(path, array)
+
+
+@pytest.mark.parametrize("damage, file", [
+    (lambda d: (d / "tokens.bin").write_bytes((d / "tokens.bin").read_bytes()[:-7]), "tokens.bin"),
+    (lambda d: _poke(d / "tokens.bin", "uint8", slice(3, 6), 250), "tokens.bin"),
+    (lambda d: _poke(d / "segments.bin", "int64", -2, 10 ** 7), "segments.bin"),
+    (lambda d: (d / "store.json").write_text("{"), "store.json"),
+    (lambda d: (d / "stats.json").write_text("[1]"), "stats.json"),
+    (lambda d: _poke_npy(d / "graph" / "indices.npy", 0, 10 ** 6), "graph/indices.npy"),
+])
+def test_a_damaged_corpus_is_refused_naming_its_file(folder, tmp_path, damage, file):
+    from linkbert.errors import BadInput
+
+    copy = _damaged_copy(folder, tmp_path, damage)
+    with pytest.raises(BadInput) as info:
+        corpus = PreparedCorpus(copy)
+        corpus.stats, corpus.graph()  # what pretraining reads of it when it opens it
+    assert info.value.path == str(copy / file)
+
+
+def test_the_bounds_are_checked_once_per_process(folder, monkeypatch):
+    from linkbert import prepared
+    from linkbert.store import SegmentStore
+
+    calls = []
+    monkeypatch.setattr(SegmentStore, "check", lambda self: calls.append(self.dir))
+    monkeypatch.setattr(prepared, "_CHECKED", set())
+    PreparedCorpus(folder)
+    PreparedCorpus(folder)
+    assert len(calls) == 1
+
+
+def test_pretrain_on_a_damaged_corpus_is_one_line_naming_the_file(folder, tmp_path, capsys):
+    """Before: a truncated tokens.bin was a ``ValueError`` traceback, token ids beyond the vocabulary
+    an ``IndexError`` deep in the first step."""
+    from linkbert.cli import main
+
+    copy = _damaged_copy(folder, tmp_path, lambda d: _poke(d / "tokens.bin", "uint8", slice(3, 6), 250))
+    code = main(["pretrain", "--data", str(copy), "--out", str(tmp_path / "run"), "preset=tiny", "max_steps=1",
+                 "batch_size=2", "max_length=48", "progress=false", "tensorboard=false"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"{copy / 'tokens.bin'}: token id" in err
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").rglob("*.safetensors"))

@@ -160,3 +160,64 @@ def test_arguments_help_lists_every_setting_with_its_bounds():
     assert "SOURCE" in text and "--kind a|b" in text and "--verbose, --no-verbose" in text
     assert "(default: 10; >= 1)" in text and "a 50% share (default: 0.5; > 0; <= 1)" in text
     assert "key=value" in text
+
+
+# -- hostile settings files (issue 24) --------------------------------------------------------------
+
+ALIAS_BOMB = ("steps: [&a [x,x,x,x,x,x,x,x,x,x], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], "
+              "&c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b], &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c], "
+              "&e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d], &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e], "
+              "[*f,*f,*f,*f,*f,*f,*f,*f,*f,*f]]\n")  # 10^7 values once expanded
+
+
+@pytest.mark.parametrize("text", [ALIAS_BOMB, "steps: &a [*a]\n", "name: x\nsteps: [" + "1, " * 20000 + "1]\n"])
+def test_a_settings_file_expanding_to_millions_of_values_is_refused_before_it_is_built(tmp_path, text):
+    """Before: the alias bomb reached the error message, which showed the value: gigabytes."""
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text)
+    with pytest.raises(BadInput, match="expands to more than 10,000 values") as info:
+        settings.load(Example, path)
+    assert len(str(info.value)) < 300
+
+
+def test_yaml_nested_too_deeply_is_one_line(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("steps: " + "[" * 50000 + "]" * 50000 + "\n")
+    with pytest.raises(BadInput, match=r"deep\.yaml: YAML nested too deeply to read"):
+        settings.load(Example, path)
+
+
+def test_a_value_in_a_message_is_cut_short(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nsteps: [" + ", ".join(["12345"] * 2000) + "]\n")
+    with pytest.raises(ConfigError, match=r"steps should be int, got \[12345, 12345, .*\.\.\.\]") as info:
+        settings.load(Example, path)
+    assert len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize("text, where, what", [
+    ("name: x\nsteps: 8\n  rate: 0.5\n", "line 3, column 7", "mapping values are not allowed here"),
+    ("name: x\nsteps: [1, 2\n", "line 3, column 1", "expected ',' or ']'"),
+    ("name: x\n\tsteps: 1\n", "line 2, column 1", "found character '\\t' that cannot start any token"),
+])
+def test_a_yaml_syntax_error_says_what_and_where_on_one_line(tmp_path, text, where, what):
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(BadInput) as info:
+        settings.load(Example, path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{path}, {where}: not valid YAML: {what}")
+
+
+def test_a_settings_file_that_is_not_utf8_names_its_line(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_bytes(b"name: x\n# r\xe9glages\nsteps: 3\n")
+    with pytest.raises(BadInput, match=r"s\.yaml, line 2: not UTF-8 text"):
+        settings.load(Example, path)
+
+
+def test_a_huge_settings_file_is_refused_unread(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\n" + "# padding\n" * 200_000)
+    with pytest.raises(BadInput, match="more than 1,048,576 bytes"):
+        settings.load(Example, path)

@@ -11,6 +11,11 @@ mistake (a ``LinkbertError``: ``BadInput``, a file that is not what it should be
 permission: ``OSError``s of ``errors.ENVIRONMENT_ERRORS``, named with their path) is one line on
 stderr and exit status 2, never a traceback. ``key=value`` settings may stand anywhere on the
 command line.
+
+A reader that stops reading the command's output (``linkbert prepare ... | head``) does not stop
+the command: standard output then goes nowhere (:class:`ClosedPipeSafe`) and the work completes,
+with the exit status it would have had, rather than a ``BrokenPipeError`` traceback at the
+first ``print`` after the reader went.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import sys
 # command -> (module, one-line help)
 COMMANDS = {
     "quickstart": ("linkbert.quickstart.command", "the whole pipeline on a real linked corpus, in minutes on a "
-                   "CPU: prepare, pretrain for a time budget (--baseline bert: BERT too), evaluate, fine-tune a "
+                   "CPU: prepare, pretrain a fixed number of steps (--baseline bert: BERT too), evaluate, fine-tune a "
                    "document classifier, write an HTML report"),
     "prepare": ("linkbert.prepare.command", "read a linked corpus, build its document graph and tokenized segment store"),
     "pretrain": ("linkbert.pretrain.command", "pretrain on a prepared corpus: masked LM + document relation "
@@ -80,6 +85,50 @@ def version() -> str:
         return __version__
 
 
+class ClosedPipeSafe:
+    """Standard output that outlives its reader: once a write or flush finds the pipe closed
+    (``BrokenPipeError``), the stream's file descriptor is pointed at ``/dev/null`` (so that
+    what is still buffered, and the flush at exit, go nowhere quietly) and everything after is
+    dropped. Any other attribute is the wrapped stream's."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.closed_by_reader = False
+
+    def _guarded(self, call, *args):
+        if self.closed_by_reader:
+            return len(args[0]) if args and call == "write" else None
+        try:
+            return getattr(self._stream, call)(*args)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(args[0]) if args and call == "write" else None
+
+    def _to_devnull(self) -> None:
+        import os
+
+        self.closed_by_reader = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # a stream without a descriptor (a test's capture)
+            pass
+
+    def write(self, text):
+        return self._guarded("write", text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        return self._guarded("flush")
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     from linkbert.errors import LinkbertError, describe_os_error, is_environment_error
     from linkbert.runtime import configure_process
@@ -88,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
     module = importlib.import_module(COMMANDS[args.command][0])
+    stdout, sys.stdout = sys.stdout, ClosedPipeSafe(sys.stdout)
     try:
         return int(module.main(args) or 0)
     except LinkbertError as e:
@@ -98,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"linkbert {args.command}: error: {describe_os_error(e)}", file=sys.stderr)
         return 2
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import numpy as np
 
 from linkbert import metrics, settings
 from linkbert.errors import BadInput
+from linkbert.json_input import load_file
 from linkbert.paper import PAPER_RESULTS
 from linkbert.settings import setting
 
@@ -83,15 +84,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _load_json(path) -> object:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise BadInput(path, "", "missing_file", "no such file", fatal=True) from None
-    except UnicodeDecodeError as e:
-        raise BadInput(path, f"byte {e.start}", "invalid_utf8", "not UTF-8 text") from None
-    except json.JSONDecodeError as e:
-        raise BadInput(path, f"line {e.lineno}", "malformed_json", e.msg) from None
+    return load_file(path)
 
 
 # ---------------------------------------------------------------- squad
@@ -183,8 +176,13 @@ def coverage_warning(golds: dict, predictions: dict, dataset_file, prediction_fi
 # ---------------------------------------------------------------- blurb
 
 
+# the scores a BLURB task can have, on 0-100: Pearson's r for BIOSSES (-100 to 100), else F1 or accuracy
+SIGNED_TASKS = ("BIOSSES",)
+
+
 def score_blurb(scores_file: str) -> int:
-    """``linkbert evaluate blurb``: the BLURB score and its task-type means, to :data:`DIGITS` decimals."""
+    """``linkbert evaluate blurb``: the BLURB score and its task-type means, to :data:`DIGITS` decimals.
+    Each score must be a finite number on the 0-100 scale (-100 to 100 for BIOSSES's Pearson r)."""
     path = scores_file
     scores = _load_json(path)
     if not isinstance(scores, dict):
@@ -199,6 +197,10 @@ def score_blurb(scores_file: str) -> int:
                            f"not a BLURB task name; accepted (any case): {', '.join(blurb_names())}")
         if name in named:
             raise BadInput(path, f"task {task}", "duplicate_task", f"{name} is given twice")
+        low = -100 if name in SIGNED_TASKS else 0
+        if not math.isfinite(value) or not low <= value <= 100:
+            raise BadInput(path, f"task {task}", "bad_score", f"score {value!r} is not a number from {low} to 100 "
+                                                              "(scores are on BLURB's 0-100 scale)")
         named[name] = value
     missing = [task for task in metrics.BLURB_TASKS if task not in named]
     if missing:

@@ -45,7 +45,7 @@ from pathlib import Path
 
 from linkbert import settings
 from linkbert.errors import BadInput, ConfigError
-from linkbert.files import building, check_output_folder, naming, write_text
+from linkbert.files import building, check_output_folder, naming, naming_output, write_text
 from linkbert.prepared import tokenizer_dir
 from linkbert.settings import setting
 
@@ -88,7 +88,7 @@ def export(checkpoint: str | Path, out: str | Path, tokenizer: str | Path | None
     tokenizer_obj = _load_tokenizer(tokenizer_folder, config.vocab_size)
     cut_padded_vocabulary(config, weights, len(tokenizer_obj))
     architecture = config.architectures[0]
-    with building(out) as tmp:
+    with naming_output(out), building(out) as tmp:  # a full disk: one line naming OUT (and the file)
         with naming(tmp / "config.json"):
             config.save_pretrained(tmp)
         _save_weights(weights, tmp / "model.safetensors")
@@ -105,6 +105,7 @@ def exported_weights(checkpoint: Path):
     architecture has none."""
     from safetensors.torch import load_file
 
+    from linkbert import model_files
     from linkbert.checkpoint import verify
     from linkbert.model.heads import has_pooler, masked_lm_class
     from linkbert.model.pretraining import (
@@ -125,6 +126,10 @@ def exported_weights(checkpoint: Path):
     config = read_checkpoint_config(checkpoint)
     mlm_class = masked_lm_class(config)
     config.architectures = [mlm_class.__name__]
+    # a checkpoint without a manifest (an older run's, a copy) is checked only here: its weights must
+    # be readable, of the shapes its config makes (else the export would be a model that does not load)
+    model_files.check_weights(checkpoint, mlm_class, config,
+                              rename=lambda shapes, prefix: upgrade_weights(raw, shapes, prefix))
     try:
         weights = load_file(str(checkpoint / WEIGHTS))
     except Exception as e:  # safetensors reports a bad header or a short file as its own error

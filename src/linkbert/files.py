@@ -5,9 +5,13 @@ leaves half a folder in place of a good one, and a user's data is never overwrit
 * :func:`check_output_folder`: an output folder may be new or empty; a non-empty one only with
   ``overwrite``; never a file, never inside one of the inputs (a run would read its own output).
 * :func:`building`: build a folder beside its final place and rename it into place when complete;
-  on any error the temporary folder goes and whatever was there before stays.
+  on any error the temporary folder goes and whatever was there before stays. A build stopped
+  without a chance to clean up (SIGKILL, a power cut) leaves its ``.NAME.building-*`` folder; the
+  next build of the same folder removes it, and says so (:func:`remove_stopped_builds`).
 * :func:`publish_folder`: rename a finished folder into place, the old one aside first (and back,
   if the rename fails); :func:`building` and ``checkpoint.save`` publish with it.
+* :func:`replacing`: write files beside their final names and rename them in together when all
+  are complete (``convert``'s outputs).
 * :func:`naming`, :func:`naming_output`: an ``OSError`` that names no file (or a file of the
   hidden folder an output is built in) as one naming the path the user knows.
 """
@@ -16,15 +20,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from linkbert.errors import ConfigError, is_environment_error
+
+logger = logging.getLogger(__name__)
 
 
 def write_json(path: Path, value, indent: int = 1) -> None:
@@ -82,6 +90,10 @@ def building(final: Path) -> Iterator[Path]:
     ends without an error it replaces ``final`` (:func:`publish_folder`: whatever was there is
     removed only then), else it is removed and ``final`` is left as it was.
 
+    The folder is locked (``flock``) while its build runs, so that the next build of ``final``
+    can tell a folder left by a build that was stopped (SIGKILL, a power cut: no lock) from one
+    that is running, and remove the first kind (:func:`remove_stopped_builds`).
+
     Example::
 
         >>> with building(Path("prepared/wiki")) as tmp:
@@ -89,7 +101,9 @@ def building(final: Path) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stopped_builds(final)
     tmp = Path(tempfile.mkdtemp(prefix=_building_prefix(final), dir=final.parent))
+    lock = _lock(tmp)
     try:
         yield tmp
         fsync_folder(tmp)
@@ -98,6 +112,104 @@ def building(final: Path) -> Iterator[Path]:
             shutil.rmtree(aside, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if lock is not None:
+            os.close(lock)
+
+
+STOPPED_BUILD_AGE = 2.0  # seconds: a younger unlocked folder may be one whose build is taking its lock
+
+
+def remove_stopped_builds(final: Path) -> list[Path]:
+    """Remove the ``.NAME.building-*`` folders beside ``final`` that no running build holds (left by
+    builds of ``final`` that were stopped before they could clean up), saying so in the log; one
+    whose lock is held (a build running now) or cannot be taken (a file system without locks) is
+    left, and said. Only folders of ``final``'s own pattern are touched. Returns those removed."""
+    final = Path(final)
+    removed = []
+    for folder in sorted(final.parent.glob(f"{glob_escape(_building_prefix(final))}*")):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        lock = _lock(folder)
+        if lock is None:
+            logger.warning("left %s: a build of %s is running there (or its lock cannot be checked)", folder, final)
+            continue
+        try:
+            if time.time() - folder.stat().st_mtime < STOPPED_BUILD_AGE:
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            os.close(lock)
+        removed.append(folder)
+        logger.warning("removed %s, left beside %s by an earlier build that was stopped before it finished",
+                       folder.name, final)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """``text`` matched literally by ``Path.glob`` (its ``*?[`` escaped)."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _lock(folder: Path) -> int | None:
+    """An exclusive ``flock`` on ``folder`` (its descriptor, held until closed); None when another
+    process holds it or the file system has no locks."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+@contextlib.contextmanager
+def replacing(finals: Iterable[Path]) -> Iterator[dict[Path, Path]]:
+    """A temporary file beside each of ``finals`` (``.NAME.tmp-*``) to write it in: ``{final:
+    temporary}``. When the block ends without an error each is flushed and renamed over its final
+    name, all at the end (so that an error leaves every final file as it was, never half of one);
+    else they are removed. A machine's error while writing or renaming (a full disk) names the
+    final file, not the temporary one."""
+    finals = [Path(f) for f in finals]
+    temporaries: dict[Path, Path] = {}
+    try:
+        for final in finals:
+            with naming(final), _as_final(final):
+                final.parent.mkdir(parents=True, exist_ok=True)
+                handle, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
+                os.close(handle)
+                temporaries[final] = Path(name)
+        with _as_final(*finals):
+            yield dict(temporaries)
+        for final, tmp in temporaries.items():
+            with naming(final), _as_final(final):
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+                os.replace(tmp, final)
+        for final in {final.parent: final for final in finals}.values():
+            fsync_parent(final)
+    finally:
+        for tmp in temporaries.values():
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _as_final(*finals: Path) -> Iterator[None]:
+    """An environment ``OSError`` naming a temporary file of :func:`replacing` (or none) as one
+    naming its final file."""
+    try:
+        yield
+    except OSError as e:
+        if not is_environment_error(e):
+            raise
+        name = os.path.basename(str(e.filename or ""))
+        final = next((f for f in finals if name.startswith(f".{f.name}.tmp-")), None)
+        if final is None and len(finals) == 1 and not e.filename:
+            final = finals[0]
+        if final is None:
+            raise
+        raise OSError(e.errno, e.strerror or str(e), str(final)) from e
 
 
 def _building_prefix(final: Path) -> str:

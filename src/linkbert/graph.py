@@ -197,20 +197,70 @@ class DocGraph:
 
     @classmethod
     def load(cls, graph_dir: str | Path, mmap: bool = True) -> "DocGraph":
+        """The graph saved in ``graph_dir``; files that are not its arrays (damaged, truncated, of
+        shapes that do not fit together) are a ``BadInput`` naming the file. These checks cost
+        nothing (worker processes load the graph again); :meth:`check_bounds` reads the arrays."""
         graph_dir = Path(graph_dir)
         if not (graph_dir / META).exists():
             raise FileNotFoundError(f"{graph_dir} holds no document graph ({META} missing)")
         mode = "r" if mmap else None
-        load = lambda name: np.load(graph_dir / name, mmap_mode=mode, allow_pickle=False)  # noqa: E731
-        graph = cls(load(INDPTR), load(INDICES), load(IN_DEGREE))
+        indptr, indices, in_degree = (_load_array(graph_dir / name, mode) for name in (INDPTR, INDICES, IN_DEGREE))
+        if len(indptr) < 1 or int(indptr[0]) != 0 or int(indptr[-1]) != len(indices):
+            raise _damaged(graph_dir / INDPTR, f"its {len(indptr):,} row offsets must run from 0 to the "
+                                               f"{len(indices):,} edges of {INDICES}")
+        if len(in_degree) != len(indptr) - 1:
+            raise _damaged(graph_dir / IN_DEGREE, f"{len(in_degree):,} in-degrees for {len(indptr) - 1:,} nodes")
+        graph = cls(indptr, indices, in_degree)
         graph.source_dir = graph_dir if mmap else None
         return graph
+
+    def check_bounds(self, folder: str | Path) -> None:
+        """The arrays of a loaded graph (saved in ``folder``): row offsets that never fall, every
+        edge's target a node, the stored in-degrees those of the edges; a ``BadInput`` naming the
+        first file that breaks one. Chunked passes over the arrays (O(edges) time, O(nodes)
+        memory): not :meth:`validate`'s full check of sorted, duplicate-free rows. (A graph of
+        another corpus, with another number of nodes, is the pair sampler's to refuse.)"""
+        folder = Path(folder)
+        for start in range(0, self.num_nodes, _CHUNK):
+            if (np.diff(self.indptr[start:start + _CHUNK + 1]) < 0).any():
+                raise _damaged(folder / INDPTR, f"row offsets fall (near node {start:,})")
+        degrees = np.zeros(self.num_nodes, dtype=np.int64)
+        for start in range(0, len(self.indices), _CHUNK):
+            chunk = np.asarray(self.indices[start:start + _CHUNK])
+            if len(chunk) and (int(chunk.min()) < 0 or int(chunk.max()) >= self.num_nodes):
+                raise _damaged(folder / INDICES, f"an edge (near edge {start:,}) points outside the "
+                                                 f"{self.num_nodes:,} documents")
+            degrees += np.bincount(chunk, minlength=self.num_nodes)
+        if not np.array_equal(degrees, self.in_degree):
+            raise _damaged(folder / IN_DEGREE, "the stored in-degrees are not those of the edges")
 
     def __reduce__(self):
         # a memory-mapped graph travels to worker processes as its folder, not as 0.7 GB of arrays
         if self.source_dir is not None:
             return (DocGraph.load, (str(self.source_dir),))
         return (DocGraph, (self.indptr, self.indices, self.in_degree))
+
+
+def _damaged(path: Path, detail: str):
+    from linkbert.errors import BadInput
+
+    return BadInput(str(path), "", "damaged_corpus", f"{detail}: the document graph is damaged; prepare the corpus "
+                                                     "again")
+
+
+def _load_array(path: Path, mmap_mode) -> np.ndarray:
+    """A 1-D integer array saved by :meth:`DocGraph.save`; anything else a ``BadInput``."""
+    try:
+        array = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except FileNotFoundError:
+        raise _damaged(path, "missing") from None
+    except (ValueError, EOFError, OSError) as e:  # not an .npy file, truncated, a pickle
+        if isinstance(e, OSError) and e.errno is not None:
+            raise
+        raise _damaged(path, f"not a saved array ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise _damaged(path, f"a {array.ndim}-D array of {array.dtype}, not a 1-D integer array")
+    return array
 
 
 def joins_pairs(src: np.ndarray, dst: np.ndarray, pairs: np.ndarray, num_nodes: int) -> np.ndarray:

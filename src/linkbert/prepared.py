@@ -13,7 +13,9 @@ Layout::
 
 :class:`PreparedCorpus` opens such a folder: its store, graph, tokenizer, statistics and
 fingerprint, and the facts of its tokenizer a pair's layout depends on. What pretraining builds
-from it (pair samplers, the collator) is ``pretrain/data.py``'s.
+from it (pair samplers, the collator) is ``pretrain/data.py``'s. Opening it checks the store's and
+the graph's bounds (``SegmentStore.check``, ``DocGraph.check_bounds``), once per process and
+folder: a damaged corpus is a ``BadInput`` naming its file before any work starts.
 
 Example::
 
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from linkbert.errors import ConfigError
+from linkbert.errors import BadInput, ConfigError
 from linkbert.store import FILES as STORE_FILES
 from linkbert.store import META, SegmentStore
 
@@ -98,6 +100,19 @@ def _vocabulary_digest(folder: Path) -> str:
     return "absent"
 
 
+# the folders (and the state of their files) whose bounds this process checked: once is enough
+_CHECKED: set[tuple] = set()
+
+
+def _checked_once(folder: Path, check) -> None:
+    """Run ``check()`` unless this process ran it on ``folder`` with its files as they are now."""
+    key = (str(folder.resolve()), *((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                                    for p in sorted(folder.iterdir()) if p.is_file()))
+    if key not in _CHECKED:
+        check()
+        _CHECKED.add(key)
+
+
 class PreparedCorpus:
     """A prepared corpus folder: its store, graph, tokenizer and statistics."""
 
@@ -106,6 +121,7 @@ class PreparedCorpus:
         if not is_prepared(self.folder):
             raise ConfigError(f"{self.folder} is not a prepared corpus (no {META}): run `linkbert prepare` first")
         self.store = SegmentStore(self.folder)
+        _checked_once(self.folder, self.store.check)
 
     @property
     def graph_dir(self) -> Path:
@@ -118,8 +134,13 @@ class PreparedCorpus:
     @cached_property
     def stats(self) -> dict:
         """``stats.json`` (empty for a folder written before prepare recorded it)."""
+        from linkbert.json_input import load_file
+
         path = stats_path(self.folder)
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        stats = load_file(path) if path.is_file() else {}
+        if not isinstance(stats, dict):
+            raise BadInput(str(path), "", "damaged_corpus", "not a JSON object: the prepared corpus is damaged")
+        return stats
 
     @cached_property
     def fingerprint(self) -> str:
@@ -136,9 +157,12 @@ class PreparedCorpus:
         the same documents (an ablation's TF-IDF or random links)."""
         from linkbert.graph import DocGraph
 
-        if other:
-            return DocGraph.load(other)
-        return DocGraph.load(self.graph_dir) if self.has_graph else None
+        folder = Path(other) if other else self.graph_dir
+        if not other and not self.has_graph:
+            return None
+        graph = DocGraph.load(folder)
+        _checked_once(folder, lambda: graph.check_bounds(folder))
+        return graph
 
     def tokenizer(self):
         from linkbert.tokenization import load_tokenizer

@@ -14,6 +14,13 @@ inputs and outputs) and, where a command has always taken them (pretrain, finetu
 its field whichever way it came (YAML 1.1 reads ``2e-5`` as a string; the command line gives
 only strings).
 
+A settings file is read within bounds whatever it holds (it may come from anywhere): at most
+:data:`MAX_FILE_BYTES`, expanding to at most :data:`MAX_VALUES` values once YAML's aliases are
+followed (an alias bomb of a few lines would otherwise expand to billions, in memory and in
+the error message that shows the value), and a value is shown in a message cut to a few dozen
+characters. A file that is not UTF-8 or not YAML is one line saying what is wrong and where
+(line and column).
+
 Example::
 
     >>> @dataclass
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import reprlib
 import typing
 from pathlib import Path
 
@@ -39,6 +47,12 @@ RENAMED = {"max_seq_length": "max_length", "grad_clip": "max_grad_norm"}
 # old boolean setting -> (the setting that replaced it, its value for true, for false): a file or
 # command line that still uses the old one keeps working, with a warning
 REPLACED = {"tensorboard": ("tracker", "tensorboard", "none")}
+MAX_FILE_BYTES = 1 << 20  # a settings file: a few dozen lines
+MAX_VALUES = 10_000       # scalars, lists and mappings a settings file may expand to, aliases followed
+_SHOWN = reprlib.Repr()  # a value in a message: cut to a few dozen characters
+_SHOWN.maxstring = _SHOWN.maxother = 60
+_SHOWN.maxlist = _SHOWN.maxdict = 6
+_SHOWN.maxlevel = 2
 
 
 def setting(default, help: str, *, choices: typing.Iterable | None = None, minimum: float | None = None,
@@ -131,7 +145,7 @@ def coerce(settings_class: type, key: str, value, source: str):
     try:
         return _as(kind, value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{source}: {key} should be {_type_name(kind)}, got {value!r}") from None
+        raise ConfigError(f"{source}: {key} should be {_type_name(kind)}, got {_SHOWN.repr(value)}") from None
 
 
 def _type_name(kind) -> str:
@@ -172,15 +186,10 @@ def _as(kind: type, value):
 
 def read_settings(settings_class: type, path: str | Path) -> dict:
     """The typed settings of a YAML file (a mapping of field: value)."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise BadInput(str(path), "", "missing_path", "settings file not found", fatal=True)
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise BadInput(str(path), "", "malformed_yaml", f"not valid YAML: {e}") from None
+    values = read_yaml(path) or {}
     if not isinstance(values, dict):
         raise BadInput(str(path), "", "malformed_yaml", "expected a mapping of setting: value")
     typed = {}
@@ -188,6 +197,53 @@ def read_settings(settings_class: type, path: str | Path) -> dict:
         key, value = _replaced(settings_class, str(key), value, str(path))
         typed[key] = coerce(settings_class, key, value, str(path))
     return typed
+
+
+def read_yaml(path: Path):
+    """A settings file's YAML, within the module's bounds; what is wrong with it is a ``BadInput``
+    of one line naming the file, and the line and column of a syntax error."""
+    import yaml
+
+    with open(path, "rb") as f:
+        raw = f.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise BadInput(str(path), "", "file_too_large", f"more than {MAX_FILE_BYTES:,} bytes: not a settings file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise BadInput(str(path), f"line {line}", "invalid_utf8", f"not UTF-8 text (byte 0x{raw[e.start]:02x} at "
+                                                                  f"byte {e.start:,})") from None
+    try:
+        _check_expansion(yaml.compose(text, Loader=yaml.SafeLoader), path)
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        context = f" ({e.context})" if e.context and e.problem else ""
+        raise BadInput(str(path), where, "malformed_yaml", f"not valid YAML: {e.problem or e.context}{context}") from None
+    except yaml.YAMLError as e:
+        raise BadInput(str(path), "", "malformed_yaml", f"not valid YAML: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise BadInput(str(path), "", "malformed_yaml", "YAML nested too deeply to read") from None
+
+
+def _check_expansion(node, path: Path) -> None:
+    """Refuse a YAML document that expands to more than :data:`MAX_VALUES` values with its
+    aliases followed (counted on the composed nodes, before anything is built)."""
+    import yaml
+
+    count, todo = 0, [node] if node is not None else []
+    while todo:
+        node = todo.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise BadInput(str(path), "", "too_large", f"expands to more than {MAX_VALUES:,} values (aliases "
+                                                       "followed): not a settings file (a YAML alias bomb?)")
+        if isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            todo.extend(item for pair in node.value for item in pair)
 
 
 def parse_overrides(settings_class: type, items: typing.Iterable[str]) -> dict:

@@ -10,6 +10,12 @@ Layout of a prepared folder (all little-endian, raw arrays readable with ``np.me
 
 The writer appends as documents arrive (constant memory); the reader maps the files, so any
 number of processes can share one copy through the page cache (the Megatron/OLMo pattern).
+
+A damaged store (a truncated or edited file, a ``store.json`` that is not what prepare wrote) is a
+``BadInput`` naming the file when it is opened, never an error deep in a data step:
+:class:`SegmentStore` checks ``store.json`` and every file's size (cheap: each worker process opens
+the store again), :meth:`SegmentStore.check` the arrays' bounds once (a pass over the offsets and
+the tokens, chunked: about a second per GB of tokens read from the page cache, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -19,12 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
+from linkbert.errors import BadInput
+
 TOKENS = "tokens.bin"
 SEGMENTS = "segments.bin"
 DOCUMENTS = "documents.bin"
 DOCUMENT_NAMES = "documents.jsonl"
 META = "store.json"
 FILES = (META, TOKENS, SEGMENTS, DOCUMENTS, DOCUMENT_NAMES)  # every file of a store
+TOKEN_DTYPES = ("uint8", "uint16", "uint32")
+COUNTS = ("documents", "segments", "tokens")
+SCAN_CHUNK = 1 << 24  # elements per step of the bounds checks: small temporaries
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -86,7 +97,7 @@ class SegmentStore:
         meta_path = self.dir / META
         if not meta_path.exists():
             raise FileNotFoundError(f"{self.dir} is not a prepared corpus (no {META}); run `linkbert prepare` first")
-        self.meta = json.loads(meta_path.read_text())
+        self.meta = read_meta(meta_path)
         self.dtype = np.dtype(self.meta["dtype"])
         self.vocab_size = int(self.meta["vocab_size"])
         self.tokens = _map(self.dir / TOKENS, self.dtype, self.meta["tokens"])
@@ -126,11 +137,67 @@ class SegmentStore:
         with open(self.dir / DOCUMENT_NAMES, encoding="utf-8") as f:
             return [json.loads(line) for line in f]
 
+    def check(self) -> None:
+        """The arrays' bounds: segment offsets rise from 0 to the token count, document offsets
+        from 0 to the segment count, every token id lies in the vocabulary; a ``BadInput``
+        naming the first file that breaks one. One chunked pass over each array."""
+        _check_offsets(self.dir / SEGMENTS, self.segment_offsets, self.meta["tokens"], "tokens", strict=True)
+        _check_offsets(self.dir / DOCUMENTS, self.document_offsets, self.meta["segments"], "segments", strict=False)
+        if self.vocab_size <= np.iinfo(self.dtype).max:  # else every value of the type is a token id
+            for start in range(0, len(self.tokens), SCAN_CHUNK):
+                highest = int(self.tokens[start:start + SCAN_CHUNK].max())
+                if highest >= self.vocab_size:
+                    raise damaged(self.dir / TOKENS, f"token id {highest} (near token {start:,}) is outside the "
+                                                     f"vocabulary of {self.vocab_size}")
+
+
+def damaged(path: Path, detail: str) -> BadInput:
+    """The error of a prepared corpus's damaged file."""
+    return BadInput(str(path), "", "damaged_corpus", f"{detail}: the prepared corpus is damaged; prepare it again")
+
+
+def read_meta(path: Path) -> dict:
+    """``store.json``, checked: the counts, a token type and a vocabulary size prepare could write."""
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as e:
+        detail = "nested too deeply" if isinstance(e, RecursionError) else str(e).splitlines()[0]
+        raise damaged(path, f"not valid JSON ({detail})") from None
+    if not isinstance(meta, dict):
+        raise damaged(path, "not a JSON object")
+    for key in (*COUNTS, "vocab_size"):
+        value = meta.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if key == "vocab_size" else 0):
+            raise damaged(path, f"{key} is {value!r}, not a count")
+    if meta.get("dtype") not in TOKEN_DTYPES:
+        raise damaged(path, f"dtype is {meta.get('dtype')!r}, not one of {', '.join(TOKEN_DTYPES)}")
+    return meta
+
+
+def _check_offsets(path: Path, offsets: np.ndarray, end: int, what: str, *, strict: bool) -> None:
+    """Offsets must start at 0, rise (``strict``: a segment is never empty; a document may be)
+    and end at ``end``."""
+    if offsets[0] != 0 or offsets[-1] != end:
+        raise damaged(path, f"offsets run from {int(offsets[0])} to {int(offsets[-1])}, not from 0 to the "
+                            f"{end:,} {what} of store.json")
+    for start in range(0, len(offsets) - 1, SCAN_CHUNK):
+        steps = np.diff(offsets[start:start + SCAN_CHUNK + 1])
+        falls = steps <= 0 if strict else steps < 0
+        if falls.any():
+            at = start + int(np.argmax(falls))
+            raise damaged(path, f"offset {at + 1} ({int(offsets[at + 1])}) is below the one before it "
+                                f"({int(offsets[at])})" if not strict or steps[at - start] < 0 else
+                                f"offset {at + 1} ({int(offsets[at + 1])}) repeats the one before it")
+
 
 def _map(path: Path, dtype, count: int) -> np.ndarray:
     expected = count * np.dtype(dtype).itemsize
-    if path.stat().st_size != expected:
-        raise ValueError(f"{path}: {path.stat().st_size} bytes, expected {expected}; the prepared corpus is damaged")
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise damaged(path, "missing") from None
+    if size != expected:
+        raise damaged(path, f"{size:,} bytes where store.json's counts make {expected:,} (a truncated copy?)")
     if count == 0:
         return np.zeros(0, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r", shape=(count,))

@@ -116,6 +116,17 @@ def test_bad_link_lines_are_named_records_and_the_other_links_kept(tmp_path):
     assert docs["Zebra"].links == ("Horse", "Lion") and docs["Horse"].links == ("Zebra",)
 
 
+def test_link_lines_whose_source_is_no_article_are_counted(tmp_path):
+    """Before: they vanished without a count (no document holds them)."""
+    from hostile import outcomes
+
+    links = b"Zebra\tHorse\nNowhere\tZebra\nNowhere\tHorse\nHorse\tZebra\nElsewhere\tZebra\n"
+    root = dataset(tmp_path, {"Zebra.txt": article("Zebra"), "Horse.txt": article("Horse")}, links)
+    results = outcomes(open_reader("wikispeedia", str(root)))
+    assert [r for r in results if isinstance(r, Skipped)] == [Skipped("link_from_no_article")] * 3
+    assert {r.id: r.links for r in results if isinstance(r, Document)} == {"Zebra": ("Horse",), "Horse": ("Zebra",)}
+
+
 def test_member_larger_than_the_limit_is_not_read(tmp_path):
     from hostile import bad, outcomes, peak_bytes, small_reader
 
@@ -132,7 +143,7 @@ def test_links_and_odd_names_in_the_tarball(tmp_path):
     from hostile import bad, outcomes
 
     root = dataset(tmp_path, {"Link.txt": "symlink", "Hard.txt": "hardlink", "%FF.txt": article("X"),
-                              "Zebra.txt": article("Zebra")})
+                              "Zebra.txt": article("Zebra")}, links=b"Zebra\tHorse\n")
     results = outcomes(open_reader("wikispeedia", str(root)))
     assert [r for r in results if isinstance(r, Skipped)] == [Skipped("not_a_regular_file")] * 2
     (error,) = bad(results)
@@ -145,7 +156,7 @@ def test_member_name_that_is_not_utf8(tmp_path):
     import io
     import tarfile
 
-    root = dataset(tmp_path, {"Zebra.txt": article("Zebra")})
+    root = dataset(tmp_path, {"Zebra.txt": article("Zebra")}, links=b"")
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT, encoding="latin-1") as tar:
         info = tarfile.TarInfo("plaintext_articles/Caf\xe9.txt")  # written as Latin-1 bytes

@@ -121,6 +121,13 @@ def test_too_few_documents_per_class_is_refused():
         assets.check_shots({**{d: "a" for d in range(10)}, **{d: "b" for d in range(10, 13)}}, (1, 5))
 
 
+def test_one_class_is_refused_before_pretraining_in_words_a_user_can_act_on():
+    """Before: accepted, then sklearn's "needs samples of at least 2 classes" after pretraining."""
+    with pytest.raises(ConfigError, match="every labelled document has the same label \\('a', 30 documents\\): "
+                                          "few-shot classification needs at least two classes"):
+        assets.check_shots({d: "a" for d in range(30)}, (1, 5))
+
+
 # -- the resume rule -------------------------------------------------------------------------------
 
 

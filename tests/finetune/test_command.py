@@ -212,3 +212,36 @@ def test_a_full_disk_names_the_file_and_leaves_out_as_it_was(tmp_path, tiny_mode
     assert not out.exists() and not list(tmp_path.glob(".run.*"))
 
 
+
+
+# -- hostile settings files and stopped runs (issue 24) -------------------------------------------------
+
+def test_a_recipe_that_is_not_utf8_or_not_yaml_is_one_line(tmp_path, tiny_model, capsys):
+    """Before: a ``UnicodeDecodeError`` traceback; a YAML error whose first line said neither what nor where."""
+    data = write_data(tmp_path / "d", splits_of(mc_examples))
+    for name, raw, words in (("latin1.yaml", b"# r\xe9glages\nlr: 0.001\n", "latin1.yaml, line 1: not UTF-8 text"),
+                             ("syntax.yaml", b"lr: 0.001\nbatch_size: 8\n  epochs: 1\n",
+                              "syntax.yaml, line 3, column 9: not valid YAML: mapping values are not allowed here")):
+        (tmp_path / name).write_bytes(raw)
+        err = fails_with(capsys, "--task", "mc", "--model", tiny_model, "--data", data, "--out", tmp_path / "o",
+                         "--recipe", tmp_path / name)
+        assert words in one_line_error(err.splitlines()[-1]), err
+
+
+def test_a_stopped_runs_folder_is_removed_by_the_next_run(tmp_path, tiny_model, caplog):
+    """What a killed run leaves beside its out folder (SIGKILL: no chance to clean up), the next run
+    of the same out removes, saying so; another out's is left."""
+    import os
+    import time
+
+    data = write_data(tmp_path / "d", splits_of(mc_examples))
+    stopped, other = tmp_path / ".o.building-k1ll3d", tmp_path / ".other.building-k1ll3d"
+    for folder in (stopped, other):
+        folder.mkdir()
+        (folder / "log.txt").write_text("a run that was killed")
+        os.utime(folder, (time.time() - 60, time.time() - 60))
+    with caplog.at_level("WARNING", logger="linkbert.files"):
+        assert finetune("--task", "mc", "--model", tiny_model, "--data", data, "--out", tmp_path / "o",
+                        *finetune_helpers.FAST, "max_steps=1", "save_model=false") == 0
+    assert not stopped.exists() and other.is_dir() and (tmp_path / "o" / "metrics.json").is_file()
+    assert f"removed {stopped.name}, left beside {tmp_path / 'o'}" in caplog.text

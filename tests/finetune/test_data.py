@@ -64,3 +64,15 @@ def test_subsets_are_random_in_file_order_and_fixed():
     assert subset.lines == [i + 1 for i in ids]
     assert [r["id"] for r in split.subset(10, seed=0).records] == ids
     assert split.subset(-1) is split and split.subset(500) is split
+
+
+def test_json_nested_too_deeply_or_not_utf8_names_the_line(tmp_path, tiny_model, capsys):
+    """Before: a ``RecursionError`` (and a ``UnicodeDecodeError`` for a line not UTF-8) as a traceback."""
+    for line, words in (('{"id": ' + "[" * 100000 + "]" * 100000 + "}\n", "nested too deeply"),
+                        ('{"id": "x", "sent1": "caf\xe9"}\n'.encode("latin-1"), "not UTF-8"),
+                        ('{"id": ' + "9" * 5000 + "}\n", "more than 4,300 digits")):
+        data = write_data(tmp_path / f"d{len(words)}", splits_of(mc_examples))
+        with open(data / "test.json", "ab") as f:
+            f.write(line if isinstance(line, bytes) else line.encode())
+        err = fails_with(capsys, "--task", "mc", "--model", tiny_model, "--data", data, "--out", tmp_path / "o")
+        assert "test.json, line 5" in err and words in err, err

@@ -73,8 +73,9 @@ def test_init_from_preset_and_bad_names(tmp_path):
     assert model.relation_head is None and model.config.hidden_dropout_prob == 0.0
     with pytest.raises(ConfigError, match="neither a preset"):
         init_model(str(tmp_path / "missing"), vocab_size=VOCAB)
-    save_file({"x": torch.zeros(1)}, str(tmp_path / "model.safetensors"))
-    (tmp_path / "config.json").write_text(f'{{"model_type": "roberta", "vocab_size": {VOCAB}}}')
+    from transformers import RobertaConfig, RobertaForMaskedLM
+
+    RobertaForMaskedLM(RobertaConfig(vocab_size=VOCAB, **SMALL)).save_pretrained(tmp_path)
     with pytest.raises(ConfigError, match="model_type is 'roberta'"):
         init_model(str(tmp_path), vocab_size=VOCAB, backend="bert-cpu")
 
@@ -124,6 +125,61 @@ def test_init_from_minilm_checkpoint(caplog):
     out = model.train()(ids, labels=torch.where(torch.rand(ids.shape) < 0.3, ids, IGNORE_INDEX),
                         relation_labels=torch.tensor([0, 2]))
     assert math.isfinite(out.loss.item())
+
+
+# -- damaged or foreign folders given to init= (issue 24) ------------------------------------------------
+
+def _edit_config(folder, **changes):
+    import json
+
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def _edit_weights(folder, edit):
+    from safetensors.torch import load_file
+
+    weights = load_file(str(folder / "model.safetensors"))
+    save_file(edit(weights), str(folder / "model.safetensors"))
+
+
+def _nan(weights):
+    name = sorted(weights)[0]
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    return weights
+
+
+@pytest.mark.parametrize("damage, file, words", [
+    (lambda d: os.truncate(d / "model.safetensors", 5000), "model.safetensors", "not a readable safetensors file"),
+    (lambda d: (d / "model.safetensors").write_bytes(os.urandom(4000)), "model.safetensors", "not a readable"),
+    (lambda d: (d / "config.json").write_text("{not json"), "config.json", "not valid JSON"),
+    (lambda d: (d / "config.json").write_text("[1, 2]"), "config.json", "a JSON list, not a model config"),
+    (lambda d: (d / "config.json").write_text('{"a": ' + "[" * 100000 + "]" * 100000 + "}"), "config.json",
+     "nested too deeply"),
+    (lambda d: _edit_config(d, model_type="nonesuch"), "config.json", "model_type 'nonesuch' is not an architecture"),
+    (lambda d: _edit_config(d, intermediate_size=48), "model.safetensors", "intermediate.dense.* has shape \\[64.*\\] "
+                                                                          "where a BertForMaskedLM of the folder's "
+                                                                          "config.json has \\[48"),
+    (lambda d: _edit_weights(d, lambda w: {f"other.{k}": v for k, v in w.items()}), "model.safetensors",
+     "none of its .* tensors is a weight of BertForMaskedLM"),
+    (lambda d: _edit_weights(d, _nan), "", "hold NaN or infinity \\(bert.embeddings.LayerNorm.bias\\)"),
+])
+@pytest.mark.parametrize("kind", ["transformers", "pretraining"])
+def test_a_damaged_or_foreign_init_folder_is_one_error_naming_it(tmp_path, damage, file, words, kind):
+    """Before: safetensors' and transformers' tracebacks, random weights without a word (names that
+    match nothing), NaN losses blamed on the learning rate."""
+    from linkbert.errors import BadInput
+
+    if kind == "transformers":
+        _bert_checkpoint(tmp_path)
+    else:
+        _bert_checkpoint(tmp_path / "bert")  # continued as a pretraining checkpoint: the same weights, our format
+        init_model(str(tmp_path / "bert"), vocab_size=VOCAB, num_relations=3).save_pretrained(tmp_path)
+    damage(tmp_path)
+    with pytest.raises(BadInput, match=words) as info:
+        init_model(str(tmp_path), vocab_size=VOCAB, num_relations=3, backend="transformers")
+    assert info.value.path == str(tmp_path / file if file else tmp_path)
 
 
 def test_auto_attention_is_torchs_varlen_kernel_on_an_ampere_gpu_without_attention_dropout(monkeypatch):

@@ -73,3 +73,25 @@ def test_majority_accuracy_uses_the_training_majority(tmp_path):
     for name, labels in {"train": ["a", "a", "b"], "dev": ["b"], "test": ["a", "b", "b", "b"]}.items():
         (tmp_path / f"{name}.json").write_text("".join(json.dumps({"label": x}) + "\n" for x in labels))
     assert majority_accuracy(tmp_path) == 0.25
+
+
+def test_a_duplicate_id_gives_the_text_and_label_of_the_record_prepare_kept(tmp_path):
+    """prepare keeps the first record of an id. Before: the quickstart read the last one's label and
+    wrote the id twice (fine-tuning then refused its own data: ids must be unique)."""
+    records = [{"id": f"d{i}", "text": f"text of document {i}", "label": ["a", "b"][i % 2]} for i in range(40)]
+    records.append({"id": "d0", "text": "a duplicate prepare skipped", "label": "b"})
+    records.append({"id": "d2", "text": "another duplicate, with no label"})
+    corpus = _jsonl(tmp_path / "c.jsonl", records)
+    labels = document_labels("jsonl", corpus)
+    assert labels["d0"] == "a" and labels["d2"] == "a"
+    write_classification_data("jsonl", corpus, labels, tmp_path / "data")
+    rows = [json.loads(line) for path in sorted((tmp_path / "data").glob("*.json")) for line in open(path)]
+    assert sorted(row["id"] for row in rows) == sorted(f"d{i}" for i in range(40))
+    d0 = next(row for row in rows if row["id"] == "d0")
+    assert (d0["sentence"], d0["label"]) == ("text of document 0", "a")
+
+
+def test_the_first_record_of_an_id_decides_its_label_even_without_one(tmp_path):
+    corpus = _jsonl(tmp_path / "c.jsonl", [{"id": "x", "text": "first, unlabelled"},
+                                           {"id": "x", "text": "second", "label": "a"}])
+    assert document_labels("jsonl", corpus) == {}

@@ -37,7 +37,8 @@ def test_a_folder_not_written_by_the_quickstart_is_refused(tmp_path, summaries_f
     (["--preset", "huge"], "preset must be one of"),
     (["--baseline", "gpt"], "baseline must be one of none, bert (got 'gpt')"),
     (["--max-length", "4"], "max_length must be at least 8 (got 4)"),
-    (["--budget-minutes", "0"], "budget_minutes must be above 0"),
+    (["--budget-minutes", "-1"], "budget_minutes must be at least 0 (got -1)"),
+    (["--steps", "1"], "steps must be at least 2 (got 1)"),
 ])
 def test_a_bad_setting_is_one_line(tmp_path, capsys, flag, message):
     from linkbert.cli import main
@@ -55,7 +56,7 @@ def test_help_lists_every_setting_as_a_flag(capsys):
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help lines
     for field in dataclasses.fields(QuickstartConfig):
         assert "--" + field.name.replace("_", "-") in text and field.metadata["help"][:40] in text, field.name
-    assert "--smoke, --no-smoke" in text and "none|bert" in text and "(default: 5; > 0)" in text
+    assert "--smoke, --no-smoke" in text and "none|bert" in text and "(default: 450; >= 2)" in text
 
 
 def test_flags_reach_the_settings():

@@ -49,3 +49,20 @@ def test_the_report_sets_bert_beside_linkbert_and_says_what_is_noise():
                  "against pretrained BERT: +5.0 points; the intervals overlap",
                  "against untrained: +30.0 points; the intervals do not overlap"):
         assert text in page, text
+
+
+def test_a_model_that_has_not_learned_is_said_so_and_draws_no_verdict():
+    """Before: a run that had learned only the majority class (a busy machine's 76 steps) was reported
+    17.3 points worse than an untrained encoder, "larger than this test set's noise"."""
+    metrics = _metrics_with_baseline()
+    reasons = ["its relation accuracy 0.330 (95% interval from 0.290) is not above always answering the commonest "
+               "relation (0.340)"]
+    metrics["pretrain"]["not_learned"] = reasons
+    metrics["finetune"]["differences"]["pretrained - untrained"] = {"points": -17.3, "intervals_overlap": False}
+    page = render_html(metrics, {})
+    assert "<strong>LinkBERT has not learned anything measurable yet</strong>: its relation accuracy 0.330" in page
+    assert ("against untrained: -17.3 points; no verdict: pretrained LinkBERT has not learned anything measurable "
+            "yet in pretraining") in page
+    assert "larger than this test set" not in page
+    assert "against pretrained BERT: +5.0 points; no verdict" in page  # LinkBERT is one of the pair
+    assert "<strong>BERT has not learned" not in page  # BERT's run learned

@@ -108,3 +108,59 @@ def test_a_bert_baseline_is_reported_beside_linkbert(summaries_file, tmp_path, c
     metrics = run(QuickstartConfig(corpus=f"vital-articles:{summaries_file}", out=str(out), smoke=True,
                                    budget_minutes=0.05))
     assert metrics["baseline"] == {} and not (out / "pretrain-bert").exists() and not (out / "models" / "bert").exists()
+
+
+# -- a first result that does not depend on the machine's load (issue 24) ---------------------------------
+
+def test_the_steps_are_fixed_by_default_and_measured_only_for_a_budget(monkeypatch, tmp_path, capsys):
+    """Before: the default trained for a 5-minute budget measured here: a busy machine got 76 steps where an
+    idle one gets 451, and a different result."""
+    from linkbert.quickstart import pretraining
+
+    monkeypatch.setattr(pretraining, "step_seconds", lambda settings, data: pytest.fail("measured a step"))
+    config = QuickstartConfig()
+    assert (config.steps, config.budget_minutes) == (450, 0.0)
+    assert pretraining.budget_steps(config, tmp_path) == 450
+    assert pretraining.linkbert_settings(config, 450).budget_minutes == 0.0  # no wall-clock stop either
+    assert "450 steps of 64 pairs (a fixed number" in capsys.readouterr().out
+    assert QuickstartConfig(smoke=True).resolved().steps == 40
+    monkeypatch.setattr(pretraining, "step_seconds", lambda settings, data: 0.5)
+    assert pretraining.budget_steps(QuickstartConfig(budget_minutes=1.0), tmp_path) == 108  # 54 s / 0.5 s
+
+
+def _figures(out: Path) -> dict:
+    """What a run's report says: steps, held-out figures, fine-tuning accuracies (not its times)."""
+    saved = json.loads((out / "report" / "metrics.json").read_text())
+    finetune = {name: {k: v for k, v in figures.items() if k not in ("seconds",)}
+                for name, figures in saved["finetune"].items() if isinstance(figures, dict)}
+    return {"steps": saved["pretrain"]["steps"], "eval": saved["pretrain"]["eval"],
+            "learned": saved["pretrain"]["not_learned"], "finetune": finetune}
+
+
+@pytest.mark.slow
+def test_a_busy_machine_gets_the_same_steps_and_figures_as_an_idle_one(summaries_file, tmp_path):
+    import subprocess
+    import sys
+
+    idle = run(QuickstartConfig(corpus=f"vital-articles:{summaries_file}", out=str(tmp_path / "idle"), smoke=True))
+    busy_loop = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # a competing job on one core
+    try:
+        busy = run(QuickstartConfig(corpus=f"vital-articles:{summaries_file}", out=str(tmp_path / "busy"),
+                                    smoke=True))
+    finally:
+        busy_loop.kill()
+        busy_loop.wait()
+    assert idle["pretrain"]["steps"] == busy["pretrain"]["steps"] == 40
+    assert _figures(tmp_path / "idle") == _figures(tmp_path / "busy")
+
+
+@pytest.mark.slow
+def test_a_smoke_run_that_learned_nothing_says_so_instead_of_a_verdict(summaries_file, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    metrics = run(QuickstartConfig(corpus=f"vital-articles:{summaries_file}", out=str(tmp_path / "qs"), smoke=True,
+                                   steps=2))
+    assert metrics["pretrain"]["learned"] is False and metrics["pretrain"]["not_learned"]
+    assert "LinkBERT has not learned anything measurable yet" in capsys.readouterr().out
+    page = (tmp_path / "qs" / "report" / "index.html").read_text()
+    assert "has not learned anything measurable yet</strong>" in page and "; no verdict: " in page
+    assert "test set&#x27;s noise" not in page and "test set's noise" not in page

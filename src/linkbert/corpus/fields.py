@@ -132,12 +132,18 @@ def _links(obj: dict, fields: FieldMap, path: str, where: str) -> list:
 
 def labels_of(objects: Iterable[tuple[str, str, dict]], fields: FieldMap) -> Iterable[tuple[str, str]]:
     """``(document id, label)`` of each ``(file, location, record)`` that has both; a record
-    without a readable id is left to ``prepare`` to report, a mistyped label is a ``BadInput``."""
+    without a readable id is left to ``prepare`` to report, a mistyped label is a ``BadInput``.
+    Of records sharing an id only the first counts (with its label, or without one): prepare
+    keeps the first and skips the others as ``duplicate_id``."""
+    seen: set[str] = set()
     for path, where, obj in objects:
         try:
             doc_id = _id(obj, fields, path, where)
         except BadInput:
             continue
+        if doc_id in seen:
+            continue
+        seen.add(doc_id)
         value = label(obj, fields, path, where)
         if value is not None:
             yield doc_id, value

@@ -9,7 +9,8 @@
 * Other formats carry no labels: ``{}``.
 
 Labels serve the experiments and the quickstart's fine-tuning stage (few-shot classification of
-held-out documents); pretraining never reads them.
+held-out documents); pretraining never reads them. Of records sharing a document id, the first
+gives the label (or none), as ``prepare`` keeps the first and skips the others.
 """
 
 from __future__ import annotations
@@ -28,4 +29,7 @@ def document_labels(fmt: str, path, **options) -> dict[str, str]:
         return {title: topic for title, topic in read_topics(path).items() if topic != EXCLUDED_TOPIC}
     if not hasattr(reader_class(fmt), "labels"):
         return {}
-    return dict(open_reader(fmt, str(path), **options).labels())
+    labels: dict[str, str] = {}
+    for doc_id, value in open_reader(fmt, str(path), **options).labels():
+        labels.setdefault(doc_id, value)  # the first record of an id, the one prepare keeps
+    return labels

@@ -18,5 +18,5 @@ def document_texts(fmt: str, path: str | Path, store, **options) -> list[str]:
     for record in reader.records():
         parsed = reader.parse(record)
         if isinstance(parsed, Document):
-            texts[parsed.id] = parsed.text
+            texts.setdefault(parsed.id, parsed.text)  # a repeated id: the first, the one prepare kept
     return [texts[d["id"]] for d in store.document_names()]

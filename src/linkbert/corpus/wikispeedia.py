@@ -29,7 +29,9 @@ without the footer is kept whole.
 Damaged input is named and counted: a line of ``links.tsv`` that is not two UTF-8, URL-encoded
 names is one bad record (yielded first, so ``--skip-bad`` counts it and keeps the others), a
 member larger than ``max_record_bytes`` is not read, and a file that is no ``.tar.gz`` (or
-breaks off inside) ends the reading with an error naming it.
+breaks off inside) ends the reading with an error naming it. A line of ``links.tsv`` whose
+source is no article of the tarball is counted as skipped (``link_from_no_article``), after the
+articles: no document can hold it.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class WikispeediaReader:
         tarball order; a ``BadRecord`` for a member too large, a ``Skipped`` for a link or device."""
         yield from self.links().bad
         tar_path = str(Path(self.path) / ARTICLES)
+        articles: set[str] = set()
         with reading(tar_path), _tar_errors(tar_path), open_regular(self._tarball) as raw, \
                 tarfile.open(fileobj=raw, mode="r:gz") as tar:
             last = "(none)"
@@ -101,7 +104,12 @@ class WikispeediaReader:
                 if member.name.endswith(".txt"):
                     yield self._member(tar, member, tar_path) if member.isfile() else Skipped("not_a_regular_file")
                     last = _shown(member.name)
+                    articles.add(_article_name(member.name))
             _check_end(tar, tar_path, last)
+        for source, targets in self.links().out.items():
+            if source not in articles:
+                for _ in targets:
+                    yield Skipped("link_from_no_article")
 
     def _member(self, tar: tarfile.TarFile, member: tarfile.TarInfo, tar_path: str) -> tuple[str, bytes] | BadRecord:
         where = f"member {_shown(member.name)}"
@@ -180,6 +188,16 @@ def _check_end(tar: tarfile.TarFile, path: str, last: str) -> None:
         if chunk.strip(b"\0"):
             raise BadInput(path, f"after member {last}", "corrupt_file",
                            "a damaged member header: the rest of the archive cannot be read", fatal=True)
+
+
+def _article_name(member: str) -> str | None:
+    """The document id a member's name gives (``parse``'s), or None for a name that is not UTF-8."""
+    try:
+        stem = Path(member).stem
+        stem.encode("utf-8")
+        return decode_name(stem)
+    except UnicodeError:
+        return None
 
 
 def _shown(name: str) -> str:

@@ -120,7 +120,9 @@ def linkpred_queries_once(layout: GridLayout, n_queries: int, k: int, *, refuse_
         return json.loads(path.read_text())
     queries = draw_queries(layout.corpus().graph(), np.load(layout.withheld_file), n_queries, k)
     if refuse_empty and not queries:
-        raise ConfigError(f"no withheld link has {k} unlinked candidates: the corpus is too small")
+        raise ConfigError(f"no withheld link has {k} unlinked candidates (documents linked with neither of its ends) "
+                          "to rank it among: the corpus is too small or too densely linked for link prediction; "
+                          "give more documents")
     value = {"candidates": k, "queries": queries}
     write_json(path, value)
     return value

@@ -53,10 +53,16 @@ first row of GAD, BIOSSES and HoC); the ChemProt and DDI files have none (the sh
 files have exactly one example per tsv line). We skip a first row only when it equals a known
 header, which gives the same files.
 Bad input (wrong number of columns, a label outside the task's set, an answer outside its context,
-a split without examples) raises ``BadInput`` naming the file and line; arguments that do not fit
-the source (an unknown source, a split the file name does not tell) raise ``ConfigError``.
+a split without examples, a line over ``convert_io.MAX_RECORD_BYTES``) raises ``BadInput`` naming
+the file and line; arguments that do not fit the source (an unknown source, a split the file name
+does not tell) raise ``ConfigError``. QA records fine-tuning would refuse are dropped and counted
+(``convert_qa.usable_qa``).
 
-Usage: ``linkbert convert SOURCE INPUT OUT [--split S] [--name N] [--inhouse-split F]``.
+The split files are written beside their final names and renamed in when all are complete
+(``files.replacing``): a failure (a full disk) leaves no half-written file. An output that is an
+input is refused, and an earlier output is replaced only with ``--overwrite``.
+
+Usage: ``linkbert convert SOURCE INPUT OUT [--split S] [--name N] [--inhouse-split F] [--overwrite]``.
 """
 
 from __future__ import annotations
@@ -64,26 +70,31 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from linkbert import settings
 from linkbert.errors import BadInput, ConfigError
+from linkbert.files import naming, replacing
 from linkbert.finetune.convert_io import (
     SPLITS,
     check_label,
+    check_outputs,
     iter_lines,
     json_line,
     nonempty,
+    read_json,
+    read_text,
     require,
     split_from_name,
     tsv_rows,
     write_jsonl,
 )
 from linkbert.finetune.convert_qa import (
+    dropped_text,
     hotpotqa_records,
     mrqa_name,
     mrqa_splits,
@@ -202,14 +213,7 @@ def pubmedqa_records(path: Path) -> list[dict]:
     -> ``{"id", "sentence1": question, "sentence2": context, "label"}``, as the released
     ``preprocess_blurb.py``: the context is the abstract's non-empty ``CONTEXTS`` stripped and
     joined with spaces; the long answer is not used (the reasoning-required setting)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(path, "", "missing_file", "no such file", fatal=True) from None
-    except UnicodeDecodeError:
-        raise BadInput(path, "", "invalid_utf8", "not UTF-8 text") from None
-    except json.JSONDecodeError as e:
-        raise BadInput(path, f"line {e.lineno}", "malformed_json", e.msg) from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise BadInput(path, "", "wrong_schema", 'expected PubMedQA\'s {"PMID": {"QUESTION", "CONTEXTS", ...}}')
     records = []
@@ -249,11 +253,7 @@ def _mc_record(example_id: str, question: str, endings: list[str], label: int) -
 def mmlu_records(path: Path, subject: str, split: str) -> list[dict]:
     """Headerless MMLU CSV ``question,A,B,C,D,answer`` -> mc records (label = answer letter index)."""
     records = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput(path, "", "missing_file", "no such file", fatal=True) from None
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(read_text(path)))
     for row in reader:
         if len(row) != 6:
             raise BadInput(path, f"line {reader.line_num}", "wrong_columns", f"expected 6 CSV fields, got {len(row)}")
@@ -314,48 +314,54 @@ _SOURCE_BY_KEY = {s.lower(): s for s in SOURCES}
 
 
 def convert(source_name: str, input_path, out_dir, *, split: str | None = None, name: str | None = None,
-            inhouse_split=None) -> dict[str, Path]:
+            inhouse_split=None, overwrite: bool = False) -> dict[str, Path]:
     """Convert one source; returns ``{split: written file}``.
 
     ``input_path`` is a folder of ``{train,dev,test}.tsv`` for the BLURB sources (``split``
     picks one of them) and a file for ``squad``, ``mmlu`` and ``medqa`` (split from the file
     name unless ``split`` is given) and ``mrqa`` (split from its header line; a dev file needs
-    ``inhouse_split``). ``name`` overrides the output dataset name.
+    ``inhouse_split``). ``name`` overrides the output dataset name. The files are renamed in
+    together once all are written; one that exists already is replaced only with ``overwrite``,
+    one that is an input never.
     """
     source = _SOURCE_BY_KEY.get(source_name.lower())
     if source is None:
         raise ConfigError(f"unknown source {source_name!r}; one of: {', '.join(SOURCES)}")
     input_path = Path(input_path)
-    task_type, default_name, splits = _read_source(source, input_path, split, name, inhouse_split)
+    dropped: Counter = Counter()
+    task_type, default_name, splits = _read_source(source, input_path, split, name, inhouse_split, dropped)
+    if dropped:
+        print(f"{input_path}: dropped {dropped_text(dropped)}", file=sys.stderr)
     folder = Path(out_dir) / task_type / f"{name or default_name}_hf"
-    written = {}
-    for split_name, records in splits.items():
-        written[split_name] = folder / f"{split_name}.json"
-        write_jsonl(records, written[split_name])
+    written = {split_name: folder / f"{split_name}.json" for split_name in splits}
+    inputs = [input_path] + ([Path(inhouse_split)] if inhouse_split else [])
+    check_outputs(written.values(), inputs, overwrite)
+    with replacing(written.values()) as temporaries:
+        for split_name, records in splits.items():
+            with naming(written[split_name]):
+                write_jsonl(records, temporaries[written[split_name]])
     return written
 
 
-def _read_source(source, path: Path, split, name, inhouse_split):
-    """(task type, default dataset name, {split: records}) of one source."""
+def _read_source(source, path: Path, split, name, inhouse_split, dropped: Counter):
+    """(task type, default dataset name, {split: records}) of one source; QA questions and answers
+    fine-tuning could not take are counted into ``dropped`` by reason."""
     if source == "squad":
-        return "qa", "squad_v1.1", {split_from_name(path, split): squad_records(path)}
+        return "qa", "squad_v1.1", {split_from_name(path, split): squad_records(path, dropped)}
     if source == "mrqa":
         if split:
             raise ConfigError("an MRQA file says its split in its header; --split does not apply")
         dataset = name or mrqa_name(read_mrqa_header(path), path)
-        return "qa", dataset, mrqa_splits(path, Path(inhouse_split) if inhouse_split else None, dataset)
-    if source == "hotpotqa":
-        splits, dropped = hotpotqa_records(path, split)
-        if dropped:
-            print(f"{path}: dropped {', '.join(f'{k} {v}' for k, v in sorted(dropped.items()))} "
-                  "(MRQA drops yes/no answers too)", file=sys.stderr)
+        return "qa", dataset, mrqa_splits(path, Path(inhouse_split) if inhouse_split else None, dataset, dropped)
+    if source == "hotpotqa":  # MRQA drops yes/no answers too
+        splits, found = hotpotqa_records(path, split)
+        dropped.update(found)
         return "qa", "hotpot_distractor", splits
     if source == "musique":  # convert_musique.py: MuSiQue -> qa with MRQA's contexts, hop count as the type
         from linkbert.finetune.convert_musique import musique_records
 
-        splits, dropped = musique_records(path, split)
-        if dropped:
-            print(f"{path}: dropped {', '.join(f'{k} {v}' for k, v in sorted(dropped.items()))}", file=sys.stderr)
+        splits, found = musique_records(path, split)
+        dropped.update(found)
         return "qa", "musique", splits
     if source == "pubmedqa":
         return "seqcls", "pubmedqa", pubmedqa_splits(path, split)
@@ -382,6 +388,7 @@ class ConvertSettings:
                              "this split")
     name: str = setting("", "output dataset name (empty: the source's usual name)")
     inhouse_split: str = setting("", "MRQA dev: inhouse_split_<name>.json, or its folder")
+    overwrite: bool = setting(False, "replace split files an earlier conversion wrote into OUT")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -392,7 +399,7 @@ def main(args: argparse.Namespace) -> int:
     """``linkbert convert``; ``linkbert.cli.main`` reports a ``BadInput`` or ``ConfigError``."""
     chosen = settings.from_arguments(ConvertSettings, args)
     written = convert(chosen.source, chosen.input, chosen.out, split=chosen.split or None, name=chosen.name or None,
-                      inhouse_split=chosen.inhouse_split or None)
+                      inhouse_split=chosen.inhouse_split or None, overwrite=chosen.overwrite)
     for split_name, path in written.items():
         with open(path, encoding="utf-8") as f:
             print(f"{split_name}: {sum(1 for _ in f)} examples -> {path}")

@@ -1,34 +1,80 @@
 """Reading the raw files of ``linkbert convert`` and writing the released JSON-lines format:
 lines, tab-separated rows and JSON with errors that name the file and line, and the split a file
-holds."""
+holds.
+
+Raw files are read within bounds, whatever they hold: a line of at most
+:data:`MAX_RECORD_BYTES` (a small gzip can hold a line of gigabytes, which would otherwise be
+read whole, then decoded and parsed: three copies), a whole-file JSON document (SQuAD, a
+HotpotQA list, PubMedQA) of at most :data:`MAX_FILE_BYTES` once decompressed. The outputs are
+written beside their final names and renamed in together (``files.replacing``), never over an
+input, never over an earlier output unless asked."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from linkbert.errors import BadInput, ConfigError
+from linkbert.json_input import decode, loads
 
 SPLITS = ("train", "dev", "test")
+# the most bytes of one line (a JSON-lines record, a tsv row): MRQA's longest paragraphs are a few MB
+MAX_RECORD_BYTES = 64 << 20
+# the most bytes of a whole-file JSON document once decompressed: HotpotQA's train list is 566 MB
+MAX_FILE_BYTES = 2 << 30
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line without its newline); gzip when the name ends in .gz."""
-    opener = gzip.open if path.suffix == ".gz" else open
+@contextlib.contextmanager
+def _reading(path: Path):
+    """The file opened for reading (gzip when its name ends in .gz), its errors named."""
     try:
-        with opener(path, "rb") as f:
-            for number, raw in enumerate(f, start=1):
-                try:
-                    yield number, raw.decode("utf-8").rstrip("\r\n")
-                except UnicodeDecodeError:
-                    raise BadInput(path, f"line {number}", "invalid_utf8", "not UTF-8 text") from None
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            yield f
     except FileNotFoundError:
         raise BadInput(path, "", "missing_file", "no such file", fatal=True) from None
+    except IsADirectoryError:
+        raise BadInput(path, "", "not_a_file", "is a folder: give the file", fatal=True) from None
     except (OSError, EOFError) as e:  # a damaged gzip stream
         raise BadInput(path, "", "truncated_file", str(e), fatal=True) from None
+
+
+def iter_lines(path: Path, limit: int = MAX_RECORD_BYTES) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its newline); gzip when the name ends in .gz. A line
+    longer than ``limit`` bytes is a ``BadInput`` naming it, found without reading it whole."""
+    with _reading(path) as f:
+        number = 0
+        while raw := f.readline(limit + 1):
+            number += 1
+            if len(raw) > limit and not raw.endswith(b"\n"):
+                raise BadInput(path, f"line {number}", "record_too_large",
+                               f"longer than {limit:,} bytes: not a line of this format (a damaged or hostile "
+                               "file?)")
+            yield number, decode(raw, path, f"line {number}").rstrip("\r\n")
+
+
+def read_text(path: Path, limit: int = MAX_FILE_BYTES) -> str:
+    """The whole (decompressed) file as UTF-8 text, at most ``limit`` bytes."""
+    with _reading(path) as f:
+        raw = f.read(limit + 1)
+    if len(raw) > limit:
+        raise BadInput(path, "", "file_too_large", f"more than {limit:,} bytes once decompressed")
+    return decode(raw, path)
+
+
+def head_text(path: Path, size: int = 1 << 16) -> str:
+    """The (decompressed) file's first ``size`` bytes as text, a character cut at the end dropped."""
+    with _reading(path) as f:
+        return f.read(size).decode("utf-8", "ignore")
+
+
+def read_json(path: Path):
+    """A whole-file JSON document (:func:`read_text`), parsed; errors name the file."""
+    return loads(read_text(path), path)
 
 
 def tsv_rows(path: Path, n_fields: int, headers: set[tuple[str, ...]]) -> Iterator[tuple[int, list[str]]]:
@@ -44,10 +90,7 @@ def tsv_rows(path: Path, n_fields: int, headers: set[tuple[str, ...]]) -> Iterat
 
 
 def json_line(path: Path, number: int, line: str):
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as e:
-        raise BadInput(path, f"line {number}", "malformed_json", e.msg) from None
+    return loads(line, path, f"line {number}")
 
 
 def require(record: dict, name: str, kind: type, path: Path, where: str):
@@ -79,9 +122,23 @@ def split_from_name(path: Path, split: str | None, choices=SPLITS) -> str:
     return matches[0]
 
 
+def check_outputs(outputs: Iterable[Path], inputs: Iterable[Path], overwrite: bool) -> None:
+    """Refuse to write over an input (whatever the flags: the conversion would destroy what it
+    read) or, without ``overwrite``, over an earlier output; a ``ConfigError`` naming the file."""
+    inputs = [Path(p) for p in inputs if p]
+    for path in outputs:
+        for source in inputs:
+            if path.resolve() == source.resolve() or (path.exists() and source.exists()
+                                                       and os.path.samefile(path, source)):
+                raise ConfigError(f"{path} is the input {source}: converting would replace what it reads; "
+                                  "choose another OUT")
+        if path.exists() and not overwrite:
+            raise ConfigError(f"{path} exists (an earlier conversion?): give --overwrite to replace it, or "
+                              "choose another OUT")
+
+
 def write_jsonl(records: Iterable[dict], path: Path) -> int:
     """One ``json.dumps`` line per record, as the released preprocessing printed them."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with open(path, "w", encoding="utf-8") as f:
         for record in records:

@@ -19,8 +19,8 @@ Each answerable question becomes ``{"id", "question", "context", "answers": {"an
 
 Dropped and counted: unanswerable questions (``answerable: false``, MuSiQue-Full's contrast
 questions: no span to learn; ``unanswerable``) and questions whose answer and aliases the context
-holds nowhere (``answer_not_in_context``). A line that is not MuSiQue's schema is a ``BadInput``
-naming it.
+holds nowhere (``answer_not_in_context``), and what ``convert_qa.usable_qa`` drops (a repeated
+id). A line that is not MuSiQue's schema is a ``BadInput`` naming it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 
 from linkbert.errors import BadInput
 from linkbert.finetune.convert_io import iter_lines, json_line, require, split_from_name
+from linkbert.finetune.convert_qa import find_span, usable_qa
 
 HOPS = re.compile(r"^([2-9])hop")
 
@@ -50,17 +51,15 @@ def musique_context(paragraphs: list[dict]) -> tuple[str, list[tuple[int, int, b
 
 def find_answer(context: str, answer: str, bounds: list[tuple[int, int, bool]]) -> tuple[int, str] | None:
     """(start, the context's text there) of ``answer``'s first occurrence: in the supporting
-    paragraphs first, then anywhere; exactly, else ignoring case; None if nowhere."""
+    paragraphs first, then anywhere; exactly, else ignoring case (``convert_qa.find_span``: the
+    offset is the context's own even where lower-casing changes lengths); None if nowhere."""
     if not answer.strip():
         return None
     regions = [(start, end) for start, end, supporting in bounds if supporting] + [(0, len(context))]
-    for exact in (True, False):
-        haystack, needle = (context, answer) if exact else (context.lower(), answer.lower())
-        if not exact and len(haystack) != len(context):
-            return None  # lower-casing changed lengths: positions would not map back
+    for ignore_case in (False, True):
         for start, end in regions:
-            found = haystack.find(needle, start, end)
-            if found >= 0 and context[found:found + len(answer)].lower() == answer.lower():
+            found = find_span(context, answer, start, end, ignore_case=ignore_case)
+            if found is not None:
                 return found, context[found:found + len(answer)]
     return None
 
@@ -109,6 +108,7 @@ def musique_records(path: Path, split: str | None = None) -> tuple[dict[str, lis
             continue
         records.append({"id": example_id, "question": question, "context": context,
                         "answers": {"answer_start": starts, "text": texts}, "type": kind})
+    records = usable_qa(records, dropped)
     if not records:
         raise BadInput(path, "", "empty_split", f"no answerable question with its answer in the context "
                                                 f"({dict(dropped)} dropped)")

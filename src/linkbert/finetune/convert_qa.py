@@ -1,22 +1,31 @@
 """Extractive QA datasets -> the released LinkBERT QA format ``{"id", "question", "context",
 "answers": {"answer_start", "text"}}``: SQuAD v1.1, MRQA (with LinkBERT's in-house dev/test
-split) and HotpotQA in the distractor setting (MRQA's context construction)."""
+split) and HotpotQA in the distractor setting (MRQA's context construction).
+
+Only records fine-tuning takes are written (:func:`usable_qa`): an answer whose start is not a
+non-negative integer (a boolean, a negative number) or whose text is empty is dropped, and so is
+a question left without an answer, or whose id an earlier question of the split has; each is
+counted by reason and said. An answer found ignoring case (:func:`find_span`) is given by its
+offset in the context itself, even where lower-casing changes lengths (``İ``)."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from pathlib import Path
 
 from linkbert.errors import BadInput, ConfigError
 from linkbert.finetune.convert_io import (
+    head_text,
     iter_lines,
     json_line,
     nonempty,
+    read_json,
+    read_text,
     require,
     split_from_name,
 )
+from linkbert.json_input import loads
 
 # MRQA header dataset (or file name) prefix -> our name, as in the in-house split files
 _MRQA_NAMES = {"squad": "squad", "newsqa": "newsqa", "triviaqa": "triviaqa", "searchqa": "searchqa",
@@ -24,24 +33,92 @@ _MRQA_NAMES = {"squad": "squad", "newsqa": "newsqa", "triviaqa": "triviaqa", "se
 
 
 
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def answer_problem(start, text: str, context: str) -> str | None:
+    """Why fine-tuning cannot take this answer (its reason), or None."""
+    if isinstance(start, bool):
+        return "boolean_answer_start"
+    if not _integer(start):
+        return "bad_answer_start"
+    if start < 0:
+        return "negative_answer_start"
+    if not text:
+        return "empty_answer"
+    if start + len(text) > len(context):
+        return "span_outside_context"
+    return None
+
+
+ANSWER_REASONS = ("boolean_answer_start", "bad_answer_start", "negative_answer_start", "empty_answer",
+                  "span_outside_context")  # counted per answer; every other reason per question
+
+
+def dropped_text(dropped: Counter) -> str:
+    """``dropped`` said in words: questions by reason, then answers by reason."""
+    def listed(items):
+        return ", ".join(f"{reason} {count}" for reason, count in sorted(items))
+    questions = [(k, v) for k, v in dropped.items() if k not in ANSWER_REASONS]
+    answers = [(k, v) for k, v in dropped.items() if k in ANSWER_REASONS]
+    parts = [f"{sum(v for _, v in questions)} questions ({listed(questions)})" if questions else "",
+             f"{sum(v for _, v in answers)} answers ({listed(answers)})" if answers else ""]
+    return " and ".join(part for part in parts if part)
+
+
+def usable_qa(records: list[dict], dropped: Counter) -> list[dict]:
+    """The records fine-tuning takes, in order: each answer with a usable span
+    (:func:`answer_problem`; the others are dropped and counted under their reason), each question
+    with an answer left (else ``no_answer``) and an id no earlier question has (else
+    ``duplicate_id``: the first is kept, as fine-tuning keys predictions by id)."""
+    kept, seen = [], set()
+    for record in records:
+        starts, texts = [], []
+        for start, text in zip(record["answers"]["answer_start"], record["answers"]["text"]):
+            problem = answer_problem(start, text, record["context"])
+            if problem:
+                dropped[problem] += 1
+            else:
+                starts.append(start)
+                texts.append(text)
+        if not texts:
+            dropped["no_answer"] += 1
+        elif record["id"] in seen:
+            dropped["duplicate_id"] += 1
+        else:
+            seen.add(record["id"])
+            kept.append({**record, "answers": {"answer_start": starts, "text": texts}})
+    return kept
+
+
+def find_span(context: str, answer: str, start: int = 0, end: int | None = None, *,
+              ignore_case: bool = False) -> int | None:
+    """Where ``answer`` first occurs in ``context[start:end]`` (an offset into ``context``), or
+    None; ``ignore_case``: character by character, so the offset and the length are the
+    context's own even where lower-casing a character changes the length of the text (``İ``)."""
+    end = len(context) if end is None else end
+    if not ignore_case:
+        found = context.find(answer, start, end)
+        return found if found >= 0 else None
+    match = re.compile(re.escape(answer), re.IGNORECASE).search(context, start, end)
+    return match.start() if match else None
+
+
 def _first_span(answer, context: str) -> tuple[int, int] | None:
     """The first ``char_spans`` entry of an MRQA answer (end inclusive) if it lies in the context."""
     spans = answer.get("char_spans") if isinstance(answer, dict) else None
-    if not spans or not isinstance(spans[0], list) or len(spans[0]) != 2:
+    if not isinstance(spans, list) or not spans or not isinstance(spans[0], list) or len(spans[0]) != 2:
         return None
     start, end = spans[0]
-    ok = isinstance(start, int) and isinstance(end, int) and 0 <= start <= end < len(context)
+    ok = _integer(start) and _integer(end) and 0 <= start <= end < len(context)
     return (start, end) if ok else None
 
 
-def squad_records(path: Path) -> list[dict]:
-    """Official SQuAD v1.1 JSON -> one qa record per question (title kept)."""
-    try:
-        dataset = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(path, "", "missing_file", "no such file", fatal=True) from None
-    except json.JSONDecodeError as e:
-        raise BadInput(path, f"line {e.lineno}", "malformed_json", e.msg) from None
+def squad_records(path: Path, dropped: Counter | None = None) -> list[dict]:
+    """Official SQuAD v1.1 JSON -> one qa record per question (title kept), those fine-tuning
+    cannot take dropped and counted into ``dropped`` (:func:`usable_qa`)."""
+    dataset = read_json(path)
     records = []
     for a, article in enumerate(require(dataset, "data", list, path, "")):
         for p, paragraph in enumerate(require(article, "paragraphs", list, path, f"data[{a}]")):
@@ -52,7 +129,7 @@ def squad_records(path: Path) -> list[dict]:
                 if "title" in article:
                     record["title"] = article["title"]
                 records.append(record)
-    return nonempty(records, path)
+    return nonempty(usable_qa(records, Counter() if dropped is None else dropped), path)
 
 
 def _squad_question(qa: dict, context: str, path: Path, where: str) -> dict:
@@ -60,7 +137,7 @@ def _squad_question(qa: dict, context: str, path: Path, where: str) -> dict:
     for i, answer in enumerate(require(qa, "answers", list, path, where)):
         text = require(answer, "text", str, path, f"{where}.answers[{i}]")
         start = require(answer, "answer_start", int, path, f"{where}.answers[{i}]")
-        if context[start:start + len(text)] != text:
+        if answer_problem(start, text, context) is None and context[start:start + len(text)] != text:
             raise BadInput(path, f"{where}.answers[{i}]", "answer_not_in_context",
                            f"{text!r} is not at character {start} of the context")
         texts.append(text)
@@ -94,13 +171,19 @@ def _mrqa_paragraph(paragraph: dict, path: Path, number: int) -> list[dict]:
     return records
 
 
+def _header(path: Path, line: str | None) -> dict:
+    first = json_line(path, 1, line) if line is not None else None
+    header = first.get("header") if isinstance(first, dict) else None
+    if not isinstance(header, dict):
+        raise BadInput(path, "line 1", "missing_field", 'expected the MRQA header line {"header": {...}}')
+    return header
+
+
 def read_mrqa(path: Path) -> tuple[dict, list[tuple[int, dict]]]:
     """An MRQA file: its header and its (line number, paragraph) list."""
     lines = iter_lines(path)
     first = next(lines, None)
-    header = json_line(path, 1, first[1]).get("header") if first else None
-    if not isinstance(header, dict):
-        raise BadInput(path, "line 1", "missing_field", 'expected the MRQA header line {"header": {...}}')
+    header = _header(path, first[1] if first else None)
     paragraphs = [(number, json_line(path, number, line)) for number, line in lines if line.strip()]
     return header, paragraphs
 
@@ -116,11 +199,10 @@ def mrqa_name(header: dict, path: Path) -> str:
 
 
 def _inhouse_split(split_path: Path, n_paragraphs: int) -> dict[str, list[int]]:
-    try:
-        split_info = json.loads(split_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(split_path, "", "missing_file", "no such file", fatal=True) from None
+    split_info = read_json(split_path)
     indices = [i for key in ("dev", "test") for i in require(split_info, key, list, split_path, "")]
+    if not all(_integer(i) for i in indices):
+        raise BadInput(split_path, "", "bad_field", "dev and test must be lists of paragraph indices (integers)")
     if sorted(indices) != list(range(n_paragraphs)):  # the released script asserts the sizes add up
         raise BadInput(split_path, "", "split_mismatch",
                        f"dev+test indices do not cover the {n_paragraphs} paragraphs "
@@ -128,8 +210,10 @@ def _inhouse_split(split_path: Path, n_paragraphs: int) -> dict[str, list[int]]:
     return {"dev": split_info["dev"], "test": split_info["test"]}
 
 
-def mrqa_splits(path: Path, inhouse_split: Path | None, name: str) -> dict[str, list[dict]]:
-    """MRQA train file -> train; MRQA dev file -> in-house dev and test halves."""
+def mrqa_splits(path: Path, inhouse_split: Path | None, name: str,
+                dropped: Counter | None = None) -> dict[str, list[dict]]:
+    """MRQA train file -> train; MRQA dev file -> in-house dev and test halves; the questions
+    fine-tuning cannot take dropped and counted into ``dropped`` (:func:`usable_qa`)."""
     header, paragraphs = read_mrqa(path)
     if header.get("split") == "train":
         chosen = {"train": range(len(paragraphs))}
@@ -141,18 +225,14 @@ def mrqa_splits(path: Path, inhouse_split: Path | None, name: str) -> dict[str, 
         chosen = _inhouse_split(inhouse_split, len(paragraphs))
     out = {}
     for split, indices in chosen.items():
-        out[split] = [r for i in indices for r in _mrqa_paragraph(paragraphs[i][1], path, paragraphs[i][0])]
-        nonempty(out[split], path)
+        records = [r for i in indices for r in _mrqa_paragraph(paragraphs[i][1], path, paragraphs[i][0])]
+        out[split] = nonempty(usable_qa(records, Counter() if dropped is None else dropped), path)
     return out
 
 
 def read_mrqa_header(path: Path) -> dict:
-    for number, line in iter_lines(path):
-        header = json_line(path, number, line).get("header")
-        if isinstance(header, dict):
-            return header
-        break
-    raise BadInput(path, "line 1", "missing_field", 'expected the MRQA header line {"header": {...}}')
+    first = next(iter_lines(path), None)
+    return _header(path, first[1] if first else None)
 
 
 # ---------------------------------------------------------------- HotpotQA (multi-hop)
@@ -170,10 +250,8 @@ def hotpotqa_context(paragraphs: list) -> str:
 def answer_start(context: str, answer: str) -> int | None:
     """Where the answer first occurs in the context: exactly, else ignoring case (MRQA detected
     answers by tokens, so its spans may differ in case from the answer text); None if nowhere."""
-    start = context.find(answer)
-    if start < 0:
-        start = context.lower().find(answer.lower())
-    return start if start >= 0 else None
+    start = find_span(context, answer)
+    return start if start is not None else find_span(context, answer, ignore_case=True)
 
 
 def hotpotqa_records(path: Path, split: str | None = None) -> tuple[dict[str, list[dict]], Counter]:
@@ -184,9 +262,10 @@ def hotpotqa_records(path: Path, split: str | None = None) -> tuple[dict[str, li
     Each record is ``{"id", "question", "context", "answers": {"answer_start", "text"}, "type",
     "level"}`` with MRQA's context (:func:`hotpotqa_context`) over all paragraphs of the
     distractor setting. Yes/no answers are dropped (``yes_no``), as MRQA dropped them: no span
-    holds them; so is an answer found nowhere in the context (``answer_not_in_context``). The
-    split is a record's ``hotpot_split`` field (the shared excerpt mixes dev and train), else
-    ``split``, else the file name's.
+    holds them; so is an answer found nowhere in the context (``answer_not_in_context``), and
+    what :func:`usable_qa` drops (an empty answer, a repeated id). The split is a record's
+    ``hotpot_split`` field (the shared excerpt mixes dev and train), else ``split``, else the
+    file name's.
     """
     items = _hotpot_items(path)
     tagged = all("hotpot_split" in record for _, record in items)
@@ -216,19 +295,19 @@ def hotpotqa_records(path: Path, split: str | None = None) -> tuple[dict[str, li
             "id": require(record, "_id", str, path, where), "question": question, "context": context,
             "answers": {"answer_start": [start], "text": [answer]}, "type": record.get("type", ""),
             "level": record.get("level", "")})
+    splits = {name: usable_qa(records, dropped) for name, records in splits.items()}
+    splits = {name: records for name, records in splits.items() if records}
     if not splits:
         raise BadInput(path, "", "empty_split", f"no question with an extractive answer ({dict(dropped)} dropped)")
     return splits, dropped
 
 
 def _hotpot_items(path: Path) -> list[tuple[str, dict]]:
-    """``(location, record)`` of a HotpotQA JSON list or JSON-lines file."""
-    lines = list(iter_lines(path))
-    first = next((line for _, line in lines if line.strip()), "")
-    if first.lstrip().startswith("["):  # the official files: one JSON list
-        try:
-            data = json.loads("\n".join(line for _, line in lines))
-        except json.JSONDecodeError as e:
-            raise BadInput(path, f"line {e.lineno}", "malformed_json", e.msg) from None
+    """``(location, record)`` of a HotpotQA JSON list (read whole: the official files are one
+    line) or JSON-lines file (read line by line, each line bounded)."""
+    if head_text(path).lstrip().startswith("["):  # the official files: one JSON list
+        data = loads(read_text(path), path)
+        if not isinstance(data, list):
+            raise BadInput(path, "", "wrong_schema", "expected a JSON list of questions, or one question a line")
         return [(f"question {i}", record) for i, record in enumerate(data)]
-    return [(f"line {number}", json_line(path, number, line)) for number, line in lines if line.strip()]
+    return [(f"line {number}", json_line(path, number, line)) for number, line in iter_lines(path) if line.strip()]

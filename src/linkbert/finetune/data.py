@@ -14,12 +14,12 @@ Checks across splits (labels unseen in training) and QA answer spans are the tas
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from linkbert.errors import BadInput
+from linkbert.json_input import decode, loads
 
 SPLITS = ("train", "dev", "test")
 TASKS = ("seqcls", "tokcls", "qa", "mc")
@@ -162,18 +162,13 @@ def check_record(record, task: str, split: Split, index: int, pair: bool) -> Non
 def read_jsonl(path: Path, name: str) -> Split:
     """Parse one JSON-lines file (blank lines are skipped) without checking its records."""
     split = Split(name, path, [], [])
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    split.records.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise BadInput(path, f"line {line_no}", "malformed_json", f"not valid JSON: {e.msg}") from None
-                split.lines.append(line_no)
-    except UnicodeDecodeError as e:
-        raise BadInput(path, "", "invalid_utf8", f"not UTF-8 text: {e}") from None
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, 1):
+            line = decode(raw, path, f"line {line_no}")
+            if not line.strip():
+                continue
+            split.records.append(loads(line, path, f"line {line_no}"))
+            split.lines.append(line_no)
     return split
 
 

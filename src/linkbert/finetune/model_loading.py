@@ -1,7 +1,10 @@
 """The model, config and tokenizer of a fine-tuning run, read from a local folder (safetensors
 weights only) or the Hugging Face hub, and the checks of ``max_length`` against them. A folder
 or name that cannot be loaded is a ``BadInput`` of one line naming it, never the library's
-traceback."""
+traceback: a local folder's config, weights and tokenizer files are checked before transformers
+reads them (``model_files``: a damaged or foreign file, shapes the config does not make, names
+that match nothing, NaN weights), and a tokenizer that reads the training text as ``[UNK]`` (a
+folder without the model's own) is refused before training."""
 
 from __future__ import annotations
 
@@ -37,6 +40,20 @@ def check_model_source(model: str) -> None:
         raise BadInput(path, "", "no_safetensors",
                        f"no *.safetensors weights in the model folder (found: {found}); "
                        "pickled weights (pytorch_model.bin) are not loaded: convert them to safetensors first")
+    if not any((path / name).is_file() for name in VOCABULARY_FILES):
+        raise BadInput(path, "", "missing_tokenizer",
+                       f"no tokenizer in the model folder (none of {', '.join(VOCABULARY_FILES)}): the text would be "
+                       "read as unknown tokens; copy the model's tokenizer files into it (linkbert export writes them)")
+    from linkbert import model_files
+
+    model_files.read_config(path)
+    model_files.tensor_shapes(path)
+
+
+# the files of which a tokenizer reads its vocabulary: WordPiece, BPE, SentencePiece, or any of them
+VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                    "tokenizer.model")
+UNKNOWN_SHARE = 0.5  # more of the training text's tokens unknown than this: not the model's tokenizer
 
 
 def load_model_config(model: str):
@@ -69,8 +86,19 @@ def load_tokenizer(model: str):
     return tokenizer
 
 
-def load_model(task: Task, model: str, *, eval_only: bool):
-    """The task's ``AutoModelFor*``; when only evaluating, its head must come from the checkpoint."""
+def load_model(task: Task, model: str, *, eval_only: bool, model_config=None):
+    """The task's ``AutoModelFor*``; when only evaluating, its head must come from the checkpoint.
+    A local folder's weights are checked first against ``model_config`` (``model_files``)."""
+    if model_config is not None and Path(model).is_dir():
+        import copy
+
+        from linkbert import model_files
+
+        config = copy.deepcopy(model_config)
+        for key, value in task.model_kwargs().items():
+            setattr(config, key, value)
+        model_files.check_weights(model, task.model_class, config)
+        model_files.check_finite(model)
     try:
         loaded, info = task.model_class.from_pretrained(
             model, use_safetensors=True, trust_remote_code=False, output_loading_info=True, **task.model_kwargs())
@@ -82,6 +110,26 @@ def load_model(task: Task, model: str, *, eval_only: bool):
         raise ConfigError(f"--eval-only needs a model fine-tuned for {task.name}, but {model} "
                           f"lacks {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
     return loaded
+
+
+def check_tokenizer_reads(features: list[dict], tokenizer, model: str) -> None:
+    """Refuse a tokenizer that reads more than :data:`UNKNOWN_SHARE` of the text as its unknown
+    token: a folder without the model's tokenizer (transformers then builds one with an empty
+    vocabulary), which would train on ``[UNK]`` and score chance without a word."""
+    unknown, special = tokenizer.unk_token_id, set(tokenizer.all_special_ids)
+    if unknown is None:
+        return
+    counts = [0, 0]
+    for feature in features[:1000]:
+        ids = feature["input_ids"]
+        for token in (token for row in (ids if ids and isinstance(ids[0], list) else [ids]) for token in row):
+            if token not in special or token == unknown:
+                counts[0] += token == unknown
+                counts[1] += 1
+    if counts[1] and counts[0] / counts[1] > UNKNOWN_SHARE:
+        raise BadInput(model, "", "wrong_tokenizer",
+                       f"its tokenizer reads {counts[0] / counts[1]:.0%} of the training text as "
+                       f"{tokenizer.unk_token} ({len(tokenizer)} tokens in its vocabulary): not the model's tokenizer")
 
 
 def check_max_length(max_length: int, task: str, tokenizer) -> None:

@@ -48,6 +48,7 @@ from linkbert.finetune.data import TASKS, Split, load_data
 from linkbert.finetune.loop import BestOnDev, evaluate, train
 from linkbert.finetune.model_loading import (
     check_max_length,
+    check_tokenizer_reads,
     fit_max_length,
     load_model,
     load_model_config,
@@ -226,8 +227,9 @@ def fit_and_evaluate(config: FinetuneConfig, splits: dict[str, Split], model_con
     tokenizer = load_tokenizer(config.model)
     check_max_length(config.max_length, config.task, tokenizer)
     runtime.set_seed(config.seed)  # before the head is initialised
-    model = load_model(task, config.model, eval_only=config.eval_only).to(device)
+    model = load_model(task, config.model, eval_only=config.eval_only, model_config=model_config).to(device)
     features = {name: task.encode(split, tokenizer, training=(name == "train")) for name, split in splits.items()}
+    check_tokenizer_reads(features.get("train") or next(iter(features.values())), tokenizer, config.model)
     dtype = runtime.autocast_dtype(precision, device)
 
     def score(name: str) -> tuple[dict, dict]:

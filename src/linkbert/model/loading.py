@@ -30,6 +30,7 @@ from linkbert.model.pretraining import (
     is_checkpoint,
     read_checkpoint_config,
     read_config_dict,
+    upgrade_weights,
 )
 
 logger = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ def init_model(preset_or_checkpoint: str, vocab_size: int, num_relations: int = 
         raise ConfigError(f"{preset_or_checkpoint!r} is neither a preset ({', '.join(PRESETS)}) nor a checkpoint "
                           "folder")
     _refuse_pickled_weights(folder)
+    _check_folder(folder)
     if is_checkpoint(folder):
         model = _continued(folder, vocab_size, num_relations, backend, attention, overrides)
     else:
@@ -242,6 +244,19 @@ def _set_dropout(config, overrides: dict) -> None:
             raise ConfigError(f"{key} is not a setting of a {config.model_type} model")
         for name in names:
             setattr(config, name, value)
+
+
+def _check_folder(folder: Path) -> None:
+    """A damaged or foreign folder refused before any weight is read (``model_files``: its
+    config, the weights' headers and shapes, names that match nothing, NaN or infinite values)."""
+    from transformers import AutoModelForMaskedLM
+
+    from linkbert import model_files
+
+    raw = model_files.read_config(folder)
+    model_files.check_weights(folder, AutoModelForMaskedLM, read_checkpoint_config(folder),
+                              rename=lambda shapes, prefix: upgrade_weights(raw, shapes, prefix))
+    model_files.check_finite(folder)
 
 
 def _refuse_pickled_weights(folder: Path) -> None:

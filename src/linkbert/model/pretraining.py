@@ -417,13 +417,12 @@ def read_config_dict(folder) -> dict:
     """A checkpoint's ``config.json`` as a dict; a file that is not one is a BadInput."""
     from linkbert.errors import BadInput
 
+    from linkbert.json_input import load_file
+
     path = Path(folder) / CONFIG
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(str(path), "", "not_a_checkpoint", "missing: not a pretraining checkpoint folder") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput(str(path), "", "malformed_json", f"not a JSON config: {e}") from None
+    if not path.is_file():
+        raise BadInput(str(path), "", "not_a_checkpoint", "missing: not a pretraining checkpoint folder")
+    config = load_file(path)  # not UTF-8, not JSON, nested too deeply: a BadInput naming it
     if not isinstance(config, dict):
         raise BadInput(str(path), "", "malformed_json", "not a JSON object")
     return config
@@ -437,7 +436,7 @@ def is_checkpoint(folder) -> bool:
         return False
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return False
     return isinstance(config, dict) and any(key in config for key in PRETRAINING_CONFIG_KEYS)
 

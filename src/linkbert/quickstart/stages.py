@@ -14,10 +14,17 @@ from linkbert.corpus.labels import document_labels
 from linkbert.quickstart.classification import finetune_all, finetune_skip_reason
 from linkbert.quickstart.config import QuickstartConfig
 from linkbert.quickstart.corpus import corpus_source, link_builder, subset_corpus
-from linkbert.quickstart.figures import baseline_figures, corpus_figures, prepare_line, pretrain_figures
+from linkbert.quickstart.figures import (
+    baseline_figures,
+    commonest_token_share,
+    corpus_figures,
+    not_learned,
+    prepare_line,
+    pretrain_figures,
+)
 from linkbert.quickstart.output import BASELINE_FOLDER, claim_output_folder
 from linkbert.quickstart.pipeline import prepare_corpus
-from linkbert.quickstart.pretraining import evaluation_line, pretrain_models, pretrain_stage_line
+from linkbert.quickstart.pretraining import OBJECTIVE_NAMES, evaluation_line, pretrain_models, pretrain_stage_line
 from linkbert.quickstart.report import duration, write_metrics, write_report
 
 
@@ -62,8 +69,13 @@ def run(config: QuickstartConfig) -> dict:
 
     with stages("evaluate", "held-out documents: masked-token accuracy and relation accuracy per class (chance 1/3"
                             + ("; BERT's next-sentence prediction: 1/2)" if "bert" in summaries else ")")):
+        mlm_floor = commonest_token_share(out / "data")
         for name, summary in summaries.items():
             print(evaluation_line(name, summary["eval"]), flush=True)
+            reasons = not_learned(summary["eval"], mlm_floor)
+            if reasons:
+                print(f"{OBJECTIVE_NAMES[name]} has not learned anything measurable yet: {'; '.join(reasons)}. Its "
+                      "comparisons below say nothing about pretraining; train longer (--steps)", flush=True)
 
     skipped = finetune_skip_reason(labels)
     with stages("fine-tune", f"{skipped}: skipped" if skipped else
@@ -76,8 +88,8 @@ def run(config: QuickstartConfig) -> dict:
 
     with stages("report", f"metrics, plots and an HTML page in {out / 'report'}"):
         metrics = {"corpus": {"format": fmt, "path": str(path), **corpus_figures(stats)},
-                   "pretrain": pretrain_figures(summaries["linkbert"], config, "linkbert"),
-                   "baseline": baseline_figures(summaries, config), "finetune": finetuned,
+                   "pretrain": pretrain_figures(summaries["linkbert"], config, "linkbert", mlm_floor),
+                   "baseline": baseline_figures(summaries, config, mlm_floor), "finetune": finetuned,
                    "config": dataclasses.asdict(config), "stage_seconds": stages.seconds}
         metrics["total_seconds"] = round(time.perf_counter() - started, 1)
         page = write_report(metrics, out / "data", out / "pretrain", out / "report",

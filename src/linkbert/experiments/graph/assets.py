@@ -154,6 +154,10 @@ def check_shots(labels: dict[int, str], shots) -> dict[str, int]:
     counts: dict[str, int] = {}
     for label in labels.values():
         counts[label] = counts.get(label, 0) + 1
+    if len(counts) < 2:
+        raise ConfigError(f"every labelled document has the same label ({next(iter(counts))!r}, {len(labels)} "
+                          "documents): few-shot classification needs at least two classes; label documents of "
+                          "another class too, or remove the labels to skip classification")
     k = max(shots)
     small = {label: n for label, n in sorted(counts.items()) if n < k}
     if small:
