@@ -19,10 +19,11 @@ Stages, each announced with what it does and timed:
    (BERT's NSP: 1/2); a model that has not learned anything measurable yet is said so, and the
    comparisons built on it draw no verdict;
 4. **fine-tune**: document classification on the corpus's real labels (``corpus/labels.py``: the
-   Vital-Article topic, or a record's ``label``, ``--label-field`` naming another), on a fixed split of the labelled documents
-   by a hash of their id; once from the pretrained encoder, once from BERT's (with a baseline) and
-   once from the same architecture with the same initial weights but no pretraining. A corpus
-   without usable labels (none, a single class, under 2 documents a class) skips it, saying why;
+   Vital-Article topic, or a record's ``label``, ``--label-field`` naming another), on a fixed
+   split of the labelled documents by a hash of their id; once from the pretrained encoder, once
+   from BERT's (with a baseline) and once from the same architecture with the same initial
+   weights but no pretraining. A corpus without usable labels (none, a single class, under 2
+   documents a class) skips it, saying why;
 5. **report**: ``OUT/report/`` with ``metrics.json``, PNG plots and one self-contained ``index.html``;
    every accuracy comes with its binomial 95% interval, since one run on one seed cannot resolve
    differences smaller than its test set's noise.
