@@ -112,6 +112,36 @@ def test_the_spool_holds_rows_on_disk_and_counts_the_unclaimed(tmp_path):
     assert folder and not any(p.exists() for p in folder)  # removed on exit
 
 
+def test_the_spool_may_be_used_and_closed_from_another_thread(tmp_path):
+    import threading
+
+    spool = KeyedSpool(str(tmp_path))
+    spool.add("a", "b")
+    spool.index()
+    got = []
+    worker = threading.Thread(target=lambda: (got.append(spool.get("a")), spool.close()))
+    worker.start()
+    worker.join()
+    assert got == [["b"]]
+
+
+def test_a_vocabulary_is_trained_on_a_corpus_with_an_edge_table(tmp_path):
+    """Before: tokenizers' trainer resumes the records generator from its own threads past its first
+    batch of texts, and the edge table's SQLite join refused them (`linkbert prepare --edges ...
+    --tokenizer train` stopped on any corpus over a few hundred documents)."""
+    from linkbert.prepare.build import prepare
+    from linkbert.prepare.settings import PrepareConfig
+
+    n = 600
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": f"document {i} says word{i % 50} and more"}) + "\n"
+                              for i in range(n)))
+    (tmp_path / "e.csv").write_text("src,tgt\n" + "".join(f"d{i},d{(i + 1) % n}\n" for i in range(n)))
+    stats = prepare(PrepareConfig(format="jsonl", input=str(corpus), tokenizer="train", vocab_size=200,
+                                  out=str(tmp_path / "out"), edges=str(tmp_path / "e.csv"), progress=False))
+    assert (stats["documents"], stats["links_resolved"]) == (n, n)
+
+
 def test_a_truncated_zst_file_keeps_what_came_before(tmp_path):
     data = WORKS.read_bytes()
     (tmp_path / "a.jsonl.zst").write_bytes(data[: len(data) // 2])

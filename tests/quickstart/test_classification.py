@@ -30,11 +30,6 @@ def _jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def _jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return path
-
-
 def test_jsonl_classification_data_has_the_labelled_records_split_by_id(tmp_path):
     # titles empty or repeated, as JSONL allows: the split follows the id
     records = [{"id": i, "title": "" if i % 3 else "Same title", "text": f"text of document {i}",

@@ -22,10 +22,10 @@ def _user_folder(tmp_path) -> Path:
 def test_overwrite_claims_a_folder_and_a_quickstart_folder_is_reused(tmp_path, summaries_file):
     out = _user_folder(tmp_path)
     (out / "notes.txt").write_text("mine")
-    claim_output_folder(out, corpus=summaries_file, overwrite=True)
+    claim_output_folder(out, inputs=[summaries_file], overwrite=True)
     assert (out / MARKER).is_file() and (out / "notes.txt").read_text() == "mine"
-    claim_output_folder(out, corpus=summaries_file, overwrite=False)  # now a quickstart folder
-    claim_output_folder(tmp_path / "new", corpus=summaries_file, overwrite=False)
+    claim_output_folder(out, inputs=[summaries_file], overwrite=False)  # now a quickstart folder
+    claim_output_folder(tmp_path / "new", inputs=[summaries_file], overwrite=False)
     assert (tmp_path / "new" / MARKER).is_file()
 
 
@@ -35,6 +35,6 @@ def test_the_corpus_may_not_lie_in_a_stage_folder(tmp_path, summaries_file):
     corpus = out / "work" / "corpus.json"
     corpus.write_text(summaries_file.read_text())
     with pytest.raises(ConfigError, match="overlaps the input"):
-        claim_output_folder(out, corpus=corpus, overwrite=True)
+        claim_output_folder(out, inputs=[corpus], overwrite=True)
     with pytest.raises(ConfigError, match="exists and is not a folder"):
-        claim_output_folder(corpus, corpus=summaries_file, overwrite=True)
+        claim_output_folder(corpus, inputs=[summaries_file], overwrite=True)

@@ -67,3 +67,33 @@ def test_flags_reach_the_settings():
     config = settings.from_arguments(QuickstartConfig, args)
     assert (config.smoke, config.baseline, config.budget_minutes, config.out, config.preset) == \
         (True, "bert", 0.5, "o", "mini")
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--id-field", "name"], "--id-field names"),
+    (["--edges", "cites.csv", "--label-field", "topic"], "--label-field, --edges name"),
+])
+def test_a_reader_option_without_a_corpus_of_ones_own_is_refused(tmp_path, capsys, flags, named):
+    """The default corpus has fixed fields and no edge table: the option would be silently ignored."""
+    assert main(["quickstart", "--out", str(tmp_path / "qs"), "--smoke", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("linkbert quickstart: error:") and "\n" not in err, err
+    assert named in err and "--corpus FORMAT:PATH" in err
+    assert not (tmp_path / "qs").exists()
+
+
+def test_reader_options_reach_the_settings():
+    from linkbert import settings
+    from linkbert.cli import parse
+    from linkbert.prepare.settings import READER_OPTIONS, PrepareConfig
+
+    flags = [word for name in READER_OPTIONS for word in ("--" + name.replace("_", "-"), f"value-of-{name}")]
+    config = settings.from_arguments(QuickstartConfig, parse(["quickstart", "--corpus", "jsonl:c.jsonl", *flags]))
+    assert {name: getattr(config, name) for name in READER_OPTIONS} == {name: f"value-of-{name}"
+                                                                        for name in READER_OPTIONS}
+    # the same settings as prepare's: one help text, one default
+    prepare = {f.name: f for f in dataclasses.fields(PrepareConfig)}
+    for field in dataclasses.fields(QuickstartConfig):
+        if field.name in READER_OPTIONS:
+            assert (field.default, field.metadata["help"]) == (prepare[field.name].default,
+                                                               prepare[field.name].metadata["help"])

@@ -1,5 +1,6 @@
 """The quickstart end to end (slow): the smoke run's complete report, any corpus without labels,
-a labelled JSONL corpus, the BERT baseline beside LinkBERT, reruns into the same folder."""
+a labelled JSONL corpus, the BERT baseline beside LinkBERT, reruns into the same folder; its
+prepare stage on a corpus read with prepare's reader options (renamed fields, an edge table)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import TOPICS, summaries
 
+from linkbert.errors import BadInput, ConfigError
 from linkbert.quickstart.config import QuickstartConfig
 from linkbert.quickstart.output import MARKER
 from linkbert.quickstart.stages import run
@@ -164,3 +166,91 @@ def test_a_smoke_run_that_learned_nothing_says_so_instead_of_a_verdict(summaries
     page = (tmp_path / "qs" / "report" / "index.html").read_text()
     assert "has not learned anything measurable yet</strong>" in page and "; no verdict: " in page
     assert "test set&#x27;s noise" not in page and "test set's noise" not in page
+
+
+# -- a corpus of one's own, read with prepare's reader options (issue 23) ---------------------------------
+
+def _renamed_corpus(tmp_path: Path, n: int = 40, *, with_links: bool = True) -> Path:
+    """A JSONL corpus whose fields are not jsonl's defaults: ``name``, ``body``, ``cites``, ``topic``;
+    each document cites the next one, a fifth have no topic."""
+    entries = summaries(n)
+    records = [{"name": f"doc-{i}", "body": entries[title]["extract"],
+                **({"cites": [f"doc-{(i + 1) % n}"]} if with_links else {}),
+                **({"topic": TOPICS[i % 3]} if i % 5 else {})}
+               for i, title in enumerate(entries)]
+    return _jsonl(tmp_path / "renamed.jsonl", records)
+
+
+def _prepared(config: QuickstartConfig, out: Path):
+    """The quickstart's prepare stage as ``run`` calls it: ``(corpus file, statistics, labels, reader options)``."""
+    from linkbert import settings
+    from linkbert.quickstart.corpus import corpus_reader_options, corpus_source
+    from linkbert.quickstart.stages import prepare_stage
+
+    settings.check(config)
+    config = config.resolved()
+    fmt, path = corpus_source(config)
+    options = corpus_reader_options(config, fmt, path)
+    return (*prepare_stage(config, fmt, path, options, out), options)
+
+
+def test_renamed_fields_reach_the_prepare_stage_and_the_labels(tmp_path):
+    from linkbert.quickstart.classification import write_classification_data
+
+    corpus = _renamed_corpus(tmp_path)
+    fields = {"id_field": "name", "text_field": "body", "links_field": "cites", "label_field": "topic"}
+    config = QuickstartConfig(corpus=f"jsonl:{corpus}", out=str(tmp_path / "qs"), smoke=True, **fields)
+    corpus_file, stats, labels, options = _prepared(config, tmp_path / "qs")
+    assert options == fields and corpus_file == corpus
+    assert (stats["documents"], stats["links_resolved"], stats["links_dangling"]) == (40, 40, 0)
+    assert labels == {f"doc-{i}": TOPICS[i % 3] for i in range(40) if i % 5}
+    counts = write_classification_data("jsonl", corpus_file, labels, tmp_path / "data", options)
+    rows = [json.loads(line) for name in counts if counts[name]
+            for line in (tmp_path / "data" / f"{name}.json").read_text(encoding="utf-8").splitlines()]
+    assert sum(counts.values()) == len(rows) == 32 and {row["id"] for row in rows} == set(labels)
+    assert all(row["sentence"].startswith("Article ") and row["label"] == labels[row["id"]] for row in rows)
+    # without the options the same corpus is no jsonl corpus, and its topics no labels
+    with pytest.raises(BadInput, match="id"):
+        _prepared(QuickstartConfig(corpus=f"jsonl:{corpus}", out=str(tmp_path / "plain"), smoke=True),
+                  tmp_path / "plain")
+
+
+def test_an_edge_table_gives_the_links(tmp_path):
+    corpus = _renamed_corpus(tmp_path, with_links=False)
+    edges = tmp_path / "citations.csv"
+    edges.write_text("citing,cited\n" + "".join(f"doc-{i},doc-{(i + 3) % 40}\n" for i in range(40))
+                     + "doc-0,doc-7\nnowhere,doc-1\n", encoding="utf-8")
+    config = QuickstartConfig(corpus=f"jsonl:{corpus}", out=str(tmp_path / "qs"), smoke=True, id_field="name",
+                              text_field="body", label_field="topic", edges=str(edges), edges_source="citing",
+                              edges_target="cited")
+    _, stats, labels, options = _prepared(config, tmp_path / "qs")
+    assert options["edges"] == str(edges) and len(labels) == 32
+    assert stats["links_resolved"] == 41 and stats["documents_skipped"] == {"edge_from_unknown_document": 1}
+
+
+def test_an_edge_table_in_a_stage_folder_is_refused_before_any_stage(tmp_path):
+    """A rerun would delete it with the stage folder, as it would the corpus itself."""
+    corpus = _renamed_corpus(tmp_path, with_links=False)
+    edges = tmp_path / "qs" / "work" / "cites.csv"
+    edges.parent.mkdir(parents=True)
+    edges.write_text("src,tgt\ndoc-0,doc-1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="overlaps the input"):
+        run(QuickstartConfig(corpus=f"jsonl:{corpus}", out=str(tmp_path / "qs"), smoke=True, id_field="name",
+                             text_field="body", edges=str(edges)))
+    assert edges.is_file() and not (tmp_path / "qs" / "data").exists()
+
+
+@pytest.mark.slow
+def test_a_corpus_with_renamed_fields_and_an_edge_table_runs_every_stage(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    corpus = _renamed_corpus(tmp_path, 90, with_links=False)
+    edges = _jsonl(tmp_path / "cites.jsonl", [{"from": f"doc-{i}", "to": f"doc-{(i + 1) % 90}"} for i in range(90)])
+    metrics = run(QuickstartConfig(corpus=f"jsonl:{corpus}", out=str(tmp_path / "qs"), smoke=True,
+                                   budget_minutes=0.05, id_field="name", text_field="body", label_field="topic",
+                                   edges=str(edges), edges_source="from", edges_target="to"))
+    assert metrics["corpus"]["documents"] == 90 and metrics["corpus"]["links_resolved"] == 90
+    finetune = metrics["finetune"]
+    assert finetune["labels"] == sorted(TOPICS) and sum(finetune["documents"].values()) == 72
+    assert 0 <= finetune["pretrained"]["test_accuracy"] <= 1
+    assert metrics["config"]["label_field"] == "topic" and metrics["config"]["edges"] == str(edges)
+    assert "[4/5] fine-tune: classify documents by label" in capsys.readouterr().out

@@ -152,7 +152,10 @@ class KeyedSpool:
 
     def __init__(self, folder: str | None = None):
         self._folder = tempfile.TemporaryDirectory(prefix="linkbert-join-", dir=folder)
-        self._db = sqlite3.connect(os.path.join(self._folder.name, "join.sqlite"))
+        # any thread: a reader's records() generator holds the spool, and whoever consumes it may resume it
+        # from another thread (tokenizers' train_from_iterator does, past its first batch of texts). A
+        # generator runs in one thread at a time, so the connection is still used by one at a time
+        self._db = sqlite3.connect(os.path.join(self._folder.name, "join.sqlite"), check_same_thread=False)
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("PRAGMA synchronous = OFF")
         self._db.execute("CREATE TABLE rows (key TEXT NOT NULL, value TEXT NOT NULL)")

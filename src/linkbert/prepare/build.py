@@ -30,7 +30,7 @@ from linkbert.corpus.io import SURROGATE
 from linkbert.errors import BadInput
 from linkbert.graph import DocGraph, clean_row
 from linkbert.links import LinkTable
-from linkbert.prepare.settings import MIN_DOCUMENTS, READER_OPTIONS, PrepareConfig
+from linkbert.prepare.settings import MIN_DOCUMENTS, PrepareConfig, reader_options
 from linkbert.prepare.workers import record_outcomes
 from linkbert.store import SegmentStoreWriter
 
@@ -145,7 +145,7 @@ def prepare(config: PrepareConfig) -> dict:
     files.check_output_folder(out, overwrite=config.overwrite, inputs=[config.input])
     _check_writable(out)
     reader = open_reader(config.format, config.input, max_record_bytes=config.max_record_bytes,
-                         **{name: getattr(config, name) for name in READER_OPTIONS if getattr(config, name)})
+                         **reader_options(config))
     tokenizer = _tokenizer(config, reader)
     with files.naming_output(out), files.building(out) as folder:
         return _build(config, reader, tokenizer, folder, started)

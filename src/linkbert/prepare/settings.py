@@ -10,9 +10,34 @@ from linkbert.settings import setting
 
 LINK_BUILDERS = ("none", "title-mention", "tfidf")
 MIN_DOCUMENTS = 2  # a pretraining pair takes segments of two documents
-# settings handed to the reader when given ("", the default, leaves the format's own: corpus.open_reader)
-READER_OPTIONS = ("id_field", "title_field", "text_field", "links_field", "label_field", "edges", "edges_source",
-                  "edges_target")
+# how the corpus names its fields (jsonl, parquet; label_field also openalex) and where its links are when kept
+# apart; handed to the reader when given ("", the default, leaves the format's own: corpus.open_reader). The
+# one owner of these settings' help: every command that reads a corpus declares them with reader_setting
+READER_HELP = {
+    "id_field": "field holding a document's id, a dotted path for nested fields (jsonl, parquet; default id)",
+    "title_field": "field holding the title (jsonl, parquet; default title)",
+    "text_field": "field holding the text (jsonl, parquet; default text)",
+    "links_field": "field holding the list of linked ids or titles (jsonl, parquet; default links)",
+    "label_field": "field holding a document label, read by the experiments and the quickstart, not by prepare "
+                   "(jsonl, parquet: default label; openalex: none unless given, e.g. "
+                   "primary_topic.field.display_name)",
+    "edges": "edge table with the links, one a row: parquet, CSV or JSON lines (jsonl, parquet)",
+    "edges_source": "--edges column naming the linking document (default src)",
+    "edges_target": "--edges column naming the linked document (default tgt)",
+}
+READER_OPTIONS = tuple(READER_HELP)
+EDGE_OPTIONS = ("edges", "edges_source", "edges_target")  # where the links are, not how a document reads
+
+
+def reader_setting(name: str):
+    """The setting of the reader option ``name`` (one of :data:`READER_OPTIONS`): a string, "" for
+    the format's default, with its help here."""
+    return setting("", READER_HELP[name])
+
+
+def reader_options(config) -> dict[str, str]:
+    """The reader options ``config`` gives (those not left ""), as ``corpus.open_reader`` takes them."""
+    return {name: getattr(config, name) for name in READER_OPTIONS if getattr(config, name)}
 
 
 @dataclass
@@ -41,15 +66,11 @@ class PrepareConfig:
     max_record_bytes: int = setting(DEFAULT_MAX_RECORD_BYTES, "the most raw bytes one record (a line, a page, a "
                                                               "file) may take; a larger one is malformed "
                                                               "(skipped with --skip-bad)", minimum=1)
-    # how the corpus names its fields (jsonl, parquet; label_field also openalex): "" is the format's default
-    id_field: str = setting("", "field holding a document's id, a dotted path for nested fields (jsonl, parquet; "
-                                "default id)")
-    title_field: str = setting("", "field holding the title (jsonl, parquet; default title)")
-    text_field: str = setting("", "field holding the text (jsonl, parquet; default text)")
-    links_field: str = setting("", "field holding the list of linked ids or titles (jsonl, parquet; default links)")
-    label_field: str = setting("", "field holding a document label, read by the experiments and the quickstart, not "
-                                   "by prepare (jsonl, parquet: default label; openalex: none unless given, e.g. "
-                                   "primary_topic.field.display_name)")
-    edges: str = setting("", "edge table with the links, one a row: parquet, CSV or JSON lines (jsonl, parquet)")
-    edges_source: str = setting("", "--edges column naming the linking document (default src)")
-    edges_target: str = setting("", "--edges column naming the linked document (default tgt)")
+    id_field: str = reader_setting("id_field")
+    title_field: str = reader_setting("title_field")
+    text_field: str = reader_setting("text_field")
+    links_field: str = reader_setting("links_field")
+    label_field: str = reader_setting("label_field")
+    edges: str = reader_setting("edges")
+    edges_source: str = reader_setting("edges_source")
+    edges_target: str = reader_setting("edges_target")

@@ -3,6 +3,7 @@
     pip install -e ".[demo]" && linkbert quickstart            # Wikipedia Vital Articles, ~10 min on 2 cores
     linkbert quickstart --corpus jsonl:$LINKBERT_DATA/cora/cora.jsonl --baseline bert --steps 300
     linkbert quickstart --smoke                                 # a 1-minute check of every stage (CI)
+    linkbert quickstart --corpus jsonl:papers.jsonl --text-field abstract --edges cites.csv  # prepare's reader options
 
 Stages, each announced with what it does and timed:
 
@@ -18,10 +19,11 @@ Stages, each announced with what it does and timed:
    (BERT's NSP: 1/2); a model that has not learned anything measurable yet is said so, and the
    comparisons built on it draw no verdict;
 4. **fine-tune**: document classification on the corpus's real labels (``corpus/labels.py``: the
-   Vital-Article topic, or a JSONL record's ``label``), on a fixed split of the labelled documents
-   by a hash of their id; once from the pretrained encoder, once from BERT's (with a baseline) and
-   once from the same architecture with the same initial weights but no pretraining. A corpus
-   without usable labels (none, a single class, under 2 documents a class) skips it, saying why;
+   Vital-Article topic, or a record's ``label``, ``--label-field`` naming another), on a fixed
+   split of the labelled documents by a hash of their id; once from the pretrained encoder, once
+   from BERT's (with a baseline) and once from the same architecture with the same initial
+   weights but no pretraining. A corpus without usable labels (none, a single class, under 2
+   documents a class) skips it, saying why;
 5. **report**: ``OUT/report/`` with ``metrics.json``, PNG plots and one self-contained ``index.html``;
    every accuracy comes with its binomial 95% interval, since one run on one seed cannot resolve
    differences smaller than its test set's noise.
@@ -41,7 +43,8 @@ Modules, each depending only on those listed before it:
 * ``config``: ``QuickstartConfig``, every setting of the command;
 * ``output``: the output folder, its marker and stage folders;
 * ``report``: ``report/``: ``metrics.json``, plots and the HTML page;
-* ``corpus``: which corpus, its subset, its links (stage 1);
+* ``corpus``: which corpus, its reader options (prepare's ``--id-field``, ``--edges``, ...), its
+  subset, its links (stage 1);
 * ``pretraining``: LinkBERT's run of ``--steps`` (or for a budget), BERT's beside it (stages 2 and 3);
 * ``classification``: the document classification data, runs and their comparison (stage 4);
 * ``figures``: the figures of ``metrics.json`` and the stage lines;

