@@ -59,9 +59,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCKING = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy", "cudaMemcpy2D",
-            "cudaMemset", "cuStreamSynchronize", "cuCtxSynchronize", "cuEventSynchronize", "cuMemcpyDtoH_v2")
-LAUNCHES = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx")
+# CUDA runtime and driver calls that make the host wait (a versioned name, cudaMemcpy_v3020, too;
+# not their Async forms)
+BLOCKING = re.compile(r"^(cudaStreamSynchronize|cudaDeviceSynchronize|cudaEventSynchronize|cudaMemcpy|cudaMemcpy2D|"
+                      r"cudaMemset|cuStreamSynchronize|cuCtxSynchronize|cuEventSynchronize|cuMemcpyDtoH)(_v\d+)?$")
+LAUNCHES = re.compile(r"^(cudaLaunchKernel|cudaLaunchKernelExC|cuLaunchKernel|cuLaunchKernelEx)(_v\d+)?$")
 STEP = "linkbert_step"  # the profiler's range around each profiled step
 ACCUMULATION = 8  # micro-batches a step unless --batch: base.yaml's 2048 over 8 ranks of 32 x 8
 # kernel name (lower case) -> category, the first that matches
@@ -100,7 +102,8 @@ def busy_microseconds(intervals: list[tuple[float, float]]) -> float:
 def timeline(events, steps: int) -> dict:
     """Per-step device busy time, kernels by category (clipped to the ``STEP`` ranges' span) and
     the host's blocking calls inside the ranges, from the profiler's events."""
-    ranges = [(e.time_range.start, e.time_range.end) for e in events if e.name == STEP]
+    cpu, cuda = torch.autograd.DeviceType.CPU, torch.autograd.DeviceType.CUDA
+    ranges = [(e.time_range.start, e.time_range.end) for e in events if e.name == STEP and e.device_type == cpu]
     if not ranges:
         return {}
     first, last = min(r[0] for r in ranges), max(r[1] for r in ranges)
@@ -110,14 +113,16 @@ def timeline(events, steps: int) -> dict:
     def in_step(event) -> bool:  # any thread: a sync on another one (the DataLoader's pinning) counts too
         return any(start <= event.time_range.start <= end for start, end in ranges)
     for event in events:
-        if event.device_type == torch.autograd.DeviceType.CUDA:
+        if event.device_type == cuda:
+            if getattr(event, "is_user_annotation", False):  # a range's GPU-side span (STEP's, inductor's): no work
+                continue
             start, end = max(event.time_range.start, first), min(event.time_range.end, last)
             if end > start:
                 kernels.append((start, end))
                 by_category[kernel_category(event.name)] += end - start
-        elif event.name in BLOCKING and in_step(event):
+        elif BLOCKING.match(event.name) and in_step(event):
             blocking[event.name] += 1
-        elif event.name in LAUNCHES and in_step(event):
+        elif LAUNCHES.match(event.name) and in_step(event):
             launches += 1
     busy = busy_microseconds(kernels)
     return {"gpu_busy_ms": busy / 1000 / steps, "profiled_step_ms": window / 1000 / steps,
