@@ -1,6 +1,6 @@
 """Pretraining step time of the working tree's model against another revision's, in one process.
 
-    python benchmarks/compare_revisions.py --rev 3f5baa8                       # tiny and mini, bf16
+    python benchmarks/compare_revisions.py --rev 3f5baa8                       # tiny and mini, precision auto
     python benchmarks/compare_revisions.py --rev HEAD~3 --configs mini --data prepared/wikispeedia
 
 The other revision's ``src/linkbert`` package is taken with ``git archive`` and imported under
@@ -9,7 +9,8 @@ whose model spans several modules is compared whole. Both models start from the 
 train on the same batches (forward, backward, AdamW), alternating rounds, so that a busy or
 noisy machine slows both alike. Reported per configuration: each one's median seconds per step
 and the ratio (``speedup`` > 1: the working tree is faster). The last line printed is one JSON
-object.
+object. Precision follows ``precision: auto`` (bf16 on a CPU with native bf16, else fp32; a
+precision left out is named with the reason: ``benchmark_precisions.py``).
 
 Only the model is swapped: the batches, the optimizer and the allocator setting are this tree's
 (``pretrain_throughput.py``'s ``Trainer``).
@@ -37,7 +38,9 @@ OPENMP_WAITING = configure_waiting()  # before torch loads libgomp, as `linkbert
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pretrain_throughput import CONFIGS, Trainer, config_batches, own_loss  # noqa: E402
+from benchmark_precisions import choose_precisions, describe  # noqa: E402
+from pretrain_throughput import Trainer  # noqa: E402
+from throughput_batches import CONFIGS, config_batches  # noqa: E402
 
 from linkbert.runtime import retain_freed_memory  # noqa: E402
 
@@ -61,6 +64,10 @@ def build_model(package: str, preset: str, vocab: int):
             module = importlib.import_module(f"{package}.{name}")
             return module.LinkBertForPreTraining(module.preset_config(preset, vocab, num_relations=3))
     raise SystemExit(f"{package}: no model module ({', '.join(MODEL_MODULES)})")
+
+
+def own_loss(model, batch: dict):
+    return model(**batch).loss
 
 
 def load_revision(rev: str, folder: Path) -> str:
@@ -106,24 +113,28 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rev", required=True, help="git revision of the model to compare against")
     parser.add_argument("--configs", default="tiny,mini", help="comma-separated, from tiny, mini")
-    parser.add_argument("--precisions", default="bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--precisions", default="auto", help="comma-separated: auto (precision: auto's choice), "
+                                                             "fp32, bf16")
     parser.add_argument("--steps", type=int, default=4, help="steps per round")
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per model (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--data", help="a prepared corpus folder instead of synthetic batches")
     args = parser.parse_args(argv)
     retain_freed_memory()  # as `linkbert pretrain` runs on CPU
+    precisions = choose_precisions(args.precisions, "cpu")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OpenMP waiting: {OPENMP_WAITING}; "
           f"working tree against {args.rev}", flush=True)
+    print(describe(precisions), flush=True)
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         packages = {"revision": load_revision(args.rev, Path(folder)), "working_tree": "linkbert"}
         for name in args.configs.split(","):
             batches, vocab = config_batches(name, args.steps, args.data)
-            for precision in args.precisions.split(","):
+            for precision in precisions["timed"]:
                 results[f"{name}/{precision}"] = compare(name, precision, batches, vocab, packages, args.rounds,
                                                          args.warmup)
-    results["_meta"] = {"revision": args.rev, "threads": torch.get_num_threads(), "openmp_waiting": OPENMP_WAITING}
+    results["_meta"] = {"revision": args.rev, "threads": torch.get_num_threads(), "openmp_waiting": OPENMP_WAITING,
+                        "precisions": precisions}
     print(json.dumps(results))
     return 0
 

@@ -373,7 +373,7 @@ BENCHMARKS = {
     "any_encoder_wikispeedia.py": (["--steps", "2", "--kinds", "roberta", "--tokenizer-documents", "100",
                                     "--vocab-size", "1000"], {"roberta"}),
     "gpu_step_timeline.py": (["--preset", "tiny", "--seq", "128", "--batch", "8", "--steps", "2", "--warmup", "1",
-                              "--profiled-steps", "1", "--workers", "0", "--max-predictions", "24"],
+                              "--profiled-steps", "1", "--workers", "0", "--max-predictions", "24", "--no-compile"],
                              {"step_ms", "loader_wait_ms", "tokens_per_s", "model_tflops"}),
     "title_mention_quality.py": (["--examples", "1"],
                                  {"documents", "overall", "recall_ceiling", "against_mentioned_gold", "random_precision"}),
