@@ -26,7 +26,7 @@ from hostile_inputs import (TEXT, Case, cli, docs, finish, jsonl, kill_group, pr
                             run_command, snapshot, snapshot_unchanged, wikispeedia)
 
 NESTED = "[" * 100000 + "]" * 100000
-PRETRAIN = ["preset=tiny", "max_steps=2", "batch_size=4", "max_length=64", "progress=false", "tensorboard=false",
+PRETRAIN = ["preset=tiny", "max_steps=2", "batch_size=4", "max_length=64", "progress=false", "tracker=none",
             "precision=fp32"]
 FINETUNE = ["--task", "seqcls", "max_steps=1", "batch_size=2", "precision=fp32", "device=cpu", "max_length=32"]
 

@@ -116,7 +116,7 @@ def test_pretrain_on_a_damaged_corpus_is_one_line_naming_the_file(folder, tmp_pa
 
     copy = _damaged_copy(folder, tmp_path, lambda d: _poke(d / "tokens.bin", "uint8", slice(3, 6), 250))
     code = main(["pretrain", "--data", str(copy), "--out", str(tmp_path / "run"), "preset=tiny", "max_steps=1",
-                 "batch_size=2", "max_length=48", "progress=false", "tensorboard=false"])
+                 "batch_size=2", "max_length=48", "progress=false", "tracker=none"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and f"{copy / 'tokens.bin'}: token id" in err
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").rglob("*.safetensors"))

@@ -350,7 +350,7 @@ def _prepare(tokenizer_dir, out):
 
 def _pretrain(data, out, init, extra=()):
     settings = ["preset=tiny", f"init={init}", "max_length=64", "batch_size=8", "warmup_steps=1", "lr=0.003",
-                "log_every=1", "save_every=3", "eval_pairs=16", "progress=false", "tensorboard=false",
+                "log_every=1", "save_every=3", "eval_pairs=16", "progress=false", "tracker=none",
                 "precision=fp32", "heldout_fraction=0.1", "max_predictions=12", *extra]
     result = subprocess.run([sys.executable, "-m", "linkbert.cli", "pretrain", "--data", str(data), "--out", str(out),
                              *settings], capture_output=True, text=True)

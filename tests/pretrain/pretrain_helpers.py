@@ -26,7 +26,7 @@ from linkbert.pretrain.settings import load_config
 
 # a tiny model: the point is the mechanics, not the figures
 TINY = ["preset=tiny", "max_length=64", "batch_size=8", "max_steps=6", "warmup_steps=2", "lr=0.005",
-        "log_every=1", "save_every=2", "eval_pairs=16", "num_workers=0", "progress=false", "tensorboard=false",
+        "log_every=1", "save_every=2", "eval_pairs=16", "num_workers=0", "progress=false", "tracker=none",
         "precision=fp32", "heldout_fraction=0.1"]
 
 
