@@ -17,13 +17,12 @@ import shutil
 import signal
 import subprocess
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from hostile_inputs import (TEXT, Case, cli, docs, finish, jsonl, kill_group, prepare_argv, prepared_corpus,
-                            run_command, snapshot, snapshot_unchanged, wikispeedia)
+                            run_command, wikispeedia)
 
 NESTED = "[" * 100000 + "]" * 100000
 PRETRAIN = ["preset=tiny", "max_steps=2", "batch_size=4", "max_length=64", "progress=false", "tracker=none",
