@@ -91,6 +91,22 @@ def tiny_tokenizer_dir(tmp_path_factory) -> Path:
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
+@pytest.fixture(scope="session")
+def prepared_ring(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    """A prepared corpus of 8 short documents, each linking to the next (segment budget 20)."""
+
+    from linkbert.prepare.build import prepare
+    from linkbert.prepare.settings import PrepareConfig
+
+    root = tmp_path_factory.mktemp("prepared")
+    docs = [{"id": str(i), "text": " ".join(TINY_TEXTS[(i + j) % 5] for j in range(3)), "links": [str((i + 1) % 8)]}
+            for i in range(8)]
+    (root / "c.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    prepare(PrepareConfig(format="jsonl", input=str(root / "c.jsonl"), tokenizer=str(tiny_tokenizer_dir),
+                          out=str(root / "out"), segment_budget=20, progress=False))
+    return root / "out"
+
+
 def build_tiny_bert(folder: Path, texts: list[str], split_words=("hyperparathyroidism",)) -> Path:
     """A 2-layer BERT (random weights) and a WordPiece vocab of the words in ``texts``.
 

@@ -7,22 +7,13 @@ import json
 import pytest
 
 from linkbert.errors import ConfigError
-from linkbert.prepare.build import prepare
-from linkbert.prepare.settings import PrepareConfig
 from linkbert.prepared import PreparedCorpus, graph_dir, is_prepared, stats_path, tokenizer_dir
 
-from conftest import TINY_TEXTS
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory, tiny_tokenizer_dir):
-    root = tmp_path_factory.mktemp("prepared")
-    docs = [{"id": str(i), "text": " ".join(TINY_TEXTS[(i + j) % 5] for j in range(3)), "links": [str((i + 1) % 8)]}
-            for i in range(8)]
-    (root / "c.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    prepare(PrepareConfig(format="jsonl", input=str(root / "c.jsonl"), tokenizer=str(tiny_tokenizer_dir),
-                          out=str(root / "out"), segment_budget=20, progress=False))
-    return root / "out"
+@pytest.fixture
+def folder(prepared_ring):
+    return prepared_ring
 
 
 def test_the_folder_and_its_parts(folder):

@@ -3,26 +3,16 @@ built with the max_length check in one call."""
 
 from __future__ import annotations
 
-import json
 
 import pytest
-from conftest import TINY_TEXTS
 
 from linkbert.errors import ConfigError
-from linkbert.prepare.build import prepare
-from linkbert.prepare.settings import PrepareConfig
 from linkbert.pretrain.data import check_max_length, open_corpus, pretraining_data
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory, tiny_tokenizer_dir):
-    root = tmp_path_factory.mktemp("prepared")
-    docs = [{"id": str(i), "text": " ".join(TINY_TEXTS[(i + j) % 5] for j in range(3)), "links": [str((i + 1) % 8)]}
-            for i in range(8)]
-    (root / "c.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    prepare(PrepareConfig(format="jsonl", input=str(root / "c.jsonl"), tokenizer=str(tiny_tokenizer_dir),
-                          out=str(root / "out"), segment_budget=20, progress=False))
-    return root / "out"
+@pytest.fixture
+def folder(prepared_ring):
+    return prepared_ring
 
 
 def test_max_length_must_hold_two_segments_and_fit_the_positions(folder):
