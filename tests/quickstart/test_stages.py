@@ -228,6 +228,31 @@ def test_an_edge_table_gives_the_links(tmp_path):
     assert stats["links_resolved"] == 41 and stats["documents_skipped"] == {"edge_from_unknown_document": 1}
 
 
+def test_skip_bad_counts_malformed_records_and_leaves_them_out_of_every_stage(tmp_path):
+    """Before: the quickstart had no --skip-bad, so one malformed record stopped it where
+    ``linkbert prepare --skip-bad`` would have counted it and gone on."""
+    from linkbert.quickstart.classification import write_classification_data
+    from linkbert.quickstart.figures import prepare_line
+
+    corpus = _renamed_corpus(tmp_path)
+    with corpus.open("a", encoding="utf-8") as f:
+        f.write('{"name": "broken", "body": "Article broken"\n')  # not JSON
+        f.write(json.dumps({"name": "typed", "body": "Article typed", "cites": 7, "topic": TOPICS[0]}) + "\n")
+    fields = {"id_field": "name", "text_field": "body", "links_field": "cites", "label_field": "topic"}
+    with pytest.raises(BadInput, match="line 41"):
+        _prepared(QuickstartConfig(corpus=f"jsonl:{corpus}", out=str(tmp_path / "strict"), smoke=True, **fields),
+                  tmp_path / "strict")
+    config = QuickstartConfig(corpus=f"jsonl:{corpus}", out=str(tmp_path / "qs"), smoke=True, skip_bad=True, **fields)
+    corpus_file, stats, labels, options = _prepared(config, tmp_path / "qs")
+    assert stats["documents"] == 40 and sum(stats["documents_skipped"].values()) == 2
+    assert "skipped: " in prepare_line(stats)
+    assert "typed" in labels  # its label is readable; its record is not, so no stage uses it
+    with pytest.raises(BadInput, match="line 41"):
+        write_classification_data("jsonl", corpus_file, labels, tmp_path / "strict-data", options)
+    counts = write_classification_data("jsonl", corpus_file, labels, tmp_path / "data", options, skip_bad=True)
+    assert sum(counts.values()) == 32
+
+
 def test_an_edge_table_in_a_stage_folder_is_refused_before_any_stage(tmp_path):
     """A rerun would delete it with the stage folder, as it would the corpus itself."""
     corpus = _renamed_corpus(tmp_path, with_links=False)

@@ -49,18 +49,26 @@ def split_of(doc_id: str) -> str:
     return "test" if bucket == 0 else "dev" if bucket == 1 else "train"
 
 
-def labelled_documents(fmt: str, corpus: Path, labels: dict[str, str], reader_options: dict[str, str]):
+def labelled_documents(fmt: str, corpus: Path, labels: dict[str, str], reader_options: dict[str, str],
+                       skip_bad: bool = False):
     """The corpus's documents that have a label and some text, in file order; of documents
     sharing an id, the first (the one prepare kept, whose label ``labels`` holds).
-    ``reader_options``: the corpus's field options (``--id-field``, ...: prepare's ``READER_OPTIONS``)."""
+    ``reader_options``: the corpus's field options (``--id-field``, ...: prepare's ``READER_OPTIONS``);
+    ``skip_bad``: a malformed record is left out, as prepare left it out (and counted it), not an error."""
     from linkbert.corpus import Document, open_reader
+    from linkbert.errors import BadInput
 
     # the documents' ids and texts only: reading an edge table (--edges) again would give links unused here
     fields = {name: value for name, value in reader_options.items() if name not in EDGE_OPTIONS}
     reader = open_reader(fmt, str(corpus), **fields)
     seen: set[str] = set()
     for record in reader.records():
-        doc = reader.parse(record)
+        try:
+            doc = reader.parse(record)
+        except BadInput:
+            if skip_bad:
+                continue
+            raise
         if not isinstance(doc, Document) or doc.id in seen:
             continue
         seen.add(doc.id)
@@ -69,7 +77,7 @@ def labelled_documents(fmt: str, corpus: Path, labels: dict[str, str], reader_op
 
 
 def write_classification_data(fmt: str, corpus: Path, labels: dict[str, str], folder: Path,
-                              reader_options: dict[str, str] | None = None) -> dict[str, int]:
+                              reader_options: dict[str, str] | None = None, skip_bad: bool = False) -> dict[str, int]:
     """train/dev/test JSON lines (``id``, ``sentence``, ``label``) in the fine-tuning format; a
     split without documents gets no file (fine-tuning then leaves it out). ``reader_options``: as
     :func:`labelled_documents` takes them."""
@@ -77,7 +85,7 @@ def write_classification_data(fmt: str, corpus: Path, labels: dict[str, str], fo
     counts = {"train": 0, "dev": 0, "test": 0}
     with contextlib.ExitStack() as stack:
         files = {name: stack.enter_context(open(folder / f"{name}.json", "w", encoding="utf-8")) for name in counts}
-        for doc in labelled_documents(fmt, corpus, labels, reader_options or {}):
+        for doc in labelled_documents(fmt, corpus, labels, reader_options or {}, skip_bad):
             name = split_of(doc.id)
             files[name].write(json.dumps({"id": doc.id, "sentence": doc.text, "label": labels[doc.id]},
                                          ensure_ascii=False) + "\n")
@@ -105,7 +113,7 @@ def finetune_all(config: QuickstartConfig, out: Path, summaries: dict[str, dict]
                                      preset=config.preset, seed=config.seed)
     export(untrained, models / "untrained")
     data = out / "finetune" / "data"
-    counts = write_classification_data(fmt, corpus, labels, data, reader_options)
+    counts = write_classification_data(fmt, corpus, labels, data, reader_options, config.skip_bad)
     names = sorted(set(labels.values()))
     print(f"classification: {counts['train']} train / {counts['dev']} dev / {counts['test']} test documents, "
           f"{len(names)} labels; training on {min(counts['train'], config.finetune_examples)}", flush=True)

@@ -56,6 +56,8 @@ class QuickstartConfig:
     max_documents: int = setting(0, "use every k-th document of the default corpus, N in all; 0: all", minimum=0)
     overwrite: bool = setting(False, "write into a non-empty output folder the quickstart did not write: its "
                                      "data, pretrain, models, finetune, work and report folders are replaced")
+    skip_bad: bool = setting(False, "count and skip malformed records of --corpus (prepare's --skip-bad: counted by "
+                                    "reason in data/stats.json and on the prepare line) instead of stopping")
     # the reader options of linkbert prepare (their one owner), for a --corpus of one's own
     id_field: str = reader_setting("id_field")
     title_field: str = reader_setting("title_field")

@@ -87,5 +87,7 @@ def nsp_pairs_accuracy(evaluation: dict) -> dict:
 
 
 def prepare_line(stats: dict) -> str:
+    skipped = stats.get("documents_skipped") or {}
     return (f"{stats['documents']:,} documents, {stats['segments']:,} segments, {stats['tokens']:,} tokens, "
-            f"{stats['links_resolved']:,} links ({stats['docs_without_outlinks']:,} documents without any)")
+            f"{stats['links_resolved']:,} links ({stats['docs_without_outlinks']:,} documents without any)"
+            + ("; skipped: " + ", ".join(f"{reason} {n:,}" for reason, n in skipped.items()) if skipped else ""))

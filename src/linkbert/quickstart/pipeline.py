@@ -21,14 +21,15 @@ __all__ = ["EDGE_OPTIONS", "LINK_BUILDERS", "TrainingFailed", "bert_baseline_set
 
 
 def prepare_corpus(fmt: str, path: Path, data: Path, *, workers: int, link_builder: str, segment_budget: int,
-                   vocab_size: int, reader_options: dict[str, str]) -> dict:
+                   vocab_size: int, reader_options: dict[str, str], skip_bad: bool = False) -> dict:
     """``linkbert prepare`` of the corpus ``path`` into ``data`` (replaced), training a WordPiece
     vocabulary of ``vocab_size`` on it; ``reader_options``: prepare's ``--id-field``, ``--edges``, ...
-    (``READER_OPTIONS``) that are given. Returns its statistics (``stats.json``)."""
+    (``READER_OPTIONS``) that are given; ``skip_bad``: prepare's ``--skip-bad``. Returns its
+    statistics (``stats.json``)."""
     shutil.rmtree(data, ignore_errors=True)
     return prepare(PrepareConfig(format=fmt, input=str(path), tokenizer="train", out=str(data), workers=workers,
                                  link_builder=link_builder, segment_budget=segment_budget, vocab_size=vocab_size,
-                                 **reader_options))
+                                 skip_bad=skip_bad, **reader_options))
 
 
 def pretrain_settings(*, preset: str, max_length: int, batch_size: int, lr: float, max_steps: int, eval_pairs: int,

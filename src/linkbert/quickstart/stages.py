@@ -53,7 +53,7 @@ def prepare_stage(config: QuickstartConfig, fmt: str, path: Path, reader_options
     corpus_file = subset_corpus(fmt, path, config, out / "work") if config.max_documents else path
     stats = prepare_corpus(fmt, corpus_file, out / "data", workers=config.workers,
                            link_builder=link_builder(config, fmt), segment_budget=(config.max_length - 3) // 2,
-                           vocab_size=config.vocab_size, reader_options=reader_options)
+                           vocab_size=config.vocab_size, reader_options=reader_options, skip_bad=config.skip_bad)
     return corpus_file, stats, document_labels(fmt, corpus_file, **reader_options)
 
 
