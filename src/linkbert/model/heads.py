@@ -121,6 +121,8 @@ def chunked_classification_stats(rows: torch.Tensor, weight: torch.Tensor, bias:
     """
     device = rows.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else rows.dtype
+    if not torch.is_grad_enabled():  # under no_grad a Function still sees needs_input_grad for parameters
+        rows, weight, bias = rows.detach(), weight.detach(), bias.detach() if bias is not None else None
     bias = bias.to(dtype) if bias is not None else None
     loss_sum, correct = _ChunkedLinearCrossEntropy.apply(rows.to(dtype), weight.to(dtype), bias, labels,
                                                          max(1, int(chunk_rows)))

@@ -108,6 +108,8 @@ def linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     device = x.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
     rows_per_chunk = max(8, (chunk_bytes or (4 << 20)) // (4 * weight.shape[0]))
+    if not torch.is_grad_enabled():  # under no_grad a Function still sees needs_input_grad for parameters
+        x, weight, bias = x.detach(), weight.detach(), bias.detach()
     return _LinearCrossEntropy.apply(x.to(dtype), weight.to(dtype), bias.to(dtype), labels, rows_per_chunk)
 
 
