@@ -190,28 +190,15 @@ def profile_loop(run, steps: int) -> dict:
     their layout; see the module docstring)."""
     from torch.profiler import ProfilerActivity, profile
 
+    from gpu_step_timeline import counting_readbacks  # this folder's: the one counter of trainer readbacks
+
     run.log.open({})
     run.config.max_steps = 2
     run._loop()
     run.config.max_steps = steps + 2
-    reads, originals = Counter(), {name: getattr(torch.Tensor, name) for name in ("tolist", "item")}
-
-    def reading(name):
-        def read(self, *args, **kwargs):
-            caller = Path(sys._getframe(1).f_code.co_filename)
-            if caller.name in ("run.py", "runtime.py") and "linkbert" in caller.parts:
-                reads[f"{caller.parent.name}/{caller.name}: Tensor.{name}"] += 1
-            return originals[name](self, *args, **kwargs)
-        return read
-
-    for name in originals:
-        setattr(torch.Tensor, name, reading(name))
-    try:
-        with profile(activities=[ProfilerActivity.CPU]) as profiler:
-            run._loop()
-    finally:
-        for name, original in originals.items():
-            setattr(torch.Tensor, name, original)
+    reads = Counter()
+    with counting_readbacks(reads), profile(activities=[ProfilerActivity.CPU]) as profiler:
+        run._loop()
     collectives = Counter(event.name for event in profiler.events() if event.name.startswith("c10d::"))
     return {"steps": steps, "world": run.dist.world, "micro_batches_per_step": run.micro_accumulation,
             "collectives_per_step": {name: count / steps for name, count in sorted(collectives.items())},
