@@ -19,6 +19,7 @@ leaves half a folder in place of a good one, and a user's data is never overwrit
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import os
@@ -126,7 +127,7 @@ def remove_stopped_builds(final: Path) -> list[Path]:
     left, and said. Only folders of ``final``'s own pattern are touched. Returns those removed."""
     final = Path(final)
     removed = []
-    for folder in sorted(final.parent.glob(f"{glob_escape(_building_prefix(final))}*")):
+    for folder in sorted(final.parent.glob(f"{glob.escape(_building_prefix(final))}*")):
         if not folder.is_dir() or folder.is_symlink():
             continue
         lock = _lock(folder)
@@ -143,11 +144,6 @@ def remove_stopped_builds(final: Path) -> list[Path]:
         logger.warning("removed %s, left beside %s by an earlier build that was stopped before it finished",
                        folder.name, final)
     return removed
-
-
-def glob_escape(text: str) -> str:
-    """``text`` matched literally by ``Path.glob`` (its ``*?[`` escaped)."""
-    return re.sub(r"([*?\[])", r"[\1]", text)
 
 
 def _lock(folder: Path) -> int | None:
