@@ -99,6 +99,20 @@ def test_labels_from_a_field_path():
     assert document_labels("openalex", API, label_field="primary_topic.nothing") == {}
 
 
+def test_a_repeated_work_id_labels_as_its_first_record(tmp_path):
+    """Prepare keeps the first work of an id; its label (or its lack of one) is the one read."""
+    from linkbert.corpus.labels import document_labels
+
+    field = "primary_topic.field.display_name"
+    unlabelled, labelled = dict(snapshot_works()[0]), dict(snapshot_works()[0])
+    unlabelled.pop("primary_topic", None)
+    labelled["primary_topic"] = {"field": {"display_name": "Later"}}
+    (tmp_path / "works.json").write_text("".join(json.dumps(w) + "\n" for w in (unlabelled, labelled)))
+    assert document_labels("openalex", tmp_path, label_field=field) == {}
+    (tmp_path / "works.json").write_text("".join(json.dumps(w) + "\n" for w in (labelled, unlabelled)))
+    assert document_labels("openalex", tmp_path, label_field=field) == {short_id(labelled["id"]): "Later"}
+
+
 def test_records_of_other_entities_and_other_files(tmp_path):
     works = tmp_path / "data" / "works" / "updated_date=2024-01-01"
     works.mkdir(parents=True)

@@ -162,6 +162,7 @@ class OpenAlexReader:
         """(work id, label) of every work with a value at ``label_field``; none when it is not set."""
         if not self.label_field:
             return
+        seen: set[str] = set()  # of works sharing an id, the first counts (with its label or without): prepare keeps it
         for record in self.records():
             if not isinstance(record, tuple) or isinstance(record, BadRecord):
                 continue
@@ -171,6 +172,9 @@ class OpenAlexReader:
                 work_id = _work_id(work, path, where)
             except BadInput:
                 continue  # prepare reports it
+            if work_id in seen:
+                continue
+            seen.add(work_id)
             value = lookup(work, self.label_field)
             if value is MISSING or value is None:
                 continue
