@@ -243,12 +243,13 @@ def _tokenizer(config: PrepareConfig, reader):
 
     if config.tokenizer != "train":
         return load_tokenizer(config.tokenizer)
-    return train_wordpiece(lambda: (doc.text for doc in _documents(reader, config.skip_bad)),
+    return train_wordpiece(lambda: (doc.text for doc in parsed_documents(reader, config.skip_bad)),
                            vocab_size=config.vocab_size, lowercase=not config.cased)
 
 
-def _documents(reader, skip_bad: bool) -> Iterator[Document]:
-    """The corpus's documents parsed in this process (a pass for vocabulary training). A text
+def parsed_documents(reader, skip_bad: bool) -> Iterator[Document]:
+    """The corpus's documents parsed in this process, as prepare keeps them (its pass for
+    vocabulary training; the quickstart's for its classification data). A text
     the tokenizer cannot read (a lone surrogate) is left out here; the tokenizing pass reports it.
     A fatal input error ends the pass (with ``skip_bad``, as the tokenizing pass will)."""
     records = reader.records()

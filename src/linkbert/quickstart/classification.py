@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from linkbert.quickstart.config import DEFAULT_FORMAT, QuickstartConfig
-from linkbert.quickstart.pipeline import EDGE_OPTIONS, untrained_checkpoint
+from linkbert.quickstart.pipeline import EDGE_OPTIONS, parsed_documents, untrained_checkpoint
 from linkbert.quickstart.report import wilson_interval
 
 MIN_PER_LABEL = 2  # labelled documents per label below which a classifier has nothing to learn from
@@ -55,21 +55,14 @@ def labelled_documents(fmt: str, corpus: Path, labels: dict[str, str], reader_op
     sharing an id, the first (the one prepare kept, whose label ``labels`` holds).
     ``reader_options``: the corpus's field options (``--id-field``, ...: prepare's ``READER_OPTIONS``);
     ``skip_bad``: a malformed record is left out, as prepare left it out (and counted it), not an error."""
-    from linkbert.corpus import Document, open_reader
-    from linkbert.errors import BadInput
+    from linkbert.corpus import open_reader
 
     # the documents' ids and texts only: reading an edge table (--edges) again would give links unused here
     fields = {name: value for name, value in reader_options.items() if name not in EDGE_OPTIONS}
     reader = open_reader(fmt, str(corpus), **fields)
     seen: set[str] = set()
-    for record in reader.records():
-        try:
-            doc = reader.parse(record)
-        except BadInput:
-            if skip_bad:
-                continue
-            raise
-        if not isinstance(doc, Document) or doc.id in seen:
+    for doc in parsed_documents(reader, skip_bad):
+        if doc.id in seen:
             continue
         seen.add(doc.id)
         if doc.id in labels and doc.text.strip():
