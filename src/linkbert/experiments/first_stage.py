@@ -93,6 +93,15 @@ def first_stage_checkpoint(layout: GridLayout) -> Path | None:
     return Path(record["checkpoint"]) if record else None
 
 
+def trained_checkpoint(layout: GridLayout) -> str:
+    """The trained first stage's checkpoint folder (resolved), what a cell continues; the grid
+    trains the first stage before any cell (``run_grid``), so its absence is a bug."""
+    checkpoint = first_stage_checkpoint(layout)
+    if checkpoint is None:
+        raise RuntimeError("the first stage must be trained before a cell continues it (run.run_grid trains it)")
+    return str(checkpoint.resolve())
+
+
 def trained_on(layout: GridLayout) -> dict | None:
     """What the first stage read and reached (``trained_on.json``), or None before it is trained."""
     path = layout.first_stage_dir / "trained_on.json"

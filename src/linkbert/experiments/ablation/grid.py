@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from linkbert.experiments.first_stage import FIRST_STAGE, first_stage_checkpoint
+from linkbert.experiments.first_stage import FIRST_STAGE, trained_checkpoint
 from linkbert.experiments.grid import Variant
 from linkbert.experiments.layout import GridLayout
 
@@ -149,11 +149,7 @@ class Context(GridLayout):
         if init == "scratch":
             return "scratch"
         if init == FIRST_STAGE:
-            checkpoint = first_stage_checkpoint(self)
-            if checkpoint is None:
-                raise RuntimeError("the first stage must be trained before a cell continues it "
-                                   "(run.run_grid trains it)")
-            return str(checkpoint.resolve())
+            return trained_checkpoint(self)
         if self.minilm is None:
             raise FileNotFoundError("init minilm needs the MiniLM checkpoint: give --minilm DIR")
         return str(self.minilm)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 
 from linkbert.experiments import first_stage
 from linkbert.experiments.ablation.grid import COMPARISONS, EVALUATIONS, VARIANTS, Context
-from linkbert.experiments.paired import (compare, comparison_lines, curve_summary, learning_check, learning_lines,
+from linkbert.experiments.paired import (compare, comparison_lines, curve_summary, learning_check, learning_lines, stat,
                                          unjudged_metrics)
 from linkbert.files import write_json
 from linkbert.objectives import OBJECTIVES
@@ -118,9 +117,7 @@ def summarise(results: list[dict]) -> dict:
 
 
 def _stat(by_seed: dict) -> dict:
-    v = list(by_seed.values())
-    return {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "n": len(v),
-            "values": v, "by_seed": by_seed}
+    return {**stat(by_seed), "values": list(by_seed.values())}
 
 
 def ordering(cells: dict, key: str, higher: bool) -> str:

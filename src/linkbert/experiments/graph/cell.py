@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from linkbert.experiments.first_stage import first_stage_checkpoint
+from linkbert.experiments.first_stage import trained_checkpoint
 from linkbert.experiments.graph import evaluate
 from linkbert.experiments.graph.grid import BOW, VARIANTS, Context
 from linkbert.experiments.steps import cell_once, pretrain_once, pretrain_settings
@@ -90,10 +90,7 @@ def init_source(ctx: Context) -> str:
     """What the variants start from: ``scratch``, a checkpoint folder, or the trained first stage's checkpoint."""
     if not ctx.first_stage:
         return ctx.init_source
-    checkpoint = first_stage_checkpoint(ctx)
-    if checkpoint is None:
-        raise RuntimeError("the first stage must be trained before a cell continues it (run.run_grid trains it)")
-    return str(checkpoint.resolve())
+    return trained_checkpoint(ctx)
 
 
 def pretrain_cell(ctx: Context, variant: str, seed: int, steps: int, folder: Path, *,
