@@ -145,6 +145,17 @@ def test_an_out_that_is_a_file_or_inside_the_input_is_refused(tmp_path, tiny_tok
     assert sorted(p.name for p in folder.iterdir()) == ["corpus.jsonl"]
 
 
+def test_an_out_holding_the_edge_table_is_refused_even_with_overwrite(tmp_path, tiny_tokenizer_dir):
+    """Before: only the corpus was protected; replacing OUT deleted an --edges table inside it."""
+    write_corpus(tmp_path / "corpus.jsonl")
+    edges = tmp_path / "out" / "edges.csv"
+    edges.parent.mkdir()
+    edges.write_text("src,tgt\n0,1\n")
+    with pytest.raises(ConfigError, match="overlaps the input"):
+        run(tmp_path, tiny_tokenizer_dir, edges=str(edges), overwrite=True)
+    assert edges.read_text() == "src,tgt\n0,1\n"
+
+
 def test_an_empty_out_folder_is_used(tmp_path, tiny_tokenizer_dir):
     """The Python API's callers (quickstart, ablation) prepare into a new or emptied folder."""
     write_corpus(tmp_path / "corpus.jsonl")

@@ -30,7 +30,7 @@ from linkbert.corpus.io import SURROGATE
 from linkbert.errors import BadInput
 from linkbert.graph import DocGraph, clean_row
 from linkbert.links import LinkTable
-from linkbert.prepare.settings import MIN_DOCUMENTS, PrepareConfig, reader_options
+from linkbert.prepare.settings import MIN_DOCUMENTS, PrepareConfig, input_paths, reader_options
 from linkbert.prepare.workers import record_outcomes
 from linkbert.store import SegmentStoreWriter
 
@@ -142,7 +142,7 @@ def prepare(config: PrepareConfig) -> dict:
     started = time.perf_counter()
     settings.check(config)
     out = Path(config.out)
-    files.check_output_folder(out, overwrite=config.overwrite, inputs=[config.input])
+    files.check_output_folder(out, overwrite=config.overwrite, inputs=input_paths(config.input, reader_options(config)))
     _check_writable(out)
     reader = open_reader(config.format, config.input, max_record_bytes=config.max_record_bytes,
                          **reader_options(config))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from linkbert.corpus import DEFAULT_MAX_RECORD_BYTES, READERS
 from linkbert.segment import DEFAULT_BUDGET
@@ -38,6 +39,12 @@ def reader_setting(name: str):
 def reader_options(config) -> dict[str, str]:
     """The reader options ``config`` gives (those not left ""), as ``corpus.open_reader`` takes them."""
     return {name: getattr(config, name) for name in READER_OPTIONS if getattr(config, name)}
+
+
+def input_paths(corpus, options: dict[str, str]) -> list[Path]:
+    """What preparing ``corpus`` with the reader ``options`` reads: the corpus and, where given, its
+    edge table (an output folder may hold neither: replacing it would delete them)."""
+    return [Path(corpus), *([Path(options["edges"])] if options.get("edges") else [])]
 
 
 @dataclass

@@ -11,12 +11,13 @@ import shutil
 from pathlib import Path
 
 from linkbert.prepare.build import parsed_documents, prepare
-from linkbert.prepare.settings import EDGE_OPTIONS, LINK_BUILDERS, PrepareConfig, reader_options, reader_setting
+from linkbert.prepare.settings import (EDGE_OPTIONS, LINK_BUILDERS, PrepareConfig, input_paths, reader_options,
+                                       reader_setting)
 from linkbert.pretrain.run import TrainingFailed, initial_model, measure_step_seconds, pretrain
 from linkbert.pretrain.settings import PretrainConfig
 
-__all__ = ["EDGE_OPTIONS", "LINK_BUILDERS", "TrainingFailed", "parsed_documents", "bert_baseline_settings", "prepare_corpus",
-           "pretrain_run", "pretrain_settings", "reader_options", "reader_setting", "step_seconds",
+__all__ = ["EDGE_OPTIONS", "LINK_BUILDERS", "TrainingFailed", "bert_baseline_settings", "input_paths",
+           "parsed_documents", "prepare_corpus", "pretrain_run", "pretrain_settings", "reader_options", "reader_setting", "step_seconds",
            "untrained_checkpoint"]
 
 

@@ -23,7 +23,7 @@ from linkbert.quickstart.figures import (
     pretrain_figures,
 )
 from linkbert.quickstart.output import BASELINE_FOLDER, claim_output_folder
-from linkbert.quickstart.pipeline import prepare_corpus
+from linkbert.quickstart.pipeline import input_paths, prepare_corpus
 from linkbert.quickstart.pretraining import OBJECTIVE_NAMES, evaluation_line, pretrain_models, pretrain_stage_line
 from linkbert.quickstart.report import duration, write_metrics, write_report
 
@@ -64,8 +64,7 @@ def run(config: QuickstartConfig) -> dict:
     out = Path(config.out)
     fmt, path = corpus_source(config)
     reader_options = corpus_reader_options(config, fmt, path)
-    inputs = [path, *([Path(reader_options["edges"])] if "edges" in reader_options else [])]
-    claim_output_folder(out, inputs=inputs, overwrite=config.overwrite)
+    claim_output_folder(out, inputs=input_paths(path, reader_options), overwrite=config.overwrite)
     stages = Stages(5)
     started = time.perf_counter()
 
