@@ -122,12 +122,9 @@ class WikispeediaReader:
         member, raw = record
         where = f"member {_shown(member)}"
         path = str(Path(self.path) / ARTICLES)
-        stem = Path(member).stem
-        try:
-            stem.encode("utf-8")  # tarfile keeps the bytes of a name that are not UTF-8 as lone surrogates
-            name = decode_name(stem)
-        except UnicodeError as e:
-            raise BadInput(path, where, "invalid_utf8", "the (URL-encoded) article name is not UTF-8") from e
+        name = _article_name(member)
+        if name is None:
+            raise BadInput(path, where, "invalid_utf8", "the (URL-encoded) article name is not UTF-8")
         text = clean_text(decode_utf8(raw, path, where))
         return Document(id=name, title=name.replace("_", " "), text=text, links=self.links().out.get(name, ()))
 
@@ -194,7 +191,7 @@ def _article_name(member: str) -> str | None:
     """The document id a member's name gives (``parse``'s), or None for a name that is not UTF-8."""
     try:
         stem = Path(member).stem
-        stem.encode("utf-8")
+        stem.encode("utf-8")  # tarfile keeps the bytes of a name that are not UTF-8 as lone surrogates
         return decode_name(stem)
     except UnicodeError:
         return None

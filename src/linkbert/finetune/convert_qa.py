@@ -21,11 +21,9 @@ from linkbert.finetune.convert_io import (
     json_line,
     nonempty,
     read_json,
-    read_text,
     require,
     split_from_name,
 )
-from linkbert.json_input import loads
 
 # MRQA header dataset (or file name) prefix -> our name, as in the in-house split files
 _MRQA_NAMES = {"squad": "squad", "newsqa": "newsqa", "triviaqa": "triviaqa", "searchqa": "searchqa",
@@ -306,7 +304,7 @@ def _hotpot_items(path: Path) -> list[tuple[str, dict]]:
     """``(location, record)`` of a HotpotQA JSON list (read whole: the official files are one
     line) or JSON-lines file (read line by line, each line bounded)."""
     if head_text(path).lstrip().startswith("["):  # the official files: one JSON list
-        data = loads(read_text(path), path)
+        data = read_json(path)
         if not isinstance(data, list):
             raise BadInput(path, "", "wrong_schema", "expected a JSON list of questions, or one question a line")
         return [(f"question {i}", record) for i, record in enumerate(data)]
